@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: provisions the servers (see
+# scripts/services.sh), checks formatting, generated code, vet and
+# staticcheck, runs every test with the race detector against the real
+# servers, runs each fuzz target briefly, and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZTIME=${FUZZTIME:-10s}
+export USERSVC_STARTED_FILE=$(mktemp -t usersvc-started.XXXXXX)
+trap 'scripts/services.sh stop' EXIT
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "provision servers"
+scripts/services.sh start
+export USERSVC_TEST_MYSQL_DSN='usersvc:usersvc@tcp(127.0.0.1:3306)/'
+export USERSVC_TEST_REQUIRE_ALL=1
+
+step "tools"
+make -s tools
+
+step "generated code is current"
+make -s check-generate
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^api/.*\.pb.*\.go$') 2>/dev/null || true)
+if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+bin/staticcheck ./...
+
+step "go test -race"
+go test -race -count=1 -timeout 30m ./... 2>&1 | tee /tmp/usersvc-test.log | grep -v '^ok\|no test files' || true
+if grep -q '^FAIL\|^--- FAIL\|^panic:' /tmp/usersvc-test.log; then
+  echo "tests failed"; grep '^FAIL\|^--- FAIL' /tmp/usersvc-test.log; exit 1
+fi
+grep '^ok' /tmp/usersvc-test.log
+
+step "fuzz (${FUZZTIME} each)"
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/func //'); do
+    echo "fuzz $pkg $fz"
+    go test -run='^$' -fuzz="^${fz}\$" -fuzztime="$FUZZTIME" "$pkg" >/tmp/usersvc-fuzz.log 2>&1 || { cat /tmp/usersvc-fuzz.log; exit 1; }
+  done
+done
+
+passed=$(grep -c '^ok' /tmp/usersvc-test.log || true)
+echo
+echo "go test: $passed packages passed, 0 failed"
