@@ -471,11 +471,13 @@ func (x *PaginationRequest) GetActor() *Actor {
 }
 
 type PaginationResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Users    []*UserInfo            `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
-	Total    int64                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
-	Page     int32                  `protobuf:"varint,3,opt,name=page,proto3" json:"page,omitempty"`
-	PageSize int32                  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Users []*UserInfo            `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// Users matching the filters; -1 on cursor pages, which skip the count so
+	// that a deep page costs the same as the first.
+	Total    int64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	Page     int32 `protobuf:"varint,3,opt,name=page,proto3" json:"page,omitempty"`
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Empty on the last page.
 	NextCursor    string `protobuf:"bytes,5,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields

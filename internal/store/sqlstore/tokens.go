@@ -1,0 +1,128 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// CreateRefreshToken stores t. A user that does not exist (any more) is
+// user.ErrNotFound: the foreign key refuses the row.
+func (r repo) CreateRefreshToken(ctx context.Context, t user.RefreshToken) error {
+	_, err := r.q.ExecContext(ctx, `INSERT INTO refresh_tokens
+(token_hash, family_id, user_id, created_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		t.Hash, t.FamilyID, t.UserID, r.d.timeArg(t.CreatedAt), r.d.timeArg(t.ExpiresAt),
+		r.d.nullTimeArg(t.UsedAt), r.d.nullTimeArg(t.RevokedAt))
+	if err != nil {
+		if r.d.isMissingParent(err) {
+			return user.ErrNotFound
+		}
+		return fmt.Errorf("sqlstore: create refresh token: %w", err)
+	}
+	return nil
+}
+
+// RefreshTokenByHash returns the token or user.ErrNotFound.
+func (r repo) RefreshTokenByHash(ctx context.Context, hash string) (*user.RefreshToken, error) {
+	var t user.RefreshToken
+	err := r.q.QueryRowContext(ctx, `SELECT token_hash, family_id, user_id, created_at, expires_at, used_at, revoked_at
+FROM refresh_tokens WHERE token_hash = ?`, hash).
+		Scan(&t.Hash, &t.FamilyID, &t.UserID, timeDest{&t.CreatedAt}, timeDest{&t.ExpiresAt},
+			nullTimeDest{&t.UsedAt}, nullTimeDest{&t.RevokedAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, user.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get refresh token: %w", err)
+	}
+	return &t, nil
+}
+
+// MarkRefreshTokenUsed sets used_at if the token is neither used nor
+// revoked, as one conditional UPDATE: the database's row lock decides
+// between concurrent callers, and exactly one sees true. An unknown token is
+// false, not an error.
+func (r repo) MarkRefreshTokenUsed(ctx context.Context, hash string, at time.Time) (bool, error) {
+	res, err := r.q.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ?
+WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL`, r.d.timeArg(at), hash)
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: mark refresh token used: %w", err)
+	}
+	return affected(res, "mark refresh token used")
+}
+
+// RevokeRefreshFamily revokes every token of the family not yet revoked;
+// tokens revoked earlier keep their first revocation time.
+func (r repo) RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) error {
+	_, err := r.q.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ?
+WHERE family_id = ? AND revoked_at IS NULL`, r.d.timeArg(at), familyID)
+	if err != nil {
+		return fmt.Errorf("sqlstore: revoke refresh family: %w", err)
+	}
+	return nil
+}
+
+// RevokeUserRefreshTokens revokes every token of the user not yet revoked.
+func (r repo) RevokeUserRefreshTokens(ctx context.Context, userID string, at time.Time) error {
+	_, err := r.q.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ?
+WHERE user_id = ? AND revoked_at IS NULL`, r.d.timeArg(at), userID)
+	if err != nil {
+		return fmt.Errorf("sqlstore: revoke user refresh tokens: %w", err)
+	}
+	return nil
+}
+
+// PutPasswordReset stores rec, replacing the user's earlier record in one
+// upsert on the unique user_id (so there is no window with two open tokens
+// and no delete-then-insert gap-lock deadlock on MySQL). An unknown user is
+// user.ErrNotFound.
+func (r repo) PutPasswordReset(ctx context.Context, rec user.PasswordReset) error {
+	_, err := r.q.ExecContext(ctx, r.d.putResetSQL,
+		rec.Hash, rec.UserID, r.d.timeArg(rec.CreatedAt), r.d.timeArg(rec.ExpiresAt))
+	if err != nil {
+		if r.d.isMissingParent(err) {
+			return user.ErrNotFound
+		}
+		return fmt.Errorf("sqlstore: put password reset: %w", err)
+	}
+	return nil
+}
+
+// PasswordResetByHash returns the reset record or user.ErrNotFound.
+func (r repo) PasswordResetByHash(ctx context.Context, hash string) (*user.PasswordReset, error) {
+	var rec user.PasswordReset
+	err := r.q.QueryRowContext(ctx, `SELECT token_hash, user_id, created_at, expires_at
+FROM password_resets WHERE token_hash = ?`, hash).
+		Scan(&rec.Hash, &rec.UserID, timeDest{&rec.CreatedAt}, timeDest{&rec.ExpiresAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, user.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get password reset: %w", err)
+	}
+	return &rec, nil
+}
+
+// DeletePasswordReset deletes the record and reports whether it existed.
+// Of concurrent calls (even in transactions that both read the record
+// first) only one deletes the row and sees true.
+func (r repo) DeletePasswordReset(ctx context.Context, hash string) (bool, error) {
+	res, err := r.q.ExecContext(ctx, `DELETE FROM password_resets WHERE token_hash = ?`, hash)
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: delete password reset: %w", err)
+	}
+	return affected(res, "delete password reset")
+}
+
+// affected reports whether the statement touched a row.
+func affected(res sql.Result, op string) (bool, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: %s: rows affected: %w", op, err)
+	}
+	return n > 0, nil
+}

@@ -1,0 +1,112 @@
+package user
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Code is the machine-readable class of a domain error. Transports map it to
+// their own status codes (gRPC/go-micro, HTTP); the strings are part of the
+// public contract and never change.
+type Code string
+
+const (
+	CodeInvalidArgument   Code = "invalid_argument"
+	CodeNotFound          Code = "not_found"
+	CodeAlreadyExists     Code = "already_exists"
+	CodeUnauthenticated   Code = "unauthenticated"
+	CodePermissionDenied  Code = "permission_denied"
+	CodeResourceExhausted Code = "resource_exhausted"
+	CodeInternal          Code = "internal"
+)
+
+// Codes lists every code, for transports that must map each one.
+var Codes = []Code{CodeInvalidArgument, CodeNotFound, CodeAlreadyExists, CodeUnauthenticated,
+	CodePermissionDenied, CodeResourceExhausted, CodeInternal}
+
+// Error is the one error type that crosses the domain boundary. Its Message is
+// safe to show to a client; the wrapped cause is for logs only.
+type Error struct {
+	Code    Code
+	Message string
+	// Fields maps an offending input field to what is wrong with it
+	// (invalid_argument only).
+	Fields map[string]string
+	cause  error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(string(e.Code))
+	b.WriteString(": ")
+	b.WriteString(e.Message)
+	for _, k := range slices.Sorted(maps.Keys(e.Fields)) {
+		fmt.Fprintf(&b, "; %s %s", k, e.Fields[k])
+	}
+	if e.cause != nil {
+		b.WriteString(": ")
+		b.WriteString(e.cause.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.cause }
+
+// Is makes errors.Is(err, ErrNotFound) match any not-found error with the same
+// message, so sentinel comparison survives wrapping and copying.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code && t.Message == e.Message
+}
+
+// CodeOf returns the code of the first *Error in err's chain, CodeInternal
+// for anything else (a bug or an infrastructure failure).
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// AsError returns err as a domain *Error, turning anything unknown into an
+// internal error whose message reveals nothing.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: CodeInternal, Message: "internal error", cause: err}
+}
+
+// Sentinel errors the store and the service return. Compare with errors.Is.
+var (
+	ErrNotFound        = &Error{Code: CodeNotFound, Message: "user not found"}
+	ErrEmailTaken      = &Error{Code: CodeAlreadyExists, Message: "a user with this email already exists"}
+	ErrBadCredentials  = &Error{Code: CodeUnauthenticated, Message: "invalid email or password"}
+	ErrInvalidToken    = &Error{Code: CodeUnauthenticated, Message: "invalid or expired token"}
+	ErrAccountDisabled = &Error{Code: CodePermissionDenied, Message: "account is disabled"}
+	ErrForbidden       = &Error{Code: CodePermissionDenied, Message: "not allowed"}
+	// ErrResetTokenInvalid is deliberately one message for unknown, used and
+	// expired reset tokens.
+	ErrResetTokenInvalid = &Error{Code: CodeInvalidArgument, Message: "invalid or expired reset token",
+		Fields: map[string]string{"token": "is invalid or expired"}}
+)
+
+// Invalid builds an invalid_argument error naming each offending field.
+func Invalid(fields map[string]string) *Error {
+	return &Error{Code: CodeInvalidArgument, Message: "invalid request", Fields: fields}
+}
+
+// Forbidden builds a permission_denied error saying what was refused.
+func Forbidden(msg string) *Error {
+	return &Error{Code: CodePermissionDenied, Message: msg}
+}
+
+// Internal wraps an unexpected failure; the client sees only "internal error".
+func Internal(op string, err error) *Error {
+	return &Error{Code: CodeInternal, Message: "internal error", cause: fmt.Errorf("%s: %w", op, err)}
+}

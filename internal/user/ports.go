@@ -1,0 +1,119 @@
+package user
+
+import (
+	"context"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/token"
+)
+
+// Repo is the storage the domain needs. Implementations return ErrNotFound
+// and ErrEmailTaken (from this package) for those cases and wrap everything
+// else with context. Times are stored and returned in UTC with at least
+// microsecond precision.
+type Repo interface {
+	CreateUser(ctx context.Context, u *User) error
+	UserByID(ctx context.Context, id string) (*User, error)
+	// LockUser is UserByID that locks the row until the transaction ends
+	// (use inside Atomic for read-modify-write).
+	LockUser(ctx context.Context, id string) (*User, error)
+	// ReplacePasswordHash sets newHash only while the stored hash is still
+	// oldHash and reports whether it did.
+	ReplacePasswordHash(ctx context.Context, id, oldHash, newHash string) (bool, error)
+	// UserByEmail looks up a normalised email.
+	UserByEmail(ctx context.Context, email string) (*User, error)
+	// UpdateUser writes every mutable column of u by u.ID.
+	UpdateUser(ctx context.Context, u *User) error
+	// DeleteUser removes the user with their refresh tokens and reset records.
+	DeleteUser(ctx context.Context, id string) error
+	ListUsers(ctx context.Context, q ListQuery) (users []*User, total int64, err error)
+
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	RefreshTokenByHash(ctx context.Context, hash string) (*RefreshToken, error)
+	// MarkRefreshTokenUsed sets used_at on a token that is neither used nor
+	// revoked and reports whether it did: false means another request got
+	// there first, which the domain treats as reuse.
+	MarkRefreshTokenUsed(ctx context.Context, hash string, at time.Time) (bool, error)
+	// RevokeRefreshFamily revokes every token of the family not yet revoked.
+	RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) error
+	// RevokeUserRefreshTokens revokes every token of the user not yet revoked.
+	RevokeUserRefreshTokens(ctx context.Context, userID string, at time.Time) error
+
+	// PutPasswordReset stores r, replacing any earlier record of the user:
+	// at most one reset token is open per user.
+	PutPasswordReset(ctx context.Context, r PasswordReset) error
+	PasswordResetByHash(ctx context.Context, hash string) (*PasswordReset, error)
+	// DeletePasswordReset removes the record with this token hash and reports
+	// whether it existed; consuming a token is this delete, so of two
+	// concurrent uses only one sees true.
+	DeletePasswordReset(ctx context.Context, hash string) (bool, error)
+}
+
+// Store is a Repo that can run several calls in one transaction.
+type Store interface {
+	Repo
+	// Atomic runs fn in a transaction with a Repo bound to it; fn's error
+	// rolls the transaction back.
+	Atomic(ctx context.Context, fn func(Repo) error) error
+}
+
+// ListQuery selects a page of users ordered by ID (creation order).
+type ListQuery struct {
+	// Prefix of the email or the name, matched case-insensitively; the store
+	// must escape LIKE wildcards in it.
+	Prefix string
+	Role   Role   // "" = any
+	Status Status // "" = any
+	// AfterID starts the page after this ID (keyset pagination); Offset is
+	// used only when AfterID is empty.
+	AfterID string
+	Offset  int
+	Limit   int
+	// SkipTotal lets the store return -1 instead of counting: a COUNT over
+	// every matching row is most of the cost of a deep keyset page.
+	SkipTotal bool
+}
+
+// RefreshToken is a stored refresh token. Only the SHA-256 of the token is
+// kept; tokens descending from one login share a FamilyID.
+type RefreshToken struct {
+	Hash      string
+	FamilyID  string
+	UserID    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+	RevokedAt *time.Time
+}
+
+// PasswordReset is an open password-reset request, stored by token hash.
+type PasswordReset struct {
+	Hash      string
+	UserID    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// PasswordHasher hashes and verifies passwords (argon2id in production).
+type PasswordHasher interface {
+	Hash(password string) (string, error)
+	Verify(password, encoded string) (ok, needsRehash bool, err error)
+}
+
+// PasswordPolicy judges a new password; a non-nil error is shown to the
+// client as the reason, so it must be a policy error, never an internal one.
+type PasswordPolicy interface {
+	Check(password, email string) error
+}
+
+// AccessTokens issues and verifies signed access tokens.
+type AccessTokens interface {
+	Issue(subject, role string, sessionVersion int64) (string, token.Claims, error)
+	Parse(tok string) (token.Claims, error)
+	TTL() time.Duration
+}
+
+// ResetMailer delivers a password-reset token to its owner.
+type ResetMailer interface {
+	SendPasswordReset(ctx context.Context, to, name, token string) error
+}

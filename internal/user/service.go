@@ -1,0 +1,463 @@
+package user
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/usersvc/usersvc/internal/password"
+	"github.com/usersvc/usersvc/internal/token"
+)
+
+// Config holds the service's tunable rules.
+type Config struct {
+	DefaultPageSize int           // default 20
+	MaxPageSize     int           // default 100
+	RefreshTTL      time.Duration // default 30 days
+	ResetTTL        time.Duration // default 30 minutes
+}
+
+func (c *Config) setDefaults() {
+	if c.DefaultPageSize <= 0 {
+		c.DefaultPageSize = 20
+	}
+	if c.MaxPageSize <= 0 {
+		c.MaxPageSize = 100
+	}
+	if c.RefreshTTL <= 0 {
+		c.RefreshTTL = 30 * 24 * time.Hour
+	}
+	if c.ResetTTL <= 0 {
+		c.ResetTTL = 30 * time.Minute
+	}
+}
+
+// Deps are the ports the service is built from.
+type Deps struct {
+	Store  Store
+	Hasher PasswordHasher
+	Policy PasswordPolicy
+	Tokens AccessTokens
+	Mailer ResetMailer
+	Logger *slog.Logger     // nil = slog.Default()
+	Now    func() time.Time // nil = time.Now
+}
+
+// Service implements every use case of the user service.
+type Service struct {
+	store  Store
+	hasher PasswordHasher
+	policy PasswordPolicy
+	tokens AccessTokens
+	mailer ResetMailer
+	log    *slog.Logger
+	now    func() time.Time
+	cfg    Config
+	// dummyHash is verified when Auth finds no user, so a login for an
+	// unknown email costs one hash like any other and timing reveals nothing.
+	dummyHash string
+}
+
+// NewService checks the dependencies and prepares the dummy hash.
+func NewService(d Deps, cfg Config) (*Service, error) {
+	if d.Store == nil || d.Hasher == nil || d.Policy == nil || d.Tokens == nil || d.Mailer == nil {
+		return nil, errors.New("user: NewService needs Store, Hasher, Policy, Tokens and Mailer")
+	}
+	cfg.setDefaults()
+	if cfg.DefaultPageSize > cfg.MaxPageSize {
+		return nil, fmt.Errorf("user: default page size %d exceeds max page size %d", cfg.DefaultPageSize, cfg.MaxPageSize)
+	}
+	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, mailer: d.Mailer,
+		log: d.Logger, now: d.Now, cfg: cfg}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	var seed [16]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		return nil, fmt.Errorf("user: dummy password: %w", err)
+	}
+	h, err := s.hasher.Hash(base64.RawURLEncoding.EncodeToString(seed[:]))
+	if err != nil {
+		return nil, fmt.Errorf("user: dummy hash: %w", err)
+	}
+	s.dummyHash = h
+	return s, nil
+}
+
+func (s *Service) clock() time.Time { return s.now().UTC() }
+
+// checkPassword applies the byte bound and the policy; it returns a field
+// problem or "".
+func (s *Service) checkPassword(pw, email string) string {
+	if pw == "" {
+		return "is required"
+	}
+	if len(pw) > MaxPasswordBytes {
+		return fmt.Sprintf("must be at most %d bytes", MaxPasswordBytes)
+	}
+	if err := s.policy.Check(pw, email); err != nil {
+		var pe *password.PolicyError
+		if errors.As(err, &pe) {
+			return pe.Reason
+		}
+		return err.Error()
+	}
+	return ""
+}
+
+// CreateInput is a registration.
+type CreateInput struct {
+	Email    string
+	Password string
+	Name     string
+	Role     Role // "" = user; only admins and internal callers may set admin
+}
+
+// Create registers a user. The email's uniqueness is enforced by the store's
+// unique index, so two concurrent registrations yield one user and one
+// ErrEmailTaken.
+func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*User, error) {
+	email, name := NormalizeEmail(in.Email), NormalizeName(in.Name)
+	role := in.Role
+	if role == "" {
+		role = RoleUser
+	}
+	fields := map[string]string{}
+	if p := checkEmail(email); p != "" {
+		fields["email"] = p
+	}
+	if p := checkName(name); p != "" {
+		fields["name"] = p
+	}
+	if !role.Valid() {
+		fields["role"] = "must be user or admin"
+	}
+	if p := s.checkPassword(in.Password, email); p != "" {
+		fields["password"] = p
+	}
+	if len(fields) > 0 {
+		return nil, Invalid(fields)
+	}
+	if role != RoleUser && !actor.isAdmin() {
+		return nil, Forbidden("only an admin may create an admin")
+	}
+	hash, err := s.hasher.Hash(in.Password)
+	if err != nil {
+		return nil, Internal("hash password", err)
+	}
+	id, err := newID()
+	if err != nil {
+		return nil, Internal("new id", err)
+	}
+	now := s.clock()
+	u := &User{ID: id, Email: email, Name: name, Role: role, Status: StatusActive,
+		PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return nil, storeErr("create user", err)
+	}
+	return u, nil
+}
+
+// Get returns a user the actor may see.
+func (s *Service) Get(ctx context.Context, actor Actor, id string) (*User, error) {
+	if p := checkID(id); p != "" {
+		return nil, Invalid(map[string]string{"id": p})
+	}
+	if !actor.mayAccess(id) {
+		return nil, Forbidden("you may only read your own user")
+	}
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return nil, storeErr("get user", err)
+	}
+	return u, nil
+}
+
+// ListInput selects a page: by Page/PageSize, or after Cursor.
+type ListInput struct {
+	Page     int
+	PageSize int
+	Cursor   string
+	Query    string
+	Role     Role
+	Status   Status
+}
+
+// Page is one page of users.
+type Page struct {
+	Users []*User
+	// Total counts every user matching the filters; -1 on cursor pages,
+	// where counting would cost a scan of every match on each deep page.
+	Total      int64
+	Page       int
+	PageSize   int
+	NextCursor string
+}
+
+// MaxPage bounds offset pagination: deep offsets cost a scan of every
+// skipped row, which is what the cursor is for.
+const MaxPage = 10000
+
+// MaxQueryLength bounds the search prefix.
+const MaxQueryLength = 100
+
+// List returns a page of users (admins only), ordered by ID, which is
+// creation order. With a cursor the store seeks straight to the page
+// (keyset) and skips the count, so deep pages cost the same as the first.
+func (s *Service) List(ctx context.Context, actor Actor, in ListInput) (*Page, error) {
+	if !actor.isAdmin() {
+		return nil, Forbidden("only an admin may list users")
+	}
+	fields := map[string]string{}
+	size := in.PageSize
+	switch {
+	case size == 0:
+		size = s.cfg.DefaultPageSize
+	case size < 0 || size > s.cfg.MaxPageSize:
+		fields["page_size"] = fmt.Sprintf("must be between 1 and %d", s.cfg.MaxPageSize)
+	}
+	page := in.Page
+	switch {
+	case page == 0:
+		page = 1
+	case page < 0 || page > MaxPage:
+		fields["page"] = fmt.Sprintf("must be between 1 and %d; use the cursor for deeper pages", MaxPage)
+	}
+	q := strings.TrimSpace(in.Query)
+	if !utf8.ValidString(q) || utf8.RuneCountInString(q) > MaxQueryLength {
+		fields["q"] = fmt.Sprintf("must be valid UTF-8 of at most %d characters", MaxQueryLength)
+	}
+	if in.Role != "" && !in.Role.Valid() {
+		fields["role"] = "must be user or admin"
+	}
+	if in.Status != "" && !in.Status.Valid() {
+		fields["status"] = "must be active or disabled"
+	}
+	var after string
+	if in.Cursor != "" {
+		id, ok := decodeCursor(in.Cursor)
+		if !ok {
+			fields["cursor"] = "is not a cursor this service issued"
+		}
+		after = id
+	}
+	if len(fields) > 0 {
+		return nil, Invalid(fields)
+	}
+	lq := ListQuery{Prefix: strings.ToLower(q), Role: in.Role, Status: in.Status, AfterID: after, Limit: size + 1,
+		SkipTotal: after != ""}
+	if after == "" {
+		lq.Offset = (page - 1) * size
+	}
+	users, total, err := s.store.ListUsers(ctx, lq)
+	if err != nil {
+		return nil, storeErr("list users", err)
+	}
+	out := &Page{Users: users, Total: total, Page: page, PageSize: size}
+	if after != "" {
+		out.Page = 0 // a cursor page has no number
+	}
+	if len(users) > size {
+		out.Users = users[:size]
+		out.NextCursor = encodeCursor(users[size-1].ID)
+	}
+	return out, nil
+}
+
+const cursorPrefix = "u1:"
+
+// encodeCursor makes the opaque cursor for "after this ID". It is opaque so
+// the encoding can change; it holds nothing secret.
+func encodeCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + id))
+}
+
+func decodeCursor(c string) (string, bool) {
+	if len(c) > 128 {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return "", false
+	}
+	id, ok := strings.CutPrefix(string(b), cursorPrefix)
+	if !ok || checkID(id) != "" {
+		return "", false
+	}
+	return id, true
+}
+
+// UpdateInput holds the fields to change; nil leaves a field as it is.
+type UpdateInput struct {
+	Name            *string
+	Email           *string
+	Password        *string
+	CurrentPassword *string
+	Role            *Role
+	Status          *Status
+}
+
+// Update changes a user. Users may change their own name, and their email
+// or password when they also give their current password (so a stolen access
+// token alone cannot take the account over). Admins may change anyone's
+// fields, role and status, except their own role and status, so the last
+// admin cannot lock everyone out by accident. A password change ends every
+// existing session.
+func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateInput) (*User, error) {
+	if p := checkID(id); p != "" {
+		return nil, Invalid(map[string]string{"id": p})
+	}
+	if !actor.mayAccess(id) {
+		return nil, Forbidden("you may only change your own user")
+	}
+	self := !actor.System && actor.ID == id
+	if (in.Role != nil || in.Status != nil) && (!actor.isAdmin() || self) {
+		if self && actor.isAdmin() {
+			return nil, Forbidden("an admin may not change their own role or status")
+		}
+		return nil, Forbidden("only an admin may change role or status")
+	}
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return nil, storeErr("get user", err)
+	}
+	next := *u
+	fields := map[string]string{}
+	if in.Name != nil {
+		next.Name = NormalizeName(*in.Name)
+		if p := checkName(next.Name); p != "" {
+			fields["name"] = p
+		}
+	}
+	if in.Email != nil {
+		next.Email = NormalizeEmail(*in.Email)
+		if p := checkEmail(next.Email); p != "" {
+			fields["email"] = p
+		}
+	}
+	if in.Password != nil {
+		if p := s.checkPassword(*in.Password, next.Email); p != "" {
+			fields["password"] = p
+		}
+	}
+	if in.Role != nil && !in.Role.Valid() {
+		fields["role"] = "must be user or admin"
+	}
+	if in.Status != nil && !in.Status.Valid() {
+		fields["status"] = "must be active or disabled"
+	}
+	sensitive := (in.Email != nil && next.Email != u.Email) || in.Password != nil
+	if self && sensitive && (in.CurrentPassword == nil || *in.CurrentPassword == "") {
+		fields["current_password"] = "is required to change email or password"
+	}
+	if len(fields) > 0 {
+		return nil, Invalid(fields)
+	}
+	if self && sensitive {
+		if err := s.verifyCurrent(u, *in.CurrentPassword); err != nil {
+			return nil, err
+		}
+	}
+	var hash string
+	if in.Password != nil {
+		if hash, err = s.hasher.Hash(*in.Password); err != nil {
+			return nil, Internal("hash password", err)
+		}
+	}
+	now := s.clock()
+	var out *User
+	// The checks above ran on a snapshot, outside any transaction, because
+	// hashing is slow. The write re-reads the row under a lock and applies
+	// only the requested fields, so a concurrent change (a password reset,
+	// an admin disabling the user) is never overwritten with stale values.
+	err = s.store.Atomic(ctx, func(r Repo) error {
+		cur, err := r.LockUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		if self && sensitive && cur.PasswordHash != u.PasswordHash {
+			return Invalid(map[string]string{"current_password": "is no longer current; the password changed meanwhile"})
+		}
+		if in.Name != nil {
+			cur.Name = next.Name
+		}
+		if in.Email != nil {
+			cur.Email = next.Email
+		}
+		if in.Role != nil {
+			cur.Role = *in.Role
+		}
+		if in.Status != nil {
+			cur.Status = *in.Status
+		}
+		if in.Password != nil {
+			cur.PasswordHash = hash
+			cur.SessionVersion++
+		}
+		cur.UpdatedAt = now
+		if err := r.UpdateUser(ctx, cur); err != nil {
+			return err
+		}
+		out = cur
+		if in.Password != nil {
+			return r.RevokeUserRefreshTokens(ctx, id, now)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr("update user", err)
+	}
+	return out, nil
+}
+
+func (s *Service) verifyCurrent(u *User, current string) error {
+	if len(current) > MaxPasswordBytes {
+		return Invalid(map[string]string{"current_password": "is incorrect"})
+	}
+	ok, _, err := s.hasher.Verify(current, u.PasswordHash)
+	if err != nil {
+		return Internal("verify password", err)
+	}
+	if !ok {
+		return Invalid(map[string]string{"current_password": "is incorrect"})
+	}
+	return nil
+}
+
+// Delete removes a user; their refresh tokens go with them and their access
+// tokens stop validating because the user no longer exists.
+func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
+	if p := checkID(id); p != "" {
+		return Invalid(map[string]string{"id": p})
+	}
+	if !actor.mayAccess(id) {
+		return Forbidden("you may only delete your own user")
+	}
+	if err := s.store.DeleteUser(ctx, id); err != nil {
+		return storeErr("delete user", err)
+	}
+	return nil
+}
+
+// storeErr passes domain errors from the store through and wraps the rest
+// as internal.
+func storeErr(op string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return Internal(op, err)
+}
+
+// isTokenErr reports whether err is a token verification failure (bad input
+// from the client, not a server fault).
+func isTokenErr(err error) bool { return errors.Is(err, token.ErrInvalidToken) }

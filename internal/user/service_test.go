@@ -1,0 +1,593 @@
+package user_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/password"
+	"github.com/usersvc/usersvc/internal/store/sqlstore"
+	"github.com/usersvc/usersvc/internal/token"
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// The domain tests run on the real SQLite store: it is fast, and a fake
+// store would test the fake's idea of uniqueness and transactions.
+
+const strongPW = "correct horse battery staple"
+
+// outbox records reset mails instead of sending them (a port fake: what is
+// tested here is that the domain hands the right token to its mailer).
+type outbox struct {
+	mu   sync.Mutex
+	sent map[string][]string // email -> tokens
+}
+
+func (o *outbox) SendPasswordReset(_ context.Context, to, _, tok string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.sent == nil {
+		o.sent = map[string][]string{}
+	}
+	o.sent[to] = append(o.sent[to], tok)
+	return nil
+}
+
+func (o *outbox) last(to string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s := o.sent[to]
+	if len(s) == 0 {
+		return ""
+	}
+	return s[len(s)-1]
+}
+
+// countingHasher counts verifications, to show Auth does the same work for
+// known and unknown emails.
+type countingHasher struct {
+	*password.Hasher
+	mu       sync.Mutex
+	verifies int
+}
+
+func (c *countingHasher) Verify(pw, enc string) (bool, bool, error) {
+	c.mu.Lock()
+	c.verifies++
+	c.mu.Unlock()
+	return c.Hasher.Verify(pw, enc)
+}
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+type env struct {
+	svc    *user.Service
+	store  user.Store
+	mail   *outbox
+	hasher *countingHasher
+	clock  *clock
+	tokens *token.Manager
+	dir    string
+}
+
+var cheap = password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, "sqlite", filepath.Join(dir, "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return newEnvOn(t, st, dir, cheap)
+}
+
+func newEnvOn(t *testing.T, st user.Store, dir string, params password.Params) *env {
+	t.Helper()
+	h, err := password.NewHasher(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := token.LoadDir(filepath.Join(dir, "keys"), "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: time.Now().UTC()}
+	tm, err := token.NewManager(kr, token.Config{Issuer: "test", Audience: "test", TTL: 15 * time.Minute, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{store: st, mail: &outbox{}, hasher: &countingHasher{Hasher: h}, clock: clk, tokens: tm, dir: dir}
+	e.svc, err = user.NewService(user.Deps{Store: st, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: tm,
+		Mailer: e.mail, Now: clk.Now}, user.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) create(t *testing.T, email string, role user.Role) *user.User {
+	t.Helper()
+	u, err := e.svc.Create(context.Background(), user.SystemActor, user.CreateInput{Email: email, Password: strongPW, Name: "Test " + email, Role: role})
+	if err != nil {
+		t.Fatalf("create %s: %v", email, err)
+	}
+	return u
+}
+
+func wantCode(t *testing.T, err error, code user.Code) *user.Error {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want %s", code)
+	}
+	if got := user.CodeOf(err); got != code {
+		t.Fatalf("got %v (code %s), want %s", err, got, code)
+	}
+	var ue *user.Error
+	errors.As(err, &ue)
+	return ue
+}
+
+func actorOf(u *user.User) user.Actor { return user.Actor{ID: u.ID, Role: u.Role} }
+
+func TestCreateValidatesAndNormalises(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	u, err := e.svc.Create(ctx, user.Actor{}, user.CreateInput{Email: "  Alice@Example.COM ", Password: strongPW, Name: " Alice "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Email != "alice@example.com" || u.Name != "Alice" || u.Role != user.RoleUser || u.Status != user.StatusActive {
+		t.Fatalf("unexpected user %+v", u)
+	}
+	if len(u.ID) != 36 || u.ID[14] != '7' {
+		t.Fatalf("id %q is not a UUIDv7", u.ID)
+	}
+	_, err = e.svc.Create(ctx, user.Actor{}, user.CreateInput{Email: "ALICE@example.com", Password: strongPW, Name: "Other"})
+	wantCode(t, err, user.CodeAlreadyExists)
+
+	ue := wantCode(t, func() error {
+		_, err := e.svc.Create(ctx, user.Actor{}, user.CreateInput{Email: "not-an-email", Password: "password", Name: ""})
+		return err
+	}(), user.CodeInvalidArgument)
+	for _, f := range []string{"email", "password", "name"} {
+		if ue.Fields[f] == "" {
+			t.Errorf("field %s not named in %v", f, ue)
+		}
+	}
+	_, err = e.svc.Create(ctx, user.Actor{}, user.CreateInput{Email: "bob@example.com", Password: "bob@example.com", Name: "Bob"})
+	if ue := wantCode(t, err, user.CodeInvalidArgument); ue.Fields["password"] == "" {
+		t.Fatalf("own email accepted as password: %v", ue)
+	}
+	long := make([]byte, user.MaxPasswordBytes+1)
+	for i := range long {
+		long[i] = 'a'
+	}
+	_, err = e.svc.Create(ctx, user.Actor{}, user.CreateInput{Email: "bob@example.com", Password: string(long), Name: "Bob"})
+	wantCode(t, err, user.CodeInvalidArgument)
+	_, err = e.svc.Create(ctx, user.Actor{ID: u.ID, Role: user.RoleUser}, user.CreateInput{Email: "eve@example.com", Password: strongPW, Name: "Eve", Role: user.RoleAdmin})
+	wantCode(t, err, user.CodePermissionDenied)
+}
+
+func TestConcurrentCreateOneEmail(t *testing.T) {
+	e := newEnv(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for range 10 {
+		wg.Go(func() {
+			_, err := e.svc.Create(context.Background(), user.Actor{}, user.CreateInput{Email: "race@example.com", Password: strongPW, Name: "Race"})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	ok, exists := 0, 0
+	for err := range errs {
+		switch user.CodeOf(err) {
+		case user.CodeAlreadyExists:
+			exists++
+		default:
+			if err != nil {
+				t.Fatalf("unexpected error %v", err)
+			}
+			ok++
+		}
+	}
+	if ok != 1 || exists != 9 {
+		t.Fatalf("got %d created and %d already exists, want 1 and 9", ok, exists)
+	}
+}
+
+func TestAuthSameWorkForUnknownEmail(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.create(t, "alice@example.com", user.RoleUser)
+	before := e.hasher.verifies
+	_, errUnknown := e.svc.Auth(ctx, "nobody@example.com", strongPW)
+	_, errWrong := e.svc.Auth(ctx, "alice@example.com", "wrong password here")
+	if !errors.Is(errUnknown, user.ErrBadCredentials) || !errors.Is(errWrong, user.ErrBadCredentials) {
+		t.Fatalf("errors differ: %v / %v", errUnknown, errWrong)
+	}
+	if errUnknown.Error() != errWrong.Error() {
+		t.Fatalf("messages differ: %q / %q", errUnknown, errWrong)
+	}
+	if got := e.hasher.verifies - before; got != 2 {
+		t.Fatalf("%d verifications for two logins, want one each", got)
+	}
+	s, err := e.svc.Auth(ctx, "ALICE@example.com", strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.AccessToken == "" || s.RefreshToken == "" || s.User.Email != "alice@example.com" {
+		t.Fatalf("bad session %+v", s)
+	}
+	wantCode(t, func() error { _, err := e.svc.Auth(ctx, "", ""); return err }(), user.CodeInvalidArgument)
+}
+
+func TestAuthRehashesOutdatedHash(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, "sqlite", filepath.Join(dir, "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := newEnvOn(t, st, dir, cheap)
+	u := old.create(t, "alice@example.com", user.RoleUser)
+	stronger := cheap
+	stronger.Memory, stronger.Iterations = 128, 2
+	upgraded := newEnvOn(t, st, dir, stronger)
+	if _, err := upgraded.svc.Auth(ctx, "alice@example.com", strongPW); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.UserByID(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PasswordHash == u.PasswordHash {
+		t.Fatal("hash was not upgraded")
+	}
+	if _, rehash, _ := upgraded.hasher.Verify(strongPW, got.PasswordHash); rehash {
+		t.Fatal("new hash still uses old parameters")
+	}
+	if _, err := upgraded.svc.Auth(ctx, "alice@example.com", strongPW); err != nil {
+		t.Fatalf("login after rehash: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	u := e.create(t, "alice@example.com", user.RoleUser)
+	admin := e.create(t, "admin@example.com", user.RoleAdmin)
+	s, err := e.svc.Auth(ctx, "alice@example.com", strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.svc.Validate(ctx, s.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.User.ID != u.ID || v.Claims.Subject != u.ID {
+		t.Fatalf("validated %+v", v)
+	}
+	for name, tok := range map[string]string{"empty": "", "garbage": "abc.def.ghi", "tampered": s.AccessToken[:len(s.AccessToken)-2] + "AA"} {
+		if _, err := e.svc.Validate(ctx, tok); !errors.Is(err, user.ErrInvalidToken) {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+	// Expired.
+	e.clock.Add(16 * time.Minute)
+	if _, err := e.svc.Validate(ctx, s.AccessToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Fatalf("expired token: %v", err)
+	}
+	e.clock.Add(-16 * time.Minute)
+	// Disabled user.
+	disabled := user.StatusDisabled
+	if _, err := e.svc.Update(ctx, actorOf(admin), u.ID, user.UpdateInput{Status: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Validate(ctx, s.AccessToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Fatalf("disabled user's token: %v", err)
+	}
+	if _, err := e.svc.Auth(ctx, "alice@example.com", strongPW); !errors.Is(err, user.ErrAccountDisabled) {
+		t.Fatalf("disabled login: %v", err)
+	}
+	// Deleted user.
+	s2, err := e.svc.Auth(ctx, "admin@example.com", strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Delete(ctx, actorOf(admin), admin.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Validate(ctx, s2.AccessToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Fatalf("deleted user's token: %v", err)
+	}
+}
+
+func TestRefreshRotationAndReuse(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.create(t, "alice@example.com", user.RoleUser)
+	s1, err := e.svc.Auth(ctx, "alice@example.com", strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := e.svc.Refresh(ctx, s1.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.RefreshToken == s1.RefreshToken || s2.AccessToken == "" {
+		t.Fatal("refresh did not rotate")
+	}
+	// Reusing s1's token: rejected, and s2's token (same family) dies too.
+	if _, err := e.svc.Refresh(ctx, s1.RefreshToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Fatalf("reuse: %v", err)
+	}
+	if _, err := e.svc.Refresh(ctx, s2.RefreshToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Fatalf("family not revoked after reuse: %v", err)
+	}
+	// Another login's family is unaffected by that, but Revoke ends it.
+	s3, err := e.svc.Auth(ctx, "alice@example.com", strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s4, err := e.svc.Refresh(ctx, s3.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Revoke(ctx, s4.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Refresh(ctx, s4.RefreshToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Fatalf("revoked token refreshed: %v", err)
+	}
+	if err := e.svc.Revoke(ctx, "unknown-token"); err != nil {
+		t.Fatalf("revoking an unknown token: %v", err)
+	}
+	// Expiry.
+	s5, err := e.svc.Auth(ctx, "alice@example.com", strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(31 * 24 * time.Hour)
+	if _, err := e.svc.Refresh(ctx, s5.RefreshToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Fatalf("expired refresh token: %v", err)
+	}
+}
+
+func TestConcurrentRefreshOneWinner(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.create(t, "alice@example.com", user.RoleUser)
+	s, err := e.svc.Auth(ctx, "alice@example.com", strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 8 {
+		wg.Go(func() {
+			if _, err := e.svc.Refresh(ctx, s.RefreshToken); err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d concurrent refreshes of one token succeeded, want 1", wins)
+	}
+}
+
+func TestPasswordResetLifecycle(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	u := e.create(t, "alice@example.com", user.RoleUser)
+	s, err := e.svc.Auth(ctx, "alice@example.com", strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unknown email: same answer, no mail.
+	if err := e.svc.CreatePasswordReset(ctx, "nobody@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if e.mail.last("nobody@example.com") != "" {
+		t.Fatal("mail sent for an unknown email")
+	}
+	wantCode(t, e.svc.CreatePasswordReset(ctx, "not an email"), user.CodeInvalidArgument)
+
+	// Replaced: the first token stops working when a second is issued.
+	if err := e.svc.CreatePasswordReset(ctx, "Alice@Example.com"); err != nil {
+		t.Fatal(err)
+	}
+	first := e.mail.last("alice@example.com")
+	if err := e.svc.CreatePasswordReset(ctx, "alice@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	second := e.mail.last("alice@example.com")
+	if first == "" || second == "" || first == second {
+		t.Fatalf("tokens %q %q", first, second)
+	}
+	if err := e.svc.ResetPassword(ctx, first, "a brand new passphrase"); !errors.Is(err, user.ErrResetTokenInvalid) {
+		t.Fatalf("replaced token: %v", err)
+	}
+	// Policy failure leaves the token usable.
+	wantCode(t, e.svc.ResetPassword(ctx, second, "password"), user.CodeInvalidArgument)
+	if err := e.svc.ResetPassword(ctx, second, "a brand new passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	// Used: single use.
+	if err := e.svc.ResetPassword(ctx, second, "another new passphrase"); !errors.Is(err, user.ErrResetTokenInvalid) {
+		t.Fatalf("reused token: %v", err)
+	}
+	// Sessions from before the reset are over.
+	if _, err := e.svc.Validate(ctx, s.AccessToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Fatalf("access token from before the reset: %v", err)
+	}
+	if _, err := e.svc.Refresh(ctx, s.RefreshToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Fatalf("refresh token from before the reset: %v", err)
+	}
+	if _, err := e.svc.Auth(ctx, "alice@example.com", strongPW); !errors.Is(err, user.ErrBadCredentials) {
+		t.Fatalf("old password: %v", err)
+	}
+	s2, err := e.svc.Auth(ctx, "alice@example.com", "a brand new passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := e.svc.Validate(ctx, s2.AccessToken); err != nil || v.User.ID != u.ID {
+		t.Fatalf("new session: %v", err)
+	}
+	// Expired.
+	if err := e.svc.CreatePasswordReset(ctx, "alice@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	third := e.mail.last("alice@example.com")
+	e.clock.Add(31 * time.Minute)
+	if err := e.svc.ResetPassword(ctx, third, "yet another passphrase"); !errors.Is(err, user.ErrResetTokenInvalid) {
+		t.Fatalf("expired token: %v", err)
+	}
+	if err := e.svc.ResetPassword(ctx, "", "x"); !errors.Is(err, user.ErrResetTokenInvalid) {
+		t.Fatalf("empty token: %v", err)
+	}
+}
+
+func TestUpdatePermissions(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	alice := e.create(t, "alice@example.com", user.RoleUser)
+	bob := e.create(t, "bob@example.com", user.RoleUser)
+	admin := e.create(t, "admin@example.com", user.RoleAdmin)
+	name := "Alice Liddell"
+	u, err := e.svc.Update(ctx, actorOf(alice), alice.ID, user.UpdateInput{Name: &name})
+	if err != nil || u.Name != name {
+		t.Fatalf("own name: %v %+v", err, u)
+	}
+	_, err = e.svc.Update(ctx, actorOf(bob), alice.ID, user.UpdateInput{Name: &name})
+	wantCode(t, err, user.CodePermissionDenied)
+	_, err = e.svc.Get(ctx, actorOf(bob), alice.ID)
+	wantCode(t, err, user.CodePermissionDenied)
+	adminRole := user.RoleAdmin
+	_, err = e.svc.Update(ctx, actorOf(alice), alice.ID, user.UpdateInput{Role: &adminRole})
+	wantCode(t, err, user.CodePermissionDenied)
+	_, err = e.svc.Update(ctx, actorOf(admin), admin.ID, user.UpdateInput{Role: &adminRole})
+	wantCode(t, err, user.CodePermissionDenied)
+	if u, err := e.svc.Update(ctx, actorOf(admin), bob.ID, user.UpdateInput{Role: &adminRole}); err != nil || u.Role != user.RoleAdmin {
+		t.Fatalf("admin promotes: %v", err)
+	}
+	// Email and password changes need the current password.
+	email := "alice2@example.com"
+	_, err = e.svc.Update(ctx, actorOf(alice), alice.ID, user.UpdateInput{Email: &email})
+	if ue := wantCode(t, err, user.CodeInvalidArgument); ue.Fields["current_password"] == "" {
+		t.Fatalf("current_password not named: %v", ue)
+	}
+	wrong := "not my password"
+	_, err = e.svc.Update(ctx, actorOf(alice), alice.ID, user.UpdateInput{Email: &email, CurrentPassword: &wrong})
+	wantCode(t, err, user.CodeInvalidArgument)
+	cur := strongPW
+	if u, err := e.svc.Update(ctx, actorOf(alice), alice.ID, user.UpdateInput{Email: &email, CurrentPassword: &cur}); err != nil || u.Email != email {
+		t.Fatalf("email change: %v", err)
+	}
+	taken := "bob@example.com"
+	_, err = e.svc.Update(ctx, actorOf(alice), alice.ID, user.UpdateInput{Email: &taken, CurrentPassword: &cur})
+	wantCode(t, err, user.CodeAlreadyExists)
+	s, err := e.svc.Auth(ctx, email, strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newPW := "an entirely different passphrase"
+	if _, err := e.svc.Update(ctx, actorOf(alice), alice.ID, user.UpdateInput{Password: &newPW, CurrentPassword: &cur}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Validate(ctx, s.AccessToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Fatalf("session survived a password change: %v", err)
+	}
+	if _, err := e.svc.Auth(ctx, email, newPW); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Update(ctx, actorOf(alice), "not-a-uuid", user.UpdateInput{Name: &name})
+	wantCode(t, err, user.CodeInvalidArgument)
+	_, err = e.svc.Get(ctx, actorOf(admin), "0190a8e4-0000-7000-8000-000000000000")
+	wantCode(t, err, user.CodeNotFound)
+}
+
+func TestListPagesAndCursor(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	admin := e.create(t, "admin@example.com", user.RoleAdmin)
+	var ids []string
+	for i := range 25 {
+		u := e.create(t, "user"+string(rune('a'+i))+"@example.com", user.RoleUser)
+		ids = append(ids, u.ID)
+	}
+	_, err := e.svc.List(ctx, user.Actor{ID: ids[0], Role: user.RoleUser}, user.ListInput{})
+	wantCode(t, err, user.CodePermissionDenied)
+	p, err := e.svc.List(ctx, actorOf(admin), user.ListInput{PageSize: 10, Role: user.RoleUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Total != 25 || len(p.Users) != 10 || p.NextCursor == "" || p.Page != 1 {
+		t.Fatalf("page 1: total %d, %d users, cursor %q", p.Total, len(p.Users), p.NextCursor)
+	}
+	var seen []string
+	for cur := ""; ; {
+		p, err := e.svc.List(ctx, actorOf(admin), user.ListInput{PageSize: 10, Cursor: cur, Role: user.RoleUser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range p.Users {
+			seen = append(seen, u.ID)
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		cur = p.NextCursor
+	}
+	if len(seen) != 25 {
+		t.Fatalf("cursor walk saw %d users, want 25", len(seen))
+	}
+	for i := range seen {
+		if seen[i] != ids[i] {
+			t.Fatalf("cursor order differs from creation order at %d", i)
+		}
+	}
+	p3, err := e.svc.List(ctx, actorOf(admin), user.ListInput{Page: 3, PageSize: 10, Role: user.RoleUser})
+	if err != nil || len(p3.Users) != 5 || p3.NextCursor != "" {
+		t.Fatalf("page 3: %v %d", err, len(p3.Users))
+	}
+	pq, err := e.svc.List(ctx, actorOf(admin), user.ListInput{Query: "USERC"})
+	if err != nil || pq.Total != 1 || pq.Users[0].Email != "userc@example.com" {
+		t.Fatalf("query: %v %+v", err, pq)
+	}
+	_, err = e.svc.List(ctx, actorOf(admin), user.ListInput{PageSize: 101, Page: -1, Cursor: "bogus!", Role: "root"})
+	ue := wantCode(t, err, user.CodeInvalidArgument)
+	for _, f := range []string{"page_size", "page", "cursor", "role"} {
+		if ue.Fields[f] == "" {
+			t.Errorf("field %s not named: %v", f, ue)
+		}
+	}
+}

@@ -1,0 +1,206 @@
+package user
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/usersvc/usersvc/internal/token"
+)
+
+// Session is what a login or a refresh hands out.
+type Session struct {
+	AccessToken      string
+	AccessExpiresAt  time.Time
+	RefreshToken     string
+	RefreshExpiresAt time.Time
+	User             *User
+}
+
+// Auth checks an email and password and starts a session. It does the same
+// work (one password verification) whether or not the email exists, and
+// answers ErrBadCredentials for both an unknown email and a wrong password,
+// so neither the answer nor its timing tells whether an email is registered.
+// A successful login under outdated hash parameters rehashes the password.
+func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) {
+	email = NormalizeEmail(email)
+	fields := map[string]string{}
+	if email == "" {
+		fields["email"] = "is required"
+	} else if len(email) > MaxEmailLength {
+		fields["email"] = "must be at most 254 characters"
+	}
+	if pw == "" {
+		fields["password"] = "is required"
+	} else if len(pw) > MaxPasswordBytes {
+		fields["password"] = "is too long"
+	}
+	if len(fields) > 0 {
+		return nil, Invalid(fields)
+	}
+	u, err := s.store.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		_, _, _ = s.hasher.Verify(pw, s.dummyHash)
+		return nil, ErrBadCredentials
+	}
+	if err != nil {
+		return nil, storeErr("find user", err)
+	}
+	ok, rehash, err := s.hasher.Verify(pw, u.PasswordHash)
+	if err != nil {
+		return nil, Internal("verify password", err)
+	}
+	if !ok {
+		return nil, ErrBadCredentials
+	}
+	if u.Status != StatusActive {
+		return nil, ErrAccountDisabled
+	}
+	if rehash {
+		s.rehash(ctx, u, pw)
+	}
+	return s.startSession(ctx, s.store, u, uuid.NewString())
+}
+
+// rehash upgrades a stored hash to the current parameters. A failure only
+// delays the upgrade to the next login, so it is logged, not returned.
+func (s *Service) rehash(ctx context.Context, u *User, pw string) {
+	h, err := s.hasher.Hash(pw)
+	if err == nil {
+		var ok bool
+		if ok, err = s.store.ReplacePasswordHash(ctx, u.ID, u.PasswordHash, h); ok {
+			u.PasswordHash = h
+		}
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "password rehash failed", "user.id", u.ID, "error", err)
+	}
+}
+
+// startSession issues an access token and a refresh token of the family.
+func (s *Service) startSession(ctx context.Context, r Repo, u *User, family string) (*Session, error) {
+	access, claims, err := s.tokens.Issue(u.ID, string(u.Role), u.SessionVersion)
+	if err != nil {
+		return nil, Internal("issue access token", err)
+	}
+	plain, hash, err := token.NewOpaque()
+	if err != nil {
+		return nil, Internal("new refresh token", err)
+	}
+	now := s.clock()
+	rt := RefreshToken{Hash: hash, FamilyID: family, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}
+	if err := r.CreateRefreshToken(ctx, rt); err != nil {
+		return nil, storeErr("store refresh token", err)
+	}
+	return &Session{AccessToken: access, AccessExpiresAt: claims.ExpiresAt, RefreshToken: plain,
+		RefreshExpiresAt: rt.ExpiresAt, User: u}, nil
+}
+
+// Refresh trades a refresh token for a new session of the same family and
+// uses the old token up. Presenting a token that was already used means it
+// leaked (the thief or the owner used it first), so the whole family is
+// revoked and both parties must sign in again (OAuth 2.0 Security BCP 4.14).
+func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error) {
+	if refresh == "" || len(refresh) > MaxTokenBytes {
+		return nil, ErrInvalidToken
+	}
+	hash := token.HashOpaque(refresh)
+	var sess *Session
+	reused := false
+	err := s.store.Atomic(ctx, func(r Repo) error {
+		rt, err := r.RefreshTokenByHash(ctx, hash)
+		if errors.Is(err, ErrNotFound) {
+			return ErrInvalidToken
+		}
+		if err != nil {
+			return err
+		}
+		now := s.clock()
+		if rt.RevokedAt != nil || !now.Before(rt.ExpiresAt) {
+			return ErrInvalidToken
+		}
+		marked := false
+		if rt.UsedAt == nil {
+			if marked, err = r.MarkRefreshTokenUsed(ctx, hash, now); err != nil {
+				return err
+			}
+		}
+		if !marked {
+			reused = true
+			return r.RevokeRefreshFamily(ctx, rt.FamilyID, now)
+		}
+		u, err := r.UserByID(ctx, rt.UserID)
+		if errors.Is(err, ErrNotFound) {
+			return ErrInvalidToken
+		}
+		if err != nil {
+			return err
+		}
+		if u.Status != StatusActive {
+			return ErrAccountDisabled
+		}
+		sess, err = s.startSession(ctx, r, u, rt.FamilyID)
+		return err
+	})
+	if err != nil {
+		return nil, storeErr("refresh", err)
+	}
+	if reused {
+		s.log.WarnContext(ctx, "refresh token reuse: family revoked")
+		return nil, ErrInvalidToken
+	}
+	return sess, nil
+}
+
+// Revoke ends the session family of a refresh token (logout). An unknown
+// token is not an error: the outcome the caller wants already holds.
+func (s *Service) Revoke(ctx context.Context, refresh string) error {
+	if refresh == "" || len(refresh) > MaxTokenBytes {
+		return Invalid(map[string]string{"refresh_token": "is required"})
+	}
+	rt, err := s.store.RefreshTokenByHash(ctx, token.HashOpaque(refresh))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return storeErr("find refresh token", err)
+	}
+	if err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.clock()); err != nil {
+		return storeErr("revoke refresh tokens", err)
+	}
+	return nil
+}
+
+// Validated is the result of a successful Validate.
+type Validated struct {
+	User   *User
+	Claims token.Claims
+}
+
+// Validate checks an access token: signature, algorithm, issuer, audience
+// and expiry (by the token manager), then that its user still exists, is
+// active, and has not reset their password since it was issued.
+func (s *Service) Validate(ctx context.Context, access string) (*Validated, error) {
+	if access == "" || len(access) > MaxTokenBytes {
+		return nil, ErrInvalidToken
+	}
+	claims, err := s.tokens.Parse(access)
+	if err != nil {
+		if isTokenErr(err) {
+			return nil, ErrInvalidToken
+		}
+		return nil, Internal("parse token", err)
+	}
+	u, err := s.store.UserByID(ctx, claims.Subject)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, storeErr("get user", err)
+	}
+	if u.Status != StatusActive || claims.SessionVersion != u.SessionVersion {
+		return nil, ErrInvalidToken
+	}
+	return &Validated{User: u, Claims: claims}, nil
+}

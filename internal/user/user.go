@@ -1,0 +1,157 @@
+// Package user holds the user service's domain: the user entity, every rule
+// about it (validation, permissions, passwords, sessions, password reset) and
+// the ports it needs from storage, tokens and mail. It imports no framework,
+// transport or database driver; those live at the edges and adapt to it.
+package user
+
+import (
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Role decides what a user may do to other users.
+type Role string
+
+const (
+	RoleUser  Role = "user"
+	RoleAdmin Role = "admin"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == RoleUser || r == RoleAdmin }
+
+// Status says whether a user may sign in.
+type Status string
+
+const (
+	StatusActive   Status = "active"
+	StatusDisabled Status = "disabled"
+)
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool { return s == StatusActive || s == StatusDisabled }
+
+// User is the stored user. PasswordHash never leaves the service.
+type User struct {
+	ID           string
+	Email        string // normalised: trimmed and lower-cased
+	Name         string
+	Role         Role
+	Status       Status
+	PasswordHash string
+	// SessionVersion is bumped whenever existing sessions must end (password
+	// change or reset). Access tokens carry the version they were issued
+	// under; Validate rejects older ones. A counter rather than a timestamp
+	// because JWT iat has one-second resolution, too coarse to order a reset
+	// and a login within the same second.
+	SessionVersion int64
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Input limits. Every string that reaches the store is bounded here.
+const (
+	MaxEmailLength = 254 // RFC 5321 path limit
+	MaxNameLength  = 100 // runes
+	// MaxPasswordBytes bounds the password before any hashing or policy work so
+	// a huge body cannot burn CPU; the policy's rune limit is stricter.
+	MaxPasswordBytes = 1024
+	// MaxTokenBytes bounds opaque and JWT tokens accepted from clients.
+	MaxTokenBytes = 4096
+)
+
+// NormalizeEmail trims and lower-cases an email. Addresses are compared
+// case-insensitively: in practice no provider distinguishes local-part case,
+// and treating them as distinct lets one person register twice.
+func NormalizeEmail(email string) string {
+	return strings.ToLower(strings.TrimSpace(email))
+}
+
+// checkEmail validates a normalised email and returns a problem or "".
+func checkEmail(email string) string {
+	switch {
+	case email == "":
+		return "is required"
+	case len(email) > MaxEmailLength:
+		return "must be at most 254 characters"
+	case !utf8.ValidString(email):
+		return "must be valid UTF-8"
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || addr.Name != "" {
+		return "must be a valid email address"
+	}
+	at := strings.LastIndexByte(email, '@')
+	if at < 1 || !strings.Contains(email[at+1:], ".") {
+		return "must be a valid email address"
+	}
+	return ""
+}
+
+// NormalizeName trims surrounding white space.
+func NormalizeName(name string) string { return strings.TrimSpace(name) }
+
+// checkName validates a normalised display name and returns a problem or "".
+func checkName(name string) string {
+	switch {
+	case name == "":
+		return "is required"
+	case !utf8.ValidString(name):
+		return "must be valid UTF-8"
+	case utf8.RuneCountInString(name) > MaxNameLength:
+		return "must be at most 100 characters"
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return "must not contain control characters"
+		}
+	}
+	return ""
+}
+
+// checkID validates a user ID (a UUID) and returns a problem or "".
+func checkID(id string) string {
+	if id == "" {
+		return "is required"
+	}
+	if len(id) != 36 {
+		return "must be a UUID"
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return "must be a UUID"
+	}
+	return ""
+}
+
+// newID returns a UUIDv7: not guessable (74 random bits) yet time-ordered,
+// so the primary-key index stays append-mostly and ID order is creation
+// order, which keyset pagination relies on.
+func newID() (string, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// Actor is who asks for an operation. The API passes the user its bearer
+// token authenticated; internal callers (other services on the private
+// network, the admin CLI) act as System.
+type Actor struct {
+	ID     string
+	Role   Role
+	System bool
+}
+
+// SystemActor is a trusted internal caller.
+var SystemActor = Actor{System: true}
+
+func (a Actor) isAdmin() bool { return a.System || a.Role == RoleAdmin }
+
+// mayAccess reports whether a may read or change the user with id.
+func (a Actor) mayAccess(id string) bool { return a.isAdmin() || (a.ID != "" && a.ID == id) }
