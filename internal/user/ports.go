@@ -43,6 +43,10 @@ type Repo interface {
 	// at most one reset token is open per user.
 	PutPasswordReset(ctx context.Context, r PasswordReset) error
 	PasswordResetByHash(ctx context.Context, hash string) (*PasswordReset, error)
+	// AppendEvent writes an event to the outbox. Called inside Atomic with
+	// the change it describes, so both commit or neither does.
+	AppendEvent(ctx context.Context, e Event) error
+
 	// DeletePasswordReset removes the record with this token hash and reports
 	// whether it existed; consuming a token is this delete, so of two
 	// concurrent uses only one sees true.
@@ -111,9 +115,4 @@ type AccessTokens interface {
 	Issue(subject, role string, sessionVersion int64) (string, token.Claims, error)
 	Parse(tok string) (token.Claims, error)
 	TTL() time.Duration
-}
-
-// ResetMailer delivers a password-reset token to its owner.
-type ResetMailer interface {
-	SendPasswordReset(ctx context.Context, to, name, token string) error
 }

@@ -8,10 +8,12 @@ import (
 )
 
 // CreatePasswordReset starts a reset for the email's owner: it stores the
-// hash of a fresh 256-bit token (replacing any open one) and mails the token.
-// For an unknown or disabled account it does nothing and answers the same, so
-// the endpoint cannot be used to find out who is registered. Mail failures
-// are logged, not returned, for the same reason.
+// hash of a fresh 256-bit token (replacing any open one) and, in the same
+// transaction, a user.password_reset_requested event carrying the token for
+// the mailer. For an unknown or disabled account it does nothing and answers
+// the same, so the endpoint cannot be used to find out who is registered;
+// delivery happens later in the worker, so its timing and failures do not
+// show here either.
 func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
 	email = NormalizeEmail(email)
 	if p := checkEmail(email); p != "" {
@@ -33,11 +35,19 @@ func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
 	}
 	now := s.clock()
 	r := PasswordReset{Hash: hash, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.ResetTTL)}
-	if err := s.store.PutPasswordReset(ctx, r); err != nil {
-		return storeErr("store reset", err)
+	ev, err := s.newEvent(EventPasswordResetRequested, u.ID)
+	if err != nil {
+		return err
 	}
-	if err := s.mailer.SendPasswordReset(ctx, u.Email, u.Name, plain); err != nil {
-		s.log.ErrorContext(ctx, "password reset mail failed", "user.id", u.ID, "error", err)
+	ev.Reset = &EventReset{Email: u.Email, Name: u.Name, Token: plain, ExpiresAt: r.ExpiresAt}
+	err = s.store.Atomic(ctx, func(tx Repo) error {
+		if err := tx.PutPasswordReset(ctx, r); err != nil {
+			return err
+		}
+		return appendEvents(ctx, tx, ev)
+	})
+	if err != nil {
+		return storeErr("store reset", err)
 	}
 	return nil
 }
@@ -93,6 +103,10 @@ func (s *Service) ResetPassword(ctx context.Context, resetToken, newPassword str
 		if err := r.RevokeUserRefreshTokens(ctx, u.ID, now); err != nil {
 			return storeErr("revoke sessions", err)
 		}
-		return nil
+		ev, err := s.newEvent(EventPasswordChanged, u.ID)
+		if err != nil {
+			return err
+		}
+		return appendEvents(ctx, r, ev)
 	})
 }

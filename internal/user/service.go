@@ -44,7 +44,6 @@ type Deps struct {
 	Hasher PasswordHasher
 	Policy PasswordPolicy
 	Tokens AccessTokens
-	Mailer ResetMailer
 	Logger *slog.Logger     // nil = slog.Default()
 	Now    func() time.Time // nil = time.Now
 }
@@ -55,7 +54,6 @@ type Service struct {
 	hasher PasswordHasher
 	policy PasswordPolicy
 	tokens AccessTokens
-	mailer ResetMailer
 	log    *slog.Logger
 	now    func() time.Time
 	cfg    Config
@@ -66,14 +64,14 @@ type Service struct {
 
 // NewService checks the dependencies and prepares the dummy hash.
 func NewService(d Deps, cfg Config) (*Service, error) {
-	if d.Store == nil || d.Hasher == nil || d.Policy == nil || d.Tokens == nil || d.Mailer == nil {
-		return nil, errors.New("user: NewService needs Store, Hasher, Policy, Tokens and Mailer")
+	if d.Store == nil || d.Hasher == nil || d.Policy == nil || d.Tokens == nil {
+		return nil, errors.New("user: NewService needs Store, Hasher, Policy and Tokens")
 	}
 	cfg.setDefaults()
 	if cfg.DefaultPageSize > cfg.MaxPageSize {
 		return nil, fmt.Errorf("user: default page size %d exceeds max page size %d", cfg.DefaultPageSize, cfg.MaxPageSize)
 	}
-	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, mailer: d.Mailer,
+	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens,
 		log: d.Logger, now: d.Now, cfg: cfg}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -161,7 +159,18 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*Use
 	now := s.clock()
 	u := &User{ID: id, Email: email, Name: name, Role: role, Status: StatusActive,
 		PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
-	if err := s.store.CreateUser(ctx, u); err != nil {
+	ev, err := s.newEvent(EventCreated, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	ev.User = eventUser(u)
+	err = s.store.Atomic(ctx, func(r Repo) error {
+		if err := r.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		return appendEvents(ctx, r, ev)
+	})
+	if err != nil {
 		return nil, storeErr("create user", err)
 	}
 	return u, nil
@@ -387,31 +396,47 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		if self && sensitive && cur.PasswordHash != u.PasswordHash {
 			return Invalid(map[string]string{"current_password": "is no longer current; the password changed meanwhile"})
 		}
-		if in.Name != nil {
-			cur.Name = next.Name
+		var changed []string
+		set := func(field string, differs bool, apply func()) {
+			if differs {
+				apply()
+				changed = append(changed, field)
+			}
 		}
-		if in.Email != nil {
-			cur.Email = next.Email
-		}
-		if in.Role != nil {
-			cur.Role = *in.Role
-		}
-		if in.Status != nil {
-			cur.Status = *in.Status
-		}
-		if in.Password != nil {
+		set("name", in.Name != nil && cur.Name != next.Name, func() { cur.Name = next.Name })
+		set("email", in.Email != nil && cur.Email != next.Email, func() { cur.Email = next.Email })
+		set("role", in.Role != nil && cur.Role != *in.Role, func() { cur.Role = *in.Role })
+		set("status", in.Status != nil && cur.Status != *in.Status, func() { cur.Status = *in.Status })
+		set("password", in.Password != nil, func() {
 			cur.PasswordHash = hash
 			cur.SessionVersion++
-		}
+		})
 		cur.UpdatedAt = now
 		if err := r.UpdateUser(ctx, cur); err != nil {
 			return err
 		}
 		out = cur
-		if in.Password != nil {
-			return r.RevokeUserRefreshTokens(ctx, id, now)
+		if len(changed) == 0 {
+			return nil
 		}
-		return nil
+		var evs []Event
+		upd, err := s.newEvent(EventUpdated, id)
+		if err != nil {
+			return err
+		}
+		upd.User, upd.Changed = eventUser(cur), changed
+		evs = append(evs, upd)
+		if in.Password != nil {
+			pc, err := s.newEvent(EventPasswordChanged, id)
+			if err != nil {
+				return err
+			}
+			evs = append(evs, pc)
+			if err := r.RevokeUserRefreshTokens(ctx, id, now); err != nil {
+				return err
+			}
+		}
+		return appendEvents(ctx, r, evs...)
 	})
 	if err != nil {
 		return nil, storeErr("update user", err)
@@ -442,7 +467,17 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 	if !actor.mayAccess(id) {
 		return Forbidden("you may only delete your own user")
 	}
-	if err := s.store.DeleteUser(ctx, id); err != nil {
+	ev, err := s.newEvent(EventDeleted, id)
+	if err != nil {
+		return err
+	}
+	err = s.store.Atomic(ctx, func(r Repo) error {
+		if err := r.DeleteUser(ctx, id); err != nil {
+			return err
+		}
+		return appendEvents(ctx, r, ev)
+	})
+	if err != nil {
 		return storeErr("delete user", err)
 	}
 	return nil

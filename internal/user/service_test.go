@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,31 +20,50 @@ import (
 
 const strongPW = "correct horse battery staple"
 
-// outbox records reset mails instead of sending them (a port fake: what is
-// tested here is that the domain hands the right token to its mailer).
+// outbox reads the events the service committed, straight from the store's
+// outbox table (the relay's view), and keeps them for the test.
 type outbox struct {
-	mu   sync.Mutex
-	sent map[string][]string // email -> tokens
+	st     *sqlstore.Store
+	mu     sync.Mutex
+	events []user.Event
 }
 
-func (o *outbox) SendPasswordReset(_ context.Context, to, _, tok string) error {
+func (o *outbox) drain(t *testing.T) []user.Event {
+	t.Helper()
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.sent == nil {
-		o.sent = map[string][]string{}
+	for {
+		n, err := o.st.DrainOutbox(context.Background(), 100, func(_ context.Context, rows []sqlstore.OutboxMessage) error {
+			for _, r := range rows {
+				e, err := user.ParseEvent(r.Body)
+				if err != nil {
+					return err
+				}
+				if string(e.Type) != r.Type || e.ID != r.ID {
+					t.Errorf("outbox row %s/%s holds event %s/%s", r.ID, r.Type, e.ID, e.Type)
+				}
+				o.events = append(o.events, e)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("drain outbox: %v", err)
+		}
+		if n == 0 {
+			return o.events
+		}
 	}
-	o.sent[to] = append(o.sent[to], tok)
-	return nil
 }
 
-func (o *outbox) last(to string) string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	s := o.sent[to]
-	if len(s) == 0 {
-		return ""
+// last returns the newest reset token mailed to email, "" if none.
+func (o *outbox) last(t *testing.T, email string) string {
+	evs := o.drain(t)
+	for i := len(evs) - 1; i >= 0; i-- {
+		if r := evs[i].Reset; r != nil && r.Email == email {
+			return r.Token
+		}
 	}
-	return s[len(s)-1]
+	return ""
 }
 
 // countingHasher counts verifications, to show Auth does the same work for
@@ -100,7 +120,7 @@ func newEnv(t *testing.T) *env {
 	return newEnvOn(t, st, dir, cheap)
 }
 
-func newEnvOn(t *testing.T, st user.Store, dir string, params password.Params) *env {
+func newEnvOn(t *testing.T, st *sqlstore.Store, dir string, params password.Params) *env {
 	t.Helper()
 	h, err := password.NewHasher(params)
 	if err != nil {
@@ -115,9 +135,9 @@ func newEnvOn(t *testing.T, st user.Store, dir string, params password.Params) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: st, mail: &outbox{}, hasher: &countingHasher{Hasher: h}, clock: clk, tokens: tm, dir: dir}
+	e := &env{store: st, mail: &outbox{st: st}, hasher: &countingHasher{Hasher: h}, clock: clk, tokens: tm, dir: dir}
 	e.svc, err = user.NewService(user.Deps{Store: st, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: tm,
-		Mailer: e.mail, Now: clk.Now}, user.Config{})
+		Now: clk.Now}, user.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +436,7 @@ func TestPasswordResetLifecycle(t *testing.T) {
 	if err := e.svc.CreatePasswordReset(ctx, "nobody@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	if e.mail.last("nobody@example.com") != "" {
+	if e.mail.last(t, "nobody@example.com") != "" {
 		t.Fatal("mail sent for an unknown email")
 	}
 	wantCode(t, e.svc.CreatePasswordReset(ctx, "not an email"), user.CodeInvalidArgument)
@@ -425,11 +445,11 @@ func TestPasswordResetLifecycle(t *testing.T) {
 	if err := e.svc.CreatePasswordReset(ctx, "Alice@Example.com"); err != nil {
 		t.Fatal(err)
 	}
-	first := e.mail.last("alice@example.com")
+	first := e.mail.last(t, "alice@example.com")
 	if err := e.svc.CreatePasswordReset(ctx, "alice@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	second := e.mail.last("alice@example.com")
+	second := e.mail.last(t, "alice@example.com")
 	if first == "" || second == "" || first == second {
 		t.Fatalf("tokens %q %q", first, second)
 	}
@@ -466,7 +486,7 @@ func TestPasswordResetLifecycle(t *testing.T) {
 	if err := e.svc.CreatePasswordReset(ctx, "alice@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	third := e.mail.last("alice@example.com")
+	third := e.mail.last(t, "alice@example.com")
 	e.clock.Add(31 * time.Minute)
 	if err := e.svc.ResetPassword(ctx, third, "yet another passphrase"); !errors.Is(err, user.ErrResetTokenInvalid) {
 		t.Fatalf("expired token: %v", err)
@@ -589,5 +609,69 @@ func TestListPagesAndCursor(t *testing.T) {
 		if ue.Fields[f] == "" {
 			t.Errorf("field %s not named: %v", f, ue)
 		}
+	}
+}
+
+// TestEveryChangeWritesItsEvent checks the outbox holds one event per
+// change, with the documented body, and never a password hash.
+func TestEveryChangeWritesItsEvent(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	u := e.create(t, "alice@example.com", user.RoleUser)
+	name, cur, pw := "Alice L", strongPW, "a different passphrase entirely"
+	if _, err := e.svc.Update(ctx, actorOf(u), u.ID, user.UpdateInput{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Update(ctx, actorOf(u), u.ID, user.UpdateInput{Password: &pw, CurrentPassword: &cur}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.CreatePasswordReset(ctx, "alice@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	tok := e.mail.last(t, "alice@example.com")
+	if err := e.svc.ResetPassword(ctx, tok, "yet another good passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	// A failed change writes nothing.
+	bad := "x"
+	if _, err := e.svc.Update(ctx, actorOf(u), u.ID, user.UpdateInput{Name: &bad, Email: &bad}); err == nil {
+		t.Fatal("invalid update accepted")
+	}
+	if err := e.svc.Delete(ctx, actorOf(u), u.ID); err != nil {
+		t.Fatal(err)
+	}
+	evs := e.mail.drain(t)
+	want := []user.EventType{user.EventCreated, user.EventUpdated, user.EventUpdated, user.EventPasswordChanged,
+		user.EventPasswordResetRequested, user.EventPasswordChanged, user.EventDeleted}
+	if len(evs) != len(want) {
+		t.Fatalf("%d events, want %d: %+v", len(evs), len(want), evs)
+	}
+	for i, ev := range evs {
+		if ev.Type != want[i] || ev.UserID != u.ID || ev.ID == "" || ev.OccurredAt.IsZero() {
+			t.Errorf("event %d: %+v, want type %s for user %s", i, ev, want[i], u.ID)
+		}
+		if i > 0 && ev.ID <= evs[i-1].ID {
+			t.Errorf("event IDs not ordered: %s after %s", ev.ID, evs[i-1].ID)
+		}
+		body, _ := ev.Body()
+		if strings.Contains(string(body), "argon2") || strings.Contains(string(body), "password_hash") {
+			t.Errorf("event %s leaks a password hash: %s", ev.Type, body)
+		}
+		if ev.Type != user.EventPasswordResetRequested && ev.Reset != nil {
+			t.Errorf("event %s carries a reset token", ev.Type)
+		}
+	}
+	if evs[0].User == nil || evs[0].User.Email != "alice@example.com" {
+		t.Errorf("created event user %+v", evs[0].User)
+	}
+	if evs[1].User.Name != "Alice L" || len(evs[1].Changed) != 1 || evs[1].Changed[0] != "name" {
+		t.Errorf("updated event: %+v changed %v", evs[1].User, evs[1].Changed)
+	}
+	if evs[2].Changed[0] != "password" {
+		t.Errorf("password update event changed %v", evs[2].Changed)
+	}
+	r := evs[4].Reset
+	if r == nil || r.Token != tok || r.Email != "alice@example.com" || r.ExpiresAt.Sub(evs[4].OccurredAt) != 30*time.Minute {
+		t.Errorf("reset event %+v", r)
 	}
 }

@@ -1,0 +1,46 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/rpc"
+)
+
+// RunDev runs gateway, API and user service in one process on the embedded
+// defaults: SQLite, keys and mail under the data dir, and an in-process
+// registry. The request path is the distributed one (gateway → HTTP → API →
+// gRPC → service), only the registry and database differ, so what works
+// here works deployed.
+func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	reg := rpc.NewMemoryRegistry()
+	core, err := NewCore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer core.Close()
+	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg, TTL: cfg.RegistryTTL,
+		GracePeriod: cfg.ShutdownTimeout, Logger: log}, rpc.NewHandler(core.Service, core.Keys.JWKS))
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	apiLn, err := Listen("127.0.0.1:0", "internal API listener")
+	if err != nil {
+		return err
+	}
+	gwLn, err := Listen(cfg.HTTPAddr, "USERSVC_HTTP_ADDR")
+	if err != nil {
+		_ = apiLn.Close()
+		return err
+	}
+	log.Info("usersvc dev mode", "url", "http://"+gwLn.Addr().String(), "data_dir", cfg.DataDir, "mail_dir", cfg.MailDir)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return runEmbeddedEvents(gctx, cfg, log, core) })
+	g.Go(func() error { return RunAPI(gctx, cfg, log, reg, apiLn) })
+	g.Go(func() error { return RunGateway(gctx, cfg, log, reg, gwLn) })
+	return g.Wait()
+}

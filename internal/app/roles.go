@@ -1,0 +1,153 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/gateway"
+	"github.com/usersvc/usersvc/internal/httpapi"
+	"github.com/usersvc/usersvc/internal/rpc"
+)
+
+// APIServiceName is the API's name in the registry; the gateway routes to it.
+const APIServiceName = "user.api"
+
+// GatewayRoutes are the path prefixes the gateway sends to the user API.
+var GatewayRoutes = []gateway.Route{
+	{Prefix: "/user", Service: APIServiceName},
+	{Prefix: "/.well-known/", Service: APIServiceName},
+	{Prefix: "/openapi.yaml", Service: APIServiceName},
+}
+
+// Registry connects to etcd.
+func Registry(cfg *config.Config) (rpc.Registry, error) {
+	if len(cfg.Etcd) == 0 {
+		return nil, errors.New("config: USERSVC_ETCD_ENDPOINTS (--etcd-endpoints) is required by this command")
+	}
+	return rpc.NewEtcdRegistry(cfg.Etcd, 5*time.Second), nil
+}
+
+// RunService runs the user service (gRPC, registered) until ctx ends.
+func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry) error {
+	core, err := NewCore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer core.Close()
+	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: cfg.GRPCAddr, Registry: reg, TTL: cfg.RegistryTTL,
+		GracePeriod: cfg.ShutdownTimeout, Logger: log}, rpc.NewHandler(core.Service, core.Keys.JWKS))
+	if err != nil {
+		return err
+	}
+	log.Info("user service started", "address", srv.Address(), "registry.name", rpc.ServiceName)
+	evctx, stopEvents := context.WithCancel(context.Background())
+	evdone := make(chan error, 1)
+	go func() { evdone <- runEmbeddedEvents(evctx, cfg, log, core) }()
+	var everr error
+	evFinished := false
+	select {
+	case <-ctx.Done():
+	case everr = <-evdone:
+		evFinished = true
+		log.Error("event pipeline stopped", "error", everr)
+	}
+	log.Info("user service stopping")
+	err = srv.Stop()
+	// Events stop after the server: calls still in flight may commit
+	// changes whose events the relay should take along.
+	stopEvents()
+	if !evFinished {
+		everr = <-evdone
+	}
+	return errors.Join(err, everr)
+}
+
+// RunAPI runs the HTTP API on ln, registered in reg, until ctx ends.
+func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry, ln net.Listener) error {
+	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg, Timeout: cfg.RPCTimeout})
+	ready := func(context.Context) error { return rpc.HasInstances(reg, rpc.ServiceName) }
+	h := httpapi.New(httpapi.Config{MaxBodyBytes: int64(cfg.MaxBodyBytes), RPCTimeout: cfg.RPCTimeout, Ready: ready}, users, log)
+	addr := ln.Addr().String()
+	deregister, err := rpc.RegisterHTTP(reg, APIServiceName, advertise(addr), cfg.RegistryTTL)
+	if err != nil {
+		return fmt.Errorf("register api: %w", err)
+	}
+	log.Info("api started", "address", addr, "registry.name", APIServiceName)
+	return serve(ctx, cfg, log, ln, h, deregister)
+}
+
+// RunGateway runs the gateway on ln until ctx ends.
+func RunGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry, ln net.Listener) error {
+	gw, err := gateway.New(ctx, gateway.Config{Routes: GatewayRoutes, MaxBodyBytes: int64(cfg.MaxBodyBytes),
+		Logger: log}, rpc.NewDiscovery(reg))
+	if err != nil {
+		return err
+	}
+	log.Info("gateway started", "address", ln.Addr().String())
+	return serve(ctx, cfg, log, ln, gw, nil)
+}
+
+// serve runs an HTTP server on ln until ctx ends, then deregisters (so no
+// new requests are routed here) and drains in-flight ones for up to the
+// shutdown timeout.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ln net.Listener, h http.Handler, deregister func()) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if deregister != nil {
+			deregister()
+		}
+		return err
+	case <-ctx.Done():
+	}
+	if deregister != nil {
+		deregister()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// advertise turns a listen address into one others can dial: an unspecified
+// host (0.0.0.0, ::) becomes this machine's first non-loopback address.
+func advertise(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsUnspecified() {
+		return addr
+	}
+	ifaddrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range ifaddrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+				return net.JoinHostPort(n.IP.String(), port)
+			}
+		}
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// Listen opens a TCP listener, naming the setting on failure.
+func Listen(addr, setting string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (%s): %w", addr, setting, err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,190 @@
+// Package app is the composition root: it builds every role of usersvc
+// (service, api, gateway, dev) from the configuration, and runs each until
+// its context ends, then shuts it down gracefully. Only here do the domain,
+// storage, transports and the framework meet.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/mail"
+	"github.com/usersvc/usersvc/internal/password"
+	"github.com/usersvc/usersvc/internal/store/sqlstore"
+	"github.com/usersvc/usersvc/internal/token"
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// NewLogger returns a slog logger writing JSON lines with ECS field names
+// (@timestamp, log.level, message), so Filebeat/Logstash need no parsing
+// rules, or plain text for a terminal.
+func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) > 0 {
+				return a
+			}
+			switch a.Key {
+			case slog.TimeKey:
+				a.Key = "@timestamp"
+			case slog.LevelKey:
+				a.Key = "log.level"
+				a.Value = slog.StringValue(strings.ToLower(a.Value.String()))
+			case slog.MessageKey:
+				a.Key = "message"
+			}
+			return a
+		}}))
+}
+
+// Embedded reports whether the configuration uses the embedded SQLite
+// database (no MySQL DSN).
+func Embedded(cfg *config.Config) bool { return cfg.MySQLDSN == "" }
+
+// OpenStore opens MySQL when a DSN is configured, else SQLite in the data dir.
+func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.Store, error) {
+	if !Embedded(cfg) {
+		return sqlstore.Open(ctx, "mysql", cfg.MySQLDSN)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s (USERSVC_DATA_DIR): %w", cfg.DataDir, err)
+	}
+	return sqlstore.Open(ctx, "sqlite", filepath.Join(cfg.DataDir, "usersvc.db"))
+}
+
+// PrepareSchema migrates the embedded database automatically; a MySQL
+// database must be migrated by `usersvc migrate` first (an operator decides
+// when a shared schema changes), so here it is only checked.
+func PrepareSchema(ctx context.Context, cfg *config.Config, st *sqlstore.Store, log *slog.Logger) error {
+	if Embedded(cfg) {
+		applied, err := st.Migrate(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if len(applied) > 0 {
+			log.Info("migrations applied", "versions", applied)
+		}
+		return nil
+	}
+	pending, err := st.PendingMigrations(ctx)
+	if err != nil {
+		return fmt.Errorf("check migrations: %w", err)
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("database schema is behind (pending %s): run `usersvc migrate` first", strings.Join(pending, ", "))
+	}
+	return nil
+}
+
+// LoadKeys loads the signing keys. The embedded default generates one on
+// first start; a shared deployment must provision the same keys to every
+// instance (`usersvc keys generate`), so a missing key there is an error
+// rather than a silently different key per instance.
+func LoadKeys(cfg *config.Config) (*token.Keyring, error) {
+	kr, err := token.LoadDir(cfg.JWTKeysDir, cfg.JWTSigningKey, Embedded(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("signing keys in %s (USERSVC_JWT_KEYS_DIR): %w", cfg.JWTKeysDir, err)
+	}
+	return kr, nil
+}
+
+// NewHasher builds the argon2id hasher from the configured parameters.
+func NewHasher(cfg *config.Config) (*password.Hasher, error) {
+	p := password.DefaultParams()
+	p.Memory, p.Iterations, p.Parallelism = uint32(cfg.Argon2MemoryKiB), uint32(cfg.Argon2Iterations), uint8(cfg.Argon2Threads)
+	h, err := password.NewHasher(p)
+	if err != nil {
+		return nil, fmt.Errorf("argon2 settings (USERSVC_ARGON2_*): %w", err)
+	}
+	return h, nil
+}
+
+// NewMailSender returns the SMTP sender when a host is configured, else the
+// directory mailer.
+func NewMailSender(cfg *config.Config) (mail.Sender, error) {
+	if cfg.SMTPHost == "" {
+		d, err := mail.NewDir(cfg.MailDir)
+		if err != nil {
+			return nil, fmt.Errorf("mail dir %s (USERSVC_MAIL_DIR): %w", cfg.MailDir, err)
+		}
+		return d, nil
+	}
+	s, err := mail.NewSMTP(mail.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername,
+		Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS})
+	if err != nil {
+		return nil, fmt.Errorf("smtp settings (USERSVC_SMTP_*): %w", err)
+	}
+	return s, nil
+}
+
+// Core is the user service's domain with what it was built from.
+type Core struct {
+	Store   *sqlstore.Store
+	Keys    *token.Keyring
+	Service *user.Service
+}
+
+// Close releases the database.
+func (c *Core) Close() error { return c.Store.Close() }
+
+// NewCore opens the store, prepares the schema, and builds the domain service.
+func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Core, error) {
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newCore(ctx, cfg, log, st)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func newCore(ctx context.Context, cfg *config.Config, log *slog.Logger, st *sqlstore.Store) (*Core, error) {
+	if err := PrepareSchema(ctx, cfg, st, log); err != nil {
+		return nil, err
+	}
+	keys, err := LoadKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := token.NewManager(keys, token.Config{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		TTL: cfg.AccessTTL, Leeway: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("token settings (USERSVC_JWT_*, USERSVC_ACCESS_TTL): %w", err)
+	}
+	hasher, err := NewHasher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	policy := password.DefaultPolicy()
+	policy.MinScore = cfg.PasswordMinScore
+	svc, err := user.NewService(user.Deps{Store: st, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log},
+		user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL})
+	if err != nil {
+		return nil, err
+	}
+	return &Core{Store: st, Keys: keys, Service: svc}, nil
+}
+
+// NewResetMailer builds the mailer the worker hands reset tokens to.
+func NewResetMailer(cfg *config.Config) (mail.ResetMailer, error) {
+	sender, err := NewMailSender(cfg)
+	if err != nil {
+		return mail.ResetMailer{}, err
+	}
+	return mail.ResetMailer{Sender: sender, From: cfg.MailFrom, PublicURL: cfg.PublicURL, TTL: cfg.ResetTTL}, nil
+}

@@ -1,0 +1,210 @@
+// Package cli is the usersvc command line: it parses the subcommand and its
+// configuration and hands over to package app. Kept apart from main so it
+// can be tested in-process.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/usersvc/usersvc/internal/app"
+	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/rpc"
+	"github.com/usersvc/usersvc/internal/token"
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+const usage = `usersvc: a user service (accounts, tokens, password reset) on go-micro.
+
+Usage:
+  usersvc dev                     gateway + API + service in one process, embedded defaults
+  usersvc gateway                 the HTTP gateway (routes to API instances found in etcd)
+  usersvc api                     the HTTP API (gin), calls the service over gRPC
+  usersvc service                 the user service (gRPC, registered in etcd)
+  usersvc migrate                 apply database migrations
+  usersvc admin create --email E  create an admin; the password is read from standard input
+  usersvc keys generate           write a new Ed25519 signing key to the keys directory
+
+Every command takes the settings below as flags (--http-addr), USERSVC_* environment
+variables or keys of a YAML file given by --config; flags win over the environment,
+the environment over the file.
+`
+
+// IO is where a command reads and writes; tests pass buffers.
+type IO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, args, IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+}
+
+// Run runs one command with args (without the program name).
+func Run(ctx context.Context, args []string, io IO) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(io.Stderr, usage, "\nSettings:\n", config.Usage())
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd == "admin" || cmd == "keys" {
+		if len(rest) == 0 {
+			fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand\n", cmd)
+			return 2
+		}
+		cmd, rest = cmd+" "+rest[0], rest[1:]
+	}
+	err := run(ctx, cmd, rest, io)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(io.Stderr, "usersvc:", err)
+		return 2
+	default:
+		fmt.Fprintln(io.Stderr, "usersvc:", err)
+		return 1
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, cmd string, args []string, io IO) error {
+	var adminEmail, adminName string
+	if cmd == "admin create" {
+		// Command-specific flags come before the shared settings.
+		fs := flag.NewFlagSet("usersvc admin create", flag.ContinueOnError)
+		fs.SetOutput(io.Stderr)
+		fs.StringVar(&adminEmail, "email", "", "email of the new admin (required)")
+		fs.StringVar(&adminName, "name", "Administrator", "display name of the new admin")
+		var shared []string
+		for i := 0; i < len(args); i++ {
+			a := args[i]
+			name := strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")
+			if name == "email" || name == "name" {
+				if !strings.Contains(a, "=") && i+1 < len(args) {
+					a += "=" + args[i+1]
+					i++
+				}
+				if err := fs.Parse([]string{a}); err != nil {
+					return err
+				}
+				continue
+			}
+			shared = append(shared, a)
+		}
+		args = shared
+		if adminEmail == "" {
+			return fmt.Errorf("%w: admin create needs --email", errUsage)
+		}
+	}
+	cfg, rest, err := config.Load(cmd, args, io.Getenv)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, rest)
+	}
+	if err := cfg.Require(); err != nil {
+		return err
+	}
+	log := app.NewLogger(cfg, io.Stderr)
+	rpc.UseLogger(log)
+	switch cmd {
+	case "dev":
+		return app.RunDev(ctx, cfg, log)
+	case "service":
+		reg, err := app.Registry(cfg)
+		if err != nil {
+			return err
+		}
+		return app.RunService(ctx, cfg, log, reg)
+	case "api":
+		reg, err := app.Registry(cfg)
+		if err != nil {
+			return err
+		}
+		ln, err := app.Listen(cfg.APIAddr, "USERSVC_API_ADDR")
+		if err != nil {
+			return err
+		}
+		return app.RunAPI(ctx, cfg, log, reg, ln)
+	case "gateway":
+		reg, err := app.Registry(cfg)
+		if err != nil {
+			return err
+		}
+		ln, err := app.Listen(cfg.HTTPAddr, "USERSVC_HTTP_ADDR")
+		if err != nil {
+			return err
+		}
+		return app.RunGateway(ctx, cfg, log, reg, ln)
+	case "migrate":
+		st, err := app.OpenStore(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		applied, err := st.Migrate(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) == 0 {
+			fmt.Fprintln(io.Stdout, "schema is up to date")
+		}
+		for _, v := range applied {
+			fmt.Fprintln(io.Stdout, "applied", v)
+		}
+		return nil
+	case "admin create":
+		return adminCreate(ctx, cfg, io, adminEmail, adminName)
+	case "keys generate":
+		k, err := token.GenerateKeyFile(cfg.JWTKeysDir)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(io.Stdout, k)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown command %q (see usersvc --help)", errUsage, cmd)
+}
+
+// adminCreate bootstraps an admin against the configured database. The
+// password comes from standard input (first line), never from a flag, so it
+// stays out of shell history and the process list.
+func adminCreate(ctx context.Context, cfg *config.Config, io IO, email, name string) error {
+	line, err := bufio.NewReader(io.Stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, os.ErrClosed) && line == "" {
+		return fmt.Errorf("read password from standard input: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	log := app.NewLogger(cfg, io.Stderr)
+	core, err := app.NewCore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer core.Close()
+	u, err := core.Service.Create(ctx, user.SystemActor, user.CreateInput{Email: email, Password: pw, Name: name, Role: user.RoleAdmin})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(io.Stdout, u.ID)
+	return nil
+}

@@ -1,0 +1,308 @@
+// Package config loads the settings of every usersvc process from, in
+// rising precedence, built-in defaults, a YAML file, USERSVC_* environment
+// variables and command-line flags. Each setting is declared once (key, env
+// var, flag, default, parser), so the three sources cannot drift apart, and
+// every error names the setting and where its bad value came from.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is every setting of every role. A role reads the ones it needs.
+type Config struct {
+	DataDir   string   // embedded SQLite, keys and mail live here
+	HTTPAddr  string   // gateway (and dev) listen address
+	APIAddr   string   // API listen address in distributed mode
+	GRPCAddr  string   // user service listen address
+	Etcd      []string // etcd endpoints; empty = in-process registry (dev only)
+	MySQLDSN  string   // empty = SQLite in DataDir
+	PublicURL string   // base of links in mails
+
+	JWTIssuer     string
+	JWTAudience   string
+	JWTKeysDir    string // empty = <data dir>/keys
+	JWTSigningKey string // kid of the signing key; empty = newest
+	AccessTTL     time.Duration
+	RefreshTTL    time.Duration
+	ResetTTL      time.Duration
+
+	Argon2MemoryKiB  int
+	Argon2Iterations int
+	Argon2Threads    int
+	PasswordMinScore int
+
+	SMTPHost     string
+	SMTPPort     int
+	SMTPUsername string
+	SMTPPassword string
+	SMTPTLS      string
+	MailFrom     string
+	MailDir      string // empty = <data dir>/mail; used when SMTPHost is empty
+
+	MaxBodyBytes    int
+	RPCTimeout      time.Duration
+	RegistryTTL     time.Duration
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
+}
+
+type setting struct {
+	key    string // YAML key; the env var is USERSVC_ + upper(key), the flag key with - for _
+	usage  string
+	def    string
+	set    func(c *Config, v string) error
+	secret bool
+}
+
+func (s setting) env() string  { return "USERSVC_" + strings.ToUpper(s.key) }
+func (s setting) flag() string { return strings.ReplaceAll(s.key, "_", "-") }
+
+func str(p func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+func dur(p func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("must be a positive duration such as 15m or 30s, got %q", v)
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
+func integer(min, max int, p func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < min || n > max {
+			return fmt.Errorf("must be an integer from %d to %d, got %q", min, max, v)
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
+func list(p func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, part := range strings.Split(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+		*p(c) = out
+		return nil
+	}
+}
+
+func addr(p func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("must be host:port, got %q", v)
+		}
+		*p(c) = v
+		return nil
+	}
+}
+
+func oneOf(choices []string, p func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if !slices.Contains(choices, v) {
+			return fmt.Errorf("must be one of %s, got %q", strings.Join(choices, ", "), v)
+		}
+		*p(c) = v
+		return nil
+	}
+}
+
+var settings = []setting{
+	{key: "data_dir", def: "./data", usage: "directory for the embedded SQLite database, signing keys and mail", set: str(func(c *Config) *string { return &c.DataDir })},
+	{key: "http_addr", def: "127.0.0.1:8080", usage: "address the gateway (and dev mode) listens on", set: addr(func(c *Config) *string { return &c.HTTPAddr })},
+	{key: "api_addr", def: "127.0.0.1:8081", usage: "address the API listens on (api role)", set: addr(func(c *Config) *string { return &c.APIAddr })},
+	{key: "grpc_addr", def: "127.0.0.1:9090", usage: "address the user service's gRPC server listens on (service role)", set: addr(func(c *Config) *string { return &c.GRPCAddr })},
+	{key: "etcd_endpoints", usage: "comma-separated etcd endpoints (host:port); required by gateway, api and service", set: list(func(c *Config) *[]string { return &c.Etcd })},
+	{key: "mysql_dsn", secret: true, usage: "MySQL DSN, e.g. user:pass@tcp(127.0.0.1:3306)/usersvc; empty = SQLite in the data dir", set: str(func(c *Config) *string { return &c.MySQLDSN })},
+	{key: "public_url", usage: "public base URL used in mailed links; default http://<http_addr>", set: str(func(c *Config) *string { return &c.PublicURL })},
+	{key: "jwt_issuer", def: "usersvc", usage: "iss claim of access tokens", set: str(func(c *Config) *string { return &c.JWTIssuer })},
+	{key: "jwt_audience", def: "usersvc", usage: "aud claim of access tokens", set: str(func(c *Config) *string { return &c.JWTAudience })},
+	{key: "jwt_keys_dir", usage: "directory of Ed25519 PEM keys (<kid>.pem); default <data dir>/keys", set: str(func(c *Config) *string { return &c.JWTKeysDir })},
+	{key: "jwt_signing_key", usage: "kid of the signing key; default the newest private key", set: str(func(c *Config) *string { return &c.JWTSigningKey })},
+	{key: "access_ttl", def: "15m", usage: "access token lifetime", set: dur(func(c *Config) *time.Duration { return &c.AccessTTL })},
+	{key: "refresh_ttl", def: "720h", usage: "refresh token lifetime", set: dur(func(c *Config) *time.Duration { return &c.RefreshTTL })},
+	{key: "reset_ttl", def: "30m", usage: "password reset token lifetime", set: dur(func(c *Config) *time.Duration { return &c.ResetTTL })},
+	{key: "argon2_memory_kib", def: "19456", usage: "argon2id memory in KiB (OWASP: 19456)", set: integer(8, 4<<20, func(c *Config) *int { return &c.Argon2MemoryKiB })},
+	{key: "argon2_iterations", def: "2", usage: "argon2id iterations", set: integer(1, 100, func(c *Config) *int { return &c.Argon2Iterations })},
+	{key: "argon2_threads", def: "1", usage: "argon2id parallelism", set: integer(1, 255, func(c *Config) *int { return &c.Argon2Threads })},
+	{key: "password_min_score", def: "2", usage: "minimum zxcvbn score (0-4) of a new password", set: integer(0, 4, func(c *Config) *int { return &c.PasswordMinScore })},
+	{key: "smtp_host", usage: "SMTP server; empty = write mail as .eml files to mail_dir", set: str(func(c *Config) *string { return &c.SMTPHost })},
+	{key: "smtp_port", def: "587", usage: "SMTP port", set: integer(1, 65535, func(c *Config) *int { return &c.SMTPPort })},
+	{key: "smtp_username", usage: "SMTP AUTH user; empty = no AUTH", set: str(func(c *Config) *string { return &c.SMTPUsername })},
+	{key: "smtp_password", secret: true, usage: "SMTP AUTH password", set: str(func(c *Config) *string { return &c.SMTPPassword })},
+	{key: "smtp_tls", def: "starttls", usage: "starttls, tls (implicit) or none (loopback only)", set: oneOf([]string{"starttls", "tls", "none"}, func(c *Config) *string { return &c.SMTPTLS })},
+	{key: "mail_from", def: "usersvc <no-reply@localhost>", usage: "From of mails", set: str(func(c *Config) *string { return &c.MailFrom })},
+	{key: "mail_dir", usage: "directory mailer target; default <data dir>/mail", set: str(func(c *Config) *string { return &c.MailDir })},
+	{key: "max_body_bytes", def: "65536", usage: "largest accepted request body", set: integer(1024, 16<<20, func(c *Config) *int { return &c.MaxBodyBytes })},
+	{key: "rpc_timeout", def: "5s", usage: "timeout of one RPC from the API to the service", set: dur(func(c *Config) *time.Duration { return &c.RPCTimeout })},
+	{key: "registry_ttl", def: "15s", usage: "registry lease; a crashed instance disappears after it", set: dur(func(c *Config) *time.Duration { return &c.RegistryTTL })},
+	{key: "shutdown_timeout", def: "15s", usage: "how long SIGTERM waits for in-flight requests", set: dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{key: "log_level", def: "info", usage: "debug, info, warn or error", set: oneOf([]string{"debug", "info", "warn", "error"}, func(c *Config) *string { return &c.LogLevel })},
+	{key: "log_format", def: "json", usage: "json or text", set: oneOf([]string{"json", "text"}, func(c *Config) *string { return &c.LogFormat })},
+}
+
+// Load builds the configuration for one subcommand: defaults, then the file
+// named by --config or USERSVC_CONFIG, then the environment, then args.
+// It returns the arguments left after the flags.
+func Load(cmd string, args []string, getenv func(string) string) (*Config, []string, error) {
+	c := &Config{}
+	for _, s := range settings {
+		if s.def != "" {
+			if err := s.set(c, s.def); err != nil {
+				panic(fmt.Sprintf("config: default of %s: %v", s.key, err))
+			}
+		}
+	}
+	fs := flag.NewFlagSet("usersvc "+cmd, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	configFile := fs.String("config", getenv("USERSVC_CONFIG"), "YAML config file (env USERSVC_CONFIG)")
+	flagVals := map[string]*string{}
+	for _, s := range settings {
+		flagVals[s.key] = fs.String(s.flag(), "", fmt.Sprintf("%s (env %s)", s.usage, s.env()))
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if *configFile != "" {
+		if err := c.applyFile(*configFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, s := range settings {
+		if v := getenv(s.env()); v != "" {
+			if err := s.set(c, v); err != nil {
+				return nil, nil, fmt.Errorf("config: %s: %w", s.env(), err)
+			}
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, s := range settings {
+		if set[s.flag()] {
+			if err := s.set(c, *flagVals[s.key]); err != nil {
+				return nil, nil, fmt.Errorf("config: --%s: %w", s.flag(), err)
+			}
+		}
+	}
+	c.derive()
+	return c, fs.Args(), nil
+}
+
+func (c *Config) applyFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("config: parse %s: %w", path, err)
+	}
+	known := map[string]setting{}
+	for _, s := range settings {
+		known[s.key] = s
+	}
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		s, ok := known[k]
+		if !ok {
+			return fmt.Errorf("config: %s: unknown setting %q", path, k)
+		}
+		v := m[k]
+		var sv string
+		switch x := v.(type) {
+		case string:
+			sv = x
+		case []any:
+			parts := make([]string, len(x))
+			for i, p := range x {
+				parts[i] = fmt.Sprint(p)
+			}
+			sv = strings.Join(parts, ",")
+		case float64:
+			sv = strconv.FormatFloat(x, 'f', -1, 64)
+		default:
+			sv = fmt.Sprint(x)
+		}
+		if err := s.set(c, sv); err != nil {
+			return fmt.Errorf("config: %s: %s: %w", path, k, err)
+		}
+	}
+	return nil
+}
+
+// derive fills settings whose defaults depend on others.
+func (c *Config) derive() {
+	if c.JWTKeysDir == "" {
+		c.JWTKeysDir = filepath.Join(c.DataDir, "keys")
+	}
+	if c.MailDir == "" {
+		c.MailDir = filepath.Join(c.DataDir, "mail")
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.HTTPAddr
+	}
+}
+
+// Require checks the settings a role cannot run without, naming each.
+func (c *Config) Require(keys ...string) error {
+	var errs []error
+	for _, k := range keys {
+		switch k {
+		case "etcd_endpoints":
+			if len(c.Etcd) == 0 {
+				errs = append(errs, errors.New("config: USERSVC_ETCD_ENDPOINTS (--etcd-endpoints) is required by this command"))
+			}
+		case "mysql_dsn":
+			if c.MySQLDSN == "" {
+				errs = append(errs, errors.New("config: USERSVC_MYSQL_DSN (--mysql-dsn) is required by this command"))
+			}
+		}
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("config: USERSVC_PUBLIC_URL must be an http(s) URL, got %q", c.PublicURL))
+	}
+	return errors.Join(errs...)
+}
+
+// Usage lists every setting with its env var, flag and default, for --help
+// and the README's configuration reference.
+func Usage() string {
+	var b strings.Builder
+	b.WriteString("| env | flag | default | meaning |\n|---|---|---|---|\n")
+	for _, s := range settings {
+		def := s.def
+		if def == "" {
+			def = "—"
+		}
+		fmt.Fprintf(&b, "| `%s` | `--%s` | `%s` | %s |\n", s.env(), s.flag(), def, s.usage)
+	}
+	return b.String()
+}

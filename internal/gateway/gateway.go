@@ -1,0 +1,511 @@
+// Package gateway is the platform's HTTP entry point, between nginx and the
+// HTTP API instances. It plays the part go-micro's "micro api" used to: it
+// learns the instances of each HTTP service from service discovery, routes
+// each request by path prefix to a service, and reverse-proxies it to one
+// instance, round-robin, retrying on another instance when one cannot be
+// reached.
+//
+// It depends on the small Discovery interface rather than on go-micro, so
+// the routing and proxying logic can be tested with a fake, and the
+// registry can change without touching it (rpc.Discovery implements it).
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// headerRequestID ties the client's report, the gateway's log and the
+	// API's and service's logs together; the API reads the same header.
+	headerRequestID = "X-Request-ID"
+	// maxRequestIDLength bounds a client-chosen ID (as the API does).
+	maxRequestIDLength = 128
+
+	defaultMaxBodyBytes    = 1 << 20
+	defaultUpstreamTimeout = 10 * time.Second
+	defaultFailCooldown    = 5 * time.Second
+)
+
+// Discovery reports the addresses (host:port) of a service's instances.
+// Watch calls update with the full current list, first as soon as it is
+// known and then on every change, never concurrently, until ctx ends.
+// rpc.Discovery implements it over the go-micro registry.
+type Discovery interface {
+	Watch(ctx context.Context, service string, update func(addrs []string)) error
+}
+
+// Route sends the requests under Prefix to Service. The longest matching
+// prefix wins, and a prefix matches whole path segments only: "/user"
+// matches "/user" and "/user/..." but not "/username"; a trailing slash is
+// ignored ("/.well-known/" is "/.well-known"), and "/" matches everything.
+// Paths are forwarded unchanged (no prefix stripping).
+type Route struct {
+	Prefix  string
+	Service string
+}
+
+// Config configures a Gateway. Zero values mean the defaults.
+type Config struct {
+	Routes []Route
+	// MaxBodyBytes caps request bodies (default 1 MiB). A body is read
+	// whole before it is forwarded, so that a request whose instance
+	// turns out to be down can be replayed on another one; a larger body
+	// is answered 413 without reaching any instance.
+	MaxBodyBytes int64
+	// UpstreamTimeout bounds one attempt at one instance, from dialling to
+	// the end of the response body (default 10s), so a hung instance can
+	// neither hold a client forever nor stall a graceful shutdown. When it
+	// passes before the response headers the client gets 504 (the request
+	// is not retried: the instance may have run it); after them, the
+	// response is cut off. It does not suit long streams or WebSockets,
+	// which the user API does not serve.
+	UpstreamTimeout time.Duration
+	// FailCooldown is how long an instance that could not be connected to
+	// is left out of the rotation (default 5s). The registry drops a dead
+	// instance only when its lease expires; until then this keeps the
+	// gateway from dialling it for every request.
+	FailCooldown time.Duration
+	Logger       *slog.Logger // nil means slog.Default()
+}
+
+// Gateway routes and proxies requests to the instances of services. It is
+// an http.Handler; besides the routes it answers GET /healthz and GET
+// /readyz itself (see ServeHTTP). Create it with New.
+type Gateway struct {
+	cfg       Config
+	log       *slog.Logger
+	routes    []route // longest prefix first
+	pools     []*pool // one per service, in route order
+	transport *http.Transport
+}
+
+// route is a Route with its prefix normalised (no trailing slash; "" for
+// "/") and its service's pool.
+type route struct {
+	prefix string
+	pool   *pool
+}
+
+func (rt *route) matches(path string) bool {
+	return strings.HasPrefix(path, rt.prefix) && (len(path) == len(rt.prefix) || path[len(rt.prefix)] == '/')
+}
+
+// New returns a gateway for cfg and starts following each routed service's
+// instances through d, one Watch per service, until ctx ends. Until a
+// service's first list arrives its routes answer 503 and Ready fails.
+func New(ctx context.Context, cfg Config, d Discovery) (*Gateway, error) {
+	if d == nil {
+		return nil, errors.New("gateway: no discovery")
+	}
+	if len(cfg.Routes) == 0 {
+		return nil, errors.New("gateway: no routes")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	if cfg.UpstreamTimeout <= 0 {
+		cfg.UpstreamTimeout = defaultUpstreamTimeout
+	}
+	if cfg.FailCooldown <= 0 {
+		cfg.FailCooldown = defaultFailCooldown
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, transport: newTransport()}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+
+	byService := map[string]*pool{}
+	seen := map[string]bool{}
+	for _, r := range cfg.Routes {
+		if !strings.HasPrefix(r.Prefix, "/") {
+			return nil, fmt.Errorf("gateway: route prefix %q does not start with /", r.Prefix)
+		}
+		if r.Service == "" {
+			return nil, fmt.Errorf("gateway: route %q has no service", r.Prefix)
+		}
+		prefix := strings.TrimRight(r.Prefix, "/")
+		if seen[prefix] {
+			return nil, fmt.Errorf("gateway: route prefix %q is configured twice", r.Prefix)
+		}
+		seen[prefix] = true
+		p := byService[r.Service]
+		if p == nil {
+			p = g.newPool(r.Service)
+			byService[r.Service] = p
+			g.pools = append(g.pools, p)
+		}
+		g.routes = append(g.routes, route{prefix: prefix, pool: p})
+	}
+	slices.SortStableFunc(g.routes, func(a, b route) int { return len(b.prefix) - len(a.prefix) })
+
+	for _, p := range g.pools {
+		go g.follow(ctx, d, p)
+	}
+	// Idle upstream connections are the only resource that outlives
+	// requests; release them with the gateway.
+	context.AfterFunc(ctx, g.transport.CloseIdleConnections)
+	return g, nil
+}
+
+// follow keeps p's instance list current until ctx ends.
+func (g *Gateway) follow(ctx context.Context, d Discovery, p *pool) {
+	err := d.Watch(ctx, p.service, func(addrs []string) { g.setInstances(p, addrs) })
+	if ctx.Err() == nil {
+		g.log.Error("gateway: discovery stopped; the service's instance list is frozen",
+			"service", p.service, "error", err)
+	}
+}
+
+func (g *Gateway) setInstances(p *pool, addrs []string) {
+	if added, removed := p.set(addrs); added > 0 || removed > 0 {
+		g.log.Info("gateway: instances changed", "service", p.service, "instances", addrs,
+			"added", added, "removed", removed)
+	}
+}
+
+// Ready reports whether every routed service has at least one instance;
+// /readyz answers 503 until it does, so that nginx (or the orchestrator)
+// does not send traffic that could only be answered 503.
+func (g *Gateway) Ready() error {
+	var missing []string
+	for _, p := range g.pools {
+		if len(p.list()) == 0 {
+			missing = append(missing, p.service)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("no instance of %s is available", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// ServeHTTP answers GET|HEAD /healthz (200 while the process serves) and
+// /readyz (200 or 503, from Ready) itself — they take precedence over every
+// route, so a catch-all "/" route cannot shadow them — and proxies every
+// other request to an instance of the service of its route.
+//
+// The request keeps its X-Request-ID when it is sane (1..128 printable
+// ASCII) and gets a random one otherwise; the instance receives it and the
+// client gets it back on every response, errors included. Errors are the
+// API's JSON envelope: {"error":{"code":…,"message":…}}.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		g.serveProbe(w, r, nil)
+		return
+	case "/readyz":
+		g.serveProbe(w, r, g.Ready())
+		return
+	}
+
+	id := r.Header.Get(headerRequestID)
+	if !saneRequestID(id) {
+		id = rand.Text()
+	}
+	// A ".." segment could make an instance resolve a path under another
+	// route's prefix than the one that chose it; such paths are not sent
+	// by browsers or well-behaved clients, so they are refused outright.
+	if hasDotSegment(r.URL.Path) {
+		writeError(w, id, http.StatusBadRequest, "invalid_argument", "malformed request path")
+		return
+	}
+	rt := g.route(r.URL.Path)
+	if rt == nil {
+		writeError(w, id, http.StatusNotFound, "not_found", "not found")
+		return
+	}
+	if len(rt.pool.list()) == 0 {
+		// Answered before reading the body: nothing could use it.
+		writeError(w, id, http.StatusServiceUnavailable, "unavailable", noInstanceMessage(rt.pool.service))
+		return
+	}
+	out := r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	if status, err := g.bufferBody(out); err != nil {
+		if status == http.StatusRequestEntityTooLarge {
+			writeError(w, id, status, "payload_too_large", err.Error())
+		} else {
+			g.log.Debug("gateway: reading request body failed", "request_id", id, "error", err)
+			writeError(w, id, status, "invalid_argument", "could not read the request body")
+		}
+		return
+	}
+	rt.pool.proxy.ServeHTTP(w, out)
+}
+
+func (g *Gateway) route(path string) *route {
+	if !strings.HasPrefix(path, "/") {
+		return nil // "OPTIONS *", CONNECT's authority form: not for an instance
+	}
+	for i := range g.routes {
+		if g.routes[i].matches(path) {
+			return &g.routes[i]
+		}
+	}
+	return nil
+}
+
+// serveProbe answers a health probe: 200 {"status":"ok"} when err is nil,
+// 503 with the error envelope otherwise.
+func (g *Gateway) serveProbe(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, "", http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if err != nil {
+		writeError(w, "", http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	}
+}
+
+// bufferBody reads r's body into memory (at most MaxBodyBytes) and makes it
+// replayable through GetBody. It returns the status to answer on failure:
+// 413 for a body over the limit, 400 when the client's body could not be
+// read.
+func (g *Gateway) bufferBody(r *http.Request) (int, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return 0, nil
+	}
+	limit := g.cfg.MaxBodyBytes
+	tooLarge := fmt.Errorf("request body exceeds %d bytes", limit)
+	if r.ContentLength > limit {
+		return http.StatusRequestEntityTooLarge, tooLarge
+	}
+	var buf []byte
+	var err error
+	if r.ContentLength > 0 {
+		// net/http stops the body at Content-Length, so this is exact.
+		buf = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, buf)
+	} else {
+		buf, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err == nil && int64(len(buf)) > limit {
+			return http.StatusRequestEntityTooLarge, tooLarge
+		}
+	}
+	if err != nil {
+		return http.StatusBadRequest, err
+	}
+	// The instance gets a Content-Length even when the client chunked.
+	r.ContentLength = int64(len(buf))
+	r.TransferEncoding = nil
+	if len(buf) == 0 {
+		r.Body, r.GetBody = http.NoBody, nil
+		return 0, nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	return 0, nil
+}
+
+// rewrite shapes the request sent upstream. The URL's host is set per
+// attempt by upstream.RoundTrip; the Host header stays the client's.
+func rewrite(pr *httputil.ProxyRequest) {
+	// X-Forwarded-For is the incoming chain (nginx's, which begins with
+	// whatever the client claimed) plus the address of whoever connected
+	// to us, so the API takes the rightmost entries it trusts.
+	// X-Forwarded-Host becomes the Host header and X-Forwarded-Proto the
+	// scheme of this hop; ReverseProxy already dropped the client-sent
+	// ones, and Forwarded.
+	if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
+		pr.Out.Header["X-Forwarded-For"] = xff
+	}
+	pr.SetXForwarded()
+	pr.Out.URL.Scheme = "http"
+	pr.Out.Header.Set(headerRequestID, requestIDOf(pr.In.Context()))
+	// The body is already read (and the client got its 100 Continue);
+	// asking the instance for one would only add a round trip.
+	pr.Out.Header.Del("Expect")
+}
+
+// modifyResponse echoes the request ID, replacing one the instance set, so
+// that the client sees exactly one.
+func modifyResponse(resp *http.Response) error {
+	if resp.Request != nil {
+		resp.Header.Set(headerRequestID, requestIDOf(resp.Request.Context()))
+	}
+	return nil
+}
+
+// proxyError answers a request that got no response from any instance.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	id := requestIDOf(r.Context())
+	var ue *upstreamError
+	if !errors.As(err, &ue) {
+		// ReverseProxy's own refusals, e.g. an invalid Upgrade.
+		g.log.Warn("gateway: proxying failed", "request_id", id, "error", err)
+		writeError(w, id, http.StatusBadGateway, "bad_gateway", "the request could not be forwarded")
+		return
+	}
+	switch ue.kind {
+	case noInstance:
+		writeError(w, id, http.StatusServiceUnavailable, "unavailable", noInstanceMessage(ue.service))
+	case clientGone:
+		// Nobody is listening; this only keeps the status in access logs
+		// honest.
+		g.log.Debug("gateway: client went away", "service", ue.service, "request_id", id, "error", ue.err)
+		writeError(w, id, http.StatusBadGateway, "bad_gateway", "the client closed the request")
+	case timedOut:
+		g.log.Warn("gateway: instance did not answer in time", "service", ue.service, "instance", ue.instance,
+			"timeout", g.cfg.UpstreamTimeout, "request_id", id)
+		writeError(w, id, http.StatusGatewayTimeout, "gateway_timeout", ue.service+" did not answer in time")
+	default:
+		g.log.Warn("gateway: no instance answered", "service", ue.service, "attempts", ue.attempts,
+			"last_instance", ue.instance, "request_id", id, "error", ue.err)
+		writeError(w, id, http.StatusBadGateway, "bad_gateway", "no instance of "+ue.service+" answered")
+	}
+}
+
+func noInstanceMessage(service string) string {
+	return "no instance of " + service + " is available"
+}
+
+// errorBody is the API's error envelope (see internal/httpapi).
+type errorBody struct {
+	Error errorInfo `json:"error"`
+}
+
+type errorInfo struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, requestID string, status int, code, msg string) {
+	h := w.Header()
+	if requestID != "" {
+		h.Set(headerRequestID, requestID)
+	}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	b, _ := json.Marshal(errorBody{Error: errorInfo{Code: code, Message: msg}})
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+type requestIDKey struct{}
+
+func requestIDOf(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// saneRequestID accepts 1..128 printable ASCII characters, so a client's ID
+// can neither forge log lines nor bloat them (the API's rule).
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// hasDotSegment reports whether the path has a "." or ".." segment.
+func hasDotSegment(path string) bool {
+	if !strings.Contains(path, "/.") {
+		return false // the hot path: no allocation, one scan
+	}
+	for path != "" {
+		var seg string
+		seg, path, _ = strings.Cut(path, "/")
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// bufferPool recycles ReverseProxy's 32 KiB copy buffers, which it would
+// otherwise allocate per request.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
+// pool is one service: its instances, as last reported by discovery, its
+// round-robin counter and its proxy.
+type pool struct {
+	service   string
+	instances atomic.Pointer[[]*instance] // replaced whole, read lock-free
+	next      atomic.Uint64
+	mu        sync.Mutex // serialises set
+	proxy     *httputil.ReverseProxy
+}
+
+func (g *Gateway) newPool(service string) *pool {
+	p := &pool{service: service}
+	empty := []*instance{}
+	p.instances.Store(&empty)
+	p.proxy = &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   g.proxyError,
+		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		BufferPool:     sharedBuffers,
+		Transport: &upstream{pool: p, base: g.transport, timeout: g.cfg.UpstreamTimeout,
+			cooldown: g.cfg.FailCooldown, log: g.log},
+	}
+	return p
+}
+
+var sharedBuffers = &bufferPool{}
+
+func (p *pool) list() []*instance { return *p.instances.Load() }
+
+// set replaces the instance list. Instances that stay keep their state (a
+// running cooldown); those that left are gone for the next request at
+// once. It reports how many were added and removed.
+func (p *pool) set(addrs []string) (added, removed int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := map[string]*instance{}
+	for _, in := range p.list() {
+		old[in.addr] = in
+	}
+	next := make([]*instance, 0, len(addrs))
+	kept := map[string]bool{}
+	for _, a := range addrs {
+		if a == "" || kept[a] {
+			continue
+		}
+		kept[a] = true
+		in := old[a]
+		if in == nil {
+			in = &instance{addr: a}
+			added++
+		}
+		next = append(next, in)
+	}
+	removed = len(old) - (len(next) - added)
+	p.instances.Store(&next)
+	return added, removed
+}

@@ -1,0 +1,295 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go-micro.dev/v6/metadata"
+
+	userv1 "github.com/usersvc/usersvc/api/user/v1"
+	"github.com/usersvc/usersvc/internal/httpapi"
+	"github.com/usersvc/usersvc/internal/mail"
+	"github.com/usersvc/usersvc/internal/rpc"
+	"github.com/usersvc/usersvc/internal/store/sqlstore"
+	"github.com/usersvc/usersvc/internal/testenv/stack"
+	"github.com/usersvc/usersvc/internal/token"
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// Passwords that pass password.DefaultPolicy (zxcvbn score 4).
+const (
+	adminPassword = "correct horse battery staple"
+	userPassword  = "Tr0ub4dor&3xyz"
+	newPassword   = "kV9#mQ2!xL-7pw"
+
+	testIssuer, testAudience = stack.Issuer, stack.Audience
+)
+
+// env is the real stack in one process: SQLite store, token manager,
+// argon2id hasher (cheap parameters), mail directory, user service, go-micro
+// gRPC server and client over an in-memory registry, and the HTTP API in an
+// httptest server. Nothing is faked, so the tests exercise the same code
+// paths as production, only the database and registry differ.
+type env struct {
+	t       *testing.T
+	svc     *user.Service
+	rpcSrv  *rpc.Server
+	spy     *handlerSpy
+	handler http.Handler
+	http    *httptest.Server
+	keys    *token.Keyring
+	store   *sqlstore.Store
+	mailDir string
+	logs    *syncBuffer
+
+	rpcStopped bool
+
+	admin session // a bootstrapped admin, signed in
+}
+
+// session is a signed-in user as the tests see it.
+type session struct {
+	ID, Email, Password string
+	Access, Refresh     string
+}
+
+// envOption adjusts the API configuration.
+type envOption func(*httpapi.Config)
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	st := stack.New(t, stack.Options{Logger: log})
+	svc, keys, store, mailDir := st.Service, st.Keys, st.Store, st.MailDir
+
+	reg := rpc.NewMemoryRegistry()
+	spy := &handlerSpy{Handler: rpc.NewHandler(svc, keys.JWKS)}
+	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg, GracePeriod: time.Second},
+		spy)
+	if err != nil {
+		t.Fatalf("start rpc server: %v", err)
+	}
+	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg, Timeout: 10 * time.Second})
+
+	cfg := httpapi.Config{}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	handler := httpapi.New(cfg, users, log)
+	hs := httptest.NewServer(handler)
+	t.Cleanup(hs.Close)
+
+	e := &env{t: t, svc: svc, rpcSrv: srv, spy: spy, handler: handler, http: hs, mailDir: mailDir, logs: logs, keys: keys,
+		store: store}
+	t.Cleanup(func() {
+		if !e.rpcStopped {
+			_ = srv.Stop()
+		}
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+
+	// The first admin can only come from an internal caller.
+	admin, err := svc.Create(ctx, user.SystemActor, user.CreateInput{Email: "admin@example.com",
+		Password: adminPassword, Name: "Admin", Role: user.RoleAdmin})
+	if err != nil {
+		t.Fatalf("bootstrap admin: %v", err)
+	}
+	e.admin = e.login(admin.Email, adminPassword)
+	e.admin.ID = admin.ID
+	return e
+}
+
+// stopRPC stops the user service, so the API can no longer reach it.
+func (e *env) stopRPC() {
+	e.t.Helper()
+	if err := e.rpcSrv.Stop(); err != nil {
+		e.t.Fatalf("stop rpc server: %v", err)
+	}
+	e.rpcStopped = true
+}
+
+// login signs in through the API and returns the session.
+func (e *env) login(email, pw string) session {
+	e.t.Helper()
+	r := e.do("POST", "/user/token", "", map[string]any{"email": email, "password": pw})
+	r.wantStatus(200)
+	var tok struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	r.decode(&tok)
+	return session{Email: email, Password: pw, Access: tok.AccessToken, Refresh: tok.RefreshToken}
+}
+
+// register creates a user through the API and signs them in.
+func (e *env) register(email, name string) session {
+	e.t.Helper()
+	r := e.do("POST", "/user", "", map[string]any{"email": email, "password": userPassword, "name": name})
+	r.wantStatus(201)
+	var u userJSON
+	r.decode(&u)
+	s := e.login(email, userPassword)
+	s.ID = u.ID
+	return s
+}
+
+// userJSON mirrors the User schema for decoding responses.
+type userJSON struct {
+	ID        string `json:"id"`
+	Email     string `json:"email"`
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+	Status    string `json:"status"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+// resetToken returns the token of the newest reset mail sent to addr,
+// waiting a few seconds for it to arrive.
+func (e *env) resetToken(addr string) string {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		msgs, err := mail.ReadDir(e.mailDir)
+		if err != nil {
+			e.t.Fatalf("read mail: %v", err)
+		}
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if strings.Contains(msgs[i].Header.Get("To"), addr) {
+				if tok := mail.ResetToken(msgs[i].Text); tok != "" {
+					return tok
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no reset mail to %s among %d messages", addr, len(msgs))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// mailCount is the number of messages in the mail directory once it holds
+// at least want, or after a few seconds: mail goes out asynchronously
+// (outbox → bus → mailer), so a test waits for what it expects.
+func (e *env) mailCount(want int) int {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		msgs, err := mail.ReadDir(e.mailDir)
+		if err != nil {
+			e.t.Fatalf("read mail: %v", err)
+		}
+		if len(msgs) >= want || time.Now().After(deadline) {
+			return len(msgs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// handlerSpy is the real RPC handler, recording the request ID each Get or
+// Validate call received in its go-micro metadata, to prove the API forwards
+// it across the wire.
+type handlerSpy struct {
+	*rpc.Handler
+	mu  sync.Mutex
+	ids []string
+	// keysDelay makes Keys slow, to provoke the API's RPC timeout.
+	keysDelay atomic.Int64 // nanoseconds
+}
+
+func (h *handlerSpy) record(ctx context.Context) {
+	// gRPC lower-cases metadata keys on the wire.
+	md, _ := metadata.FromContext(ctx)
+	var id string
+	for k, v := range md {
+		if strings.EqualFold(k, "X-Request-Id") {
+			id = v
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ids = append(h.ids, id)
+}
+
+func (h *handlerSpy) requestIDs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.ids)
+}
+
+func (h *handlerSpy) Get(ctx context.Context, in *userv1.GetRequest, out *userv1.GetResponse) error {
+	h.record(ctx)
+	return h.Handler.Get(ctx, in, out)
+}
+
+func (h *handlerSpy) Validate(ctx context.Context, in *userv1.ValidateRequest, out *userv1.ValidateResponse) error {
+	h.record(ctx)
+	return h.Handler.Validate(ctx, in, out)
+}
+
+// with returns a copy of the env that reports to t, for subtests.
+func (e *env) with(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// expiredToken is an access token for subject, correctly signed with the
+// service's key, that expired an hour ago.
+func (e *env) expiredToken(subject string) string {
+	e.t.Helper()
+	m, err := token.NewManager(e.keys, token.Config{Issuer: testIssuer, Audience: testAudience, TTL: time.Minute,
+		Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+	if err != nil {
+		e.t.Fatalf("token manager: %v", err)
+	}
+	tok, _, err := m.Issue(subject, "user", 0)
+	if err != nil {
+		e.t.Fatalf("issue: %v", err)
+	}
+	return tok
+}
+
+func (h *handlerSpy) Keys(ctx context.Context, in *userv1.KeysRequest, out *userv1.KeysResponse) error {
+	select {
+	case <-time.After(time.Duration(h.keysDelay.Load())):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return h.Handler.Keys(ctx, in, out)
+}

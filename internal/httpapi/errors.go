@@ -1,0 +1,93 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/usersvc/usersvc/internal/rpc"
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// Error codes this package writes itself: the domain's (user.Code) where
+// one fits, and the HTTP-only ones below them. All are part of the public
+// contract (the Error schema's code enum in api/openapi.yaml).
+const (
+	codeNotFound             = string(user.CodeNotFound)
+	codeInvalidArgument      = string(user.CodeInvalidArgument)
+	codeUnauthenticated      = string(user.CodeUnauthenticated)
+	codeInternal             = string(user.CodeInternal)
+	codeMethodNotAllowed     = "method_not_allowed"
+	codePayloadTooLarge      = "payload_too_large"
+	codeUnsupportedMediaType = "unsupported_media_type"
+	codeUnavailable          = "unavailable"
+)
+
+// statusOf maps each domain code to its HTTP status. A code missing here (a
+// newer service than this gateway) is answered as 500.
+var statusOf = map[user.Code]int{
+	user.CodeInvalidArgument:   http.StatusBadRequest,
+	user.CodeNotFound:          http.StatusNotFound,
+	user.CodeAlreadyExists:     http.StatusConflict,
+	user.CodeUnauthenticated:   http.StatusUnauthorized,
+	user.CodePermissionDenied:  http.StatusForbidden,
+	user.CodeResourceExhausted: http.StatusTooManyRequests,
+	user.CodeInternal:          http.StatusInternalServerError,
+}
+
+// errorBody is the JSON of every error response:
+// {"error":{"code":…,"message":…,"details":{field: problem}}}.
+type errorBody struct {
+	Error errorInfo `json:"error"`
+}
+
+type errorInfo struct {
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Details map[string]string `json:"details,omitempty"`
+}
+
+// writeError answers with the error JSON and stops the handler chain. Every
+// 401 carries WWW-Authenticate, as RFC 9110 requires, naming the only scheme
+// the API accepts.
+func writeError(c *gin.Context, status int, code, msg string, details map[string]string) {
+	if status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", "Bearer")
+	}
+	if len(details) == 0 {
+		details = nil
+	}
+	c.AbortWithStatusJSON(status, errorBody{Error: errorInfo{Code: code, Message: msg, Details: details}})
+}
+
+// invalid answers 400 invalid_argument naming the offending fields.
+func invalid(c *gin.Context, msg string, details map[string]string) {
+	writeError(c, http.StatusBadRequest, codeInvalidArgument, msg, details)
+}
+
+// fail answers for an error returned by a user-service call. An unreachable
+// service is 503 (the client may retry); an answer from the service keeps
+// its domain code and client-safe message. Only 5xx are logged here, with
+// the full error: 4xx are the client's business and show in the access log.
+func (s *server) fail(c *gin.Context, op string, err error) {
+	if rpc.Unavailable(err) {
+		s.log.ErrorContext(c.Request.Context(), "user service unavailable", "op", op,
+			"request_id", requestIDOf(c), "error", err)
+		writeError(c, http.StatusServiceUnavailable, codeUnavailable, "the user service is unavailable; retry later", nil)
+		return
+	}
+	e := rpc.FromMicro(err)
+	status, ok := statusOf[e.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status >= http.StatusInternalServerError {
+		s.log.ErrorContext(c.Request.Context(), "user service call failed", "op", op,
+			"request_id", requestIDOf(c), "error", err)
+		// The message of an internal error never says more than this, even
+		// if a future service version put a cause into it.
+		writeError(c, status, codeInternal, "internal error", nil)
+		return
+	}
+	writeError(c, status, string(e.Code), e.Message, e.Fields)
+}

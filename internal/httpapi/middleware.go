@@ -1,0 +1,117 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"github.com/usersvc/usersvc/internal/rpc"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+const (
+	// requestIDHeader is read from the request, echoed on the response and
+	// forwarded to the user service, so one ID ties the client's report, the
+	// gateway's log and the service's log together.
+	requestIDHeader = "X-Request-ID"
+	// maxRequestIDLength bounds a client-chosen ID before it reaches logs.
+	maxRequestIDLength = 128
+
+	ctxKeyRequestID = "httpapi.request_id"
+)
+
+// requestID adopts the client's X-Request-ID when it is sane (1..128
+// printable ASCII characters, so it cannot forge log lines or bloat them)
+// and otherwise generates one.
+func (s *server) requestID(c *gin.Context) {
+	id := c.GetHeader(requestIDHeader)
+	if !saneRequestID(id) {
+		id = rand.Text()
+	}
+	c.Set(ctxKeyRequestID, id)
+	c.Header(requestIDHeader, id)
+	c.Next()
+}
+
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// requestIDOf returns the ID the requestID middleware chose.
+func requestIDOf(c *gin.Context) string { return c.GetString(ctxKeyRequestID) }
+
+// accessLog writes one structured line per request. It logs the route
+// pattern (gin's FullPath, "" for unknown routes), not the raw path, so
+// lines group by endpoint and client-chosen paths cannot bloat the log.
+func (s *server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	status := c.Writer.Status()
+	level := slog.LevelInfo
+	if status >= http.StatusInternalServerError {
+		level = slog.LevelWarn // the cause is logged at error level where it happened
+	}
+	s.log.LogAttrs(c.Request.Context(), level, "http request",
+		slog.String("method", c.Request.Method),
+		slog.String("route", c.FullPath()),
+		slog.Int("status", status),
+		slog.Duration("duration", time.Since(start)),
+		slog.Int("bytes", c.Writer.Size()),
+		slog.String("request_id", requestIDOf(c)),
+		slog.String("client_ip", c.ClientIP()),
+	)
+}
+
+// recovery turns a panic in a handler into a logged error and a JSON 500.
+// The stack goes to the log only; the client learns nothing about the code.
+// http.ErrAbortHandler is re-raised: it is net/http's way to abort a
+// response deliberately.
+func (s *server) recovery(c *gin.Context) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		if p == http.ErrAbortHandler {
+			panic(p)
+		}
+		s.log.ErrorContext(c.Request.Context(), "panic in HTTP handler",
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()),
+			"route", c.FullPath(), "request_id", requestIDOf(c))
+		if c.Writer.Written() {
+			c.Abort() // too late for a clean answer; the client sees a cut response
+			return
+		}
+		writeError(c, http.StatusInternalServerError, codeInternal, "internal error", nil)
+	}()
+	c.Next()
+}
+
+// limitBody caps every request body at Config.MaxBodyBytes before any
+// handler reads it; bindJSON turns the reader's error into a 413.
+func (s *server) limitBody(c *gin.Context) {
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	}
+	c.Next()
+}
+
+// rpcContext is the context of one user-service call: bounded by
+// Config.RPCTimeout, cancelled with the client's request, and carrying the
+// request ID as go-micro metadata.
+func (s *server) rpcContext(c *gin.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RPCTimeout)
+	return rpc.WithRequestID(ctx, requestIDOf(c)), cancel
+}

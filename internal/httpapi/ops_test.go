@@ -1,0 +1,290 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/usersvc/usersvc/api"
+	"github.com/usersvc/usersvc/internal/httpapi"
+)
+
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var h struct{ Status, Error string }
+	e.do("GET", "/healthz", "", nil).wantStatus(200).decode(&h)
+	if h.Status != "ok" {
+		t.Errorf("healthz %+v", h)
+	}
+	e.do("GET", "/readyz", "", nil).wantStatus(200).decode(&h)
+	if h.Status != "ready" {
+		t.Errorf("readyz %+v", h)
+	}
+
+	var ready atomicError
+	e2 := newEnv(t, func(c *httpapi.Config) {
+		c.Ready = func(ctx context.Context) error {
+			if _, ok := ctx.Deadline(); !ok {
+				return errors.New("readiness check without deadline")
+			}
+			return ready.get()
+		}
+	})
+	e2.do("GET", "/readyz", "", nil).wantStatus(200)
+	ready.set(errors.New("no user service instance registered"))
+	e2.do("GET", "/readyz", "", nil).wantStatus(503).decode(&h)
+	if h.Status != "unavailable" || h.Error != "no user service instance registered" {
+		t.Errorf("readyz %+v", h)
+	}
+	// Liveness does not depend on readiness.
+	e2.do("GET", "/healthz", "", nil).wantStatus(200)
+}
+
+func TestOpenAPIServed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.do("GET", "/openapi.yaml", "", nil).wantStatus(200)
+	if !bytes.Equal(r.Body, api.OpenAPI) || r.Header.Get("Content-Type") != "application/yaml" {
+		t.Errorf("served %d bytes as %q", len(r.Body), r.Header.Get("Content-Type"))
+	}
+}
+
+func TestUnknownRoutesAndMethods(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.send("GET", "/nope", nil, "").wantError(404, "not_found")
+	e.send("GET", "/users", bearer(e.admin.Access), "").wantError(404, "not_found")
+	e.send("GET", "/user/", bearer(e.admin.Access), "").wantError(404, "not_found")
+	e.send("GET", "/user/"+e.admin.ID+"/extra", bearer(e.admin.Access), "").wantError(404, "not_found")
+
+	r := e.send("PATCH", "/user/"+e.admin.ID, bearer(e.admin.Access), "")
+	r.wantError(405, "method_not_allowed")
+	if allow := r.Header.Get("Allow"); !strings.Contains(allow, "GET") || !strings.Contains(allow, "PUT") ||
+		!strings.Contains(allow, "DELETE") {
+		t.Errorf("Allow %q", allow)
+	}
+	e.send("POST", "/healthz", nil, "").wantError(405, "method_not_allowed")
+	e.send("DELETE", "/user", nil, "").wantError(405, "method_not_allowed")
+	// Literal paths next to /user/{id} are resources of their own.
+	for _, tc := range []struct{ method, path, allow string }{
+		{"GET", "/user/password", "POST, PUT"},
+		{"DELETE", "/user/password", "POST, PUT"},
+		{"GET", "/user/token", "POST, DELETE"},
+		{"PUT", "/user/token", "POST, DELETE"},
+	} {
+		r := e.send(tc.method, tc.path, bearer(e.admin.Access), "")
+		r.wantError(405, "method_not_allowed")
+		if got := r.Header.Get("Allow"); got != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, got, tc.allow)
+		}
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	get := func(id string) string {
+		h := bearer(e.admin.Access)
+		if id != "" {
+			h.Set("X-Request-ID", id)
+		}
+		return e.send("GET", "/user/"+e.admin.ID, h, "").wantStatus(200).Header.Get("X-Request-ID")
+	}
+
+	const mine = "req-4711/abc:DEF"
+	if got := get(mine); got != mine {
+		t.Errorf("echoed %q, want %q", got, mine)
+	}
+	// Validate and Get both carried it to the service in go-micro metadata.
+	ids := e.spy.requestIDs()
+	if len(ids) < 2 || ids[len(ids)-1] != mine || ids[len(ids)-2] != mine {
+		t.Errorf("service saw request IDs %q, want the last two %q", ids, mine)
+	}
+	if !strings.Contains(e.logs.String(), `"request_id":"`+mine+`"`) {
+		t.Error("request ID not in the access log")
+	}
+
+	generated := get("")
+	if generated == "" || generated == get("") {
+		t.Errorf("generated IDs %q are not unique", generated)
+	}
+	for _, bad := range []string{strings.Repeat("x", 129), "caf\u00e9"} {
+		if got := get(bad); got == bad || got == "" {
+			t.Errorf("insane ID %q adopted as %q", bad, got)
+		}
+	}
+	if got := get(strings.Repeat("x", 128)); got != strings.Repeat("x", 128) {
+		t.Errorf("128-character ID replaced by %q", got)
+	}
+}
+
+func TestAccessLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := bearer(e.admin.Access)
+	h.Set("X-Request-ID", "log-test-1")
+	e.send("GET", "/user/"+e.admin.ID, h, "").wantStatus(200)
+
+	line := e.logLine(func(m map[string]any) bool { return m["msg"] == "http request" && m["request_id"] == "log-test-1" })
+	if line == nil {
+		t.Fatalf("no access log line in\n%s", e.logs.String())
+	}
+	if line["method"] != "GET" || line["route"] != "/user/:id" || line["status"] != float64(200) ||
+		line["client_ip"] != "127.0.0.1" || line["level"] != "INFO" {
+		t.Errorf("access log line %v", line)
+	}
+	if d, ok := line["duration"].(float64); !ok || d <= 0 {
+		t.Errorf("duration %v", line["duration"])
+	}
+}
+
+// TestClientIPTrustedProxies: X-Forwarded-For counts only when the TCP peer
+// is a proxy on loopback or a private network.
+func TestClientIPTrustedProxies(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, tc := range []struct{ peer, forwarded, want string }{
+		{"10.1.2.3:5555", "203.0.113.7", "203.0.113.7"},
+		{"192.168.1.1:5555", "203.0.113.8", "203.0.113.8"},
+		{"[::1]:5555", "203.0.113.9", "203.0.113.9"},
+		{"198.51.100.4:5555", "203.0.113.10", "198.51.100.4"},
+	} {
+		h := http.Header{}
+		h.Set("X-Forwarded-For", tc.forwarded)
+		h.Set("X-Request-ID", "ip-"+tc.peer)
+		e.serveFrom(tc.peer, "GET", "/healthz", h).wantStatus(200)
+		line := e.logLine(func(m map[string]any) bool { return m["request_id"] == "ip-"+tc.peer })
+		if line == nil || line["client_ip"] != tc.want {
+			t.Errorf("peer %s forwarding for %s: logged %v, want client_ip %s", tc.peer, tc.forwarded, line, tc.want)
+		}
+	}
+}
+
+// TestRecovery: a panic becomes a logged JSON 500 without any trace of the
+// code in the response.
+func TestRecovery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *httpapi.Config) {
+		c.Middleware = append(c.Middleware, func(c *gin.Context) {
+			if c.GetHeader("X-Test-Panic") != "" {
+				panic("boom: secret detail")
+			}
+		})
+	})
+	r := e.send("GET", "/healthz", http.Header{"X-Test-Panic": {"1"}, "X-Request-ID": {"panic-1"}}, "")
+	r.wantError(500, "internal")
+	if strings.Contains(string(r.Body), "boom") || strings.Contains(string(r.Body), "goroutine") {
+		t.Errorf("response reveals the panic: %s", r.Body)
+	}
+	line := e.logLine(func(m map[string]any) bool { return m["msg"] == "panic in HTTP handler" })
+	if line == nil || line["request_id"] != "panic-1" || !strings.Contains(line["panic"].(string), "boom") ||
+		!strings.Contains(line["stack"].(string), "goroutine") {
+		t.Errorf("panic log line %v", line)
+	}
+	// The server goes on serving.
+	e.do("GET", "/healthz", "", nil).wantStatus(200)
+}
+
+// TestExtraMiddleware: Config.Middleware runs before every route, known or
+// not, e.g. a rate limiter answering 429.
+func TestExtraMiddleware(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *httpapi.Config) {
+		c.Middleware = append(c.Middleware, func(c *gin.Context) {
+			if c.GetHeader("X-Test-Limit") != "" {
+				c.AbortWithStatusJSON(http.StatusTooManyRequests, gin.H{"error": gin.H{
+					"code": "resource_exhausted", "message": "slow down"}})
+			}
+		})
+	})
+	e.send("POST", "/user/token", http.Header{"X-Test-Limit": {"1"}}, "").wantError(429, "resource_exhausted")
+	e.send("GET", "/.well-known/jwks.json", http.Header{"X-Test-Limit": {"1"}}, "").wantError(429, "resource_exhausted")
+}
+
+// TestServiceUnavailable: with no user-service instance left, calls are 503
+// unavailable, not 500.
+func TestServiceUnavailable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stopRPC()
+	e.do("GET", "/user/"+e.admin.ID, e.admin.Access, nil).wantError(503, "unavailable")
+	e.do("POST", "/user/token", "", map[string]any{"email": "admin@example.com", "password": adminPassword}).
+		wantError(503, "unavailable")
+	e.do("GET", "/.well-known/jwks.json", "", nil).wantError(503, "unavailable")
+	if !strings.Contains(e.logs.String(), "user service unavailable") {
+		t.Error("503 not logged")
+	}
+}
+
+// TestRPCTimeout: a call slower than Config.RPCTimeout is abandoned with
+// 503 instead of holding the client.
+func TestRPCTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *httpapi.Config) { c.RPCTimeout = 200 * time.Millisecond })
+	e.spy.keysDelay.Store(int64(5 * time.Second))
+	start := time.Now()
+	e.do("GET", "/.well-known/jwks.json", "", nil).wantError(503, "unavailable")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v despite a 200ms RPC timeout", d)
+	}
+}
+
+// TestInternalErrorsRevealNothing: a storage failure is a 500 whose body
+// says "internal error" and nothing of the SQL or driver error, which is
+// logged instead.
+func TestInternalErrorsRevealNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if err := e.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("GET", "/user/"+e.admin.ID, e.admin.Access, nil)
+	r.wantError(500, "internal")
+	var body apiError
+	r.decode(&body)
+	if body.Error.Message != "internal error" || strings.Contains(strings.ToLower(string(r.Body)), "sql") {
+		t.Errorf("500 body %s", r.Body)
+	}
+	if !strings.Contains(e.logs.String(), "user service call failed") {
+		t.Errorf("500 not logged:\n%s", e.logs.String())
+	}
+}
+
+// logLine returns the first JSON log line match accepts, or nil.
+func (e *env) logLine(match func(map[string]any) bool) map[string]any {
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && match(m) {
+			return m
+		}
+	}
+	return nil
+}
+
+// atomicError is an error shared between the test and the server's
+// goroutines.
+type atomicError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (a *atomicError) set(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.err = err
+}
+
+func (a *atomicError) get() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}

@@ -1,0 +1,57 @@
+package httpapi
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// routes registers every endpoint. Which routes need a bearer token is
+// decided here, in one place, rather than inside each handler.
+func (s *server) routes(e *gin.Engine) {
+	authed := s.authenticate(true)
+	optional := s.authenticate(false)
+
+	e.POST("/user", optional, s.createUser)
+	e.GET("/user", authed, s.listUsers)
+	e.GET("/user/:id", authed, s.getUser)
+	e.PUT("/user/:id", authed, s.updateUser)
+	e.DELETE("/user/:id", authed, s.deleteUser)
+
+	e.POST("/user/token", s.issueToken)
+	e.DELETE("/user/token", s.revokeToken)
+	e.POST("/user/password", s.requestPasswordReset)
+	e.PUT("/user/password", s.resetPassword)
+
+	// /user/token and /user/password share their prefix with /user/:id, so
+	// gin would route GET /user/token to getUser and answer "id must be a
+	// UUID". For clients (and in OpenAPI, where literal paths win over
+	// templates) they are resources of their own: their other methods are
+	// 405, like anywhere else.
+	for path, allowed := range map[string][]string{
+		"/user/token":    {http.MethodPost, http.MethodDelete},
+		"/user/password": {http.MethodPost, http.MethodPut},
+	} {
+		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+			if !slices.Contains(allowed, m) {
+				e.Handle(m, path, methodNotAllowed(allowed))
+			}
+		}
+	}
+
+	e.GET("/.well-known/jwks.json", s.jwks)
+	e.GET("/openapi.yaml", s.openAPI)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+}
+
+// methodNotAllowed answers 405 with the methods the path does support.
+func methodNotAllowed(allowed []string) gin.HandlerFunc {
+	allow := strings.Join(allowed, ", ")
+	return func(c *gin.Context) {
+		c.Header("Allow", allow)
+		writeError(c, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method not allowed on this route", nil)
+	}
+}

@@ -1,0 +1,207 @@
+// Package rpc is the go-micro edge of the user service: the gRPC handler that
+// adapts the protobuf contract to the domain, the server and client
+// construction, and the registry. It is the only package that imports
+// go-micro, so the framework stays replaceable.
+package rpc
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	userv1 "github.com/usersvc/usersvc/api/user/v1"
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// Handler implements userv1.UserHandler on the domain service.
+type Handler struct {
+	svc  *user.Service
+	jwks func() ([]byte, error)
+}
+
+// NewHandler adapts svc; jwks returns the public keys document.
+func NewHandler(svc *user.Service, jwks func() ([]byte, error)) *Handler {
+	return &Handler{svc: svc, jwks: jwks}
+}
+
+var _ userv1.UserHandler = (*Handler)(nil)
+
+func (h *Handler) Get(ctx context.Context, in *userv1.GetRequest, out *userv1.GetResponse) error {
+	u, err := h.svc.Get(ctx, actorFrom(in.GetActor()), in.GetId())
+	if err != nil {
+		return toMicro(err)
+	}
+	out.User = UserToProto(u)
+	return nil
+}
+
+func (h *Handler) Pagination(ctx context.Context, in *userv1.PaginationRequest, out *userv1.PaginationResponse) error {
+	p, err := h.svc.List(ctx, actorFrom(in.GetActor()), user.ListInput{
+		Page: int(in.GetPage()), PageSize: int(in.GetPageSize()), Cursor: in.GetCursor(), Query: in.GetQuery(),
+		Role: RoleFromProto(in.GetRole()), Status: StatusFromProto(in.GetStatus()),
+	})
+	if err != nil {
+		return toMicro(err)
+	}
+	out.Users = make([]*userv1.UserInfo, len(p.Users))
+	for i, u := range p.Users {
+		out.Users[i] = UserToProto(u)
+	}
+	out.Total, out.Page, out.PageSize, out.NextCursor = p.Total, int32(p.Page), int32(p.PageSize), p.NextCursor
+	return nil
+}
+
+func (h *Handler) Create(ctx context.Context, in *userv1.CreateRequest, out *userv1.CreateResponse) error {
+	u, err := h.svc.Create(ctx, actorFrom(in.GetActor()), user.CreateInput{
+		Email: in.GetEmail(), Password: in.GetPassword(), Name: in.GetName(), Role: RoleFromProto(in.GetRole()),
+	})
+	if err != nil {
+		return toMicro(err)
+	}
+	out.User = UserToProto(u)
+	return nil
+}
+
+func (h *Handler) Update(ctx context.Context, in *userv1.UpdateRequest, out *userv1.UpdateResponse) error {
+	upd := user.UpdateInput{Name: in.Name, Email: in.Email, Password: in.Password, CurrentPassword: in.CurrentPassword}
+	if in.Role != nil {
+		r := RoleFromProto(in.GetRole())
+		upd.Role = &r
+	}
+	if in.Status != nil {
+		s := StatusFromProto(in.GetStatus())
+		upd.Status = &s
+	}
+	u, err := h.svc.Update(ctx, actorFrom(in.GetActor()), in.GetId(), upd)
+	if err != nil {
+		return toMicro(err)
+	}
+	out.User = UserToProto(u)
+	return nil
+}
+
+func (h *Handler) Delete(ctx context.Context, in *userv1.DeleteRequest, _ *userv1.DeleteResponse) error {
+	return toMicro(h.svc.Delete(ctx, actorFrom(in.GetActor()), in.GetId()))
+}
+
+func (h *Handler) Auth(ctx context.Context, in *userv1.AuthRequest, out *userv1.AuthResponse) error {
+	s, err := h.svc.Auth(ctx, in.GetEmail(), in.GetPassword())
+	if err != nil {
+		return toMicro(err)
+	}
+	sessionToProto(s, out)
+	return nil
+}
+
+func (h *Handler) Refresh(ctx context.Context, in *userv1.RefreshRequest, out *userv1.AuthResponse) error {
+	s, err := h.svc.Refresh(ctx, in.GetRefreshToken())
+	if err != nil {
+		return toMicro(err)
+	}
+	sessionToProto(s, out)
+	return nil
+}
+
+func (h *Handler) Revoke(ctx context.Context, in *userv1.RevokeRequest, _ *userv1.RevokeResponse) error {
+	return toMicro(h.svc.Revoke(ctx, in.GetRefreshToken()))
+}
+
+func (h *Handler) Validate(ctx context.Context, in *userv1.ValidateRequest, out *userv1.ValidateResponse) error {
+	v, err := h.svc.Validate(ctx, in.GetAccessToken())
+	if err != nil {
+		return toMicro(err)
+	}
+	out.User = UserToProto(v.User)
+	out.TokenId = v.Claims.ID
+	out.ExpiresAt = timestamppb.New(v.Claims.ExpiresAt)
+	return nil
+}
+
+func (h *Handler) CreatePasswordReset(ctx context.Context, in *userv1.CreatePasswordResetRequest, _ *userv1.CreatePasswordResetResponse) error {
+	return toMicro(h.svc.CreatePasswordReset(ctx, in.GetEmail()))
+}
+
+func (h *Handler) ResetPassword(ctx context.Context, in *userv1.ResetPasswordRequest, _ *userv1.ResetPasswordResponse) error {
+	return toMicro(h.svc.ResetPassword(ctx, in.GetToken(), in.GetPassword()))
+}
+
+func (h *Handler) Keys(_ context.Context, _ *userv1.KeysRequest, out *userv1.KeysResponse) error {
+	b, err := h.jwks()
+	if err != nil {
+		return toMicro(user.Internal("jwks", err))
+	}
+	out.Jwks = string(b)
+	return nil
+}
+
+func sessionToProto(s *user.Session, out *userv1.AuthResponse) {
+	now := timeNow()
+	out.AccessToken = s.AccessToken
+	out.TokenType = "Bearer"
+	out.ExpiresIn = int64(s.AccessExpiresAt.Sub(now).Round(1e9).Seconds())
+	out.RefreshToken = s.RefreshToken
+	out.RefreshExpiresIn = int64(s.RefreshExpiresAt.Sub(now).Round(1e9).Seconds())
+	out.User = UserToProto(s.User)
+}
+
+// actorFrom maps the caller the API vouches for; no actor means a trusted
+// internal caller (see the Actor message in user.proto).
+func actorFrom(a *userv1.Actor) user.Actor {
+	if a == nil {
+		return user.SystemActor
+	}
+	return user.Actor{ID: a.GetId(), Role: RoleFromProto(a.GetRole())}
+}
+
+// UserToProto renders a user without its password hash.
+func UserToProto(u *user.User) *userv1.UserInfo {
+	return &userv1.UserInfo{Id: u.ID, Email: u.Email, Name: u.Name, Role: RoleToProto(u.Role),
+		Status: StatusToProto(u.Status), CreatedAt: timestamppb.New(u.CreatedAt), UpdatedAt: timestamppb.New(u.UpdatedAt)}
+}
+
+// RoleFromProto maps the enum; unspecified is "" (any/default) and an
+// unknown value becomes an invalid role the domain rejects.
+func RoleFromProto(r userv1.Role) user.Role {
+	switch r {
+	case userv1.Role_ROLE_UNSPECIFIED:
+		return ""
+	case userv1.Role_ROLE_USER:
+		return user.RoleUser
+	case userv1.Role_ROLE_ADMIN:
+		return user.RoleAdmin
+	}
+	return user.Role("unknown")
+}
+
+func RoleToProto(r user.Role) userv1.Role {
+	switch r {
+	case user.RoleUser:
+		return userv1.Role_ROLE_USER
+	case user.RoleAdmin:
+		return userv1.Role_ROLE_ADMIN
+	}
+	return userv1.Role_ROLE_UNSPECIFIED
+}
+
+// StatusFromProto maps the enum like RoleFromProto.
+func StatusFromProto(s userv1.Status) user.Status {
+	switch s {
+	case userv1.Status_STATUS_UNSPECIFIED:
+		return ""
+	case userv1.Status_STATUS_ACTIVE:
+		return user.StatusActive
+	case userv1.Status_STATUS_DISABLED:
+		return user.StatusDisabled
+	}
+	return user.Status("unknown")
+}
+
+func StatusToProto(s user.Status) userv1.Status {
+	switch s {
+	case user.StatusActive:
+		return userv1.Status_STATUS_ACTIVE
+	case user.StatusDisabled:
+		return userv1.Status_STATUS_DISABLED
+	}
+	return userv1.Status_STATUS_UNSPECIFIED
+}

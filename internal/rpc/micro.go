@@ -1,0 +1,198 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go-micro.dev/v6/client"
+	mgrpcclient "go-micro.dev/v6/client/grpc"
+	merrors "go-micro.dev/v6/errors"
+	"go-micro.dev/v6/registry"
+	"go-micro.dev/v6/registry/etcd"
+	"go-micro.dev/v6/server"
+	mgrpcserver "go-micro.dev/v6/server/grpc"
+
+	userv1 "github.com/usersvc/usersvc/api/user/v1"
+)
+
+// ServiceName is the user service's name in the registry.
+const ServiceName = "user.service"
+
+var timeNow = time.Now
+
+// Registry is the service registry, re-exported so other packages need not
+// import go-micro to pass one around.
+type Registry = registry.Registry
+
+// NewEtcdRegistry connects to etcd. Registrations carry a lease (the
+// server's RegisterTTL), so a crashed instance disappears on its own.
+func NewEtcdRegistry(endpoints []string, timeout time.Duration) Registry {
+	return etcd.NewEtcdRegistry(registry.Addrs(endpoints...), registry.Timeout(timeout))
+}
+
+// NewMemoryRegistry is the in-process registry of the embedded mode.
+func NewMemoryRegistry() Registry { return registry.NewMemoryRegistry() }
+
+// ServerConfig describes one registered gRPC server.
+type ServerConfig struct {
+	Name     string        // registry name; default ServiceName
+	Address  string        // listen address, e.g. "127.0.0.1:0"
+	Registry Registry      // required
+	TTL      time.Duration // registration lease; default 15s
+	// GracePeriod bounds how long Stop waits for in-flight calls.
+	GracePeriod time.Duration // default 10s
+	Logger      *slog.Logger  // nil = slog.Default()
+}
+
+// Server is a started gRPC server registered in the registry.
+type Server struct {
+	srv server.Server
+}
+
+// StartUserServer serves h over gRPC and registers it. The registration is
+// renewed every TTL/3 so a missed renewal or two does not drop a healthy
+// instance, and expires after TTL when the process dies without deregistering.
+func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
+	if cfg.Registry == nil {
+		return nil, fmt.Errorf("rpc: server needs a registry")
+	}
+	if cfg.Name == "" {
+		cfg.Name = ServiceName
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 15 * time.Second
+	}
+	if cfg.GracePeriod <= 0 {
+		cfg.GracePeriod = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	srv := mgrpcserver.NewServer(
+		server.Name(cfg.Name),
+		// go-micro's default node ID is one UUID per process; several
+		// servers in one process (dev mode, tests) would overwrite each
+		// other's registration.
+		server.Id(uuid.NewString()),
+		server.Address(cfg.Address),
+		server.RegisterTTL(cfg.TTL),
+		server.RegisterInterval(cfg.TTL/3),
+		mgrpcserver.GracefulStopTimeout(cfg.GracePeriod),
+		server.WrapHandler(logCalls(cfg.Logger)),
+		server.Registry(cfg.Registry),
+	)
+	if err := userv1.RegisterUserHandler(srv, h); err != nil {
+		return nil, fmt.Errorf("rpc: register handler: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("rpc: start server on %s: %w", cfg.Address, err)
+	}
+	return &Server{srv: srv}, nil
+}
+
+// logCalls logs every call with its request ID: internal errors at error
+// level with their cause (which the client never sees), the rest at debug.
+func logCalls(log *slog.Logger) server.HandlerWrapper {
+	return func(next server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) error {
+			start := time.Now()
+			err := next(ctx, req, rsp)
+			attrs := []any{"rpc.method", req.Endpoint(), "http.request.id", RequestID(ctx),
+				"event.duration", time.Since(start).Nanoseconds()}
+			if cause, ok := err.(internalError); ok {
+				log.ErrorContext(ctx, "rpc failed", append(attrs, "error", cause.cause.Error())...)
+				return cause.public
+			}
+			log.DebugContext(ctx, "rpc", append(attrs, "rpc.code", codeOf(err))...)
+			return err
+		}
+	}
+}
+
+// Address is the address the server listens on (the real port when the
+// configured one was 0).
+func (s *Server) Address() string { return s.srv.Options().Address }
+
+// Stop deregisters first, so clients stop picking this instance, then
+// drains in-flight calls up to the grace period.
+func (s *Server) Stop() error { return s.srv.Stop() }
+
+// ClientConfig tunes calls to the user service.
+type ClientConfig struct {
+	Registry Registry      // required
+	Name     string        // default ServiceName
+	Timeout  time.Duration // per call, default 5s
+	Retries  int           // on unavailable instances, default 2
+}
+
+// NewUserClient returns a registry-resolved, load-balanced (random over the
+// cached, watched node list) client of the user service. A call that cannot
+// reach an instance (connection refused from one that just died, before the
+// registry noticed) is retried on another one; answers from the service are
+// never retried, so a non-idempotent call is not repeated after it ran.
+func NewUserClient(cfg ClientConfig) (userv1.UserService, client.Client) {
+	if cfg.Name == "" {
+		cfg.Name = ServiceName
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Retries <= 0 {
+		cfg.Retries = 2
+	}
+	sel := newHealthSelector(cfg.Registry, 5*time.Second)
+	c := mgrpcclient.NewClient(
+		client.Selector(sel),
+		client.RequestTimeout(cfg.Timeout),
+		client.DialTimeout(cfg.Timeout),
+		client.Retries(cfg.Retries),
+		client.Retry(retryUnreachable),
+		client.Backoff(func(context.Context, client.Request, int) (time.Duration, error) { return 0, nil }),
+		client.Registry(cfg.Registry),
+	)
+	return userv1.NewUserService(cfg.Name, c), c
+}
+
+// retryUnreachable retries only when the call never reached a handler: the
+// transport reported Unavailable (connection refused or reset, instance
+// shutting down).
+func retryUnreachable(_ context.Context, _ client.Request, _ int, err error) (bool, error) {
+	return unreachable(err), nil
+}
+
+// unreachable reports whether err is a transport failure to reach a node,
+// as opposed to an answer from the service.
+func unreachable(err error) bool {
+	me, ok := err.(*merrors.Error)
+	if !ok {
+		return false
+	}
+	if _, ours := statusOf[userCode(me.Id)]; ours {
+		return false
+	}
+	if me.Code == http.StatusServiceUnavailable {
+		return true
+	}
+	msg := strings.ToLower(me.Detail)
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "error while dialing")
+}
+
+// HasInstances reports, for readiness checks, whether the registry lists at
+// least one node of the service.
+func HasInstances(reg Registry, name string) error {
+	svcs, err := reg.GetService(name)
+	if err != nil {
+		return fmt.Errorf("registry: %s: %w", name, err)
+	}
+	for _, s := range svcs {
+		if len(s.Nodes) > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("registry: no instance of %s", name)
+}

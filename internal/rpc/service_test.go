@@ -1,0 +1,157 @@
+package rpc_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	userv1 "github.com/usersvc/usersvc/api/user/v1"
+	"github.com/usersvc/usersvc/internal/rpc"
+	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
+	"github.com/usersvc/usersvc/internal/testenv/stack"
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+const pw = "correct horse battery staple"
+
+// countingHandler counts the calls one instance serves.
+type countingHandler struct {
+	*rpc.Handler
+	calls atomic.Int64
+}
+
+func (c *countingHandler) Get(ctx context.Context, in *userv1.GetRequest, out *userv1.GetResponse) error {
+	c.calls.Add(1)
+	return c.Handler.Get(ctx, in, out)
+}
+
+// TestTwoInstancesOverEtcd runs the service suite over real gRPC with a real
+// (embedded) etcd registry: two instances register, the client spreads calls
+// over both, one stops, and every call after that still succeeds.
+func TestTwoInstancesOverEtcd(t *testing.T) {
+	endpoint := etcdtest.StartEtcd(t)
+	st := stack.New(t, stack.Options{})
+	ctx := t.Context()
+
+	start := func() (*rpc.Server, *countingHandler) {
+		// Each instance has its own registry client, as separate processes would.
+		reg := rpc.NewEtcdRegistry([]string{endpoint}, 5*time.Second)
+		h := &countingHandler{Handler: rpc.NewHandler(st.Service, st.Keys.JWKS)}
+		srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg, TTL: 5 * time.Second,
+			GracePeriod: 2 * time.Second}, h)
+		if err != nil {
+			t.Fatalf("start server: %v", err)
+		}
+		return srv, h
+	}
+	s1, h1 := start()
+	s2, h2 := start()
+	defer s2.Stop()
+
+	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: rpc.NewEtcdRegistry([]string{endpoint}, 5*time.Second),
+		Timeout: 5 * time.Second})
+
+	created, err := users.Create(ctx, &userv1.CreateRequest{Email: "Alice@Example.com", Password: pw, Name: "Alice"})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if created.User.Email != "alice@example.com" || created.User.Role != userv1.Role_ROLE_USER {
+		t.Fatalf("created %+v", created.User)
+	}
+	auth, err := users.Auth(ctx, &userv1.AuthRequest{Email: "alice@example.com", Password: pw})
+	if err != nil {
+		t.Fatalf("Auth: %v", err)
+	}
+	if auth.TokenType != "Bearer" || auth.ExpiresIn < 890 || auth.ExpiresIn > 900 || auth.RefreshToken == "" {
+		t.Fatalf("auth response %+v", auth)
+	}
+	v, err := users.Validate(ctx, &userv1.ValidateRequest{AccessToken: auth.AccessToken})
+	if err != nil || v.User.Id != created.User.Id {
+		t.Fatalf("Validate: %v %+v", err, v)
+	}
+	actor := &userv1.Actor{Id: created.User.Id, Role: userv1.Role_ROLE_USER}
+
+	get := func(n int) (failed int) {
+		for range n {
+			if _, err := users.Get(ctx, &userv1.GetRequest{Id: created.User.Id, Actor: actor}); err != nil {
+				t.Logf("Get: %v", err)
+				failed++
+			}
+		}
+		return failed
+	}
+	if f := get(100); f != 0 {
+		t.Fatalf("%d of 100 calls failed with both instances up", f)
+	}
+	if h1.calls.Load() == 0 || h2.calls.Load() == 0 {
+		t.Fatalf("calls not balanced: instance 1 served %d, instance 2 served %d", h1.calls.Load(), h2.calls.Load())
+	}
+
+	if err := s1.Stop(); err != nil {
+		t.Fatalf("stop instance 1: %v", err)
+	}
+	before2 := h2.calls.Load()
+	if f := get(100); f != 0 {
+		t.Fatalf("%d of 100 calls failed after one of two instances stopped", f)
+	}
+	if got := h2.calls.Load() - before2; got != 100 {
+		t.Fatalf("instance 2 served %d of the 100 calls after instance 1 stopped", got)
+	}
+}
+
+// TestErrorsCrossTheWire checks that every domain error arrives typed at the
+// client, with its field details.
+func TestErrorsCrossTheWire(t *testing.T) {
+	st := stack.New(t, stack.Options{})
+	reg := rpc.NewMemoryRegistry()
+	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg}, rpc.NewHandler(st.Service, st.Keys.JWKS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg})
+	ctx := t.Context()
+
+	_, err = users.Create(ctx, &userv1.CreateRequest{Email: "nope", Password: "short", Name: ""})
+	e := rpc.FromMicro(err)
+	if e == nil || e.Code != user.CodeInvalidArgument || e.Fields["email"] == "" || e.Fields["password"] == "" || e.Fields["name"] == "" {
+		t.Fatalf("invalid create: %#v", e)
+	}
+	if _, err := users.Create(ctx, &userv1.CreateRequest{Email: "bob@example.com", Password: pw, Name: "Bob"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = users.Create(ctx, &userv1.CreateRequest{Email: "BOB@example.com", Password: pw, Name: "Bob"})
+	if e := rpc.FromMicro(err); e.Code != user.CodeAlreadyExists {
+		t.Fatalf("duplicate: %v", err)
+	}
+	_, err = users.Auth(ctx, &userv1.AuthRequest{Email: "bob@example.com", Password: "wrong wrong wrong"})
+	if e := rpc.FromMicro(err); e.Code != user.CodeUnauthenticated || e.Message != user.ErrBadCredentials.Message {
+		t.Fatalf("bad login: %v", err)
+	}
+	_, err = users.Get(ctx, &userv1.GetRequest{Id: "0190a8e4-0000-7000-8000-000000000000"})
+	if e := rpc.FromMicro(err); e.Code != user.CodeNotFound {
+		t.Fatalf("missing user: %v", err)
+	}
+	_, err = users.Pagination(ctx, &userv1.PaginationRequest{Actor: &userv1.Actor{Id: "x", Role: userv1.Role_ROLE_USER}})
+	if e := rpc.FromMicro(err); e.Code != user.CodePermissionDenied {
+		t.Fatalf("user listing: %v", err)
+	}
+	keys, err := users.Keys(ctx, &userv1.KeysRequest{})
+	if err != nil || len(keys.Jwks) < 20 {
+		t.Fatalf("Keys: %v", err)
+	}
+	if rpc.Unavailable(err) {
+		t.Fatal("Unavailable on success")
+	}
+
+	// No instance at all: the client reports it as unavailable, not as an
+	// answer from the service.
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = users.Get(ctx, &userv1.GetRequest{Id: "0190a8e4-0000-7000-8000-000000000000"})
+	if err == nil || !rpc.Unavailable(err) {
+		t.Fatalf("call with no instance: %v (Unavailable=%v)", err, rpc.Unavailable(err))
+	}
+}

@@ -1,0 +1,119 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// AppendEvent writes e to the outbox (inside the caller's transaction when
+// called through Atomic).
+func (r repo) AppendEvent(ctx context.Context, e user.Event) error {
+	body, err := e.Body()
+	if err != nil {
+		return fmt.Errorf("sqlstore: encode event: %w", err)
+	}
+	_, err = r.q.ExecContext(ctx, `INSERT INTO outbox (id, type, user_id, occurred_at, body) VALUES (?, ?, ?, ?, ?)`,
+		e.ID, string(e.Type), e.UserID, r.d.timeArg(e.OccurredAt), string(body))
+	if err != nil {
+		return fmt.Errorf("sqlstore: append event: %w", err)
+	}
+	return nil
+}
+
+// OutboxMessage is one pending event as the relay publishes it.
+type OutboxMessage struct {
+	ID   string
+	Type string
+	Body []byte
+}
+
+// DrainOutbox hands up to limit of the oldest pending events to publish and
+// deletes them once publish returns nil, all in one transaction. The rows
+// are read with FOR UPDATE SKIP LOCKED on MySQL/MariaDB, so several relays
+// (one per service instance) take disjoint batches and never publish one
+// event twice while they run normally; SQLite's immediate transactions give
+// one relay at a time the whole table. If publish fails, or the process dies
+// before the commit, the rows stay and are published again later: delivery
+// is at least once, and consumers are idempotent.
+func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) error) (int, error) {
+	n := 0
+	err := s.repo.atomic(ctx, func(r repo) error {
+		q := `SELECT id, type, body FROM outbox ORDER BY id LIMIT ?`
+		if r.d.name == "mysql" {
+			q += ` FOR UPDATE SKIP LOCKED`
+		}
+		rows, err := r.q.QueryContext(ctx, q, limit)
+		if err != nil {
+			return fmt.Errorf("sqlstore: read outbox: %w", err)
+		}
+		var msgs []OutboxMessage
+		for rows.Next() {
+			var m OutboxMessage
+			var body string
+			if err := rows.Scan(&m.ID, &m.Type, &body); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlstore: read outbox: %w", err)
+			}
+			m.Body = []byte(body)
+			msgs = append(msgs, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sqlstore: read outbox: %w", err)
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		if err := publish(ctx, msgs); err != nil {
+			return err
+		}
+		ids := make([]any, len(msgs))
+		for i, m := range msgs {
+			ids[i] = m.ID
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+		if _, err := r.q.ExecContext(ctx, `DELETE FROM outbox WHERE id IN (`+marks+`)`, ids...); err != nil {
+			return fmt.Errorf("sqlstore: delete published events: %w", err)
+		}
+		n = len(msgs)
+		return nil
+	})
+	return n, err
+}
+
+// OutboxLen counts pending events, for metrics and tests.
+func (s *Store) OutboxLen(ctx context.Context) (int, error) {
+	var n int
+	if err := s.repo.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlstore: count outbox: %w", err)
+	}
+	return n, nil
+}
+
+// ProcessOnce runs fn for (consumer, eventID) unless it already ran to
+// completion: the processed mark and fn's effects commit together, and a
+// failing fn leaves no mark, so a redelivered event is retried until it
+// succeeds once and ignored after that. fn runs while the mark's row is
+// locked, so two deliveries of one event cannot both run it.
+func (s *Store) ProcessOnce(ctx context.Context, consumer, eventID string, fn func(context.Context) error) (ran bool, err error) {
+	err = s.repo.atomic(ctx, func(r repo) error {
+		_, err := r.q.ExecContext(ctx, `INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?, ?, ?)`,
+			consumer, eventID, r.d.timeArg(time.Now()))
+		if r.d.isDuplicate(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("sqlstore: mark event processed: %w", err)
+		}
+		if err := fn(ctx); err != nil {
+			return err
+		}
+		ran = true
+		return nil
+	})
+	return ran, err
+}

@@ -1,0 +1,180 @@
+// Package etcdtest starts a real etcd server embedded in a test process. It is
+// apart from testenv so only the tests that need etcd link its server.
+package etcdtest
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// StartEtcd starts a single-member etcd server embedded in the test process,
+// with its data in t.TempDir(), and stops it when the test ends. It returns
+// the client endpoint as host:port, the form rpc.NewEtcdRegistry takes.
+//
+// Unlike the other servers here it needs no setting and never skips: etcd
+// is a Go library, so registry tests always run against the real thing
+// (leases, watches, keep-alives) rather than a fake.
+//
+// The endpoint is a Relay in front of etcd, cut before etcd stops: etcd's
+// Close waits its whole request timeout (7s) for client connections to end,
+// and some clients never close (go-micro's etcd registry has no Close).
+func StartEtcd(t testing.TB) (endpoint string) {
+	t.Helper()
+	// embed needs concrete ports (the peer URL must match the initial
+	// cluster), so pick free ones; another process may grab one between
+	// the probe and etcd's listen, hence the retries.
+	var lastErr error
+	for range 5 {
+		e, client, err := startEtcd(t.TempDir())
+		if err == nil {
+			t.Cleanup(e.Close) // runs after the relay's cleanup (LIFO)
+			endpoint, _ = Relay(t, client)
+			return endpoint
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	t.Fatalf("start embedded etcd: %v", lastErr)
+	return ""
+}
+
+func startEtcd(dir string) (*embed.Etcd, string, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, "", err
+	}
+	client := url.URL{Scheme: "http", Host: ports[0]}
+	peer := url.URL{Scheme: "http", Host: ports[1]}
+	cfg := embed.NewConfig()
+	cfg.Name = "test"
+	cfg.Dir = dir
+	cfg.LogLevel = "error"
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	// Test data is thrown away; fsync only slows the tests down.
+	cfg.UnsafeNoFsync = true
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return e, client.Host, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, "", err
+	case <-time.After(30 * time.Second):
+		e.Server.Stop()
+		e.Close()
+		return nil, "", errors.New("embedded etcd not ready after 30s")
+	}
+}
+
+// freePorts returns n distinct 127.0.0.1:port addresses that were free a
+// moment ago.
+func freePorts(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
+}
+
+// Relay forwards TCP connections from a new 127.0.0.1 listener to target
+// until cut (or the test ends), which closes the listener and every
+// connection at once: to the clients behind it, target is gone — a crash
+// or a network partition, as the client sees it. cut is idempotent.
+func Relay(t testing.TB, target string) (addr string, cut func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("relay: %v", err)
+	}
+	r := &relay{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	go r.serve()
+	t.Cleanup(r.cut)
+	return ln.Addr().String(), r.cut
+}
+
+type relay struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func (r *relay) serve() {
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		go r.pipe(c)
+	}
+}
+
+func (r *relay) pipe(c net.Conn) {
+	u, err := net.DialTimeout("tcp", r.target, 5*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	if !r.track(c, u) {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
+	<-done // either side ended: end both
+	c.Close()
+	u.Close()
+	r.mu.Lock()
+	delete(r.conns, c)
+	delete(r.conns, u)
+	r.mu.Unlock()
+}
+
+func (r *relay) track(conns ...net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		for _, c := range conns {
+			c.Close()
+		}
+		return false
+	}
+	for _, c := range conns {
+		r.conns[c] = struct{}{}
+	}
+	return true
+}
+
+func (r *relay) cut() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.ln.Close()
+	for c := range r.conns {
+		c.Close()
+	}
+}

@@ -1,0 +1,99 @@
+package user
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// EventType names a change; it is also the RabbitMQ routing key.
+type EventType string
+
+const (
+	EventCreated                EventType = "user.created"
+	EventUpdated                EventType = "user.updated"
+	EventDeleted                EventType = "user.deleted"
+	EventPasswordResetRequested EventType = "user.password_reset_requested"
+	EventPasswordChanged        EventType = "user.password_changed"
+)
+
+// EventTypes lists every type, for consumers that bind to all of them.
+var EventTypes = []EventType{EventCreated, EventUpdated, EventDeleted, EventPasswordResetRequested, EventPasswordChanged}
+
+// Event is a committed change, written to the outbox in the same
+// transaction as the change itself and published from there, so an event
+// exists exactly when its change does. Its JSON form is the message body.
+type Event struct {
+	ID         string    `json:"id"` // UUIDv7: unique, and ordered like the changes
+	Type       EventType `json:"type"`
+	OccurredAt time.Time `json:"occurred_at"`
+	UserID     string    `json:"user_id"`
+	// User is the user after the change (created, updated); never a hash.
+	User *EventUser `json:"user,omitempty"`
+	// Changed lists the fields an update changed (updated).
+	Changed []string `json:"changed,omitempty"`
+	// Reset carries the raw reset token to the mailer
+	// (password_reset_requested only). The outbox row holding it is deleted
+	// once the broker confirms, so the mailer is then its only holder.
+	Reset *EventReset `json:"reset,omitempty"`
+}
+
+// EventUser is the public view of a user inside an event.
+type EventUser struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	Status    Status    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// EventReset is what the mailer needs to send a reset link.
+type EventReset struct {
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Body is the event's JSON message body.
+func (e Event) Body() ([]byte, error) { return json.Marshal(e) }
+
+// ParseEvent decodes a message body and checks the fields every consumer
+// relies on.
+func ParseEvent(body []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(body, &e); err != nil {
+		return Event{}, fmt.Errorf("user: parse event: %w", err)
+	}
+	if e.ID == "" || e.Type == "" || e.UserID == "" || e.OccurredAt.IsZero() {
+		return Event{}, fmt.Errorf("user: parse event: id, type, user_id and occurred_at are required")
+	}
+	return e, nil
+}
+
+func eventUser(u *User) *EventUser {
+	return &EventUser{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, Status: u.Status,
+		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+// newEvent stamps an event with a fresh ID and the time.
+func (s *Service) newEvent(t EventType, userID string) (Event, error) {
+	id, err := newID()
+	if err != nil {
+		return Event{}, Internal("event id", err)
+	}
+	return Event{ID: id, Type: t, OccurredAt: s.clock(), UserID: userID}, nil
+}
+
+// appendEvents writes events to the outbox inside the caller's transaction.
+func appendEvents(ctx context.Context, r Repo, evs ...Event) error {
+	for _, e := range evs {
+		if err := r.AppendEvent(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
