@@ -1,11 +1,13 @@
 package rpc
 
 import (
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
 
 	"go-micro.dev/v6/registry"
+	"go-micro.dev/v6/registry/cache"
 	"go-micro.dev/v6/selector"
 )
 
@@ -22,10 +24,31 @@ type healthSelector struct {
 	down     map[string]time.Time // node ID -> skip until
 }
 
+func init() {
+	// go-micro's registry cache answers "not found" without asking the
+	// registry for 5s after any lookup while its cache is empty, and a
+	// lookup racing the cache fill hits that window too: a new instance
+	// would stay invisible for up to 5s, and concurrent first calls fail.
+	// 200ms keeps the protection against hammering a down registry.
+	cache.DefaultMinimumRetryInterval = 200 * time.Millisecond
+}
+
 func newHealthSelector(reg registry.Registry, cooldown time.Duration) *healthSelector {
 	h := &healthSelector{cooldown: cooldown, down: map[string]time.Time{}}
 	h.Selector = selector.NewSelector(selector.Registry(reg), selector.SetStrategy(h.strategy))
 	return h
+}
+
+// Select is the registry selector's, retried briefly when the service is
+// not (yet) in the cache, which is what an instance that registered a
+// moment ago looks like through go-micro's registry cache.
+func (h *healthSelector) Select(service string, opts ...selector.SelectOption) (selector.Next, error) {
+	next, err := h.Selector.Select(service, opts...)
+	for wait := 25 * time.Millisecond; errors.Is(err, selector.ErrNotFound) && wait <= 200*time.Millisecond; wait *= 2 {
+		time.Sleep(wait)
+		next, err = h.Selector.Select(service, opts...)
+	}
+	return next, err
 }
 
 // strategy returns a Next that walks the nodes round-robin from a random

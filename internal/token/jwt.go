@@ -59,9 +59,10 @@ type Config struct {
 
 // Manager issues and verifies access tokens with a Keyring.
 type Manager struct {
-	keys   *Keyring
-	cfg    Config
-	parser *jwt.Parser
+	keys     *Keyring
+	cfg      Config
+	parser   *jwt.Parser
+	verified *verifiedCache
 }
 
 // NewManager validates cfg and returns a Manager. Issuer and audience are
@@ -84,7 +85,7 @@ func NewManager(keys *Keyring, cfg Config) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Manager{keys: keys, cfg: cfg}
+	m := &Manager{keys: keys, cfg: cfg, verified: newVerifiedCache(100_000)}
 	// The parser holds no per-call state, so one instance serves all
 	// goroutines.
 	m.parser = jwt.NewParser(
@@ -194,6 +195,9 @@ func (m *Manager) Parse(token string) (Claims, error) {
 	if len(token) > MaxTokenSize {
 		return Claims{}, fmt.Errorf("%w: %d bytes exceeds the %d-byte limit", ErrInvalidToken, len(token), MaxTokenSize)
 	}
+	if c, ok := m.verified.get(token, m.cfg.Now(), m.cfg.Leeway); ok {
+		return c, nil
+	}
 	var pc parsedClaims
 	if _, err := m.parser.ParseWithClaims(token, &pc, m.keyFor); err != nil {
 		// An expired token reaching here has a valid signature; report it as
@@ -209,14 +213,16 @@ func (m *Manager) Parse(token string) (Claims, error) {
 	if err := pc.checkRequired(); err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	return Claims{
+	c := Claims{
 		Subject:        pc.Subject,
 		Role:           pc.Role,
 		SessionVersion: *pc.SV,
 		ID:             pc.ID,
 		IssuedAt:       pc.IssuedAt.UTC(),
 		ExpiresAt:      pc.ExpiresAt.UTC(),
-	}, nil
+	}
+	m.verified.put(token, c)
+	return c, nil
 }
 
 // checkRequired checks the claims the library verifies only when present
