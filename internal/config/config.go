@@ -302,7 +302,11 @@ func Usage() string {
 		if def == "" {
 			def = "—"
 		}
-		fmt.Fprintf(&b, "| `%s` | `--%s` | `%s` | %s |\n", s.env(), s.flag(), def, s.usage)
+		usage := s.usage
+		if s.secret {
+			usage += " (secret: prefer the environment or a file readable only by the service to a flag)"
+		}
+		fmt.Fprintf(&b, "| `%s` | `--%s` | `%s` | %s |\n", s.env(), s.flag(), def, usage)
 	}
 	return b.String()
 }

@@ -1,0 +1,96 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, rest, err := Load("dev", nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest) != 0 || c.HTTPAddr != "127.0.0.1:8080" || c.DataDir != "./data" || c.AccessTTL != 15*time.Minute ||
+		c.Argon2MemoryKiB != 19456 || c.JWTKeysDir != filepath.Join("data", "keys") || c.PublicURL != "http://127.0.0.1:8080" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// TestPrecedence: flags win over the environment, the environment over the
+// file, the file over the defaults.
+func TestPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "usersvc.yaml")
+	err := os.WriteFile(file, []byte("http_addr: 127.0.0.1:1111\ngrpc_addr: 127.0.0.1:2222\naccess_ttl: 5m\netcd_endpoints: [a:1, b:2]\n"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := Load("service", []string{"--config", file, "--http-addr", "127.0.0.1:3333"},
+		env(map[string]string{"USERSVC_HTTP_ADDR": "127.0.0.1:4444", "USERSVC_GRPC_ADDR": "127.0.0.1:5555"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:3333" {
+		t.Errorf("flag lost to env: %s", c.HTTPAddr)
+	}
+	if c.GRPCAddr != "127.0.0.1:5555" {
+		t.Errorf("env lost to file: %s", c.GRPCAddr)
+	}
+	if c.AccessTTL != 5*time.Minute || strings.Join(c.Etcd, ",") != "a:1,b:2" {
+		t.Errorf("file values: %v %v", c.AccessTTL, c.Etcd)
+	}
+	// USERSVC_CONFIG names the file too.
+	c, _, err = Load("service", nil, env(map[string]string{"USERSVC_CONFIG": file}))
+	if err != nil || c.GRPCAddr != "127.0.0.1:2222" {
+		t.Fatalf("USERSVC_CONFIG: %v %v", err, c)
+	}
+}
+
+// TestErrorsNameTheSetting: each bad value is reported with where it came from.
+func TestErrorsNameTheSetting(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(file, []byte("no_such_setting: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{env: map[string]string{"USERSVC_ACCESS_TTL": "soon"}, want: "USERSVC_ACCESS_TTL"},
+		{env: map[string]string{"USERSVC_HTTP_ADDR": "nohost"}, want: "USERSVC_HTTP_ADDR"},
+		{env: map[string]string{"USERSVC_ARGON2_MEMORY_KIB": "-1"}, want: "USERSVC_ARGON2_MEMORY_KIB"},
+		{env: map[string]string{"USERSVC_LOG_LEVEL": "loud"}, want: "USERSVC_LOG_LEVEL"},
+		{args: []string{"--smtp-tls", "maybe"}, want: "--smtp-tls"},
+		{args: []string{"--config", file}, want: "no_such_setting"},
+		{args: []string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, want: "missing.yaml"},
+	}
+	for _, tc := range cases {
+		_, _, err := Load("api", tc.args, env(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: error %v does not name %s", tc.args, tc.env, err, tc.want)
+		}
+	}
+	c, _, err := Load("api", nil, env(map[string]string{"USERSVC_PUBLIC_URL": "ftp://x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Require("etcd_endpoints", "mysql_dsn"); err == nil ||
+		!strings.Contains(err.Error(), "USERSVC_ETCD_ENDPOINTS") || !strings.Contains(err.Error(), "USERSVC_MYSQL_DSN") ||
+		!strings.Contains(err.Error(), "USERSVC_PUBLIC_URL") {
+		t.Errorf("Require: %v", err)
+	}
+}
+
+func TestUsageListsEverySetting(t *testing.T) {
+	u := Usage()
+	for _, s := range settings {
+		if !strings.Contains(u, s.env()) || !strings.Contains(u, "--"+s.flag()) {
+			t.Errorf("usage misses %s", s.key)
+		}
+	}
+}
