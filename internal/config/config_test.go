@@ -94,3 +94,17 @@ func TestUsageListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeDocumentsEverySetting keeps the README's configuration table in
+// step with the code.
+func TestReadmeDocumentsEverySetting(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		if !strings.Contains(string(b), "`"+s.env()+"` | `--"+s.flag()+"`") {
+			t.Errorf("README.md does not document %s (--%s)", s.env(), s.flag())
+		}
+	}
+}
