@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Provisions the servers the test suite talks to over real connections:
-# MariaDB (and later Redis and RabbitMQ). For each one it installs the Debian
+# MariaDB, Redis and RabbitMQ. For each one it installs the Debian
 # package when the server is missing and starts it when it is not running;
 # whatever it started is recorded in $USERSVC_STARTED_FILE so `stop` can stop
 # exactly that and leave servers it found running alone.
@@ -61,18 +61,55 @@ FLUSH PRIVILEGES;
 SQL
 }
 
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+
+start_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    apt_install redis-server
+  fi
+  if ! redis_up; then
+    log "starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --logfile "${TMPDIR:-/tmp}/usersvc-redis.log"
+    wait_for Redis 30 redis_up
+    echo redis >>"$STARTED_FILE"
+  fi
+}
+
+rabbitmq_up() { port_open 5672 && rabbitmqctl -q status >/dev/null 2>&1; }
+
+start_rabbitmq() {
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    apt_install rabbitmq-server
+  fi
+  if ! rabbitmq_up; then
+    log "starting RabbitMQ"
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached
+    # The first await_startup can fail (exit 69) before the node exists.
+    for _ in $(seq 1 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
+    wait_for RabbitMQ 60 rabbitmq_up
+    echo rabbitmq >>"$STARTED_FILE"
+  fi
+  # Outage tests stop and start the app; make sure it runs now.
+  rabbitmqctl -q start_app >/dev/null 2>&1 || true
+}
+
 stop_started() {
   [ -f "$STARTED_FILE" ] || return 0
   while read -r svc; do
     case $svc in
       mariadb) log "stopping MariaDB (this script started it)"; as_root mysqladmin --protocol=socket -uroot shutdown || true ;;
+      redis) log "stopping Redis (this script started it)"; redis-cli -h 127.0.0.1 -p 6379 shutdown nosave >/dev/null 2>&1 || true ;;
+      rabbitmq) log "stopping RabbitMQ (this script started it)"; rabbitmqctl -q stop >/dev/null 2>&1 || true ;;
     esac
   done <"$STARTED_FILE"
   rm -f "$STARTED_FILE"
 }
 
 case ${1:-} in
-  start) : >"$STARTED_FILE"; start_mariadb ;;
+  start) : >"$STARTED_FILE"; start_mariadb; start_redis; start_rabbitmq ;;
   stop) stop_started ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -15,6 +15,9 @@ step() { printf '\n== %s\n' "$*"; }
 step "provision servers"
 scripts/services.sh start
 export USERSVC_TEST_MYSQL_DSN='usersvc:usersvc@tcp(127.0.0.1:3306)/'
+export USERSVC_TEST_REDIS_URL='redis://127.0.0.1:6379/0'
+export USERSVC_TEST_RABBITMQ_URL='amqp://guest:guest@127.0.0.1:5672/'
+export USERSVC_TEST_RABBITMQ_CTL=1
 export USERSVC_TEST_REQUIRE_ALL=1
 
 step "tools"
@@ -34,7 +37,16 @@ step "staticcheck"
 bin/staticcheck ./...
 
 step "go test -race"
-go test -race -count=1 -timeout 30m ./... 2>&1 | tee /tmp/usersvc-test.log | grep -v '^ok\|no test files' || true
+# Packages whose tests stop and start the shared RabbitMQ or Redis, or run
+# whole process clusters, go one at a time after the rest, so an outage test
+# never hits another package's test.
+serial='/e2e$|/events/rabbitmq$|/cache$|/ratelimit$|/app$'
+parallel_pkgs=$(go list ./... | grep -Ev "$serial")
+serial_pkgs=$(go list ./... | grep -E "$serial" || true)
+{
+  go test -race -count=1 -timeout 30m $parallel_pkgs 2>&1
+  [ -z "$serial_pkgs" ] || go test -race -count=1 -timeout 30m -p 1 $serial_pkgs 2>&1
+} | tee /tmp/usersvc-test.log | grep -v '^ok\|no test files' || true
 if grep -q '^FAIL\|^--- FAIL\|^panic:' /tmp/usersvc-test.log; then
   echo "tests failed"; grep '^FAIL\|^--- FAIL' /tmp/usersvc-test.log; exit 1
 fi

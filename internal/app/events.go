@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -9,8 +10,36 @@ import (
 
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/events"
+	"github.com/usersvc/usersvc/internal/events/rabbitmq"
 	"github.com/usersvc/usersvc/internal/worker"
 )
+
+// eventPipeline moves the service's events out of the outbox. With
+// RabbitMQ configured the relay publishes there and `usersvc worker`
+// consumes; without it the service runs the embedded pipeline itself.
+type eventPipeline struct {
+	run    func(context.Context) error
+	checks []check
+	close  func()
+}
+
+func newEventPipeline(ctx context.Context, cfg *config.Config, log *slog.Logger, core *Core) (*eventPipeline, error) {
+	if cfg.RabbitMQURL == "" {
+		return &eventPipeline{run: func(ctx context.Context) error { return runEmbeddedEvents(ctx, cfg, log, core) },
+			close: func() {}}, nil
+	}
+	broker, err := rabbitmq.Dial(ctx, cfg.RabbitMQURL, log)
+	if err != nil {
+		return nil, fmt.Errorf("rabbitmq (USERSVC_RABBITMQ_URL): %w", err)
+	}
+	return &eventPipeline{
+		run: func(ctx context.Context) error {
+			return (&events.Relay{Outbox: core.Store, Publisher: broker, Log: log}).Run(ctx)
+		},
+		checks: []check{{"rabbitmq", func(context.Context) error { return broker.Ping() }}},
+		close:  func() { _ = broker.Close() },
+	}, nil
+}
 
 // runEmbeddedEvents runs the embedded event pipeline inside the service
 // process: the outbox relay publishes to the in-process bus, and the
@@ -29,5 +58,39 @@ func runEmbeddedEvents(ctx context.Context, cfg *config.Config, log *slog.Logger
 	g.Go(func() error {
 		return bus.Consume(ctx, worker.MailerSubscription, worker.Mailer(core.Store, mailer, time.Now, log))
 	})
+	return g.Wait()
+}
+
+// RunWorker consumes user events from RabbitMQ: the mailer sends reset
+// mail. It needs the database for its processed-events records, which make
+// redelivered events harmless.
+func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if cfg.RabbitMQURL == "" {
+		return fmt.Errorf("config: USERSVC_RABBITMQ_URL (--rabbitmq-url) is required by the worker; without it the service delivers events itself")
+	}
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := PrepareSchema(ctx, cfg, st, log); err != nil {
+		return err
+	}
+	mailer, err := NewResetMailer(cfg)
+	if err != nil {
+		return err
+	}
+	broker, err := rabbitmq.Dial(ctx, cfg.RabbitMQURL, log)
+	if err != nil {
+		return fmt.Errorf("rabbitmq (USERSVC_RABBITMQ_URL): %w", err)
+	}
+	defer broker.Close()
+	checks := []check{{"database", st.Ping}, {"rabbitmq", func(context.Context) error { return broker.Ping() }}}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveOps(gctx, cfg, log, checks) })
+	g.Go(func() error {
+		return broker.Consume(gctx, worker.MailerSubscription, worker.Mailer(st, mailer, time.Now, log))
+	})
+	log.Info("worker started", "queues", []string{worker.MailerSubscription.Queue})
 	return g.Wait()
 }

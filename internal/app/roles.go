@@ -45,10 +45,24 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 	if err != nil {
 		return err
 	}
+	pipeline, err := newEventPipeline(ctx, cfg, log, core)
+	if err != nil {
+		_ = srv.Stop()
+		return err
+	}
+	defer pipeline.close()
 	log.Info("user service started", "address", srv.Address(), "registry.name", rpc.ServiceName)
 	evctx, stopEvents := context.WithCancel(context.Background())
 	evdone := make(chan error, 1)
-	go func() { evdone <- runEmbeddedEvents(evctx, cfg, log, core) }()
+	go func() { evdone <- pipeline.run(evctx) }()
+	opsctx, stopOps := context.WithCancel(context.Background())
+	defer stopOps()
+	checks := append([]check{{"database", core.Store.Ping}}, pipeline.checks...)
+	go func() {
+		if err := serveOps(opsctx, cfg, log, checks); err != nil {
+			log.Error("ops listener failed", "error", err)
+		}
+	}()
 	var everr error
 	evFinished := false
 	select {

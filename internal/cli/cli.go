@@ -29,6 +29,7 @@ Usage:
   usersvc gateway                 the HTTP gateway (routes to API instances found in etcd)
   usersvc api                     the HTTP API (gin), calls the service over gRPC
   usersvc service                 the user service (gRPC, registered in etcd)
+  usersvc worker                  consumes user events from RabbitMQ: reset mail, search index
   usersvc migrate                 apply database migrations
   usersvc admin create --email E  create an admin; the password is read from standard input
   usersvc keys generate           write a new Ed25519 signing key to the keys directory
@@ -156,6 +157,8 @@ func run(ctx context.Context, cmd string, args []string, io IO) error {
 			return err
 		}
 		return app.RunGateway(ctx, cfg, log, reg, ln)
+	case "worker":
+		return app.RunWorker(ctx, cfg, log)
 	case "migrate":
 		st, err := app.OpenStore(ctx, cfg)
 		if err != nil {

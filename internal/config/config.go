@@ -52,6 +52,17 @@ type Config struct {
 	MailFrom     string
 	MailDir      string // empty = <data dir>/mail; used when SMTPHost is empty
 
+	RedisURL         string // empty = in-process cache, limiter and denylist
+	RabbitMQURL      string // empty = in-process event bus inside the service
+	ElasticsearchURL string // empty = embedded index (dev) or database search
+	ElasticsearchIdx string
+	OpsAddr          string // health (and metrics) listener of service and worker
+	RateLoginIP      Rate
+	RateLoginAccount Rate
+	RateRegisterIP   Rate
+	RateResetIP      Rate
+	RateResetAccount Rate
+
 	MaxBodyBytes    int
 	RPCTimeout      time.Duration
 	RegistryTTL     time.Duration
@@ -110,6 +121,27 @@ func list(p func(*Config) *[]string) func(*Config, string) error {
 	}
 }
 
+// Rate is a limit of N requests per Window.
+type Rate struct {
+	N      int
+	Window time.Duration
+}
+
+func (r Rate) String() string { return fmt.Sprintf("%d/%s", r.N, r.Window) }
+
+func rate(p func(*Config) *Rate) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, w, ok := strings.Cut(v, "/")
+		count, err := strconv.Atoi(strings.TrimSpace(n))
+		d, derr := time.ParseDuration(strings.TrimSpace(w))
+		if !ok || err != nil || derr != nil || count < 1 || d <= 0 {
+			return fmt.Errorf("must be N/duration such as 5/1m, got %q", v)
+		}
+		*p(c) = Rate{N: count, Window: d}
+		return nil
+	}
+}
+
 func addr(p func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		if _, _, err := net.SplitHostPort(v); err != nil {
@@ -156,6 +188,16 @@ var settings = []setting{
 	{key: "smtp_tls", def: "starttls", usage: "starttls, tls (implicit) or none (loopback only)", set: oneOf([]string{"starttls", "tls", "none"}, func(c *Config) *string { return &c.SMTPTLS })},
 	{key: "mail_from", def: "usersvc <no-reply@localhost>", usage: "From of mails", set: str(func(c *Config) *string { return &c.MailFrom })},
 	{key: "mail_dir", usage: "directory mailer target; default <data dir>/mail", set: str(func(c *Config) *string { return &c.MailDir })},
+	{key: "redis_url", secret: true, usage: "Redis URL (redis://host:6379/0) for the user cache, rate limits and logout denylist; empty = in-process", set: str(func(c *Config) *string { return &c.RedisURL })},
+	{key: "rabbitmq_url", secret: true, usage: "RabbitMQ URL (amqp://user:pass@host:5672/) for user events; empty = in-process bus and mailer inside the service", set: str(func(c *Config) *string { return &c.RabbitMQURL })},
+	{key: "elasticsearch_url", usage: "Elasticsearch URL for user search; empty = embedded index in dev mode, database prefix search otherwise", set: str(func(c *Config) *string { return &c.ElasticsearchURL })},
+	{key: "elasticsearch_index", def: "users", usage: "Elasticsearch index name", set: str(func(c *Config) *string { return &c.ElasticsearchIdx })},
+	{key: "ops_addr", def: "127.0.0.1:0", usage: "health listener (/healthz, /readyz) of the service and worker roles; port 0 = any free port (logged)", set: addr(func(c *Config) *string { return &c.OpsAddr })},
+	{key: "rate_login_ip", def: "20/1m", usage: "POST /user/token attempts per client IP", set: rate(func(c *Config) *Rate { return &c.RateLoginIP })},
+	{key: "rate_login_account", def: "5/1m", usage: "POST /user/token attempts per email: slows guessing without locking the owner out for longer than the window", set: rate(func(c *Config) *Rate { return &c.RateLoginAccount })},
+	{key: "rate_register_ip", def: "10/1m", usage: "POST /user per client IP", set: rate(func(c *Config) *Rate { return &c.RateRegisterIP })},
+	{key: "rate_reset_ip", def: "5/1m", usage: "POST /user/password per client IP", set: rate(func(c *Config) *Rate { return &c.RateResetIP })},
+	{key: "rate_reset_account", def: "3/15m", usage: "POST /user/password per email", set: rate(func(c *Config) *Rate { return &c.RateResetAccount })},
 	{key: "max_body_bytes", def: "65536", usage: "largest accepted request body", set: integer(1024, 16<<20, func(c *Config) *int { return &c.MaxBodyBytes })},
 	{key: "rpc_timeout", def: "5s", usage: "timeout of one RPC from the API to the service", set: dur(func(c *Config) *time.Duration { return &c.RPCTimeout })},
 	{key: "registry_ttl", def: "15s", usage: "registry lease; a crashed instance disappears after it", set: dur(func(c *Config) *time.Duration { return &c.RegistryTTL })},

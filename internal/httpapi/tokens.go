@@ -86,10 +86,12 @@ type revokeRequest struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-// revokeToken logs out: DELETE /user/token ends the refresh token's family.
-// Possession of the refresh token is the authorisation, so no bearer token
-// is needed (the access token may already have expired). An unknown token
-// is 204 too: the session the caller wants ended does not exist.
+// revokeToken logs out: DELETE /user/token ends the refresh token's family
+// and, when the request carries its bearer token, revokes that access token
+// at once on every instance. Possession of the refresh token is the
+// authorisation, so no bearer token is needed (the access token may already
+// have expired). An unknown token is 204 too: the session the caller wants
+// ended does not exist.
 func (s *server) revokeToken(c *gin.Context) {
 	in, ok := bindJSON[revokeRequest](c)
 	if !ok {
@@ -97,7 +99,8 @@ func (s *server) revokeToken(c *gin.Context) {
 	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	if _, err := s.users.Revoke(ctx, &userv1.RevokeRequest{RefreshToken: in.RefreshToken}); err != nil {
+	access, _ := bearerToken(c.GetHeader("Authorization"))
+	if _, err := s.users.Revoke(ctx, &userv1.RevokeRequest{RefreshToken: in.RefreshToken, AccessToken: access}); err != nil {
 		s.fail(c, "revoke", err)
 		return
 	}

@@ -53,6 +53,7 @@ func newBenchEnv(b *testing.B, params password.Params) *benchEnv {
 // parameters (m=19 MiB, t=2, p=1): the hash dominates.
 func BenchmarkAuth(b *testing.B) {
 	e := newBenchEnv(b, password.DefaultParams())
+	b.SetParallelism(4)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := e.users.Auth(context.Background(), &userv1.AuthRequest{Email: "bench@example.com", Password: pw}); err != nil {
@@ -67,6 +68,9 @@ func BenchmarkAuth(b *testing.B) {
 // one user read.
 func BenchmarkValidate(b *testing.B) {
 	e := newBenchEnv(b, stack.CheapParams)
+	// Enough calls in flight to keep both cores busy despite the
+	// round-trip latency, as many API instances would.
+	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := e.users.Validate(context.Background(), &userv1.ValidateRequest{AccessToken: e.token}); err != nil {
@@ -80,6 +84,9 @@ func BenchmarkValidate(b *testing.B) {
 // BenchmarkGet is a user read by ID over gRPC.
 func BenchmarkGet(b *testing.B) {
 	e := newBenchEnv(b, stack.CheapParams)
+	// Enough calls in flight to keep both cores busy despite the
+	// round-trip latency, as many API instances would.
+	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := e.users.Get(context.Background(), &userv1.GetRequest{Id: e.uid, Actor: e.admin}); err != nil {

@@ -103,7 +103,7 @@ func (h *Handler) Refresh(ctx context.Context, in *userv1.RefreshRequest, out *u
 }
 
 func (h *Handler) Revoke(ctx context.Context, in *userv1.RevokeRequest, _ *userv1.RevokeResponse) error {
-	return toMicro(h.svc.Revoke(ctx, in.GetRefreshToken()))
+	return toMicro(h.svc.Revoke(ctx, in.GetRefreshToken(), in.GetAccessToken()))
 }
 
 func (h *Handler) Validate(ctx context.Context, in *userv1.ValidateRequest, out *userv1.ValidateResponse) error {

@@ -116,3 +116,11 @@ type AccessTokens interface {
 	Parse(tok string) (token.Claims, error)
 	TTL() time.Duration
 }
+
+// Denylist remembers revoked access tokens by jti until they expire. It must
+// be shared by every service instance (Redis) for a logout to take effect
+// everywhere at once.
+type Denylist interface {
+	Revoke(ctx context.Context, jti string, until time.Time) error
+	Revoked(ctx context.Context, jti string) (bool, error)
+}

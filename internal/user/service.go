@@ -44,6 +44,9 @@ type Deps struct {
 	Hasher PasswordHasher
 	Policy PasswordPolicy
 	Tokens AccessTokens
+	// Denylist of logged-out access tokens; nil means logout ends only the
+	// refresh-token family and access tokens live out their short TTL.
+	Denylist Denylist
 	Logger *slog.Logger     // nil = slog.Default()
 	Now    func() time.Time // nil = time.Now
 }
@@ -54,6 +57,7 @@ type Service struct {
 	hasher PasswordHasher
 	policy PasswordPolicy
 	tokens AccessTokens
+	deny   Denylist
 	log    *slog.Logger
 	now    func() time.Time
 	cfg    Config
@@ -71,7 +75,7 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if cfg.DefaultPageSize > cfg.MaxPageSize {
 		return nil, fmt.Errorf("user: default page size %d exceeds max page size %d", cfg.DefaultPageSize, cfg.MaxPageSize)
 	}
-	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens,
+	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, deny: d.Denylist,
 		log: d.Logger, now: d.Now, cfg: cfg}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -378,13 +378,13 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.Revoke(ctx, s4.RefreshToken); err != nil {
+	if err := e.svc.Revoke(ctx, s4.RefreshToken, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.Refresh(ctx, s4.RefreshToken); !errors.Is(err, user.ErrInvalidToken) {
 		t.Fatalf("revoked token refreshed: %v", err)
 	}
-	if err := e.svc.Revoke(ctx, "unknown-token"); err != nil {
+	if err := e.svc.Revoke(ctx, "unknown-token", ""); err != nil {
 		t.Fatalf("revoking an unknown token: %v", err)
 	}
 	// Expiry.

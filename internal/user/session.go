@@ -153,11 +153,20 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 	return sess, nil
 }
 
-// Revoke ends the session family of a refresh token (logout). An unknown
-// token is not an error: the outcome the caller wants already holds.
-func (s *Service) Revoke(ctx context.Context, refresh string) error {
+// Revoke ends the session family of a refresh token (logout) and, when an
+// access token is given and a denylist is configured, that access token too.
+// An unknown refresh token is not an error: the outcome the caller wants
+// already holds. An invalid access token is ignored for the same reason.
+func (s *Service) Revoke(ctx context.Context, refresh, access string) error {
 	if refresh == "" || len(refresh) > MaxTokenBytes {
 		return Invalid(map[string]string{"refresh_token": "is required"})
+	}
+	if access != "" && s.deny != nil && len(access) <= MaxTokenBytes {
+		if claims, err := s.tokens.Parse(access); err == nil {
+			if err := s.deny.Revoke(ctx, claims.ID, claims.ExpiresAt); err != nil {
+				return Internal("revoke access token", err)
+			}
+		}
 	}
 	rt, err := s.store.RefreshTokenByHash(ctx, token.HashOpaque(refresh))
 	if errors.Is(err, ErrNotFound) {
@@ -180,7 +189,8 @@ type Validated struct {
 
 // Validate checks an access token: signature, algorithm, issuer, audience
 // and expiry (by the token manager), then that its user still exists, is
-// active, and has not reset their password since it was issued.
+// active, has not reset their password since it was issued, and has not
+// logged it out.
 func (s *Service) Validate(ctx context.Context, access string) (*Validated, error) {
 	if access == "" || len(access) > MaxTokenBytes {
 		return nil, ErrInvalidToken
@@ -201,6 +211,15 @@ func (s *Service) Validate(ctx context.Context, access string) (*Validated, erro
 	}
 	if u.Status != StatusActive || claims.SessionVersion != u.SessionVersion {
 		return nil, ErrInvalidToken
+	}
+	if s.deny != nil {
+		revoked, err := s.deny.Revoked(ctx, claims.ID)
+		if err != nil {
+			return nil, Internal("check revocation", err)
+		}
+		if revoked {
+			return nil, ErrInvalidToken
+		}
 	}
 	return &Validated{User: u, Claims: claims}, nil
 }

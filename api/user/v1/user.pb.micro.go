@@ -51,7 +51,8 @@ type UserService interface {
 	ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...client.CallOption) (*ResetPasswordResponse, error)
 	// Refresh rotates a refresh token; a reused token revokes its whole family.
 	Refresh(ctx context.Context, in *RefreshRequest, opts ...client.CallOption) (*AuthResponse, error)
-	// Revoke ends the refresh-token family of the given token (logout).
+	// Revoke ends the refresh-token family of the given token and, when
+	// given, the access token (logout).
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...client.CallOption) (*RevokeResponse, error)
 	// Keys returns the JWKS document of every key that may have signed a live token.
 	Keys(ctx context.Context, in *KeysRequest, opts ...client.CallOption) (*KeysResponse, error)
@@ -214,7 +215,8 @@ type UserHandler interface {
 	ResetPassword(context.Context, *ResetPasswordRequest, *ResetPasswordResponse) error
 	// Refresh rotates a refresh token; a reused token revokes its whole family.
 	Refresh(context.Context, *RefreshRequest, *AuthResponse) error
-	// Revoke ends the refresh-token family of the given token (logout).
+	// Revoke ends the refresh-token family of the given token and, when
+	// given, the access token (logout).
 	Revoke(context.Context, *RevokeRequest, *RevokeResponse) error
 	// Keys returns the JWKS document of every key that may have signed a live token.
 	Keys(context.Context, *KeysRequest, *KeysResponse) error

@@ -1,0 +1,66 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/config"
+)
+
+// check is one named readiness dependency.
+type check struct {
+	name string
+	fn   func(context.Context) error
+}
+
+// readiness runs every check and reports each one's state; ready only when
+// all pass.
+func readiness(ctx context.Context, checks []check) (map[string]string, bool) {
+	out := make(map[string]string, len(checks))
+	ok := true
+	for _, c := range checks {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := c.fn(cctx)
+		cancel()
+		if err != nil {
+			out[c.name] = err.Error()
+			ok = false
+		} else {
+			out[c.name] = "ok"
+		}
+	}
+	return out, ok
+}
+
+// serveOps serves /healthz and /readyz for the roles without an HTTP API
+// (service, worker), so every process can be probed the same way.
+func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks []check) error {
+	ln, err := Listen(cfg.OpsAddr, "USERSVC_OPS_ADDR")
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		detail, ok := readiness(r.Context(), checks)
+		status, code := "ready", http.StatusOK
+		if !ok {
+			status, code = "unavailable", http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, map[string]any{"status": status, "checks": detail})
+	})
+	log.Info("ops listener started", "address", ln.Addr().String())
+	return serve(ctx, cfg, log, ln, mux, nil)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
