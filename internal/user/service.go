@@ -47,8 +47,8 @@ type Deps struct {
 	// Denylist of logged-out access tokens; nil means logout ends only the
 	// refresh-token family and access tokens live out their short TTL.
 	Denylist Denylist
-	Logger *slog.Logger     // nil = slog.Default()
-	Now    func() time.Time // nil = time.Now
+	Logger   *slog.Logger     // nil = slog.Default()
+	Now      func() time.Time // nil = time.Now
 }
 
 // Service implements every use case of the user service.
