@@ -124,3 +124,27 @@ type Denylist interface {
 	Revoke(ctx context.Context, jti string, until time.Time) error
 	Revoked(ctx context.Context, jti string) (bool, error)
 }
+
+// Searcher finds users by free text in a search index (name and email,
+// prefix and typo-tolerant). The index is fed asynchronously from events,
+// so it may lag the database by a moment; List reads the users themselves
+// from the store.
+type Searcher interface {
+	SearchUsers(ctx context.Context, q SearchQuery) (SearchResult, error)
+}
+
+// SearchQuery is one page of a text search.
+type SearchQuery struct {
+	Text   string
+	Role   Role
+	Status Status
+	Limit  int
+	After  string // the searcher's own opaque cursor
+}
+
+// SearchResult is a page of matching IDs, best first.
+type SearchResult struct {
+	IDs   []string
+	Total int64
+	Next  string
+}

@@ -47,6 +47,9 @@ type Deps struct {
 	// Denylist of logged-out access tokens; nil means logout ends only the
 	// refresh-token family and access tokens live out their short TTL.
 	Denylist Denylist
+	// Searcher answers List's text queries; nil means a prefix match on
+	// email and name in the database.
+	Searcher Searcher
 	Logger   *slog.Logger     // nil = slog.Default()
 	Now      func() time.Time // nil = time.Now
 }
@@ -58,6 +61,7 @@ type Service struct {
 	policy PasswordPolicy
 	tokens AccessTokens
 	deny   Denylist
+	search Searcher
 	log    *slog.Logger
 	now    func() time.Time
 	cfg    Config
@@ -75,7 +79,7 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if cfg.DefaultPageSize > cfg.MaxPageSize {
 		return nil, fmt.Errorf("user: default page size %d exceeds max page size %d", cfg.DefaultPageSize, cfg.MaxPageSize)
 	}
-	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, deny: d.Denylist,
+	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, deny: d.Denylist, search: d.Searcher,
 		log: d.Logger, now: d.Now, cfg: cfg}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -255,16 +259,35 @@ func (s *Service) List(ctx context.Context, actor Actor, in ListInput) (*Page, e
 	if in.Status != "" && !in.Status.Valid() {
 		fields["status"] = "must be active or disabled"
 	}
-	var after string
+	var after, searchAfter string
 	if in.Cursor != "" {
-		id, ok := decodeCursor(in.Cursor)
+		kind, v, ok := decodeCursor(in.Cursor)
 		if !ok {
 			fields["cursor"] = "is not a cursor this service issued"
 		}
-		after = id
+		if kind == searchCursorPrefix {
+			searchAfter = v
+		} else {
+			after = v
+		}
+	}
+	useSearch := s.search != nil && q != ""
+	if useSearch && page > 1 && in.Cursor == "" {
+		fields["page"] = "search results are paged with the cursor only"
 	}
 	if len(fields) > 0 {
 		return nil, Invalid(fields)
+	}
+	if useSearch {
+		p, err := s.searchList(ctx, q, in, size, searchAfter)
+		if err == nil {
+			return p, nil
+		}
+		// The index is a derived view; the database can still answer.
+		s.log.WarnContext(ctx, "search unavailable, listing from the database", "error", err)
+		if searchAfter != "" {
+			return nil, Invalid(map[string]string{"cursor": "the search this cursor belongs to is unavailable; start again"})
+		}
 	}
 	lq := ListQuery{Prefix: strings.ToLower(q), Role: in.Role, Status: in.Status, AfterID: after, Limit: size + 1,
 		SkipTotal: after != ""}
@@ -281,32 +304,67 @@ func (s *Service) List(ctx context.Context, actor Actor, in ListInput) (*Page, e
 	}
 	if len(users) > size {
 		out.Users = users[:size]
-		out.NextCursor = encodeCursor(users[size-1].ID)
+		out.NextCursor = encodeCursor(idCursorPrefix, users[size-1].ID)
 	}
 	return out, nil
 }
 
-const cursorPrefix = "u1:"
-
-// encodeCursor makes the opaque cursor for "after this ID". It is opaque so
-// the encoding can change; it holds nothing secret.
-func encodeCursor(id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + id))
+// searchList answers a text query from the search index and reads the
+// users from the store; IDs the index still knows but the store no longer
+// does (a deletion not yet indexed) are left out.
+func (s *Service) searchList(ctx context.Context, q string, in ListInput, size int, after string) (*Page, error) {
+	res, err := s.search.SearchUsers(ctx, SearchQuery{Text: q, Role: in.Role, Status: in.Status, Limit: size, After: after})
+	if err != nil {
+		return nil, err
+	}
+	out := &Page{Users: make([]*User, 0, len(res.IDs)), Total: res.Total, Page: 1, PageSize: size}
+	if after != "" {
+		out.Page = 0
+	}
+	for _, id := range res.IDs {
+		u, err := s.store.UserByID(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, storeErr("get user", err)
+		}
+		out.Users = append(out.Users, u)
+	}
+	if res.Next != "" {
+		out.NextCursor = encodeCursor(searchCursorPrefix, res.Next)
+	}
+	return out, nil
 }
 
-func decodeCursor(c string) (string, bool) {
-	if len(c) > 128 {
-		return "", false
+// Cursor kinds: a keyset position in ID order, or a search index's own
+// cursor.
+const (
+	idCursorPrefix     = "u1:"
+	searchCursorPrefix = "s1:"
+)
+
+// encodeCursor makes an opaque cursor. It is opaque so the encoding can
+// change; it holds nothing secret.
+func encodeCursor(kind, v string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + v))
+}
+
+func decodeCursor(c string) (kind, v string, ok bool) {
+	if len(c) > 512 {
+		return "", "", false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
-	id, ok := strings.CutPrefix(string(b), cursorPrefix)
-	if !ok || checkID(id) != "" {
-		return "", false
+	if id, ok := strings.CutPrefix(string(b), idCursorPrefix); ok && checkID(id) == "" {
+		return idCursorPrefix, id, true
 	}
-	return id, true
+	if v, ok := strings.CutPrefix(string(b), searchCursorPrefix); ok && v != "" && utf8.ValidString(v) {
+		return searchCursorPrefix, v, true
+	}
+	return "", "", false
 }
 
 // UpdateInput holds the fields to change; nil leaves a field as it is.

@@ -675,3 +675,14 @@ func TestEveryChangeWritesItsEvent(t *testing.T) {
 		t.Errorf("reset event %+v", r)
 	}
 }
+
+// withSearcher builds a second service on the same store with a searcher.
+func (e *env) withSearcher(t *testing.T, s user.Searcher) *user.Service {
+	t.Helper()
+	svc, err := user.NewService(user.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
+		Searcher: s, Now: e.clock.Now}, user.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
