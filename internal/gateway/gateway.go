@@ -203,19 +203,19 @@ func (g *Gateway) Ready() error {
 // client gets it back on every response, errors included. Errors are the
 // API's JSON envelope: {"error":{"code":…,"message":…}}.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/healthz":
-		g.serveProbe(w, r, nil)
-		return
-	case "/readyz":
-		g.serveProbe(w, r, g.Ready())
-		return
-	}
-
 	id := r.Header.Get(headerRequestID)
 	if !saneRequestID(id) {
 		id = rand.Text()
 	}
+	switch r.URL.Path {
+	case "/healthz":
+		g.serveProbe(w, r, id, nil)
+		return
+	case "/readyz":
+		g.serveProbe(w, r, id, g.Ready())
+		return
+	}
+
 	// A ".." segment could make an instance resolve a path under another
 	// route's prefix than the one that chose it; such paths are not sent
 	// by browsers or well-behaved clients, so they are refused outright.
@@ -258,23 +258,27 @@ func (g *Gateway) route(path string) *route {
 	return nil
 }
 
-// serveProbe answers a health probe: 200 {"status":"ok"} when err is nil,
-// 503 with the error envelope otherwise.
-func (g *Gateway) serveProbe(w http.ResponseWriter, r *http.Request, err error) {
+// serveProbe answers a health probe in the API's Health shape: 200
+// {"status":"ok"} when err is nil, 503 {"status":"unavailable","error":…}
+// otherwise, with the request ID like every other answer.
+func (g *Gateway) serveProbe(w http.ResponseWriter, r *http.Request, id string, err error) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, "", http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+		writeError(w, id, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set(headerRequestID, id)
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	body, status := []byte(`{"status":"ok"}`), http.StatusOK
 	if err != nil {
-		writeError(w, "", http.StatusServiceUnavailable, "unavailable", err.Error())
-		return
+		body, _ = json.Marshal(map[string]string{"status": "unavailable", "error": err.Error()})
+		status = http.StatusServiceUnavailable
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	if r.Method == http.MethodGet {
-		_, _ = io.WriteString(w, `{"status":"ok"}`)
+		_, _ = w.Write(body)
 	}
 }
 

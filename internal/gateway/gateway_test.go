@@ -631,7 +631,13 @@ func TestHealthAndReadiness(t *testing.T) {
 	if r := e.get("/healthz"); r.status != http.StatusOK || r.body != `{"status":"ok"}` {
 		t.Errorf("/healthz = %d %s", r.status, r.body)
 	}
-	wantError(t, e.get("/readyz"), http.StatusServiceUnavailable, "unavailable")
+	if r := e.get("/readyz"); r.status != http.StatusServiceUnavailable ||
+		r.body != `{"error":"no instance of user.api is available","status":"unavailable"}` {
+		t.Errorf("/readyz with no instance = %d %s", r.status, r.body)
+	}
+	if r := e.do(http.MethodGet, "/healthz", nil); r.header.Get("X-Request-ID") == "" {
+		t.Error("/healthz without X-Request-ID")
+	}
 	if e.gw.Ready() == nil {
 		t.Error("Ready with no instance")
 	}
