@@ -17,7 +17,7 @@ import (
 // here works deployed.
 func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	reg := rpc.NewMemoryRegistry()
-	core, err := NewCore(ctx, cfg, log)
+	core, err := NewCore(ctx, cfg, log, ModeDev)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,7 @@ func newEventPipeline(ctx context.Context, cfg *config.Config, log *slog.Logger,
 			return (&events.Relay{Outbox: core.Store, Publisher: broker, Log: log}).Run(ctx)
 		},
 		checks: []check{{"rabbitmq", func(context.Context) error { return broker.Ping() }}},
+		// With RabbitMQ, the worker feeds the search index.
 		close:  func() { _ = broker.Close() },
 	}, nil
 }
@@ -51,7 +52,13 @@ func runEmbeddedEvents(ctx context.Context, cfg *config.Config, log *slog.Logger
 	}
 	bus := events.NewBus(log)
 	bus.Declare(worker.MailerSubscription)
+	if core.Search != nil {
+		bus.Declare(worker.IndexerSubscription)
+	}
 	g, ctx := errgroup.WithContext(ctx)
+	if core.Search != nil {
+		g.Go(func() error { return bus.Consume(ctx, worker.IndexerSubscription, worker.Indexer(core.Search)) })
+	}
 	g.Go(func() error {
 		return (&events.Relay{Outbox: core.Store, Publisher: bus, Log: log}).Run(ctx)
 	})
@@ -86,11 +93,24 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 	defer broker.Close()
 	checks := []check{{"database", st.Ping}, {"rabbitmq", func(context.Context) error { return broker.Ping() }}}
+	queues := []string{worker.MailerSubscription.Queue}
 	g, gctx := errgroup.WithContext(ctx)
+	// Only Elasticsearch can be shared with the service processes that
+	// search it; the embedded index lives inside the dev process.
+	if cfg.ElasticsearchURL != "" {
+		idx, err := OpenSearch(ctx, cfg, ModeService)
+		if err != nil {
+			return err
+		}
+		defer idx.Close()
+		checks = append(checks, check{"search", idx.Ping})
+		queues = append(queues, worker.IndexerSubscription.Queue)
+		g.Go(func() error { return broker.Consume(gctx, worker.IndexerSubscription, worker.Indexer(idx)) })
+	}
 	g.Go(func() error { return serveOps(gctx, cfg, log, checks) })
 	g.Go(func() error {
 		return broker.Consume(gctx, worker.MailerSubscription, worker.Mailer(st, mailer, time.Now, log))
 	})
-	log.Info("worker started", "queues", []string{worker.MailerSubscription.Queue})
+	log.Info("worker started", "queues", queues)
 	return g.Wait()
 }

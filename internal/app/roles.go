@@ -35,7 +35,7 @@ func Registry(cfg *config.Config) (rpc.Registry, error) {
 
 // RunService runs the user service (gRPC, registered) until ctx ends.
 func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry) error {
-	core, err := NewCore(ctx, cfg, log)
+	core, err := NewCore(ctx, cfg, log, ModeService)
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 	go func() { evdone <- pipeline.run(evctx) }()
 	opsctx, stopOps := context.WithCancel(context.Background())
 	defer stopOps()
-	checks := append([]check{{"database", core.Store.Ping}}, pipeline.checks...)
+	checks := append(core.checks, pipeline.checks...)
 	go func() {
 		if err := serveOps(opsctx, cfg, log, checks); err != nil {
 			log.Error("ops listener failed", "error", err)

@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,9 +18,13 @@ import (
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/password"
+	"github.com/usersvc/usersvc/internal/search"
+	"github.com/usersvc/usersvc/internal/search/bleveindex"
+	"github.com/usersvc/usersvc/internal/search/elastic"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/worker"
 )
 
 // NewLogger returns a slog logger writing JSON lines with ECS field names
@@ -129,55 +134,116 @@ func NewMailSender(cfg *config.Config) (mail.Sender, error) {
 	return s, nil
 }
 
+// Mode says which process a Core is built for: the single-process dev
+// mode may keep state in memory (search index on disk, caches in process);
+// a service instance among many must share it or do without.
+type Mode int
+
+const (
+	ModeDev     Mode = iota // usersvc dev: everything in one process
+	ModeService             // usersvc service: one of many instances
+	ModeTool                // migrate, admin: no serving
+)
+
 // Core is the user service's domain with what it was built from.
 type Core struct {
 	Store   *sqlstore.Store
 	Keys    *token.Keyring
 	Service *user.Service
+	// Search is the index List searches and the in-process indexer feeds;
+	// nil when none is configured.
+	Search search.Index
+	// checks are the dependencies /readyz reports on.
+	checks  []check
+	closers []func() error
 }
 
-// Close releases the database.
-func (c *Core) Close() error { return c.Store.Close() }
+// Close releases the database and the index.
+func (c *Core) Close() error {
+	var errs []error
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		errs = append(errs, c.closers[i]())
+	}
+	return errors.Join(errs...)
+}
 
 // NewCore opens the store, prepares the schema, and builds the domain service.
-func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Core, error) {
+func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, mode Mode) (*Core, error) {
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	c, err := newCore(ctx, cfg, log, st)
-	if err != nil {
-		_ = st.Close()
+	c := &Core{Store: st, closers: []func() error{st.Close}, checks: []check{{"database", st.Ping}}}
+	if err := c.build(ctx, cfg, log, mode); err != nil {
+		_ = c.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func newCore(ctx context.Context, cfg *config.Config, log *slog.Logger, st *sqlstore.Store) (*Core, error) {
+// OpenSearch returns the configured search index: Elasticsearch when
+// USERSVC_ELASTICSEARCH_URL is set, the embedded index under the data dir in
+// dev mode, none otherwise (List then matches prefixes in the database).
+func OpenSearch(ctx context.Context, cfg *config.Config, mode Mode) (search.Index, error) {
+	if cfg.ElasticsearchURL != "" {
+		idx, err := elastic.New(cfg.ElasticsearchURL, cfg.ElasticsearchIdx)
+		if err != nil {
+			return nil, fmt.Errorf("elasticsearch (USERSVC_ELASTICSEARCH_URL): %w", err)
+		}
+		if err := idx.EnsureIndex(ctx); err != nil {
+			return nil, fmt.Errorf("elasticsearch index %s: %w", cfg.ElasticsearchIdx, err)
+		}
+		return idx, nil
+	}
+	if mode != ModeDev {
+		return nil, nil
+	}
+	idx, err := bleveindex.Open(filepath.Join(cfg.DataDir, "search"))
+	if err != nil {
+		return nil, fmt.Errorf("search index in %s (USERSVC_DATA_DIR): %w", cfg.DataDir, err)
+	}
+	return idx, nil
+}
+
+func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, mode Mode) error {
+	st := c.Store
 	if err := PrepareSchema(ctx, cfg, st, log); err != nil {
-		return nil, err
+		return err
 	}
 	keys, err := LoadKeys(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tokens, err := token.NewManager(keys, token.Config{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 		TTL: cfg.AccessTTL, Leeway: 30 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("token settings (USERSVC_JWT_*, USERSVC_ACCESS_TTL): %w", err)
+		return fmt.Errorf("token settings (USERSVC_JWT_*, USERSVC_ACCESS_TTL): %w", err)
 	}
 	hasher, err := NewHasher(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	policy := password.DefaultPolicy()
 	policy.MinScore = cfg.PasswordMinScore
-	svc, err := user.NewService(user.Deps{Store: st, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log},
-		user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL})
-	if err != nil {
-		return nil, err
+	deps := user.Deps{Store: st, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
+	if mode != ModeTool {
+		idx, err := OpenSearch(ctx, cfg, mode)
+		if err != nil {
+			return err
+		}
+		if idx != nil {
+			c.Search = idx
+			c.closers = append(c.closers, idx.Close)
+			c.checks = append(c.checks, check{"search", idx.Ping})
+			deps.Searcher = worker.Searcher{Index: idx}
+		}
 	}
-	return &Core{Store: st, Keys: keys, Service: svc}, nil
+	svc, err := user.NewService(deps, user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL})
+	if err != nil {
+		return err
+	}
+	c.Keys, c.Service = keys, svc
+	return nil
 }
 
 // NewResetMailer builds the mailer the worker hands reset tokens to.

@@ -20,6 +20,7 @@ import (
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/worker"
 )
 
 const usage = `usersvc: a user service (accounts, tokens, password reset) on go-micro.
@@ -31,6 +32,7 @@ Usage:
   usersvc service                 the user service (gRPC, registered in etcd)
   usersvc worker                  consumes user events from RabbitMQ: reset mail, search index
   usersvc migrate                 apply database migrations
+  usersvc reindex                 rebuild the search index (Elasticsearch, or the embedded one) from the database
   usersvc admin create --email E  create an admin; the password is read from standard input
   usersvc keys generate           write a new Ed25519 signing key to the keys directory
 
@@ -176,6 +178,8 @@ func run(ctx context.Context, cmd string, args []string, io IO) error {
 			fmt.Fprintln(io.Stdout, "applied", v)
 		}
 		return nil
+	case "reindex":
+		return reindex(ctx, cfg, io)
 	case "admin create":
 		return adminCreate(ctx, cfg, io, adminEmail, adminName)
 	case "keys generate":
@@ -199,7 +203,7 @@ func adminCreate(ctx context.Context, cfg *config.Config, io IO, email, name str
 	}
 	pw := strings.TrimRight(line, "\r\n")
 	log := app.NewLogger(cfg, io.Stderr)
-	core, err := app.NewCore(ctx, cfg, log)
+	core, err := app.NewCore(ctx, cfg, log, app.ModeTool)
 	if err != nil {
 		return err
 	}
@@ -209,5 +213,27 @@ func adminCreate(ctx context.Context, cfg *config.Config, io IO, email, name str
 		return err
 	}
 	fmt.Fprintln(io.Stdout, u.ID)
+	return nil
+}
+
+// reindex rebuilds the search index from the database: Elasticsearch when
+// configured, else the embedded index of the data dir (stop usersvc dev
+// first: the embedded index is opened by one process at a time).
+func reindex(ctx context.Context, cfg *config.Config, io IO) error {
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	idx, err := app.OpenSearch(ctx, cfg, app.ModeDev)
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	n, err := worker.Reindex(ctx, st, idx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(io.Stdout, "indexed %d users\n", n)
 	return nil
 }
