@@ -38,7 +38,7 @@ func newEventPipeline(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		},
 		checks: []check{{"rabbitmq", func(context.Context) error { return broker.Ping() }}},
 		// With RabbitMQ, the worker feeds the search index.
-		close:  func() { _ = broker.Close() },
+		close: func() { _ = broker.Close() },
 	}, nil
 }
 
