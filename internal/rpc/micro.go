@@ -158,15 +158,26 @@ func NewUserClient(cfg ClientConfig) (userv1.UserService, client.Client) {
 	return userv1.NewUserService(cfg.Name, c), c
 }
 
-// retryUnreachable retries only when the call never reached a handler: the
-// transport reported Unavailable (connection refused or reset, instance
-// shutting down).
-func retryUnreachable(_ context.Context, _ client.Request, _ int, err error) (bool, error) {
-	return unreachable(err), nil
+// retryUnreachable retries a call on another node when the call cannot
+// have reached a handler (no connection could be made), and, for calls that
+// are safe to repeat, also when the connection was lost mid-call (the
+// instance died while handling it). A write is not repeated after a lost
+// connection because it may have run: a registration retried after it
+// committed would answer "already exists" to its own success.
+func retryUnreachable(_ context.Context, req client.Request, _ int, err error) (bool, error) {
+	return dialFailed(err) || (unreachable(err) && safeToRepeat[req.Endpoint()]), nil
+}
+
+// safeToRepeat lists the endpoints whose repetition changes nothing a
+// client could notice: reads, and Auth, whose repetition at worst leaves an
+// unused session behind.
+var safeToRepeat = map[string]bool{
+	"User.Get": true, "User.Pagination": true, "User.Validate": true, "User.Keys": true, "User.Auth": true,
 }
 
 // unreachable reports whether err is a transport failure to reach a node,
-// as opposed to an answer from the service.
+// as opposed to an answer from the service; such a node is skipped for a
+// while.
 func unreachable(err error) bool {
 	me, ok := err.(*merrors.Error)
 	if !ok {
@@ -175,11 +186,20 @@ func unreachable(err error) bool {
 	if _, ours := statusOf[userCode(me.Id)]; ours {
 		return false
 	}
-	if me.Code == http.StatusServiceUnavailable {
-		return true
+	return me.Code == http.StatusServiceUnavailable || dialFailed(err)
+}
+
+// dialFailed reports whether err says no connection to the node was made.
+func dialFailed(err error) bool {
+	me, ok := err.(*merrors.Error)
+	if !ok {
+		return false
+	}
+	if _, ours := statusOf[userCode(me.Id)]; ours {
+		return false
 	}
 	msg := strings.ToLower(me.Detail)
-	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "error while dialing")
+	return strings.Contains(msg, "error while dialing") || strings.Contains(msg, "connection refused")
 }
 
 // HasInstances reports, for readiness checks, whether the registry lists at

@@ -46,6 +46,9 @@ type Options struct {
 	// Services and APIs are the numbers of `usersvc service` and
 	// `usersvc api` processes; 0 means 2 each.
 	Services, APIs int
+	// Workers is the number of `usersvc worker` processes (default 0); they
+	// need USERSVC_RABBITMQ_URL in Env.
+	Workers int
 	// MySQLDSN is the database, already created and empty (e.g. from
 	// testenv.MySQLDSN); required. Start runs `usersvc migrate` on it.
 	MySQLDSN string
@@ -74,6 +77,7 @@ type Cluster struct {
 	gateway  *Proc
 	services []*Proc
 	apis     []*Proc
+	workers  []*Proc
 }
 
 // Start builds the binary (once per process), provisions the keys and the
@@ -191,6 +195,9 @@ func Start(t TB, o Options) *Cluster {
 	}
 	c.services = startGroup("service", "USERSVC_GRPC_ADDR", "user service started", o.Services)
 	c.apis = startGroup("api", "USERSVC_API_ADDR", "api started", o.APIs)
+	if o.Workers > 0 {
+		c.workers = startGroup("worker", "USERSVC_OPS_ADDR", "worker started", o.Workers)
+	}
 
 	if err := c.waitReady(); err != nil {
 		t.Fatalf("cluster: %v", err)
@@ -255,6 +262,9 @@ func (c *Cluster) Services() []*Proc { return c.services }
 
 // APIs are the HTTP API processes.
 func (c *Cluster) APIs() []*Proc { return c.apis }
+
+// Workers are the event-consumer processes.
+func (c *Cluster) Workers() []*Proc { return c.workers }
 
 // MailDir is the directory the services' mailers write reset mails into
 // (read it with mail.ReadDir).
