@@ -36,7 +36,7 @@ func newEventPipeline(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		run: func(ctx context.Context) error {
 			return (&events.Relay{Outbox: core.Store, Publisher: broker, Log: log}).Run(ctx)
 		},
-		checks: []check{{"rabbitmq", func(context.Context) error { return broker.Ping() }}},
+		checks: []check{{name: "rabbitmq", fn: func(context.Context) error { return broker.Ping() }}},
 		// With RabbitMQ, the worker feeds the search index.
 		close: func() { _ = broker.Close() },
 	}, nil
@@ -92,7 +92,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		return fmt.Errorf("rabbitmq (USERSVC_RABBITMQ_URL): %w", err)
 	}
 	defer broker.Close()
-	checks := []check{{"database", st.Ping}, {"rabbitmq", func(context.Context) error { return broker.Ping() }}}
+	checks := []check{{name: "database", fn: st.Ping}, {name: "rabbitmq", fn: func(context.Context) error { return broker.Ping() }}}
 	queues := []string{worker.MailerSubscription.Queue}
 	g, gctx := errgroup.WithContext(ctx)
 	// Only Elasticsearch can be shared with the service processes that
@@ -103,7 +103,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 			return err
 		}
 		defer idx.Close()
-		checks = append(checks, check{"search", idx.Ping})
+		checks = append(checks, check{name: "search", fn: idx.Ping})
 		queues = append(queues, worker.IndexerSubscription.Queue)
 		g.Go(func() error { return broker.Consume(gctx, worker.IndexerSubscription, worker.Indexer(idx)) })
 	}

@@ -10,14 +10,17 @@ import (
 	"github.com/usersvc/usersvc/internal/config"
 )
 
-// check is one named readiness dependency.
+// check is one named readiness dependency. An optional one (Redis: the
+// service serves from the database without it) shows in the detail but
+// does not make the process unready.
 type check struct {
-	name string
-	fn   func(context.Context) error
+	name     string
+	fn       func(context.Context) error
+	optional bool
 }
 
 // readiness runs every check and reports each one's state; ready only when
-// all pass.
+// every required one passes.
 func readiness(ctx context.Context, checks []check) (map[string]string, bool) {
 	out := make(map[string]string, len(checks))
 	ok := true
@@ -25,10 +28,13 @@ func readiness(ctx context.Context, checks []check) (map[string]string, bool) {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := c.fn(cctx)
 		cancel()
-		if err != nil {
+		switch {
+		case err != nil && c.optional:
+			out[c.name] = "degraded: " + err.Error()
+		case err != nil:
 			out[c.name] = err.Error()
 			ok = false
-		} else {
+		default:
 			out[c.name] = "ok"
 		}
 	}

@@ -86,7 +86,13 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry, ln net.Listener) error {
 	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg, Timeout: cfg.RPCTimeout})
 	ready := func(context.Context) error { return rpc.HasInstances(reg, rpc.ServiceName) }
-	h := httpapi.New(httpapi.Config{MaxBodyBytes: int64(cfg.MaxBodyBytes), RPCTimeout: cfg.RPCTimeout, Ready: ready}, users, log)
+	limits, closeLimits, err := rateLimits(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeLimits()
+	h := httpapi.New(httpapi.Config{MaxBodyBytes: int64(cfg.MaxBodyBytes), RPCTimeout: cfg.RPCTimeout, Ready: ready,
+		RateLimits: limits}, users, log)
 	addr := ln.Addr().String()
 	deregister, err := rpc.RegisterHTTP(reg, APIServiceName, advertise(addr), cfg.RegistryTTL)
 	if err != nil {

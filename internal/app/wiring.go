@@ -173,7 +173,7 @@ func NewCore(ctx context.Context, cfg *config.Config, log *slog.Logger, mode Mod
 	if err != nil {
 		return nil, err
 	}
-	c := &Core{Store: st, closers: []func() error{st.Close}, checks: []check{{"database", st.Ping}}}
+	c := &Core{Store: st, closers: []func() error{st.Close}, checks: []check{{name: "database", fn: st.Ping}}}
 	if err := c.build(ctx, cfg, log, mode); err != nil {
 		_ = c.Close()
 		return nil, err
@@ -227,6 +227,13 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	policy.MinScore = cfg.PasswordMinScore
 	deps := user.Deps{Store: st, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
 	if mode != ModeTool {
+		sh, err := sharedState(cfg, log, mode, st)
+		if err != nil {
+			return err
+		}
+		c.closers = append(c.closers, sh.close)
+		c.checks = append(c.checks, sh.checks...)
+		deps.Store, deps.Denylist = sh.store, sh.denylist
 		idx, err := OpenSearch(ctx, cfg, mode)
 		if err != nil {
 			return err
@@ -234,7 +241,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		if idx != nil {
 			c.Search = idx
 			c.closers = append(c.closers, idx.Close)
-			c.checks = append(c.checks, check{"search", idx.Ping})
+			c.checks = append(c.checks, check{name: "search", fn: idx.Ping})
 			deps.Searcher = worker.Searcher{Index: idx}
 		}
 	}

@@ -91,39 +91,26 @@ var errUsage = errors.New("usage")
 
 func run(ctx context.Context, cmd string, args []string, io IO) error {
 	var adminEmail, adminName string
+	var extra func(*flag.FlagSet)
 	if cmd == "admin create" {
-		// Command-specific flags come before the shared settings.
-		fs := flag.NewFlagSet("usersvc admin create", flag.ContinueOnError)
-		fs.SetOutput(io.Stderr)
-		fs.StringVar(&adminEmail, "email", "", "email of the new admin (required)")
-		fs.StringVar(&adminName, "name", "Administrator", "display name of the new admin")
-		var shared []string
-		for i := 0; i < len(args); i++ {
-			a := args[i]
-			name := strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")
-			if name == "email" || name == "name" {
-				if !strings.Contains(a, "=") && i+1 < len(args) {
-					a += "=" + args[i+1]
-					i++
-				}
-				if err := fs.Parse([]string{a}); err != nil {
-					return err
-				}
-				continue
-			}
-			shared = append(shared, a)
-		}
-		args = shared
-		if adminEmail == "" {
-			return fmt.Errorf("%w: admin create needs --email", errUsage)
+		extra = func(fs *flag.FlagSet) {
+			fs.StringVar(&adminEmail, "email", "", "email of the new admin (required)")
+			fs.StringVar(&adminName, "name", "Administrator", "display name of the new admin")
 		}
 	}
-	cfg, rest, err := config.Load(cmd, args, io.Getenv)
+	cfg, rest, err := config.LoadWith(cmd, args, io.Getenv, io.Stderr, extra)
 	if err != nil {
+		var ue *config.UsageError
+		if errors.As(err, &ue) {
+			return fmt.Errorf("%w: %v", errUsage, ue.Err)
+		}
 		return err
 	}
 	if len(rest) > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, rest)
+	}
+	if cmd == "admin create" && adminEmail == "" {
+		return fmt.Errorf("%w: admin create needs --email", errUsage)
 	}
 	if err := cfg.Require(); err != nil {
 		return err
@@ -225,6 +212,9 @@ func reindex(ctx context.Context, cfg *config.Config, io IO) error {
 		return err
 	}
 	defer st.Close()
+	if err := app.PrepareSchema(ctx, cfg, st, app.NewLogger(cfg, io.Stderr)); err != nil {
+		return err
+	}
 	idx, err := app.OpenSearch(ctx, cfg, app.ModeDev)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -206,10 +207,24 @@ var settings = []setting{
 	{key: "log_format", def: "json", usage: "json or text", set: oneOf([]string{"json", "text"}, func(c *Config) *string { return &c.LogFormat })},
 }
 
+// UsageError is a command line that does not parse (unknown flag, missing
+// value): the caller's mistake, reported with the usage.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
 // Load builds the configuration for one subcommand: defaults, then the file
 // named by --config or USERSVC_CONFIG, then the environment, then args.
-// It returns the arguments left after the flags.
-func Load(cmd string, args []string, getenv func(string) string) (*Config, []string, error) {
+// It returns the arguments left after the flags. Help and flag errors are
+// written to out.
+func Load(cmd string, args []string, getenv func(string) string, out io.Writer) (*Config, []string, error) {
+	return LoadWith(cmd, args, getenv, out, nil)
+}
+
+// LoadWith is Load with extra command-specific flags, defined by extra on
+// the same flag set, so they parse (and show in -help) with the settings.
+func LoadWith(cmd string, args []string, getenv func(string) string, out io.Writer, extra func(*flag.FlagSet)) (*Config, []string, error) {
 	c := &Config{}
 	for _, s := range settings {
 		if s.def != "" {
@@ -219,14 +234,20 @@ func Load(cmd string, args []string, getenv func(string) string) (*Config, []str
 		}
 	}
 	fs := flag.NewFlagSet("usersvc "+cmd, flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
+	fs.SetOutput(out)
+	if extra != nil {
+		extra(fs)
+	}
 	configFile := fs.String("config", getenv("USERSVC_CONFIG"), "YAML config file (env USERSVC_CONFIG)")
 	flagVals := map[string]*string{}
 	for _, s := range settings {
 		flagVals[s.key] = fs.String(s.flag(), "", fmt.Sprintf("%s (env %s)", s.usage, s.env()))
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
+		return nil, nil, &UsageError{Err: err}
 	}
 	if *configFile != "" {
 		if err := c.applyFile(*configFile); err != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,7 @@ import (
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestDefaults(t *testing.T) {
-	c, rest, err := Load("dev", nil, env(nil))
+	c, rest, err := Load("dev", nil, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func TestPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _, err := Load("service", []string{"--config", file, "--http-addr", "127.0.0.1:3333"},
-		env(map[string]string{"USERSVC_HTTP_ADDR": "127.0.0.1:4444", "USERSVC_GRPC_ADDR": "127.0.0.1:5555"}))
+		env(map[string]string{"USERSVC_HTTP_ADDR": "127.0.0.1:4444", "USERSVC_GRPC_ADDR": "127.0.0.1:5555"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestPrecedence(t *testing.T) {
 		t.Errorf("file values: %v %v", c.AccessTTL, c.Etcd)
 	}
 	// USERSVC_CONFIG names the file too.
-	c, _, err = Load("service", nil, env(map[string]string{"USERSVC_CONFIG": file}))
+	c, _, err = Load("service", nil, env(map[string]string{"USERSVC_CONFIG": file}), io.Discard)
 	if err != nil || c.GRPCAddr != "127.0.0.1:2222" {
 		t.Fatalf("USERSVC_CONFIG: %v %v", err, c)
 	}
@@ -70,12 +71,12 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		{args: []string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, want: "missing.yaml"},
 	}
 	for _, tc := range cases {
-		_, _, err := Load("api", tc.args, env(tc.env))
+		_, _, err := Load("api", tc.args, env(tc.env), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v %v: error %v does not name %s", tc.args, tc.env, err, tc.want)
 		}
 	}
-	c, _, err := Load("api", nil, env(map[string]string{"USERSVC_PUBLIC_URL": "ftp://x"}))
+	c, _, err := Load("api", nil, env(map[string]string{"USERSVC_PUBLIC_URL": "ftp://x"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

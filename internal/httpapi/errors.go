@@ -21,6 +21,7 @@ const (
 	codePayloadTooLarge      = "payload_too_large"
 	codeUnsupportedMediaType = "unsupported_media_type"
 	codeUnavailable          = "unavailable"
+	codeResourceExhausted    = string(user.CodeResourceExhausted)
 )
 
 // statusOf maps each domain code to its HTTP status. A code missing here (a

@@ -33,8 +33,11 @@ type Config struct {
 	// nil means always ready.
 	Ready func(ctx context.Context) error
 	// Middleware runs after request-ID, logging and recovery and before
-	// the routes (also for unknown routes), e.g. rate limits.
+	// the routes (also for unknown routes).
 	Middleware []gin.HandlerFunc
+	// RateLimits throttle the unauthenticated write routes (429 with
+	// Retry-After).
+	RateLimits []RateLimit
 }
 
 const (
@@ -98,6 +101,9 @@ func New(cfg Config, users userv1.UserService, log *slog.Logger) http.Handler {
 
 	e.Use(s.requestID, s.accessLog, s.recovery, s.limitBody)
 	e.Use(cfg.Middleware...)
+	if len(cfg.RateLimits) > 0 {
+		e.Use(s.rateLimit)
+	}
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, http.StatusNotFound, codeNotFound, "no such route", nil)
 	})

@@ -39,6 +39,9 @@ var MailerSubscription = events.Subscription{
 // went out is acknowledged without a second mail, and a failed send leaves
 // no mark and is retried.
 func Mailer(p Processed, sender ResetSender, now func() time.Time, log *slog.Logger) events.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return func(ctx context.Context, m events.Message) error {
 		e, err := user.ParseEvent(m.Body)
 		if err != nil {

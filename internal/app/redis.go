@@ -1,0 +1,99 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/usersvc/usersvc/internal/cache"
+	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/httpapi"
+	"github.com/usersvc/usersvc/internal/ratelimit"
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// redisPrefix namespaces every key usersvc writes, so a shared Redis is
+// safe.
+const redisPrefix = "usersvc:"
+
+// NewRedis connects to USERSVC_REDIS_URL (nil when unset). The client
+// reconnects by itself; nothing here needs Redis to be up at start.
+func NewRedis(cfg *config.Config) (*redis.Client, error) {
+	if cfg.RedisURL == "" {
+		return nil, nil
+	}
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("USERSVC_REDIS_URL: %w", err)
+	}
+	return redis.NewClient(opt), nil
+}
+
+// shared is what a service instance shares with the others through Redis,
+// or keeps in process when that is correct.
+type shared struct {
+	store    user.Store
+	denylist user.Denylist
+	checks   []check
+	close    func() error
+}
+
+// sharedState wraps the store with the user cache and picks the logout
+// denylist:
+//   - with Redis: both in Redis, shared by every instance;
+//   - dev mode without Redis: both in process (there is one process);
+//   - a service without Redis: no cache (a per-instance cache would serve
+//     users another instance changed) and a per-instance denylist (logout
+//     then ends the access token only on the instance that handled it; the
+//     refresh token ends everywhere).
+func sharedState(cfg *config.Config, log *slog.Logger, mode Mode, st user.Store) (*shared, error) {
+	rc, err := NewRedis(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := cache.Options{Logger: log}
+	switch {
+	case rc != nil:
+		cs := cache.NewStore(st, cache.NewRedis(rc, redisPrefix), opts)
+		return &shared{store: cs, denylist: cache.FailOpen(cache.NewRedisRevocations(rc, redisPrefix+"revoked:"), log),
+			checks: []check{{name: "redis", fn: func(context.Context) error { return cs.Healthy() }, optional: true}},
+			close:  rc.Close}, nil
+	case mode == ModeDev:
+		return &shared{store: cache.NewStore(st, cache.NewLocal(100_000), opts), denylist: cache.NewLocalRevocations(),
+			close: func() error { return nil }}, nil
+	default:
+		return &shared{store: st, denylist: cache.NewLocalRevocations(), close: func() error { return nil }}, nil
+	}
+}
+
+// rateLimits builds the API's limits: in Redis, shared by every API
+// instance, falling back to an in-process limiter while Redis is down; in
+// process without Redis.
+func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func() error, error) {
+	rc, err := NewRedis(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	limiter := func(name string, r config.Rate) httpapi.Limiter {
+		rule := ratelimit.Rule{Limit: r.N, Window: r.Window}
+		local := ratelimit.NewLocal(rule)
+		if rc == nil {
+			return local
+		}
+		return ratelimit.NewFallback(ratelimit.NewRedis(rc, redisPrefix+"rate:"+name+":", rule), local, log)
+	}
+	limits := []httpapi.RateLimit{
+		{Method: "POST", Path: "/user/token", PerIP: limiter("login-ip", cfg.RateLoginIP),
+			PerEmail: limiter("login-account", cfg.RateLoginAccount)},
+		{Method: "POST", Path: "/user", PerIP: limiter("register-ip", cfg.RateRegisterIP)},
+		{Method: "POST", Path: "/user/password", PerIP: limiter("reset-ip", cfg.RateResetIP),
+			PerEmail: limiter("reset-account", cfg.RateResetAccount)},
+	}
+	closeFn := func() error { return nil }
+	if rc != nil {
+		closeFn = rc.Close
+	}
+	return limits, closeFn, nil
+}
