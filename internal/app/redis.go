@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -28,6 +29,13 @@ func NewRedis(cfg *config.Config) (*redis.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("USERSVC_REDIS_URL: %w", err)
 	}
+	// Everything in Redis has a fallback (the database, a local limiter),
+	// so a slow or dead Redis must fail fast rather than hold requests:
+	// short timeouts and no retries, instead of go-redis' 5s dial timeout
+	// and three retries with backoff.
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout =
+		250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
+	opt.MaxRetries = -1
 	return redis.NewClient(opt), nil
 }
 

@@ -126,7 +126,14 @@ type failOpen struct {
 	r    Revocations
 	log  *slog.Logger
 	down atomic.Bool
+	// retryAt (unix nanos) is when the list is asked again after a failure:
+	// until then Revoked answers at once instead of paying a timeout per
+	// request during an outage.
+	retryAt atomic.Int64
 }
+
+// failOpenRetry is how long an unreachable list is left alone.
+const failOpenRetry = time.Second
 
 // FailOpen wraps r so that Revoked treats an unreachable list as "not
 // revoked" (false, nil), logging "token revocation list unavailable,
@@ -144,11 +151,15 @@ func (f *failOpen) Revoke(ctx context.Context, jti string, until time.Time) erro
 }
 
 func (f *failOpen) Revoked(ctx context.Context, jti string) (bool, error) {
+	if f.down.Load() && time.Now().UnixNano() < f.retryAt.Load() {
+		return false, nil
+	}
 	revoked, err := f.r.Revoked(ctx, jti)
 	if err != nil && ctx.Err() != nil {
 		return false, err // the caller gave up: not an outage, and not an answer
 	}
 	if err != nil {
+		f.retryAt.Store(time.Now().Add(failOpenRetry).UnixNano())
 		if f.down.CompareAndSwap(false, true) {
 			f.log.Warn("token revocation list unavailable, accepting tokens", "err", err)
 		}
