@@ -105,7 +105,7 @@ type env struct {
 
 var cheap = password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -120,7 +120,7 @@ func newEnv(t *testing.T) *env {
 	return newEnvOn(t, st, dir, cheap)
 }
 
-func newEnvOn(t *testing.T, st *sqlstore.Store, dir string, params password.Params) *env {
+func newEnvOn(t testing.TB, st *sqlstore.Store, dir string, params password.Params) *env {
 	t.Helper()
 	h, err := password.NewHasher(params)
 	if err != nil {
