@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/usersvc/usersvc/internal/config"
 )
 
@@ -43,7 +46,7 @@ func readiness(ctx context.Context, checks []check) (map[string]string, bool) {
 
 // serveOps serves /healthz and /readyz for the roles without an HTTP API
 // (service, worker), so every process can be probed the same way.
-func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks []check) error {
+func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks []check, metrics *prometheus.Registry) error {
 	ln, err := Listen(cfg.OpsAddr, "USERSVC_OPS_ADDR")
 	if err != nil {
 		return err
@@ -60,6 +63,9 @@ func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks 
 		}
 		writeJSON(w, code, map[string]any{"status": status, "checks": detail})
 	})
+	if metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	}
 	log.Info("ops listener started", "address", ln.Addr().String())
 	return serve(ctx, cfg, log, ln, mux, nil)
 }
@@ -69,4 +75,30 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// coreMetrics exposes the service's own counters: the user cache's hits and
+// misses (hit ratio = hits / (hits + misses)) and the events waiting in the
+// outbox (growing while the broker is down).
+func coreMetrics(core *Core) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	if cs, ok := core.Service.Store().(interface{ Stats() (uint64, uint64) }); ok {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "usersvc_user_cache_hits_total",
+				Help: "User reads answered from the cache."}, func() float64 { h, _ := cs.Stats(); return float64(h) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "usersvc_user_cache_misses_total",
+				Help: "User reads that went to the database."}, func() float64 { _, m := cs.Stats(); return float64(m) }))
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "usersvc_outbox_pending_events",
+		Help: "Events committed but not yet confirmed by the broker."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := core.Store.OutboxLen(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+	return reg
 }

@@ -59,7 +59,7 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 	defer stopOps()
 	checks := append(core.checks, pipeline.checks...)
 	go func() {
-		if err := serveOps(opsctx, cfg, log, checks); err != nil {
+		if err := serveOps(opsctx, cfg, log, checks, coreMetrics(core)); err != nil {
 			log.Error("ops listener failed", "error", err)
 		}
 	}()

@@ -101,6 +101,9 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 
 func (s *Service) clock() time.Time { return s.now().UTC() }
 
+// Store returns the store the service was built on (for metrics).
+func (s *Service) Store() Store { return s.store }
+
 // checkPassword applies the byte bound and the policy; it returns a field
 // problem or "".
 func (s *Service) checkPassword(pw, email string) string {
