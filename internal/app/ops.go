@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/usersvc/usersvc/internal/config"
@@ -82,7 +83,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // outbox (growing while the broker is down).
 func coreMetrics(core *Core) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cs, ok := core.Service.Store().(interface{ Stats() (uint64, uint64) }); ok {
 		reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "usersvc_user_cache_hits_total",

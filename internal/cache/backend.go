@@ -43,7 +43,12 @@ type Backend interface {
 	// one invalidation from a later one.
 	Get(ctx context.Context, key string) (State, []byte, error)
 	// SetIfAbsent stores value for ttl only when the key is Missing (not
-	// Present, not Tombstoned) and reports whether it did.
+	// Present, not Tombstoned) and reports whether it did. It must not
+	// store anything once ctx's deadline has passed (returning false and
+	// the context's error): the Store gives each fill the deadline after
+	// which a tombstone may no longer guard it. Local checks the deadline
+	// under its lock, exactly; Redis as go-redis sends the command, so only
+	// the command's transit to the server is left to the safety margin.
 	SetIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	// Tombstone replaces whatever each key holds with a new tombstone that
 	// expires after ttl.

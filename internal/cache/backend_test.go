@@ -49,6 +49,15 @@ func TestBackendSemantics(t *testing.T) {
 		if st, v := get("a"); st != Present || string(v) != "1" {
 			t.Fatalf("Get = %v %q, want present 1", st, v)
 		}
+		// A fill whose deadline has passed is not stored.
+		dctx, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Millisecond))
+		if ok, err := b.SetIfAbsent(dctx, "late", []byte("1"), time.Minute); ok || err == nil {
+			t.Errorf("SetIfAbsent past its deadline = %v, %v; want false and an error", ok, err)
+		}
+		cancel()
+		if st, _ := get("late"); st != Missing {
+			t.Errorf("fill past its deadline stored: key is %v", st)
+		}
 		// Values are bytes, whatever they hold (even a tag byte).
 		if !set("bin", "t\x00v", time.Minute) {
 			t.Fatal("fill refused")

@@ -35,18 +35,23 @@
 //     load that started before the commit, and the tombstone is written
 //     after it, so it suffices that every fill happens less than
 //     TombstoneTTL after its load started. The Store enforces this rather
-//     than assuming it: a load that took longer than TombstoneTTL/2 (the
-//     other half is margin for clock-rate differences and the fill's time
-//     on the wire) is returned but not filled. Size TombstoneTTL well above
-//     the slowest database read you expect; the price of a longer one is
-//     only that a just-written user is read from the database for longer.
+//     than assuming it: each fill carries the deadline "load start +
+//     TombstoneTTL/2" and the backend refuses it after that (the other
+//     half is margin for the fill's time on the wire and for clock-rate
+//     differences with Redis), so a slow load is returned but not cached.
+//     Size TombstoneTTL well above the slowest database read you expect;
+//     the price of a longer one is only that a just-written user is read
+//     from the database for longer.
 //   - Concurrent misses for one user on one instance load once
 //     (singleflight). A caller may only share a load that started after any
 //     write it must observe, so the singleflight key includes what the
 //     caller saw in the cache (a miss, or the unique token of the tombstone
 //     it saw): a caller that arrives after a write sees that write's
-//     tombstone and cannot join a load begun before it. Writes on this
-//     instance also Forget the user's in-flight loads.
+//     tombstone and cannot join a load begun before it. That too needs the
+//     tombstone to still exist, so a caller who gets a shared result later
+//     than TombstoneTTL/2 after the load began reads the database itself.
+//     Writes on this instance also Forget the user's in-flight loads (the
+//     only protection while the backend is down and nothing is seen).
 //   - Reads inside Atomic, and LockUser, never use the cache: they must see
 //     the transaction's own view.
 //

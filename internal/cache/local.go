@@ -51,9 +51,9 @@ func NewLocal(maxEntries int) Backend {
 }
 
 func (l *localBackend) Get(_ context.Context, key string) (State, []byte, error) {
-	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := time.Now()
 	if t, ok := l.tombs[key]; ok {
 		if now.Before(t.exp) {
 			return Tombstoned, t.token, nil
@@ -71,10 +71,13 @@ func (l *localBackend) Get(_ context.Context, key string) (State, []byte, error)
 	return Missing, nil, nil
 }
 
-func (l *localBackend) SetIfAbsent(_ context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	now := time.Now()
+func (l *localBackend) SetIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := time.Now() // under the lock: the instant the fill takes effect
+	if d, ok := ctx.Deadline(); ok && !now.Before(d) {
+		return false, context.DeadlineExceeded
+	}
 	if t, ok := l.tombs[key]; ok {
 		if now.Before(t.exp) {
 			return false, nil
@@ -98,9 +101,12 @@ func (l *localBackend) Tombstone(_ context.Context, ttl time.Duration, keys ...s
 	if len(keys) == 0 {
 		return nil
 	}
-	t := localTomb{token: newToken(), exp: time.Now().Add(ttl)}
+	token := newToken()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// The expiry counts from when the tombstone takes effect (under the
+	// lock), never earlier.
+	t := localTomb{token: token, exp: time.Now().Add(ttl)}
 	for _, k := range keys {
 		if el, ok := l.items[k]; ok {
 			l.remove(el)
@@ -112,9 +118,10 @@ func (l *localBackend) Tombstone(_ context.Context, ttl time.Duration, keys ...s
 }
 
 func (l *localBackend) Flush(_ context.Context, ttl time.Duration) error {
-	t := localTomb{token: newToken(), exp: time.Now().Add(ttl)}
+	token := newToken()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	t := localTomb{token: token, exp: time.Now().Add(ttl)}
 	for k := range l.items {
 		l.tombs[k] = t
 	}

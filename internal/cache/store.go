@@ -170,6 +170,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (*user.User, error) {
 	switch st {
 	case Present:
 		if u, ok := decode(val, id); ok {
+			dbg(ctx, "hit")
 			s.hit.Add(1)
 			return u, nil
 		}
@@ -190,17 +191,23 @@ func (s *Store) UserByID(ctx context.Context, id string) (*user.User, error) {
 
 // loaded is a shared load's result.
 type loaded struct {
-	u *user.User
-	// fresh: the load finished within TombstoneTTL/2 of its start, so any
-	// write it missed left a tombstone its joiners would have seen.
-	fresh bool
+	u    *user.User
+	seen time.Time // when the leader looked in the cache, before loading
 }
 
 // load reads the user from the inner store once for all concurrent callers
-// that saw the same cache state, and fills the cache if fill is set, the
-// load was quick enough for a tombstone to still guard it, and no
+// that saw the same cache state, and fills the cache if fill is set and no
 // invalidation was lost meanwhile.
+//
+// Both the fill and the sharing are bounded by seen+TombstoneTTL/2: a
+// write that committed after the load began wrote its tombstone after seen,
+// so until then that tombstone still exists — it makes the fill fail, and
+// a caller who arrived after the write saw it and is not sharing this
+// load. Past that bound neither holds, so the fill carries the bound as its
+// context deadline (the backend refuses it once passed), and a joiner that
+// gets the result later reads the database itself.
 func (s *Store) load(ctx context.Context, id, saw string, seen time.Time, fill bool, gen uint64) (*user.User, error) {
+	limit := seen.Add(s.o.TombstoneTTL / 2)
 	leader := false // set only by our own fn, which runs in this goroutine
 	v, err, shared := s.sf.Do(id+saw, func() (any, error) {
 		leader = true
@@ -208,11 +215,12 @@ func (s *Store) load(ctx context.Context, id, saw string, seen time.Time, fill b
 		if err != nil {
 			return nil, err
 		}
-		fresh := time.Since(seen) < s.o.TombstoneTTL/2
-		if fill && fresh && s.lostGen.Load() == gen {
-			s.fill(ctx, u)
+		if fill && s.lostGen.Load() == gen && time.Now().Before(limit) {
+			fctx, cancel := context.WithDeadline(ctx, limit)
+			s.fill(fctx, u)
+			cancel()
 		}
-		return loaded{u: u, fresh: fresh}, nil
+		return loaded{u: u, seen: seen}, nil
 	})
 	if err != nil {
 		if !leader && ctx.Err() == nil && isContextErr(err) {
@@ -222,7 +230,8 @@ func (s *Store) load(ctx context.Context, id, saw string, seen time.Time, fill b
 		return nil, err
 	}
 	l := v.(loaded)
-	if !leader && !l.fresh {
+	dbg(ctx, fmt.Sprintf("load saw=%q leader=%v shared=%v since=%v", saw, leader, shared, time.Since(l.seen)))
+	if !leader && time.Since(l.seen) >= s.o.TombstoneTTL/2 {
 		// The load may predate a write whose tombstone has expired since,
 		// so nothing tells us it is not stale for a caller that arrived
 		// after that write.
@@ -237,6 +246,9 @@ func (s *Store) load(ctx context.Context, id, saw string, seen time.Time, fill b
 	return l.u, nil
 }
 
+// fill stores u unless the key holds anything (a value or a tombstone).
+// ctx's deadline is when the fill stops being safe; a fill refused for it
+// is not a backend failure (fail ignores errors after ctx has ended).
 func (s *Store) fill(ctx context.Context, u *user.User) {
 	b, err := encode(u)
 	if err != nil {
@@ -537,4 +549,12 @@ func decode(b []byte, id string) (*user.User, bool) {
 	}
 	return &user.User{ID: e.ID, Email: e.Email, Name: e.Name, Role: user.Role(e.Role), Status: user.Status(e.Status),
 		PasswordHash: e.PasswordHash, SessionVersion: e.SessionVersion, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}, true
+}
+
+type dbgKey struct{}
+
+func dbg(ctx context.Context, s string) {
+	if p, ok := ctx.Value(dbgKey{}).(*string); ok {
+		*p += s + "; "
+	}
 }

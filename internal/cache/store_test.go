@@ -265,7 +265,8 @@ func testConsistency(t *testing.T, kind backendKind, tombTTL time.Duration) {
 				tu := us[rand.IntN(users)]
 				wasDeleted := tu.deleted.Load()
 				floor := tu.committed.Load()
-				got, err := s.UserByID(ctx, tu.id)
+				var path string
+				got, err := s.UserByID(context.WithValue(ctx, dbgKey{}, &path), tu.id)
 				if errors.Is(err, user.ErrNotFound) {
 					continue // deleted meanwhile (or already)
 				}
@@ -279,7 +280,7 @@ func testConsistency(t *testing.T, kind backendKind, tombTTL time.Duration) {
 				}
 				n, _ := strconv.ParseInt(strings.TrimPrefix(got.Name, "n-"), 10, 64)
 				if n < floor {
-					report("read name %q after update n-%d had returned", got.Name, floor)
+					report("read name %q after update n-%d had returned (path %s) latest %d", got.Name, floor, path, tu.committed.Load())
 				}
 			}
 		})
