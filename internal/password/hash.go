@@ -213,7 +213,7 @@ func decode(encoded string) (p Params, salt, key []byte, err error) {
 	if !ok {
 		return malformed("missing version field, got %q", fields[2])
 	}
-	if v, err := strconv.ParseUint(version, 10, 32); err != nil || v != argon2.Version {
+	if v, err := parseCanonicalUint(version, 32); err != nil || v != argon2.Version {
 		// Only v=19 (0x13) is supported by x/crypto/argon2; 0x10 hashes would verify wrongly.
 		return malformed("unsupported version %q, want %d", version, argon2.Version)
 	}
@@ -250,11 +250,25 @@ func parseCost(s string) (Params, error) {
 		if !ok {
 			return Params{}, fmt.Errorf("cost parameter %q: want prefix %q", parts[i], spec.prefix)
 		}
-		v, err := strconv.ParseUint(digits, 10, spec.bits)
+		v, err := parseCanonicalUint(digits, spec.bits)
 		if err != nil {
 			return Params{}, fmt.Errorf("cost parameter %q: %w", parts[i], err)
 		}
 		vals[i] = v
 	}
 	return Params{Memory: uint32(vals[0]), Iterations: uint32(vals[1]), Parallelism: uint8(vals[2])}, nil
+}
+
+// parseCanonicalUint parses a decimal number written the one way Hash
+// writes it (no sign, no leading zeros), so only the exact string we
+// produce verifies, not variants of it ("v=019", "m=+64").
+func parseCanonicalUint(s string, bits int) (uint64, error) {
+	v, err := strconv.ParseUint(s, 10, bits)
+	if err != nil {
+		return 0, err
+	}
+	if strconv.FormatUint(v, 10) != s {
+		return 0, fmt.Errorf("%q is not a canonical decimal number", s)
+	}
+	return v, nil
 }
