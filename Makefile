@@ -37,3 +37,7 @@ check-generate: tools ## fail when committed generated code differs from a fresh
 
 bench: ## Go benchmarks
 	go test -run='^$$' -bench=. -benchmem ./...
+
+load: ## load through the gateway, embedded then distributed (needs MariaDB; see docs/benchmarks.md)
+	go run ./bench/load -mode=dev
+	go run ./bench/load -mode=distributed

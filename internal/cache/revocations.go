@@ -155,7 +155,7 @@ func (f *failOpen) Revoked(ctx context.Context, jti string) (bool, error) {
 		return false, nil
 	}
 	revoked, err := f.r.Revoked(ctx, jti)
-	if err != nil && ctx.Err() != nil {
+	if err != nil && callerDone(ctx) {
 		return false, err // the caller gave up: not an outage, and not an answer
 	}
 	if err != nil {

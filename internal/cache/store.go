@@ -170,7 +170,6 @@ func (s *Store) UserByID(ctx context.Context, id string) (*user.User, error) {
 	switch st {
 	case Present:
 		if u, ok := decode(val, id); ok {
-			dbg(ctx, "hit")
 			s.hit.Add(1)
 			return u, nil
 		}
@@ -230,7 +229,6 @@ func (s *Store) load(ctx context.Context, id, saw string, seen time.Time, fill b
 		return nil, err
 	}
 	l := v.(loaded)
-	dbg(ctx, fmt.Sprintf("load saw=%q leader=%v shared=%v since=%v", saw, leader, shared, time.Since(l.seen)))
 	if !leader && time.Since(l.seen) >= s.o.TombstoneTTL/2 {
 		// The load may predate a write whose tombstone has expired since,
 		// so nothing tells us it is not stale for a caller that arrived
@@ -390,10 +388,13 @@ func (s *Store) acquire() bool {
 	return false
 }
 
-// fail records a backend error. An error after the caller's own context
-// ended says nothing about the backend and is ignored.
+// fail records a backend error. An error once the caller's own context
+// has ended, or its deadline has passed, says nothing about the backend and
+// is ignored. The deadline is checked by the clock, not only by ctx.Err():
+// a backend that refuses an operation at its deadline (a fill past its safe
+// limit, say) may answer before the context's timer has fired.
 func (s *Store) fail(ctx context.Context, err error) {
-	if ctx.Err() != nil {
+	if callerDone(ctx) {
 		return
 	}
 	s.mu.Lock()
@@ -511,6 +512,15 @@ func (s *Store) repair() {
 	}
 }
 
+// callerDone reports whether ctx has ended or its deadline has passed.
+func callerDone(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
 func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
@@ -549,12 +559,4 @@ func decode(b []byte, id string) (*user.User, bool) {
 	}
 	return &user.User{ID: e.ID, Email: e.Email, Name: e.Name, Role: user.Role(e.Role), Status: user.Status(e.Status),
 		PasswordHash: e.PasswordHash, SessionVersion: e.SessionVersion, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}, true
-}
-
-type dbgKey struct{}
-
-func dbg(ctx context.Context, s string) {
-	if p, ok := ctx.Value(dbgKey{}).(*string); ok {
-		*p += s + "; "
-	}
 }

@@ -53,7 +53,7 @@ func (f *Fallback) Allow(ctx context.Context, key string) (bool, time.Duration, 
 			f.succeeded()
 			return ok, retry, nil
 		}
-		if ctx.Err() != nil {
+		if callerDone(ctx) {
 			return false, 0, err // the caller gave up: says nothing about Redis
 		}
 		f.failed(err)
@@ -117,4 +117,15 @@ func (f *Fallback) interval() time.Duration {
 		return f.RetryInterval
 	}
 	return DefaultRetryInterval
+}
+
+// callerDone reports whether ctx has ended or its deadline has passed (by
+// the clock: the client may give up at the deadline before the context's
+// timer has fired).
+func callerDone(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
