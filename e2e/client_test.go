@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/usersvc/usersvc/internal/testenv/apispec"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,10 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
-	"github.com/google/uuid"
 
-	"github.com/usersvc/usersvc/api"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
 
@@ -37,39 +34,7 @@ func TestMain(m *testing.M) {
 // internal/httpapi's tests make in-process, here through the gateway and
 // real processes, where a proxy that drops a header or rewrites an error
 // would show.
-var (
-	specOnce   sync.Once
-	specDoc    *openapi3.T
-	specRouter routers.Router
-	specErr    error
-)
-
-func loadSpec() (*openapi3.T, routers.Router, error) {
-	specOnce.Do(func() {
-		// Check the formats the document uses, not only declare them.
-		openapi3.DefineStringFormatValidator("uuid", openapi3.NewCallbackValidator(func(s string) error {
-			_, err := uuid.Parse(s)
-			if err == nil && len(s) != 36 {
-				err = errors.New("not in the canonical 36-character form")
-			}
-			return err
-		}))
-		loader := openapi3.NewLoader()
-		doc, err := loader.LoadFromData(api.OpenAPI)
-		if err != nil {
-			specErr = err
-			return
-		}
-		if err := doc.Validate(loader.Context); err != nil {
-			specErr = err
-			return
-		}
-		doc.Servers = nil // the document's server is relative; match any host
-		specDoc = doc
-		specRouter, specErr = gorillamux.NewRouter(doc)
-	})
-	return specDoc, specRouter, specErr
-}
+func loadSpec() (*openapi3.T, routers.Router, error) { return apispec.Load() }
 
 // client talks HTTP to one base URL. Every request carries a fresh
 // X-Request-ID (unless the caller sets one), and every exchange is checked:

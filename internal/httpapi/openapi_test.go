@@ -5,20 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/usersvc/usersvc/internal/testenv/apispec"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
-	"github.com/google/uuid"
-
-	"github.com/usersvc/usersvc/api"
 )
 
 // The OpenAPI document is loaded, validated and turned into a router once;
@@ -26,41 +22,7 @@ import (
 // response (and, for requests the test means to be valid, the request)
 // against it. No test talks to the server any other way, so none can forget
 // the check.
-var (
-	specOnce   sync.Once
-	specDoc    *openapi3.T
-	specRouter routers.Router
-	specErr    error
-)
-
-func loadSpec() (*openapi3.T, routers.Router, error) {
-	specOnce.Do(func() {
-		// Check the formats the document uses, not only declare them.
-		openapi3.DefineStringFormatValidator("uuid", openapi3.NewCallbackValidator(func(s string) error {
-			_, err := uuid.Parse(s)
-			if err == nil && len(s) != 36 {
-				err = errors.New("not in the canonical 36-character form")
-			}
-			return err
-		}))
-		loader := openapi3.NewLoader()
-		doc, err := loader.LoadFromData(api.OpenAPI)
-		if err != nil {
-			specErr = err
-			return
-		}
-		if err := doc.Validate(loader.Context); err != nil {
-			specErr = err
-			return
-		}
-		// The server URL is relative ("/"); match any host the test server
-		// gets.
-		doc.Servers = nil
-		specDoc = doc
-		specRouter, specErr = gorillamux.NewRouter(doc)
-	})
-	return specDoc, specRouter, specErr
-}
+func loadSpec() (*openapi3.T, routers.Router, error) { return apispec.Load() }
 
 func TestOpenAPIDocumentIsValid(t *testing.T) {
 	t.Parallel()
