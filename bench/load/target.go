@@ -5,14 +5,12 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
 	"net"
-	"net/url"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
@@ -128,60 +126,16 @@ func loopbackOnly(network, addr string) error {
 	return fmt.Errorf("%s is not a loopback address", addr)
 }
 
-// startEtcd starts a single-member etcd embedded in this process, with its
-// data in a temporary directory, and returns its client endpoint
-// (host:port). prog.Close stops it; by then the usersvc processes, its
-// only clients, are gone, so its Close does not wait for them.
+// startEtcd starts a single-member etcd embedded in this process and
+// returns its client endpoint (host:port). prog.Close stops it; by then the
+// usersvc processes, its only clients, are gone, so its Close does not wait
+// for them. Only fatal logging: at error level etcd logs its own listeners
+// closing at Close.
 func startEtcd(prog *cluster.Program) (string, error) {
-	var lastErr error
-	for range 3 { // a probed free port can be taken before etcd binds it
-		ports, err := freePorts(2)
-		if err != nil {
-			return "", err
-		}
-		client := url.URL{Scheme: "http", Host: ports[0]}
-		peer := url.URL{Scheme: "http", Host: ports[1]}
-		cfg := embed.NewConfig()
-		cfg.Name = "load"
-		cfg.Dir = prog.TempDir()
-		// Only fatal: at error level etcd logs its own listeners closing at
-		// Close. Start-up errors are returned all the same.
-		cfg.LogLevel = "fatal"
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-		cfg.UnsafeNoFsync = true // throw-away data
-		e, err := embed.StartEtcd(cfg)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		select {
-		case <-e.Server.ReadyNotify():
-			prog.Cleanup(e.Close)
-			return client.Host, nil
-		case err := <-e.Err():
-			e.Close()
-			lastErr = err
-		case <-time.After(30 * time.Second):
-			e.Server.Stop()
-			e.Close()
-			return "", errors.New("embedded etcd not ready after 30s")
-		}
+	stop, endpoint, err := etcdtest.Start(prog.TempDir, "fatal")
+	if err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("start embedded etcd: %v", lastErr)
-}
-
-// freePorts returns n distinct 127.0.0.1:port addresses free a moment ago.
-func freePorts(n int) ([]string, error) {
-	addrs := make([]string, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
+	prog.Cleanup(stop)
+	return endpoint, nil
 }

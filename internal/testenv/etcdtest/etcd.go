@@ -4,6 +4,7 @@ package etcdtest
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -31,24 +32,35 @@ func StartEtcd(t testing.TB) (endpoint string) {
 	// embed needs concrete ports (the peer URL must match the initial
 	// cluster), so pick free ones; another process may grab one between
 	// the probe and etcd's listen, hence the retries.
-	var lastErr error
+	stop, client, err := Start(t.TempDir, "error")
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(stop) // runs after the relay's cleanup (LIFO)
+	endpoint, _ = Relay(t, client)
+	return endpoint
+}
+
+// Start runs a single-member etcd in this process with its data in a
+// directory from tempDir (a fresh one per attempt), and returns a stop
+// function and the client endpoint (host:port). A probed free port can be
+// taken before etcd binds it, so it retries on "address already in use".
+// Programs that are not tests (the load generator) use it directly.
+func Start(tempDir func() string, logLevel string) (stop func(), endpoint string, err error) {
 	for range 5 {
-		e, client, err := startEtcd(t.TempDir())
+		var e *embed.Etcd
+		e, endpoint, err = startEtcd(tempDir(), logLevel)
 		if err == nil {
-			t.Cleanup(e.Close) // runs after the relay's cleanup (LIFO)
-			endpoint, _ = Relay(t, client)
-			return endpoint
+			return e.Close, endpoint, nil
 		}
-		lastErr = err
 		if !strings.Contains(err.Error(), "address already in use") {
 			break
 		}
 	}
-	t.Fatalf("start embedded etcd: %v", lastErr)
-	return ""
+	return nil, "", fmt.Errorf("start embedded etcd: %w", err)
 }
 
-func startEtcd(dir string) (*embed.Etcd, string, error) {
+func startEtcd(dir, logLevel string) (*embed.Etcd, string, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, "", err
@@ -58,7 +70,7 @@ func startEtcd(dir string) (*embed.Etcd, string, error) {
 	cfg := embed.NewConfig()
 	cfg.Name = "test"
 	cfg.Dir = dir
-	cfg.LogLevel = "error"
+	cfg.LogLevel = logLevel
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
