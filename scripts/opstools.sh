@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Builds the operations tools the end-to-end suites run for real (Jaeger,
-# VictoriaLogs, kube-apiserver) from the Go module proxy, once per version,
-# into a cache outside the work tree; prints the binary's path.
+# Builds the tools the build and the end-to-end suites run for real (Jaeger,
+# VictoriaLogs, kube-apiserver; staticcheck and the protoc plugins) from the
+# Go module proxy, once per version, into a cache outside the work tree;
+# prints the binary's path.
 #
-#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver
+#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver|staticcheck|protoc-gen-go|protoc-gen-micro
+#
+# staticcheck and the protoc plugins take their versions from tools/go.mod and
+# go.mod; staticcheck's cache key also holds the Go version, because it must
+# be built by the toolchain whose code it checks.
 #
 # The cache is ${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}.
 # A build goes to a temporary name and is renamed into place, so an
@@ -40,9 +45,21 @@ build_kube_apiserver() {
   mv "$out.partial" "$out"
 }
 
+# modversion DIR MODULE: the version of MODULE that DIR's go.mod pins.
+modversion() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
+
+# build_pinned OUT DIR PACKAGE: go build PACKAGE at the version DIR's go.mod pins.
+build_pinned() {
+  (cd "$2" && go build -trimpath -ldflags "-s -w" -o "$1.partial" "$3")
+  mv "$1.partial" "$1"
+}
+
 tool() {
   local name=$1 out
   case "$name" in
+  staticcheck) out=$CACHE/staticcheck-$(modversion tools honnef.co/go/tools)-$(go env GOVERSION)/staticcheck ;;
+  protoc-gen-go) out=$CACHE/protoc-gen-go-$(modversion . google.golang.org/protobuf)/protoc-gen-go ;;
+  protoc-gen-micro) out=$CACHE/protoc-gen-micro-$(modversion . go-micro.dev/v6)/protoc-gen-micro ;;
   jaeger) out=$CACHE/jaeger-$JAEGER_VERSION/jaeger ;;
   victoria-logs) out=$CACHE/victoria-logs-$VICTORIALOGS_VERSION/victoria-logs ;;
   kube-apiserver) out=$CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver ;;
@@ -56,6 +73,9 @@ tool() {
     jaeger) build_in_module "$out" "github.com/jaegertracing/jaeger@$JAEGER_VERSION" ./cmd/jaeger ;;
     victoria-logs) build_in_module "$out" "github.com/VictoriaMetrics/VictoriaLogs@$VICTORIALOGS_VERSION" ./app/victoria-logs ;;
     kube-apiserver) build_kube_apiserver "$out" ;;
+    staticcheck) build_pinned "$out" tools honnef.co/go/tools/cmd/staticcheck ;;
+    protoc-gen-go) build_pinned "$out" . google.golang.org/protobuf/cmd/protoc-gen-go ;;
+    protoc-gen-micro) build_pinned "$out" . go-micro.dev/v6/cmd/protoc-gen-micro ;;
     esac
     log "built $name in $((SECONDS - start))s"
   fi

@@ -2,25 +2,37 @@
 # The whole test suite, on a fresh machine: provisions the servers (see
 # scripts/services.sh), checks formatting, generated code, vet and
 # staticcheck, runs every test with the race detector against the real
-# servers, runs each fuzz target briefly, and stops what it started.
+# servers, runs each fuzz target briefly, prints every skipped test with its
+# reason, and stops what it started.
+#
+# It never stops, reconfigures or fills the machine's shared servers: tests
+# that take a server down do it to a TCP proxy in front of it
+# (testenv.Proxy) or to a server of their own (a private redis-server or
+# RabbitMQ node on free ports, in a temporary directory). Its own files live
+# in one `mktemp -d` directory, removed at the end, so two runs at once do
+# not clobber each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZTIME=${FUZZTIME:-10s}
-export USERSVC_STARTED_FILE=$(mktemp -t usersvc-started.XXXXXX)
-trap 'scripts/services.sh stop' EXIT
+work=$(mktemp -d -t usersvc-test.XXXXXX)
+export USERSVC_STARTED_FILE=$work/started
+cleanup() {
+  scripts/services.sh stop || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
 
 step "provision servers"
 scripts/services.sh start
 export USERSVC_TEST_MYSQL_DSN='usersvc:usersvc@tcp(127.0.0.1:3306)/'
 export USERSVC_TEST_REDIS_URL='redis://127.0.0.1:6379/0'
 export USERSVC_TEST_RABBITMQ_URL='amqp://guest:guest@127.0.0.1:5672/'
-export USERSVC_TEST_RABBITMQ_CTL=1
 export USERSVC_TEST_REQUIRE_ALL=1
 
-step "tools"
+step "tools (built once per version into ${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools})"
 make -s tools
 
 step "generated code is current"
@@ -34,33 +46,64 @@ step "go vet"
 go vet ./...
 
 step "staticcheck"
-bin/staticcheck ./...
+make -s staticcheck
 
 step "go test -race"
-# Packages whose tests stop and start the shared RabbitMQ or Redis, or run
-# whole process clusters, go one at a time after the rest, so an outage test
-# never hits another package's test.
+# Packages that run whole process clusters or private servers go one at a
+# time after the rest, so the machine's two cores are not oversubscribed
+# into timeouts.
 serial='/e2e$|/events/rabbitmq$|/cache$|/ratelimit$|/app$'
 parallel_pkgs=$(go list ./... | grep -Ev "$serial")
 serial_pkgs=$(go list ./... | grep -E "$serial" || true)
+json=$work/test.json
+status=0
 {
-  go test -race -count=1 -timeout 30m $parallel_pkgs 2>&1
-  [ -z "$serial_pkgs" ] || go test -race -count=1 -timeout 30m -p 1 $serial_pkgs 2>&1
-} | tee /tmp/usersvc-test.log | grep -v '^ok\|no test files' || true
-if grep -q '^FAIL\|^--- FAIL\|^panic:' /tmp/usersvc-test.log; then
-  echo "tests failed"; grep '^FAIL\|^--- FAIL' /tmp/usersvc-test.log; exit 1
+  go test -json -race -count=1 -timeout 30m $parallel_pkgs || true
+  [ -z "$serial_pkgs" ] || go test -json -race -count=1 -timeout 30m -p 1 $serial_pkgs || true
+} | tee "$json" | jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"'
+
+# Build failures and panics show as package output with no test.
+failed=$(jq -r 'select(.Action == "fail" and .Test != null) | "\(.Package) \(.Test)"' "$json")
+failed_pkgs=$(jq -r 'select(.Action == "fail" and .Test == null) | .Package' "$json")
+if [ -n "$failed$failed_pkgs" ]; then
+  echo; echo "== output of what failed"
+  jq -rs '
+    ([.[] | select(.Action == "fail") | [.Package, (.Test // "")]] ) as $f
+    | .[] | select(.Action == "output" and ([.Package, (.Test // "")] as $k | $f | index([$k])) != null) | .Output' "$json" | tail -400
+  echo; echo "FAILED tests:"; echo "${failed:-none}"
+  echo "FAILED packages:"; echo "$failed_pkgs"
+  status=1
 fi
-grep '^ok' /tmp/usersvc-test.log
 
-step "fuzz (${FUZZTIME} each)"
-for pkg in $(go list ./...); do
-  dir=$(go list -f '{{.Dir}}' "$pkg")
-  for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/func //'); do
-    echo "fuzz $pkg $fz"
-    go test -run='^$' -fuzz="^${fz}\$" -fuzztime="$FUZZTIME" "$pkg" >/tmp/usersvc-fuzz.log 2>&1 || { cat /tmp/usersvc-fuzz.log; exit 1; }
+skips() {
+  # Every skipped test with the reason it logged, so "passed" never hides
+  # "not run".
+  jq -rs '
+    group_by([.Package, .Test]) | .[]
+    | select(.[0].Test != null and any(.[]; .Action == "skip"))
+    | "\(.[0].Package | sub("^github.com/usersvc/usersvc/"; "")) \(.[0].Test): "
+      + ([.[] | select(.Action == "output") | .Output
+          | select(test("^\\s*(=== |--- SKIP)") | not) | sub("^\\s+"; "") | rtrimstr("\n")] | join(" "))' "$json"
+}
+
+if [ "$status" = 0 ]; then
+  step "fuzz (${FUZZTIME} each)"
+  for pkg in $(go list ./...); do
+    dir=$(go list -f '{{.Dir}}' "$pkg")
+    for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/func //'); do
+      echo "fuzz $pkg $fz"
+      go test -run='^$' -fuzz="^${fz}\$" -fuzztime="$FUZZTIME" "$pkg" >"$work/fuzz.log" 2>&1 || { cat "$work/fuzz.log"; status=1; break 2; }
+    done
   done
-done
+fi
 
-passed=$(grep -c '^ok' /tmp/usersvc-test.log || true)
+passed=$(jq -r 'select(.Test == null and .Action == "pass") | .Package' "$json" | wc -l)
+nfailed=$(jq -r 'select(.Test == null and .Action == "fail") | .Package' "$json" | wc -l)
+ntests=$(jq -r 'select(.Test != null and .Action == "pass") | .Test' "$json" | wc -l)
+skipped=$(skips)
 echo
-echo "go test: $passed packages passed, 0 failed"
+echo "== skipped tests: $(printf '%s' "$skipped" | grep -c . || true)"
+[ -z "$skipped" ] || printf '%s\n' "$skipped"
+echo
+echo "go test: $passed packages passed ($ntests tests and subtests), $nfailed failed; ${SECONDS}s in all"
+exit "$status"
