@@ -76,7 +76,7 @@ func TestLocalRevocationsSweep(t *testing.T) {
 // and FailOpen accepts the token, logging the outage and the recovery once.
 func TestRevocationsRedisDown(t *testing.T) {
 	ctx := context.Background()
-	sw := testenv.NewRedisSwitch(t)
+	sw := testenv.NewRedisProxy(t)
 	_, prefix := testenv.RedisClient(t)
 	raw := NewRedisRevocations(sw.Client(t), prefix)
 	log, logs := newLog()

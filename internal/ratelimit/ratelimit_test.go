@@ -266,7 +266,7 @@ func (l *logBuffer) count(s string) int {
 // each switch is logged once.
 func TestFallback(t *testing.T) {
 	rule := Rule{Limit: 3, Window: time.Minute}
-	sw := testenv.NewRedisSwitch(t)
+	sw := testenv.NewRedisProxy(t)
 	direct, prefix := testenv.RedisClient(t)
 	observer := NewRedis(direct, prefix, rule) // sees the shared Redis state
 	logs := &logBuffer{}
