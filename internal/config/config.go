@@ -225,6 +225,26 @@ func Load(cmd string, args []string, getenv func(string) string, out io.Writer) 
 // LoadWith is Load with extra command-specific flags, defined by extra on
 // the same flag set, so they parse (and show in -help) with the settings.
 func LoadWith(cmd string, args []string, getenv func(string) string, out io.Writer, extra func(*flag.FlagSet)) (*Config, []string, error) {
+	return LoadCommand(Command{Name: cmd, Extra: extra}, args, getenv, out)
+}
+
+// Command describes a subcommand to LoadCommand: its help text, its own
+// flags, and which settings it offers as flags.
+type Command struct {
+	Name    string // as typed: "api", "admin create"
+	Summary string // one line: what the command does
+	Extra   func(*flag.FlagSet)
+	// Flags reports whether the command takes the setting with this key as
+	// a flag; nil = every setting. The environment and the config file may
+	// still set any setting (one file serves every role).
+	Flags func(key string) bool
+}
+
+// LoadCommand builds the configuration for cmd: defaults, then the file
+// named by --config or USERSVC_CONFIG, then the environment, then args.
+// --help writes the command's help to out and returns flag.ErrHelp; a
+// command line that does not parse returns a short UsageError.
+func LoadCommand(cmd Command, args []string, getenv func(string) string, out io.Writer) (*Config, []string, error) {
 	c := &Config{}
 	for _, s := range settings {
 		if s.def != "" {
@@ -233,21 +253,25 @@ func LoadWith(cmd string, args []string, getenv func(string) string, out io.Writ
 			}
 		}
 	}
-	fs := flag.NewFlagSet("usersvc "+cmd, flag.ContinueOnError)
-	fs.SetOutput(out)
-	if extra != nil {
-		extra(fs)
+	fs := flag.NewFlagSet("usersvc "+cmd.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported short, help by commandHelp
+	fs.Usage = func() {}
+	if cmd.Extra != nil {
+		cmd.Extra(fs)
 	}
 	configFile := fs.String("config", getenv("USERSVC_CONFIG"), "YAML config file (env USERSVC_CONFIG)")
 	flagVals := map[string]*string{}
 	for _, s := range settings {
-		flagVals[s.key] = fs.String(s.flag(), "", fmt.Sprintf("%s (env %s)", s.usage, s.env()))
+		if cmd.Flags == nil || cmd.Flags(s.key) {
+			flagVals[s.key] = fs.String(s.flag(), "", fmt.Sprintf("%s (env %s)", s.usage, s.env()))
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			commandHelp(out, cmd, fs)
 			return nil, nil, err
 		}
-		return nil, nil, &UsageError{Err: err}
+		return nil, nil, &UsageError{Err: fmt.Errorf("%w (usersvc %s --help lists its flags)", err, cmd.Name)}
 	}
 	if *configFile != "" {
 		if err := c.applyFile(*configFile); err != nil {
@@ -264,7 +288,7 @@ func LoadWith(cmd string, args []string, getenv func(string) string, out io.Writ
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, s := range settings {
-		if set[s.flag()] {
+		if set[s.flag()] && flagVals[s.key] != nil {
 			if err := s.set(c, *flagVals[s.key]); err != nil {
 				return nil, nil, fmt.Errorf("config: --%s: %w", s.flag(), err)
 			}
@@ -370,6 +394,44 @@ func Usage() string {
 			usage += " (secret: prefer the environment or a file readable only by the service to a flag)"
 		}
 		fmt.Fprintf(&b, "| `%s` | `--%s` | `%s` | %s |\n", s.env(), s.flag(), def, usage)
+	}
+	return b.String()
+}
+
+// commandHelp prints a command's help: what it does, how to call it, and
+// each of its flags with its environment variable and default.
+func commandHelp(out io.Writer, cmd Command, fs *flag.FlagSet) {
+	fmt.Fprintf(out, "usersvc %s", cmd.Name)
+	if cmd.Summary != "" {
+		fmt.Fprintf(out, ": %s", cmd.Summary)
+	}
+	fmt.Fprintf(out, "\n\nUsage: usersvc %s [flags]\n\nFlags (each also an environment variable or a key of the --config file;\na flag wins over the environment, the environment over the file):\n", cmd.Name)
+	defaults := map[string]string{}
+	for _, s := range settings {
+		defaults[s.flag()] = s.def
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		def, ok := defaults[f.Name]
+		if !ok {
+			def = f.DefValue
+		}
+		line := "  --" + f.Name
+		if def != "" {
+			line += " (default " + def + ")"
+		}
+		fmt.Fprintf(out, "%s\n      %s\n", line, f.Usage)
+	})
+}
+
+// Text lists every setting as plain text, for `usersvc help settings`.
+func Text() string {
+	var b strings.Builder
+	for _, s := range settings {
+		fmt.Fprintf(&b, "  %s, --%s", s.env(), s.flag())
+		if s.def != "" {
+			fmt.Fprintf(&b, " (default %s)", s.def)
+		}
+		fmt.Fprintf(&b, "\n      %s\n", s.usage)
 	}
 	return b.String()
 }
