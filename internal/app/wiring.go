@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/password"
@@ -61,12 +63,26 @@ func Embedded(cfg *config.Config) bool { return cfg.MySQLDSN == "" }
 // OpenStore opens MySQL when a DSN is configured, else SQLite in the data dir.
 func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.Store, error) {
 	if !Embedded(cfg) {
-		return sqlstore.Open(ctx, "mysql", cfg.MySQLDSN)
+		st, err := sqlstore.Open(ctx, "mysql", cfg.MySQLDSN)
+		if err != nil {
+			return nil, fmt.Errorf("MySQL%s (USERSVC_MYSQL_DSN): %w", mysqlAddr(cfg.MySQLDSN), err)
+		}
+		return st, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s (USERSVC_DATA_DIR): %w", cfg.DataDir, err)
 	}
 	return sqlstore.Open(ctx, "sqlite", filepath.Join(cfg.DataDir, "usersvc.db"))
+}
+
+// mysqlAddr is " at host:port" of a DSN, for errors (never the password),
+// or "" when the DSN does not parse.
+func mysqlAddr(dsn string) string {
+	c, err := mysql.ParseDSN(dsn)
+	if err != nil || c.Addr == "" {
+		return ""
+	}
+	return " at " + c.Addr
 }
 
 // PrepareSchema migrates the embedded database automatically; a MySQL

@@ -170,6 +170,18 @@ func Run(ctx context.Context, args []string, io IO) int {
 	}
 }
 
+// required lists the settings a command cannot run without beyond those
+// every command checks: the roles that mail links must be told where users
+// reach the gateway (defaulting to their own address mailed links to
+// themselves).
+func required(cmd string, cfg *config.Config) []string {
+	switch {
+	case cmd == "worker", cmd == "service" && cfg.RabbitMQURL == "":
+		return []string{"public_url"}
+	}
+	return nil
+}
+
 func lookup(name string) (config.Command, bool) {
 	for _, c := range commands {
 		if c.name == name {
@@ -204,7 +216,7 @@ func run(ctx context.Context, spec config.Command, args []string, io IO) error {
 	if cmd == "admin create" && adminEmail == "" {
 		return fmt.Errorf("%w: admin create needs --email", errUsage)
 	}
-	if err := cfg.Require(); err != nil {
+	if err := cfg.Require(required(cmd, cfg)...); err != nil {
 		return err
 	}
 	log := app.NewLogger(cfg, io.Stderr)

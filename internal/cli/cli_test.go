@@ -182,6 +182,11 @@ func TestBadSetting(t *testing.T) {
 		{"env integer", map[string]string{"USERSVC_ARGON2_ITERATIONS": "many"}, []string{"admin", "create", "--email", "a@example.com"}, "USERSVC_ARGON2_ITERATIONS"},
 		{"flag", nil, []string{"admin", "create", "--email", "a@example.com", "--access-ttl=soon"}, "--access-ttl"},
 		{"public url", map[string]string{"USERSVC_PUBLIC_URL": "ftp://example.com"}, []string{"migrate"}, "USERSVC_PUBLIC_URL"},
+		{"malformed dsn", map[string]string{"USERSVC_MYSQL_DSN": "u:secret@tcp(127.0.0.1:3306"}, []string{"migrate"}, "MySQL (USERSVC_MYSQL_DSN)"},
+		// The roles that mail links refuse to guess where users reach the
+		// gateway: their own address would be wrong.
+		{"worker without public url", map[string]string{"USERSVC_RABBITMQ_URL": "amqp://127.0.0.1:1/"}, []string{"worker"}, "USERSVC_PUBLIC_URL (--public-url) is required"},
+		{"service without public url", map[string]string{"USERSVC_ETCD_ENDPOINTS": "127.0.0.1:1"}, []string{"service"}, "USERSVC_PUBLIC_URL (--public-url) is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)

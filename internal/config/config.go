@@ -70,7 +70,14 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+
+	publicURLDefaulted bool // no public_url given: derived from http_addr
 }
+
+// OpsPorts are the fixed default health listeners of the roles without an
+// HTTP API of their own, so a probe knows where to look without reading
+// the log; distinct so a service and a worker can share a host.
+var OpsPorts = map[string]string{"service": "127.0.0.1:9091", "worker": "127.0.0.1:9092"}
 
 type setting struct {
 	key    string // YAML key; the env var is USERSVC_ + upper(key), the flag key with - for _
@@ -170,7 +177,7 @@ var settings = []setting{
 	{key: "grpc_addr", def: "127.0.0.1:9090", usage: "address the user service's gRPC server listens on (service role)", set: addr(func(c *Config) *string { return &c.GRPCAddr })},
 	{key: "etcd_endpoints", usage: "comma-separated etcd endpoints (host:port); required by gateway, api and service", set: list(func(c *Config) *[]string { return &c.Etcd })},
 	{key: "mysql_dsn", secret: true, usage: "MySQL DSN, e.g. user:pass@tcp(127.0.0.1:3306)/usersvc; empty = SQLite in the data dir", set: str(func(c *Config) *string { return &c.MySQLDSN })},
-	{key: "public_url", usage: "public base URL used in mailed links; default http://<http_addr>", set: str(func(c *Config) *string { return &c.PublicURL })},
+	{key: "public_url", usage: "public base URL of the gateway (or the proxy in front of it) used in mailed links; required by the roles that mail (worker; service without RabbitMQ); default in dev http://<http_addr>", set: str(func(c *Config) *string { return &c.PublicURL })},
 	{key: "jwt_issuer", def: "usersvc", usage: "iss claim of access tokens", set: str(func(c *Config) *string { return &c.JWTIssuer })},
 	{key: "jwt_audience", def: "usersvc", usage: "aud claim of access tokens", set: str(func(c *Config) *string { return &c.JWTAudience })},
 	{key: "jwt_keys_dir", usage: "directory of Ed25519 PEM keys (<kid>.pem); default <data dir>/keys", set: str(func(c *Config) *string { return &c.JWTKeysDir })},
@@ -193,7 +200,7 @@ var settings = []setting{
 	{key: "rabbitmq_url", secret: true, usage: "RabbitMQ URL (amqp://user:pass@host:5672/) for user events; empty = in-process bus and mailer inside the service", set: str(func(c *Config) *string { return &c.RabbitMQURL })},
 	{key: "elasticsearch_url", usage: "Elasticsearch URL for user search; empty = embedded index in dev mode, database prefix search otherwise", set: str(func(c *Config) *string { return &c.ElasticsearchURL })},
 	{key: "elasticsearch_index", def: "users", usage: "Elasticsearch index name", set: str(func(c *Config) *string { return &c.ElasticsearchIdx })},
-	{key: "ops_addr", def: "127.0.0.1:0", usage: "health listener (/healthz, /readyz) of the service and worker roles; port 0 = any free port (logged)", set: addr(func(c *Config) *string { return &c.OpsAddr })},
+	{key: "ops_addr", usage: "health listener (/healthz, /readyz, /metrics) of the service and worker roles; default 127.0.0.1:9091 (service), 127.0.0.1:9092 (worker); port 0 = any free port (logged)", set: addr(func(c *Config) *string { return &c.OpsAddr })},
 	{key: "rate_login_ip", def: "20/1m", usage: "POST /user/token attempts per client IP", set: rate(func(c *Config) *Rate { return &c.RateLoginIP })},
 	{key: "rate_login_account", def: "5/1m", usage: "POST /user/token attempts per email: slows guessing without locking the owner out for longer than the window", set: rate(func(c *Config) *Rate { return &c.RateLoginAccount })},
 	{key: "rate_register_ip", def: "10/1m", usage: "POST /user per client IP", set: rate(func(c *Config) *Rate { return &c.RateRegisterIP })},
@@ -295,6 +302,12 @@ func LoadCommand(cmd Command, args []string, getenv func(string) string, out io.
 		}
 	}
 	c.derive()
+	if c.OpsAddr == "" {
+		c.OpsAddr = OpsPorts[cmd.Name]
+		if c.OpsAddr == "" {
+			c.OpsAddr = "127.0.0.1:0"
+		}
+	}
 	return c, fs.Args(), nil
 }
 
@@ -354,6 +367,7 @@ func (c *Config) derive() {
 		c.MailDir = filepath.Join(c.DataDir, "mail")
 	}
 	if c.PublicURL == "" {
+		c.publicURLDefaulted = true
 		c.PublicURL = "http://" + c.HTTPAddr
 	}
 }
@@ -370,6 +384,11 @@ func (c *Config) Require(keys ...string) error {
 		case "mysql_dsn":
 			if c.MySQLDSN == "" {
 				errs = append(errs, errors.New("config: USERSVC_MYSQL_DSN (--mysql-dsn) is required by this command"))
+			}
+		case "public_url":
+			if c.publicURLDefaulted {
+				errs = append(errs, errors.New("config: USERSVC_PUBLIC_URL (--public-url) is required by this command: "+
+					"the base URL of the links it mails, i.e. where users reach the gateway (e.g. https://accounts.example.com)"))
 			}
 		}
 	}
