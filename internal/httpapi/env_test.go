@@ -249,16 +249,6 @@ func (h *handlerSpy) record(ctx context.Context, method string) {
 	h.calls = append(h.calls, spiedCall{Method: method, RequestID: id})
 }
 
-func (h *handlerSpy) requestIDs() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ids := make([]string, len(h.calls))
-	for i, c := range h.calls {
-		ids[i] = c.RequestID
-	}
-	return ids
-}
-
 // callsOf returns the methods called with request ID id, in order.
 func (h *handlerSpy) callsOf(id string) []string {
 	h.mu.Lock()
