@@ -31,7 +31,7 @@ staticcheck:
 
 # protoc OUT: generate Go code for every .proto under api/ into OUT.
 define protoc
-	(cd api && protoc -I . \
+	(cd api && protoc -I . -I /usr/include \
 		--plugin=protoc-gen-go=$$(cd .. && $(TOOLS) protoc-gen-go) --go_out=$(1) --go_opt=paths=source_relative \
 		--plugin=protoc-gen-micro=$$(cd .. && $(TOOLS) protoc-gen-micro) --micro_out=$(1) --micro_opt=paths=source_relative \
 		$(PROTOS))

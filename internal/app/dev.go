@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 
 	"golang.org/x/sync/errgroup"
 
@@ -44,6 +45,11 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// (one context), the internal hops were cut under requests the gateway
 	// had accepted, and they got 502.
 	g, gctx := errgroup.WithContext(ctx)
+	// The internal API hears only the gateway beside it, on loopback: it
+	// believes the X-Forwarded-For the gateway sets, and the gateway, as
+	// the edge, believes only the proxies USERSVC_TRUSTED_PROXIES names.
+	apiCfg := *cfg
+	apiCfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	evCtx, stopEvents := context.WithCancel(context.WithoutCancel(ctx))
 	stopOnFailure := context.AfterFunc(gctx, func() {
@@ -54,7 +60,7 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	})
 	defer stopOnFailure()
 	g.Go(func() error { defer stopEvents(); return runEmbeddedEvents(evCtx, cfg, log, core) })
-	g.Go(func() error { defer stopEvents(); return RunAPI(apiCtx, cfg, log, reg, apiLn) })
+	g.Go(func() error { defer stopEvents(); return RunAPI(apiCtx, &apiCfg, log, reg, apiLn) })
 	g.Go(func() error { defer stopAPI(); return RunGateway(gctx, cfg, log, reg, gwLn) })
 	return g.Wait()
 }

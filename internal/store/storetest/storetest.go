@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) user.Store) {
 		{"LockUserSerialisesReadModifyWrite", testLockUser},
 		{"ReplacePasswordHashIsConditional", testReplacePasswordHash},
 		{"ListSkipTotal", testListSkipTotal},
+		{"ServiceAccounts", testServiceAccounts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
