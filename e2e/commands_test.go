@@ -128,3 +128,86 @@ func TestDevDrainsLoginsOnSIGTERM(t *testing.T) {
 		t.Errorf("%d accepted logins were not answered with 200: %v", len(failures), failures)
 	}
 }
+
+// RSSCeilingMiB is the documented ceiling (docs/benchmarks.md) of usersvc
+// dev's peak resident memory under a burst of 200 concurrent logins with
+// the default argon2id cost (19 MiB per hash) and 2 hashes at once.
+const RSSCeilingMiB = 256
+
+// TestLoginBurstMemoryBounded: 200 concurrent logins at the default argon2id
+// cost. Every one is answered 200 or, when the hash queue is full or its
+// wait runs out, 503 with Retry-After; and the process's peak RSS stays
+// under RSSCeilingMiB (unbounded, each hash in flight held 19 MiB and a
+// burst like this took gigabytes).
+func TestLoginBurstMemoryBounded(t *testing.T) {
+	dev, url := cluster.StartDev(t, map[string]string{"USERSVC_ARGON2_MEMORY_KIB": "19456",
+		"USERSVC_ARGON2_ITERATIONS": "2", "USERSVC_HASH_CONCURRENCY": "2"})
+	cl := newClient(t, url)
+	register(cl, "burst@example.com", "Burst")
+	body := `{"email":"burst@example.com","password":"` + userPassword + `"}`
+	const n = 200
+	var (
+		wg              sync.WaitGroup
+		mu              sync.Mutex
+		statuses        = map[int]int{}
+		noRetryAfter    int
+		transportErrors []string
+	)
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxConnsPerHost: n, MaxIdleConnsPerHost: n}}
+	release := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-release
+			resp, err := hc.Post(url+"/user/token", "application/json", strings.NewReader(body))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				transportErrors = append(transportErrors, err.Error())
+				return
+			}
+			resp.Body.Close()
+			statuses[resp.StatusCode]++
+			if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
+				noRetryAfter++
+			}
+		})
+	}
+	start := time.Now()
+	close(release)
+	wg.Wait()
+	took := time.Since(start)
+	peak := peakRSSMiB(t, dev.Pid())
+	t.Logf("%d concurrent logins in %v: statuses %v; peak RSS %d MiB (ceiling %d)", n, took, statuses, peak, RSSCeilingMiB)
+	if len(transportErrors) > 0 {
+		t.Errorf("%d requests failed in transport: %v", len(transportErrors), transportErrors[:min(3, len(transportErrors))])
+	}
+	if statuses[200] < 2 || statuses[200]+statuses[503] != n {
+		t.Errorf("statuses %v: want only 200 and 503, and some 200", statuses)
+	}
+	if noRetryAfter > 0 {
+		t.Errorf("%d 503 answers without Retry-After", noRetryAfter)
+	}
+	if peak > RSSCeilingMiB {
+		t.Errorf("peak RSS %d MiB over the ceiling of %d MiB", peak, RSSCeilingMiB)
+	}
+}
+
+// peakRSSMiB reads the process's peak resident set size (VmHWM).
+func peakRSSMiB(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("read peak RSS: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib int
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kib); err != nil {
+				t.Fatalf("parse %q: %v", line, err)
+			}
+			return kib / 1024
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}

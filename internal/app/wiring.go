@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -122,14 +123,24 @@ func LoadKeys(cfg *config.Config) (*token.Keyring, error) {
 }
 
 // NewHasher builds the argon2id hasher from the configured parameters.
-func NewHasher(cfg *config.Config) (*password.Hasher, error) {
+// NewHasher returns the argon2id hasher, limited to USERSVC_HASH_CONCURRENCY
+// hashes at once (default the CPU count): each holds its whole memory cost
+// while it runs, so the limit is what bounds the process's memory under a
+// burst of logins. Requests beyond the queue are refused with
+// user.ErrOverloaded (503 + Retry-After).
+func NewHasher(cfg *config.Config) (*password.Limited, error) {
 	p := password.DefaultParams()
 	p.Memory, p.Iterations, p.Parallelism = uint32(cfg.Argon2MemoryKiB), uint32(cfg.Argon2Iterations), uint8(cfg.Argon2Threads)
 	h, err := password.NewHasher(p)
 	if err != nil {
 		return nil, fmt.Errorf("argon2 settings (USERSVC_ARGON2_*): %w", err)
 	}
-	return h, nil
+	n := cfg.HashConcurrency
+	if n == 0 {
+		n = runtime.NumCPU()
+	}
+	return password.NewLimited(h, password.Limit{InFlight: n, Queue: cfg.HashQueue, Wait: cfg.HashQueueWait,
+		Busy: user.ErrOverloaded}), nil
 }
 
 // NewMailSender returns the SMTP sender when a host is configured, else the

@@ -54,7 +54,7 @@ var groups = map[string][]string{
 	"store":    {"data_dir", "mysql_dsn"},
 	"keys":     {"data_dir", "jwt_keys_dir"},
 	"tokens":   {"jwt_", "access_ttl", "refresh_ttl", "reset_ttl", "data_dir"},
-	"password": {"argon2_", "password_min_score"},
+	"password": {"argon2_", "hash_", "password_min_score"},
 	"mail":     {"smtp_", "mail_", "public_url"},
 	"redis":    {"redis_url"},
 	"events":   {"rabbitmq_url"},

@@ -44,6 +44,9 @@ type Config struct {
 	Argon2MemoryKiB  int
 	Argon2Iterations int
 	Argon2Threads    int
+	HashConcurrency  int           // argon2id hashes at once; 0 = CPU count
+	HashQueue        int           // callers waiting for a hash slot
+	HashQueueWait    time.Duration // how long one waits before 503
 	PasswordMinScore int
 
 	SMTPHost     string
@@ -219,6 +222,9 @@ var settings = []setting{
 	{key: "argon2_memory_kib", def: "19456", usage: "argon2id memory in KiB (OWASP: 19456)", set: integer(8, 4<<20, func(c *Config) *int { return &c.Argon2MemoryKiB })},
 	{key: "argon2_iterations", def: "2", usage: "argon2id iterations", set: integer(1, 100, func(c *Config) *int { return &c.Argon2Iterations })},
 	{key: "argon2_threads", def: "1", usage: "argon2id parallelism", set: integer(1, 255, func(c *Config) *int { return &c.Argon2Threads })},
+	{key: "hash_concurrency", def: "0", usage: "password hashes computed at once (each holds argon2_memory_kib while it runs, so this bounds their memory); 0 = the CPU count", set: integer(0, 4096, func(c *Config) *int { return &c.HashConcurrency })},
+	{key: "hash_queue", def: "64", usage: "logins and password changes that may wait for a hash slot; beyond them requests are refused at once with 503 and Retry-After", set: integer(0, 1<<20, func(c *Config) *int { return &c.HashQueue })},
+	{key: "hash_queue_wait", def: "2s", usage: "how long a request waits for a hash slot before it is refused with 503 and Retry-After", set: dur(func(c *Config) *time.Duration { return &c.HashQueueWait })},
 	{key: "password_min_score", def: "2", usage: "minimum zxcvbn score (0-4) of a new password", set: integer(0, 4, func(c *Config) *int { return &c.PasswordMinScore })},
 	{key: "smtp_host", usage: "SMTP server; empty = write mail as .eml files to mail_dir", set: str(func(c *Config) *string { return &c.SMTPHost })},
 	{key: "smtp_port", def: "587", usage: "SMTP port", set: integer(1, 65535, func(c *Config) *int { return &c.SMTPPort })},

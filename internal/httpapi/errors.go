@@ -64,6 +64,7 @@ func (s *server) fail(c *gin.Context, op string, err error) {
 	if e.Code == user.CodeUnavailable {
 		s.log.ErrorContext(c.Request.Context(), "user service unavailable", "op", op,
 			"request_id", requestIDOf(c), "error", err)
+		c.Header("Retry-After", "1") // shed load or a restarting instance: soon
 		writeError(c, status, codeUnavailable, e.Message, nil)
 		return
 	}
