@@ -73,8 +73,8 @@ func TestDevDrainsLoginsOnSIGTERM(t *testing.T) {
 	body := `{"email":"drain@example.com","password":"` + userPassword + `"}`
 	const clients = 6
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
+		wg             sync.WaitGroup
+		mu             sync.Mutex
 		ok, unaccepted int
 		failures       []string
 	)
