@@ -16,8 +16,13 @@ import (
 )
 
 // redisPrefix namespaces every key usersvc writes, so a shared Redis is
-// safe.
-const redisPrefix = "usersvc:"
+// safe: "usersvc:", or "usersvc:<namespace>:" for a named deployment.
+func redisPrefix(cfg *config.Config) string {
+	if cfg.Namespace == "" {
+		return "usersvc:"
+	}
+	return "usersvc:" + cfg.Namespace + ":"
+}
 
 // NewRedis connects to USERSVC_REDIS_URL (nil when unset). The client
 // reconnects by itself; nothing here needs Redis to be up at start.
@@ -64,8 +69,8 @@ func sharedState(cfg *config.Config, log *slog.Logger, mode Mode, st user.Store)
 	opts := cache.Options{Logger: log}
 	switch {
 	case rc != nil:
-		cs := cache.NewStore(st, cache.NewRedis(rc, redisPrefix), opts)
-		return &shared{store: cs, denylist: cache.FailOpen(cache.NewRedisRevocations(rc, redisPrefix+"revoked:"), log),
+		cs := cache.NewStore(st, cache.NewRedis(rc, redisPrefix(cfg)), opts)
+		return &shared{store: cs, denylist: cache.FailOpen(cache.NewRedisRevocations(rc, redisPrefix(cfg)+"revoked:"), log),
 			checks: []check{{name: "redis", fn: func(context.Context) error { return cs.Healthy() }, optional: true}},
 			close:  rc.Close}, nil
 	case mode == ModeDev:
@@ -90,7 +95,7 @@ func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func
 		if rc == nil {
 			return local
 		}
-		return ratelimit.NewFallback(ratelimit.NewRedis(rc, redisPrefix+"rate:"+name+":", rule), local, log)
+		return ratelimit.NewFallback(ratelimit.NewRedis(rc, redisPrefix(cfg)+"rate:"+name+":", rule), local, log)
 	}
 	limits := []httpapi.RateLimit{
 		{Method: "POST", Path: "/user/token", PerIP: limiter("login-ip", cfg.RateLoginIP),

@@ -57,6 +57,7 @@ type Config struct {
 	MailFrom     string
 	MailDir      string // empty = <data dir>/mail; used when SMTPHost is empty
 
+	Namespace        string // separates deployments sharing RabbitMQ and Redis; empty = none
 	RedisURL         string // empty = in-process cache, limiter and denylist
 	RabbitMQURL      string // empty = in-process event bus inside the service
 	ElasticsearchURL string // empty = embedded index (dev) or database search
@@ -139,6 +140,18 @@ func list(p func(*Config) *[]string) func(*Config, string) error {
 		*p(c) = out
 		return nil
 	}
+}
+
+func namespace(c *Config, v string) error {
+	ok := len(v) <= 32
+	for _, r := range v {
+		ok = ok && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-')
+	}
+	if !ok {
+		return fmt.Errorf("must be up to 32 of a-z, 0-9 and -, got %q", v)
+	}
+	c.Namespace = v
+	return nil
 }
 
 // Rate is a limit of N requests per Window.
@@ -233,6 +246,7 @@ var settings = []setting{
 	{key: "smtp_tls", def: "starttls", usage: "starttls, tls (implicit) or none (loopback only)", set: oneOf([]string{"starttls", "tls", "none"}, func(c *Config) *string { return &c.SMTPTLS })},
 	{key: "mail_from", def: "usersvc <no-reply@localhost>", usage: "From of mails", set: str(func(c *Config) *string { return &c.MailFrom })},
 	{key: "mail_dir", usage: "directory mailer target; default <data dir>/mail", set: str(func(c *Config) *string { return &c.MailDir })},
+	{key: "namespace", usage: "name of this deployment (a-z, 0-9, -; up to 32): prefixes the RabbitMQ exchange and queues and the Redis keys, so deployments sharing a broker and a Redis stay apart; empty = none", set: namespace},
 	{key: "redis_url", secret: true, usage: "Redis URL (redis://host:6379/0) for the user cache, rate limits and logout denylist; empty = in-process", set: str(func(c *Config) *string { return &c.RedisURL })},
 	{key: "rabbitmq_url", secret: true, usage: "RabbitMQ URL (amqp://user:pass@host:5672/) for user events; empty = in-process bus and mailer inside the service", set: str(func(c *Config) *string { return &c.RabbitMQURL })},
 	{key: "elasticsearch_url", usage: "Elasticsearch URL for user search; empty = embedded index in dev mode, database prefix search otherwise", set: str(func(c *Config) *string { return &c.ElasticsearchURL })},
