@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -145,22 +146,11 @@ func newEnv(t *testing.T, cfg gateway.Config, addrs ...string) *env {
 	// Wait until every service is watched, so the first request sees the
 	// instances set above.
 	for _, r := range cfg.Routes {
-		waitUntil(t, func() bool { return disc.watching(r.Service) })
+		testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return disc.watching(r.Service) })
 	}
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
 	return &env{t: t, disc: disc, gw: gw, srv: srv}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 type result struct {
@@ -317,7 +307,7 @@ func TestInstanceClosedUnderConcurrentLoad(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, func() bool { return done.Load() >= 200 })
+	testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return done.Load() >= 200 })
 	a.srv.Close()
 	wg.Wait()
 	if failed.Load() > 0 {
@@ -701,7 +691,7 @@ func TestShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, func() bool { return gw.Ready() == nil })
+	testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return gw.Ready() == nil })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
