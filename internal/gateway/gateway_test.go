@@ -366,7 +366,10 @@ func TestCooldown(t *testing.T) {
 	}
 	addrA := ln.Addr().String()
 	ln.Close()
-	e := newEnv(t, gateway.Config{FailCooldown: 300 * time.Millisecond}, addrA, b.addr())
+	var clock atomic.Int64 // nanoseconds since an arbitrary start
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	e := newEnv(t, gateway.Config{FailCooldown: 300 * time.Millisecond, Now: now}, addrA, b.addr())
 	for range 10 {
 		if r := e.get("/user/me"); r.status != http.StatusOK {
 			t.Fatalf("status %d", r.status)
@@ -388,7 +391,7 @@ func TestCooldown(t *testing.T) {
 	if aHits.Load() != 0 {
 		t.Errorf("instance got %d requests during its cooldown", aHits.Load())
 	}
-	time.Sleep(400 * time.Millisecond)
+	clock.Add(int64(400 * time.Millisecond)) // past the cooldown
 	for range 10 {
 		e.get("/user/me")
 	}
