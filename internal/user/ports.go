@@ -43,6 +43,8 @@ type Repo interface {
 	// at most one reset token is open per user.
 	PutPasswordReset(ctx context.Context, r PasswordReset) error
 	PasswordResetByHash(ctx context.Context, hash string) (*PasswordReset, error)
+	// DeleteUserPasswordResets removes the user's open reset, if any.
+	DeleteUserPasswordResets(ctx context.Context, userID string) error
 	// AppendEvent writes an event to the outbox. Called inside Atomic with
 	// the change it describes, so both commit or neither does.
 	AppendEvent(ctx context.Context, e Event) error
@@ -92,8 +94,11 @@ type RefreshToken struct {
 
 // PasswordReset is an open password-reset request, stored by token hash.
 type PasswordReset struct {
-	Hash      string
-	UserID    string
+	Hash   string
+	UserID string
+	// Email is the address the token was mailed to: the token is good only
+	// while it is still the user's address.
+	Email     string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 }

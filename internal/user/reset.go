@@ -34,7 +34,7 @@ func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
 		return Internal("new reset token", err)
 	}
 	now := s.clock()
-	r := PasswordReset{Hash: hash, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.ResetTTL)}
+	r := PasswordReset{Hash: hash, UserID: u.ID, Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(s.cfg.ResetTTL)}
 	ev, err := s.newEvent(EventPasswordResetRequested, u.ID)
 	if err != nil {
 		return err
@@ -76,7 +76,7 @@ func (s *Service) ResetPassword(ctx context.Context, resetToken, newPassword str
 		return ErrResetTokenInvalid
 	}
 	u, err := s.store.UserByID(ctx, pr.UserID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) || err == nil && !resetStillFor(pr, u) {
 		return ErrResetTokenInvalid
 	}
 	if err != nil {
@@ -97,7 +97,7 @@ func (s *Service) ResetPassword(ctx context.Context, resetToken, newPassword str
 		// The user row first, then the reset row: the same lock order as
 		// Update, which deletes a user's resets after locking the user.
 		cur, err := r.LockUser(ctx, pr.UserID)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) || err == nil && !resetStillFor(pr, cur) {
 			return ErrResetTokenInvalid
 		}
 		if err != nil {
@@ -122,4 +122,12 @@ func (s *Service) ResetPassword(ctx context.Context, resetToken, newPassword str
 		}
 		return appendEvents(ctx, r, ev)
 	})
+}
+
+// resetStillFor reports whether the reset may still change u's password: it
+// was mailed to the address u still has. Every change of email deletes the
+// user's open reset as well (see endsReset); this check holds even
+// for a path that changed the address without the domain.
+func resetStillFor(pr *PasswordReset, u *User) bool {
+	return pr.Email != "" && pr.Email == u.Email
 }

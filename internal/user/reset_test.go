@@ -2,6 +2,7 @@ package user_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 
@@ -78,4 +79,88 @@ func TestResetPasswordHashesBeforeTheTransaction(t *testing.T) {
 	if h.hashes.Load() != before {
 		t.Fatal("an unknown reset token was paid for with a password hash")
 	}
+}
+
+// An open reset token must die with every change that could mean its mail
+// went to the wrong person or that someone else now decides about the
+// account: a change of email (the old mailbox's holder would take the
+// account back), password, status or role, and a deletion.
+func TestResetTokenDiesOnAccountChange(t *testing.T) {
+	ctx := context.Background()
+	newEmail, newPW, oldPW := "alice.new@example.com", "an entirely different passphrase", strongPW
+	disabled, enabled, admin := user.StatusDisabled, user.StatusActive, user.RoleAdmin
+	changes := map[string]func(t *testing.T, e *env, u *user.User) error{
+		"own email change": func(_ *testing.T, e *env, u *user.User) error {
+			_, err := e.svc.Update(ctx, actorOf(u), u.ID, user.UpdateInput{Email: &newEmail, CurrentPassword: &oldPW})
+			return err
+		},
+		"email change by an admin": func(_ *testing.T, e *env, u *user.User) error {
+			_, err := e.svc.Update(ctx, user.SystemActor, u.ID, user.UpdateInput{Email: &newEmail})
+			return err
+		},
+		"password change": func(_ *testing.T, e *env, u *user.User) error {
+			_, err := e.svc.Update(ctx, actorOf(u), u.ID, user.UpdateInput{Password: &newPW, CurrentPassword: &oldPW})
+			return err
+		},
+		"disable and enable": func(_ *testing.T, e *env, u *user.User) error {
+			if _, err := e.svc.Update(ctx, user.SystemActor, u.ID, user.UpdateInput{Status: &disabled}); err != nil {
+				return err
+			}
+			_, err := e.svc.Update(ctx, user.SystemActor, u.ID, user.UpdateInput{Status: &enabled})
+			return err
+		},
+		"role change": func(_ *testing.T, e *env, u *user.User) error {
+			_, err := e.svc.Update(ctx, user.SystemActor, u.ID, user.UpdateInput{Role: &admin})
+			return err
+		},
+		"delete": func(_ *testing.T, e *env, u *user.User) error {
+			return e.svc.Delete(ctx, user.SystemActor, u.ID)
+		},
+		// A path that changes the address without the service's rules (an
+		// operator's UPDATE, a future code path): the token is bound to
+		// the address it was mailed to, so it fails all the same.
+		"email changed in the store": func(t *testing.T, e *env, u *user.User) error {
+			cur, err := e.store.UserByID(ctx, u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur.Email = newEmail
+			return e.store.UpdateUser(ctx, cur)
+		},
+	}
+	for name, change := range changes {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			u := e.create(t, "alice@example.com", user.RoleUser)
+			if err := e.svc.CreatePasswordReset(ctx, "alice@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			tok := e.mail.last(t, "alice@example.com")
+			if tok == "" {
+				t.Fatal("no reset mail")
+			}
+			if err := change(t, e, u); err != nil {
+				t.Fatalf("change: %v", err)
+			}
+			if err := e.svc.ResetPassword(ctx, tok, "the attacker's passphrase"); !errors.Is(err, user.ErrResetTokenInvalid) {
+				t.Fatalf("reset with a token mailed before the change: %v, want %v", err, user.ErrResetTokenInvalid)
+			}
+		})
+	}
+	// A change that touches none of those (the name) leaves the token open.
+	t.Run("name change keeps the token", func(t *testing.T) {
+		e := newEnv(t)
+		u := e.create(t, "alice@example.com", user.RoleUser)
+		if err := e.svc.CreatePasswordReset(ctx, "alice@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		tok := e.mail.last(t, "alice@example.com")
+		name := "Alice L"
+		if _, err := e.svc.Update(ctx, actorOf(u), u.ID, user.UpdateInput{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.ResetPassword(ctx, tok, "a brand new passphrase"); err != nil {
+			t.Fatalf("reset after a name change: %v", err)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -491,6 +492,11 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		}
 		upd.User, upd.Changed = eventUser(cur), changed
 		evs = append(evs, upd)
+		if slices.ContainsFunc(changed, endsReset) {
+			if err := r.DeleteUserPasswordResets(ctx, id); err != nil {
+				return err
+			}
+		}
 		if in.Password != nil {
 			pc, err := s.newEvent(EventPasswordChanged, id)
 			if err != nil {
@@ -507,6 +513,14 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		return nil, storeErr("update user", err)
 	}
 	return out, nil
+}
+
+// endsReset reports whether a change of field ends the user's open password
+// reset: a new address means the mail went to someone who may no longer own
+// the account; a new password, status or role means the account's owner or
+// an admin has decided about it since the reset was asked for.
+func endsReset(field string) bool {
+	return field == "email" || field == "password" || field == "status" || field == "role"
 }
 
 func (s *Service) verifyCurrent(u *User, current string) error {

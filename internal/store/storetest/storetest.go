@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) user.Store) {
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshTokenRevocation", testRefreshTokenRevocation},
 		{"PasswordResets", testPasswordResets},
+		{"DeleteUserPasswordResets", testDeleteUserPasswordResets},
 		{"AtomicCommits", testAtomicCommits},
 		{"AtomicRollsBackOnError", testAtomicRollsBackOnError},
 		{"AtomicReturnsDomainErrorUnchanged", testAtomicReturnsDomainError},
@@ -754,7 +755,7 @@ func testPasswordResets(t *testing.T, s user.Store) {
 	ctx := t.Context()
 	u, other := seedUser(t, s), seedUser(t, s)
 	reset := func(owner *user.User, created time.Time) user.PasswordReset {
-		return user.PasswordReset{Hash: newHash(), UserID: owner.ID, CreatedAt: created, ExpiresAt: created.Add(time.Hour)}
+		return user.PasswordReset{Hash: newHash(), UserID: owner.ID, Email: owner.Email, CreatedAt: created, ExpiresAt: created.Add(time.Hour)}
 	}
 	r1, r2, r3 := reset(u, baseTime), reset(u, baseTime.Add(time.Minute)), reset(other, baseTime)
 	for _, pr := range []user.PasswordReset{r1, r2, r3} {
@@ -768,7 +769,7 @@ func testPasswordResets(t *testing.T, s user.Store) {
 	if err != nil {
 		t.Fatalf("PasswordResetByHash: %v", err)
 	}
-	if got.Hash != r2.Hash || got.UserID != u.ID {
+	if got.Hash != r2.Hash || got.UserID != u.ID || got.Email != u.Email {
 		t.Errorf("reset = %+v, want %+v", *got, r2)
 	}
 	checkTime(t, "CreatedAt", got.CreatedAt, r2.CreatedAt)
@@ -786,6 +787,33 @@ func testPasswordResets(t *testing.T, s user.Store) {
 	// After consumption a new reset can be put.
 	if err := s.PutPasswordReset(ctx, reset(u, baseTime.Add(time.Hour))); err != nil {
 		t.Errorf("PutPasswordReset after delete: %v", err)
+	}
+}
+
+// testDeleteUserPasswordResets: a change to the account ends its open
+// reset, and only its own.
+func testDeleteUserPasswordResets(t *testing.T, s user.Store) {
+	ctx := t.Context()
+	u, other := seedUser(t, s), seedUser(t, s)
+	mine := user.PasswordReset{Hash: newHash(), UserID: u.ID, Email: u.Email, CreatedAt: baseTime, ExpiresAt: baseTime.Add(time.Hour)}
+	theirs := user.PasswordReset{Hash: newHash(), UserID: other.ID, Email: other.Email, CreatedAt: baseTime, ExpiresAt: baseTime.Add(time.Hour)}
+	for _, pr := range []user.PasswordReset{mine, theirs} {
+		if err := s.PutPasswordReset(ctx, pr); err != nil {
+			t.Fatalf("PutPasswordReset: %v", err)
+		}
+	}
+	err := s.Atomic(ctx, func(r user.Repo) error { return r.DeleteUserPasswordResets(ctx, u.ID) })
+	if err != nil {
+		t.Fatalf("DeleteUserPasswordResets: %v", err)
+	}
+	_, err = s.PasswordResetByHash(ctx, mine.Hash)
+	wantErr(t, "PasswordResetByHash(deleted)", err, user.ErrNotFound)
+	if _, err := s.PasswordResetByHash(ctx, theirs.Hash); err != nil {
+		t.Errorf("other user's reset: %v", err)
+	}
+	// Nothing open is not an error.
+	if err := s.DeleteUserPasswordResets(ctx, u.ID); err != nil {
+		t.Errorf("DeleteUserPasswordResets(none open): %v", err)
 	}
 }
 

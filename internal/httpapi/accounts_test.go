@@ -1,0 +1,20 @@
+package httpapi_test
+
+import "testing"
+
+// The account rules of issue 7, through the HTTP API on the real stack.
+
+// A reset link mailed to the old address must not take the account back
+// after the owner moved it to a new one.
+func TestResetTokenMailedBeforeAnEmailChange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.register("alice@example.com", "Alice")
+	e.do("POST", "/user/password", "", map[string]any{"email": "alice@example.com"}).wantStatus(202)
+	tok := e.resetToken("alice@example.com")
+	e.do("PUT", "/user/"+alice.ID, alice.Access, map[string]any{"email": "alice@new.example.com",
+		"current_password": userPassword}).wantStatus(200)
+	e.do("PUT", "/user/password", "", map[string]any{"token": tok, "password": newPassword}).
+		wantError(400, "invalid_argument", "token")
+	e.login("alice@new.example.com", userPassword)
+}
