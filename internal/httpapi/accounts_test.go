@@ -18,3 +18,15 @@ func TestResetTokenMailedBeforeAnEmailChange(t *testing.T) {
 		wantError(400, "invalid_argument", "token")
 	e.login("alice@new.example.com", userPassword)
 }
+
+// The only admin deleting themself would leave nobody who can administer.
+func TestLastAdminCannotLeave(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.do("DELETE", "/user/"+e.admin.ID, e.admin.Access, nil).wantError(409, "failed_precondition")
+	e.do("GET", "/user/"+e.admin.ID, e.admin.Access, nil).wantStatus(200)
+	// With a second admin, the first may go.
+	bob := e.register("bob@example.com", "Bob")
+	e.do("PUT", "/user/"+bob.ID, e.admin.Access, map[string]any{"role": "admin"}).wantStatus(200)
+	e.do("DELETE", "/user/"+e.admin.ID, e.admin.Access, nil).wantStatus(204)
+}

@@ -33,7 +33,9 @@ var statusOf = map[user.Code]int{
 	user.CodeUnauthenticated:   http.StatusUnauthorized,
 	user.CodePermissionDenied:  http.StatusForbidden,
 	user.CodeResourceExhausted: http.StatusTooManyRequests,
-	user.CodeInternal:          http.StatusInternalServerError,
+	// 409: the request conflicts with the current state (the last admin).
+	user.CodeFailedPrecondition: http.StatusConflict,
+	user.CodeInternal:           http.StatusInternalServerError,
 }
 
 // errorBody is the JSON of every error response:

@@ -24,7 +24,9 @@ var statusOf = map[user.Code]int32{
 	user.CodeUnauthenticated:   http.StatusUnauthorized,
 	user.CodePermissionDenied:  http.StatusForbidden,
 	user.CodeResourceExhausted: http.StatusTooManyRequests,
-	user.CodeInternal:          http.StatusInternalServerError,
+	// 409: the request conflicts with the current state (the last admin).
+	user.CodeFailedPrecondition: http.StatusConflict,
+	user.CodeInternal:           http.StatusInternalServerError,
 }
 
 // toMicro turns a domain error into a go-micro error: Id is the domain code,

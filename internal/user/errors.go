@@ -20,12 +20,15 @@ const (
 	CodeUnauthenticated   Code = "unauthenticated"
 	CodePermissionDenied  Code = "permission_denied"
 	CodeResourceExhausted Code = "resource_exhausted"
-	CodeInternal          Code = "internal"
+	// CodeFailedPrecondition: the request is well-formed and allowed, but
+	// the system's state forbids it (removing the last active admin).
+	CodeFailedPrecondition Code = "failed_precondition"
+	CodeInternal           Code = "internal"
 )
 
 // Codes lists every code, for transports that must map each one.
 var Codes = []Code{CodeInvalidArgument, CodeNotFound, CodeAlreadyExists, CodeUnauthenticated,
-	CodePermissionDenied, CodeResourceExhausted, CodeInternal}
+	CodePermissionDenied, CodeResourceExhausted, CodeFailedPrecondition, CodeInternal}
 
 // Error is the one error type that crosses the domain boundary. Its Message is
 // safe to show to a client; the wrapped cause is for logs only.
@@ -90,6 +93,10 @@ var (
 	ErrInvalidToken    = &Error{Code: CodeUnauthenticated, Message: "invalid or expired token"}
 	ErrAccountDisabled = &Error{Code: CodePermissionDenied, Message: "account is disabled"}
 	ErrForbidden       = &Error{Code: CodePermissionDenied, Message: "not allowed"}
+	// ErrLastAdmin refuses a deletion, disable or demotion that would leave
+	// no active admin, whoever asks: nobody could administer any more.
+	ErrLastAdmin = &Error{Code: CodeFailedPrecondition,
+		Message: "the last active admin cannot be deleted, disabled or demoted"}
 	// ErrResetTokenInvalid is deliberately one message for unknown, used and
 	// expired reset tokens.
 	ErrResetTokenInvalid = &Error{Code: CodeInvalidArgument, Message: "invalid or expired reset token",

@@ -27,6 +27,11 @@ type Repo interface {
 	// DeleteUser removes the user with their refresh tokens and reset records.
 	DeleteUser(ctx context.Context, id string) error
 	ListUsers(ctx context.Context, q ListQuery) (users []*User, total int64, err error)
+	// LockActiveAdmins returns the IDs of the active admins in ID order and
+	// locks their rows until the transaction ends (use inside Atomic), so
+	// two transactions that each remove an admin cannot both see the other
+	// one still there.
+	LockActiveAdmins(ctx context.Context) ([]string, error)
 
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	RefreshTokenByHash(ctx context.Context, hash string) (*RefreshToken, error)

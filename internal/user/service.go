@@ -455,9 +455,21 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 	// only the requested fields, so a concurrent change (a password reset,
 	// an admin disabling the user) is never overwritten with stale values.
 	err = s.store.Atomic(ctx, func(r Repo) error {
+		var admins []string
+		if in.Role != nil || in.Status != nil {
+			// Before the user's row: every admin removal takes the locks in
+			// this order, so two of them queue instead of deadlocking.
+			if admins, err = r.LockActiveAdmins(ctx); err != nil {
+				return err
+			}
+		}
 		cur, err := r.LockUser(ctx, id)
 		if err != nil {
 			return err
+		}
+		if (in.Role != nil && *in.Role != RoleAdmin || in.Status != nil && *in.Status != StatusActive) &&
+			lastAdmin(admins, cur.ID) {
+			return ErrLastAdmin
 		}
 		if self && sensitive && cur.PasswordHash != u.PasswordHash {
 			return Invalid(map[string]string{"current_password": "is no longer current; the password changed meanwhile"})
@@ -551,6 +563,13 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 		return err
 	}
 	err = s.store.Atomic(ctx, func(r Repo) error {
+		admins, err := r.LockActiveAdmins(ctx)
+		if err != nil {
+			return err
+		}
+		if lastAdmin(admins, id) {
+			return ErrLastAdmin
+		}
 		if err := r.DeleteUser(ctx, id); err != nil {
 			return err
 		}
@@ -560,6 +579,13 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 		return storeErr("delete user", err)
 	}
 	return nil
+}
+
+// lastAdmin reports whether id is the only one of the active admins, whom
+// no deletion, disable or demotion may remove: nobody could administer the
+// platform any more (an admin can only be made by an admin).
+func lastAdmin(activeAdmins []string, id string) bool {
+	return len(activeAdmins) == 1 && activeAdmins[0] == id
 }
 
 // storeErr passes domain errors from the store through and wraps the rest

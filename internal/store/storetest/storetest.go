@@ -59,6 +59,8 @@ func Run(t *testing.T, open func(t *testing.T) user.Store) {
 		{"LockUserSerialisesReadModifyWrite", testLockUser},
 		{"ReplacePasswordHashIsConditional", testReplacePasswordHash},
 		{"ListSkipTotal", testListSkipTotal},
+		{"LockActiveAdmins", testLockActiveAdmins},
+		{"LockActiveAdminsSerialisesRemovals", testLockActiveAdminsSerialises},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1098,5 +1100,75 @@ func testListSkipTotal(t *testing.T, s user.Store) {
 	}
 	if total != -1 || len(page) != 2 || page[0].ID != us[1].ID {
 		t.Errorf("SkipTotal page: total %d, %d users; want -1 and 2 starting after the cursor", total, len(page))
+	}
+}
+
+func seedAdmin(t *testing.T, s user.Repo, status user.Status) *user.User {
+	t.Helper()
+	u := newUser(t, "a-"+newHash()[:12]+"@example.com", "Admin")
+	u.Role, u.Status = user.RoleAdmin, status
+	return create(t, s, u)
+}
+
+// testLockActiveAdmins: exactly the active admins, in ID order.
+func testLockActiveAdmins(t *testing.T, s user.Store) {
+	ctx := t.Context()
+	seedUser(t, s)
+	a := seedAdmin(t, s, user.StatusActive)
+	seedAdmin(t, s, user.StatusDisabled)
+	b := seedAdmin(t, s, user.StatusActive)
+	var got []string
+	err := s.Atomic(ctx, func(r user.Repo) error {
+		var err error
+		got, err = r.LockActiveAdmins(ctx)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("LockActiveAdmins: %v", err)
+	}
+	if !slices.Equal(got, []string{a.ID, b.ID}) {
+		t.Errorf("LockActiveAdmins = %v, want %v", got, []string{a.ID, b.ID})
+	}
+}
+
+// testLockActiveAdminsSerialisesRemovals: transactions that each demote an
+// admin only while another active one remains must leave one, however many
+// run at once. Without the lock two of them could both see two admins.
+func testLockActiveAdminsSerialises(t *testing.T, s user.Store) {
+	ctx := t.Context()
+	admins := []*user.User{seedAdmin(t, s, user.StatusActive), seedAdmin(t, s, user.StatusActive)}
+	var demoted atomic.Int32
+	race(func(i int) {
+		err := s.Atomic(ctx, func(r user.Repo) error {
+			ids, err := r.LockActiveAdmins(ctx)
+			if err != nil || len(ids) < 2 {
+				return err
+			}
+			u, err := r.LockUser(ctx, admins[i%2].ID)
+			if err != nil || u.Role != user.RoleAdmin {
+				return err
+			}
+			u.Role = user.RoleUser
+			if err := r.UpdateUser(ctx, u); err != nil {
+				return err
+			}
+			demoted.Add(1)
+			return nil
+		})
+		if err != nil {
+			t.Errorf("Atomic: %v", err)
+		}
+	})
+	if demoted.Load() != 1 {
+		t.Errorf("%d admins demoted, want exactly 1", demoted.Load())
+	}
+	var left []string
+	_ = s.Atomic(ctx, func(r user.Repo) error {
+		var err error
+		left, err = r.LockActiveAdmins(ctx)
+		return err
+	})
+	if len(left) != 1 {
+		t.Errorf("%d active admins left, want 1", len(left))
 	}
 }
