@@ -30,3 +30,18 @@ func TestLastAdminCannotLeave(t *testing.T) {
 	e.do("PUT", "/user/"+bob.ID, e.admin.Access, map[string]any{"role": "admin"}).wantStatus(200)
 	e.do("DELETE", "/user/"+e.admin.ID, e.admin.Access, nil).wantStatus(204)
 }
+
+// Disabling an account ends its sessions; enabling it again does not
+// revive them.
+func TestReenabledAccountsOldTokensStayDead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.register("alice@example.com", "Alice")
+	e.do("PUT", "/user/"+alice.ID, e.admin.Access, map[string]any{"status": "disabled"}).wantStatus(200)
+	e.do("PUT", "/user/"+alice.ID, e.admin.Access, map[string]any{"status": "active"}).wantStatus(200)
+	e.do("GET", "/user/"+alice.ID, alice.Access, nil).wantError(401, "unauthenticated")
+	e.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
+		wantError(401, "unauthenticated")
+	fresh := e.login("alice@example.com", userPassword)
+	e.do("GET", "/user/"+alice.ID, fresh.Access, nil).wantStatus(200)
+}

@@ -41,6 +41,10 @@ type Claims struct {
 	// access token of that user without a token denylist.
 	SessionVersion int64
 	ID             string    // "jti", a UUIDv7: unique, and time-ordered for logs
+	// SessionID ("sid") names the sign-in the token belongs to (the refresh
+	// family), so ending that session can deny every access token it
+	// handed out. Optional: "" for a token of no session.
+	SessionID string
 	IssuedAt       time.Time // "iat", UTC, whole seconds
 	ExpiresAt      time.Time // "exp", UTC, whole seconds
 }
@@ -119,6 +123,7 @@ type issuedClaims struct {
 	Audience string `json:"aud"`
 	Role     string `json:"role"`
 	SV       int64  `json:"sv"`
+	SID      string `json:"sid,omitempty"`
 }
 
 // parsedClaims is the payload Parse decodes. "aud" may be a string or a list
@@ -128,12 +133,14 @@ type parsedClaims struct {
 	jwt.RegisteredClaims
 	Role string `json:"role"`
 	SV   *int64 `json:"sv"`
+	SID  string `json:"sid"`
 }
 
-// Issue signs a new access token for subject. Times are truncated to whole
+// Issue signs a new access token for subject, of the session sessionID
+// ("" for none). Times are truncated to whole
 // seconds (the JWT NumericDate precision) so the returned Claims equal what
 // Parse will return for the token.
-func (m *Manager) Issue(subject, role string, sessionVersion int64) (token string, claims Claims, err error) {
+func (m *Manager) Issue(subject, role string, sessionVersion int64, sessionID string) (token string, claims Claims, err error) {
 	if subject == "" {
 		return "", Claims{}, errors.New("token: issue: empty subject")
 	}
@@ -147,6 +154,7 @@ func (m *Manager) Issue(subject, role string, sessionVersion int64) (token strin
 		Role:           role,
 		SessionVersion: sessionVersion,
 		ID:             id.String(),
+		SessionID:      sessionID,
 		IssuedAt:       iat,
 		ExpiresAt:      iat.Add(m.cfg.TTL).Truncate(time.Second),
 	}
@@ -170,6 +178,7 @@ func (m *Manager) sign(c Claims) (string, error) {
 		Audience: m.cfg.Audience,
 		Role:     c.Role,
 		SV:       c.SessionVersion,
+		SID:      c.SessionID,
 	})
 	// kid lets verifiers (us, or others via the JWKS) pick the right key
 	// during rotation without trying them all.
@@ -218,6 +227,7 @@ func (m *Manager) Parse(token string) (Claims, error) {
 		Role:           pc.Role,
 		SessionVersion: *pc.SV,
 		ID:             pc.ID,
+		SessionID:      pc.SID,
 		IssuedAt:       pc.IssuedAt.UTC(),
 		ExpiresAt:      pc.ExpiresAt.UTC(),
 	}

@@ -122,7 +122,8 @@ type PasswordPolicy interface {
 
 // AccessTokens issues and verifies signed access tokens.
 type AccessTokens interface {
-	Issue(subject, role string, sessionVersion int64) (string, token.Claims, error)
+	// Issue signs a token of the session sessionID (the refresh family).
+	Issue(subject, role string, sessionVersion int64, sessionID string) (string, token.Claims, error)
 	Parse(tok string) (token.Claims, error)
 	TTL() time.Duration
 }

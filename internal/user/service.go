@@ -471,6 +471,7 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 			lastAdmin(admins, cur.ID) {
 			return ErrLastAdmin
 		}
+		sessionVersion := cur.SessionVersion
 		if self && sensitive && cur.PasswordHash != u.PasswordHash {
 			return Invalid(map[string]string{"current_password": "is no longer current; the password changed meanwhile"})
 		}
@@ -484,7 +485,14 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		set("name", in.Name != nil && cur.Name != next.Name, func() { cur.Name = next.Name })
 		set("email", in.Email != nil && cur.Email != next.Email, func() { cur.Email = next.Email })
 		set("role", in.Role != nil && cur.Role != *in.Role, func() { cur.Role = *in.Role })
-		set("status", in.Status != nil && cur.Status != *in.Status, func() { cur.Status = *in.Status })
+		set("status", in.Status != nil && cur.Status != *in.Status, func() {
+			cur.Status = *in.Status
+			if cur.Status == StatusDisabled {
+				// A disabled account's sessions end, as with a password
+				// change: enabling it again must not revive them.
+				cur.SessionVersion++
+			}
+		})
 		set("password", in.Password != nil, func() {
 			cur.PasswordHash = hash
 			cur.SessionVersion++
@@ -509,15 +517,17 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 				return err
 			}
 		}
+		if cur.SessionVersion != sessionVersion {
+			if err := r.RevokeUserRefreshTokens(ctx, id, now); err != nil {
+				return err
+			}
+		}
 		if in.Password != nil {
 			pc, err := s.newEvent(EventPasswordChanged, id)
 			if err != nil {
 				return err
 			}
 			evs = append(evs, pc)
-			if err := r.RevokeUserRefreshTokens(ctx, id, now); err != nil {
-				return err
-			}
 		}
 		return appendEvents(ctx, r, evs...)
 	})
