@@ -40,13 +40,13 @@ type Claims struct {
 	// rejects tokens carrying an older value, which revokes every outstanding
 	// access token of that user without a token denylist.
 	SessionVersion int64
-	ID             string    // "jti", a UUIDv7: unique, and time-ordered for logs
+	ID             string // "jti", a UUIDv7: unique, and time-ordered for logs
 	// SessionID ("sid") names the sign-in the token belongs to (the refresh
 	// family), so ending that session can deny every access token it
 	// handed out. Optional: "" for a token of no session.
 	SessionID string
-	IssuedAt       time.Time // "iat", UTC, whole seconds
-	ExpiresAt      time.Time // "exp", UTC, whole seconds
+	IssuedAt  time.Time // "iat", UTC, whole seconds
+	ExpiresAt time.Time // "exp", UTC, whole seconds
 }
 
 // Config configures a Manager.
