@@ -45,3 +45,27 @@ func TestReenabledAccountsOldTokensStayDead(t *testing.T) {
 	fresh := e.login("alice@example.com", userPassword)
 	e.do("GET", "/user/"+alice.ID, fresh.Access, nil).wantStatus(200)
 }
+
+// A used refresh token presented again revokes its family, and the access
+// tokens that family handed out stop working with it; other sign-ins of
+// the same user are untouched. Logout ends its session's access tokens too.
+func TestRevokedFamilysAccessTokensDie(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.register("alice@example.com", "Alice")
+	other := e.login("alice@example.com", userPassword)
+	r := e.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh})
+	r.wantStatus(200)
+	var rotated struct {
+		AccessToken string `json:"access_token"`
+	}
+	r.decode(&rotated)
+	e.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
+		wantError(401, "unauthenticated")
+	e.do("GET", "/user/"+alice.ID, alice.Access, nil).wantError(401, "unauthenticated")
+	e.do("GET", "/user/"+alice.ID, rotated.AccessToken, nil).wantError(401, "unauthenticated")
+	e.do("GET", "/user/"+alice.ID, other.Access, nil).wantStatus(200)
+
+	e.do("DELETE", "/user/token", "", map[string]any{"refresh_token": other.Refresh}).wantStatus(204)
+	e.do("GET", "/user/"+alice.ID, other.Access, nil).wantError(401, "unauthenticated")
+}

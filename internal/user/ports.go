@@ -128,12 +128,15 @@ type AccessTokens interface {
 	TTL() time.Duration
 }
 
-// Denylist remembers revoked access tokens by jti until they expire. It must
-// be shared by every service instance (Redis) for a logout to take effect
-// everywhere at once.
+// Denylist remembers revoked access tokens until they expire: logged-out
+// ones by jti, those of an ended session by "sid:" and the session ID. It
+// must be shared by every service instance and survive restarts for a
+// logout to hold everywhere (internal/revocation).
 type Denylist interface {
-	Revoke(ctx context.Context, jti string, until time.Time) error
-	Revoked(ctx context.Context, jti string) (bool, error)
+	Revoke(ctx context.Context, key string, until time.Time) error
+	// AnyRevoked reports whether any of keys is revoked; an error means it
+	// could not tell, and the token must not be accepted.
+	AnyRevoked(ctx context.Context, keys ...string) (bool, error)
 }
 
 // Searcher finds users by free text in a search index (name and email,

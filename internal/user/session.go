@@ -248,14 +248,12 @@ func (s *Service) Validate(ctx context.Context, access string) (*Validated, erro
 		if claims.SessionID != "" {
 			keys = append(keys, sessionKey(claims.SessionID))
 		}
-		for _, k := range keys {
-			revoked, err := s.deny.Revoked(ctx, k)
-			if err != nil {
-				return nil, Internal("check revocation", err)
-			}
-			if revoked {
-				return nil, ErrInvalidToken
-			}
+		revoked, err := s.deny.AnyRevoked(ctx, keys...)
+		if err != nil {
+			return nil, Internal("check revocation", err)
+		}
+		if revoked {
+			return nil, ErrInvalidToken
 		}
 	}
 	return &Validated{User: u, Claims: claims}, nil

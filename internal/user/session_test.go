@@ -5,10 +5,20 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/usersvc/usersvc/internal/cache"
 	"github.com/usersvc/usersvc/internal/password"
+	"github.com/usersvc/usersvc/internal/revocation"
 	"github.com/usersvc/usersvc/internal/user"
 )
+
+// denylist is the production denylist on the env's database.
+func (e *env) denylist(t *testing.T) *revocation.List {
+	t.Helper()
+	l, err := revocation.New(context.Background(), e.mail.st, revocation.Options{Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
 
 // withDenylist builds a second service on the same store with a denylist.
 func (e *env) withDenylist(t *testing.T, d user.Denylist) *user.Service {
@@ -59,7 +69,7 @@ func TestDisableEndsSessions(t *testing.T) {
 func TestRefreshReuseEndsTheFamilysAccessTokens(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	svc := e.withDenylist(t, cache.NewLocalRevocations())
+	svc := e.withDenylist(t, e.denylist(t))
 	e.create(t, "alice@example.com", user.RoleUser)
 	s1, err := svc.Auth(ctx, "alice@example.com", strongPW)
 	if err != nil {
@@ -95,7 +105,7 @@ func TestRefreshReuseEndsTheFamilysAccessTokens(t *testing.T) {
 func TestLogoutEndsTheFamilysAccessTokens(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	svc := e.withDenylist(t, cache.NewLocalRevocations())
+	svc := e.withDenylist(t, e.denylist(t))
 	e.create(t, "alice@example.com", user.RoleUser)
 	s1, err := svc.Auth(ctx, "alice@example.com", strongPW)
 	if err != nil {
