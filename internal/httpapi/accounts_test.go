@@ -69,3 +69,23 @@ func TestRevokedFamilysAccessTokensDie(t *testing.T) {
 	e.do("DELETE", "/user/token", "", map[string]any{"refresh_token": other.Refresh}).wantStatus(204)
 	e.do("GET", "/user/"+alice.ID, other.Access, nil).wantError(401, "unauthenticated")
 }
+
+// Look-alike addresses through the API: the same account (409, and the
+// sign-in works) or refused (400); bodies that are not UTF-8 are refused
+// instead of being stored with U+FFFD in place of the bad bytes.
+func TestLookAlikeEmailsAndInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.register("carol@example.com", "Carol")
+	body := func(email, name string) map[string]any {
+		return map[string]any{"email": email, "password": userPassword, "name": name}
+	}
+	e.do("POST", "/user", "", body("\uff43arol@example\uff0ecom", "Mallory")).wantError(409, "already_exists")
+	e.do("POST", "/user", "", body("c\u0430rol@example.com", "Mallory")).wantError(400, "invalid_argument", "email")
+	e.do("POST", "/user", "", body("car\u200bol@example.com", "Mallory")).wantError(400, "invalid_argument", "email")
+	e.login("\uff23AROL@example.com", userPassword)
+	e.send("POST", "/user", jsonHeader(""), "{\"email\":\"dave@example.com\",\"password\":\""+userPassword+"\",\"name\":\"Da\xffve\"}").
+		wantError(400, "invalid_argument")
+	e.do("POST", "/user/token", "", map[string]any{"email": "dave@example.com", "password": userPassword}).
+		wantError(401, "unauthenticated")
+}

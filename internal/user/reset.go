@@ -15,8 +15,8 @@ import (
 // delivery happens later in the worker, so its timing and failures do not
 // show here either.
 func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
-	email = NormalizeEmail(email)
-	if p := checkEmail(email); p != "" {
+	email, p := ParseEmail(email)
+	if p != "" {
 		return Invalid(map[string]string{"email": p})
 	}
 	u, err := s.store.UserByEmail(ctx, email)

@@ -136,14 +136,15 @@ type CreateInput struct {
 // unique index, so two concurrent registrations yield one user and one
 // ErrEmailTaken.
 func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*User, error) {
-	email, name := NormalizeEmail(in.Email), NormalizeName(in.Name)
+	email, emailProblem := ParseEmail(in.Email)
+	name := NormalizeName(in.Name)
 	role := in.Role
 	if role == "" {
 		role = RoleUser
 	}
 	fields := map[string]string{}
-	if p := checkEmail(email); p != "" {
-		fields["email"] = p
+	if emailProblem != "" {
+		fields["email"] = emailProblem
 	}
 	if p := checkName(name); p != "" {
 		fields["name"] = p
@@ -414,8 +415,8 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		}
 	}
 	if in.Email != nil {
-		next.Email = NormalizeEmail(*in.Email)
-		if p := checkEmail(next.Email); p != "" {
+		var p string
+		if next.Email, p = ParseEmail(*in.Email); p != "" {
 			fields["email"] = p
 		}
 	}
