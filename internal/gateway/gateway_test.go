@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -588,13 +589,16 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
+// TestForwardingHeaders: from a trusted proxy (here loopback) the
+// X-Forwarded-For chain is kept and extended, and its X-Forwarded-Proto
+// (it terminated TLS) is believed.
 func TestForwardingHeaders(t *testing.T) {
 	b := newBackend(t, "b")
-	e := newEnv(t, gateway.Config{}, b.addr())
+	e := newEnv(t, gateway.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, b.addr())
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	r := e.get("/user/me",
 		"X-Forwarded-For", "203.0.113.7",
-		"X-Forwarded-Proto", "https", // a client's claim; this hop is http
+		"X-Forwarded-Proto", "https", // the trusted proxy terminated TLS
 		"X-Forwarded-Host", "evil.example",
 		"Traceparent", traceparent,
 		"Tracestate", "vendor=opaque,other=1",
@@ -608,7 +612,7 @@ func TestForwardingHeaders(t *testing.T) {
 	h := req.Header
 	for name, want := range map[string]string{
 		"X-Forwarded-For":   "203.0.113.7, 127.0.0.1",
-		"X-Forwarded-Proto": "http",
+		"X-Forwarded-Proto": "https",
 		"X-Forwarded-Host":  strings.TrimPrefix(e.srv.URL, "http://"),
 		"Traceparent":       traceparent,
 		"Tracestate":        "vendor=opaque,other=1",
@@ -620,6 +624,27 @@ func TestForwardingHeaders(t *testing.T) {
 	}
 	if req.Host != strings.TrimPrefix(e.srv.URL, "http://") {
 		t.Errorf("Host = %q, want the client's", req.Host)
+	}
+}
+
+// TestForwardingHeadersUntrusted: by default the gateway is the edge and
+// trusts no peer, so what a client claims in X-Forwarded-For and
+// X-Forwarded-Proto is replaced by what the gateway sees.
+func TestForwardingHeadersUntrusted(t *testing.T) {
+	b := newBackend(t, "b")
+	e := newEnv(t, gateway.Config{}, b.addr())
+	for i := range 3 {
+		r := e.get("/user/me", "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i), "X-Forwarded-Proto", "https")
+		if r.status != http.StatusOK {
+			t.Fatal(r.status)
+		}
+		req, _ := b.last()
+		if got := req.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+			t.Errorf("backend X-Forwarded-For = %q, want only the peer 127.0.0.1", got)
+		}
+		if got := req.Header.Get("X-Forwarded-Proto"); got != "http" {
+			t.Errorf("backend X-Forwarded-Proto = %q, want this hop's http", got)
+		}
 	}
 }
 

@@ -46,6 +46,8 @@ func TestIssueToken(t *testing.T) {
 
 	e.send("POST", "/user/token", jsonHeader(""), `{}`).wantError(400, "invalid_argument", "email", "password")
 	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"client_credentials"}`).
+		wantError(400, "invalid_argument", "client_id", "client_secret")
+	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"authorization_code"}`).
 		wantError(400, "invalid_argument", "grant_type")
 	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"refresh_token"}`).
 		wantError(400, "invalid_argument", "refresh_token")

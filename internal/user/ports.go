@@ -60,9 +60,23 @@ type Repo interface {
 	DeletePasswordReset(ctx context.Context, hash string) (bool, error)
 }
 
+// ServiceAccountRepo stores service accounts. Lookups of an unknown ID
+// return ErrNotFound.
+type ServiceAccountRepo interface {
+	CreateServiceAccount(ctx context.Context, a ServiceAccount) error
+	ServiceAccountByID(ctx context.Context, id string) (*ServiceAccount, error)
+	// ListServiceAccounts returns every account, revoked ones included,
+	// oldest first.
+	ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error)
+	// RevokeServiceAccount sets revoked_at on an account not yet revoked
+	// and reports whether it did.
+	RevokeServiceAccount(ctx context.Context, id string, at time.Time) (bool, error)
+}
+
 // Store is a Repo that can run several calls in one transaction.
 type Store interface {
 	Repo
+	ServiceAccountRepo
 	// Atomic runs fn in a transaction with a Repo bound to it; fn's error
 	// rolls the transaction back.
 	Atomic(ctx context.Context, fn func(Repo) error) error
@@ -124,6 +138,7 @@ type PasswordPolicy interface {
 type AccessTokens interface {
 	// Issue signs a token of the session sessionID (the refresh family).
 	Issue(subject, role string, sessionVersion int64, sessionID string) (string, token.Claims, error)
+	IssueClient(clientID, scope string) (string, token.Claims, error)
 	Parse(tok string) (token.Claims, error)
 	TTL() time.Duration
 }

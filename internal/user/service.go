@@ -194,7 +194,7 @@ func (s *Service) Get(ctx context.Context, actor Actor, id string) (*User, error
 	if p := checkID(id); p != "" {
 		return nil, Invalid(map[string]string{"id": p})
 	}
-	if !actor.mayAccess(id) {
+	if !actor.mayRead(id) {
 		return nil, Forbidden("you may only read your own user")
 	}
 	u, err := s.store.UserByID(ctx, id)
@@ -236,7 +236,7 @@ const MaxQueryLength = 100
 // creation order. With a cursor the store seeks straight to the page
 // (keyset) and skips the count, so deep pages cost the same as the first.
 func (s *Service) List(ctx context.Context, actor Actor, in ListInput) (*Page, error) {
-	if !actor.isAdmin() {
+	if !actor.mayList() {
 		return nil, Forbidden("only an admin may list users")
 	}
 	fields := map[string]string{}

@@ -212,17 +212,26 @@ func (s *Service) endSession(ctx context.Context, family string) {
 	}
 }
 
-// Validated is the result of a successful Validate.
+// Validated is the result of a successful Validate: the user a user's
+// token speaks for, or the service account and granted scopes of a service
+// account's token.
 type Validated struct {
-	User   *User
-	Claims token.Claims
+	User    *User
+	Account *ServiceAccount
+	Scopes  []Scope
+	Claims  token.Claims
 }
 
 // Validate checks an access token: signature, algorithm, issuer, audience
-// and expiry (by the token manager), then that its user still exists, is
-// active, has not reset their password since it was issued, and has not
-// logged it out.
+// and expiry (by the token manager), then, for a user's token, that its user
+// still exists, is active, has not reset their password since it was issued,
+// and has not logged it out; for a service account's, that the account is
+// not revoked.
 func (s *Service) Validate(ctx context.Context, access string) (*Validated, error) {
+	return s.validate(ctx, access)
+}
+
+func (s *Service) validate(ctx context.Context, access string) (*Validated, error) {
 	if access == "" || len(access) > MaxTokenBytes {
 		return nil, ErrInvalidToken
 	}
@@ -232,6 +241,16 @@ func (s *Service) Validate(ctx context.Context, access string) (*Validated, erro
 			return nil, ErrInvalidToken
 		}
 		return nil, Internal("parse token", err)
+	}
+	if claims.ClientID != "" {
+		a, err := s.activeServiceAccount(ctx, claims.ClientID)
+		if errors.Is(err, ErrBadClient) {
+			return nil, ErrInvalidToken
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &Validated{Account: a, Scopes: clientScopes(claims.Scope, a), Claims: claims}, nil
 	}
 	u, err := s.store.UserByID(ctx, claims.Subject)
 	if errors.Is(err, ErrNotFound) {

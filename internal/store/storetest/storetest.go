@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) user.Store) {
 		{"ListSkipTotal", testListSkipTotal},
 		{"LockActiveAdmins", testLockActiveAdmins},
 		{"LockActiveAdminsSerialisesRemovals", testLockActiveAdminsSerialises},
+		{"ServiceAccounts", testServiceAccounts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
