@@ -26,11 +26,14 @@ const (
 	// answer (none registered, unreachable, or out of time). The service
 	// itself never returns it; a client may retry.
 	CodeUnavailable Code = "unavailable"
+	// CodeFailedPrecondition: the request is well-formed and allowed, but
+	// the system's state forbids it (removing the last active admin).
+	CodeFailedPrecondition Code = "failed_precondition"
 )
 
 // Codes lists every code, for transports that must map each one.
 var Codes = []Code{CodeInvalidArgument, CodeNotFound, CodeAlreadyExists, CodeUnauthenticated,
-	CodePermissionDenied, CodeResourceExhausted, CodeInternal, CodeUnavailable}
+	CodePermissionDenied, CodeResourceExhausted, CodeInternal, CodeUnavailable, CodeFailedPrecondition}
 
 // statusOf is the one table from domain codes to HTTP statuses. The HTTP
 // API answers with these, and the RPC layer carries them as go-micro error
@@ -44,6 +47,8 @@ var statusOf = map[Code]int{
 	CodeResourceExhausted: http.StatusTooManyRequests,
 	CodeInternal:          http.StatusInternalServerError,
 	CodeUnavailable:       http.StatusServiceUnavailable,
+	// 409: the request conflicts with the current state (the last admin).
+	CodeFailedPrecondition: http.StatusConflict,
 }
 
 // HTTPStatus returns the HTTP status of code and whether code is one of
@@ -119,6 +124,10 @@ var (
 	ErrInvalidToken    = &Error{Code: CodeUnauthenticated, Message: "invalid or expired token"}
 	ErrAccountDisabled = &Error{Code: CodePermissionDenied, Message: "account is disabled"}
 	ErrForbidden       = &Error{Code: CodePermissionDenied, Message: "not allowed"}
+	// ErrLastAdmin refuses a deletion, disable or demotion that would leave
+	// no active admin, whoever asks: nobody could administer any more.
+	ErrLastAdmin = &Error{Code: CodeFailedPrecondition,
+		Message: "the last active admin cannot be deleted, disabled or demoted"}
 	// ErrNoCredential answers an operation that needs a caller's token
 	// when the call carried none.
 	ErrNoCredential = &Error{Code: CodeUnauthenticated, Message: "a bearer token is required"}
