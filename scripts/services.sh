@@ -96,6 +96,18 @@ start_rabbitmq() {
   rabbitmqctl -q start_app >/dev/null 2>&1 || true
 }
 
+# Tools the tests run as their own processes on private ports (nothing
+# system-wide is started): nginx for the edge tests, etcd for the
+# kube-apiserver the Kubernetes manifests are applied to.
+install_tools() {
+  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    apt_install nginx
+  fi
+  if ! command -v etcd >/dev/null 2>&1; then
+    apt_install etcd-server
+  fi
+}
+
 stop_started() {
   [ -f "$STARTED_FILE" ] || return 0
   while read -r svc; do
@@ -109,7 +121,7 @@ stop_started() {
 }
 
 case ${1:-} in
-  start) : >"$STARTED_FILE"; start_mariadb; start_redis; start_rabbitmq ;;
+  start) : >"$STARTED_FILE"; start_mariadb; start_redis; start_rabbitmq; install_tools ;;
   stop) stop_started ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

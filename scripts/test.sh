@@ -19,6 +19,9 @@ export USERSVC_TEST_REDIS_URL='redis://127.0.0.1:6379/0'
 export USERSVC_TEST_RABBITMQ_URL='amqp://guest:guest@127.0.0.1:5672/'
 export USERSVC_TEST_RABBITMQ_CTL=1
 export USERSVC_TEST_REQUIRE_ALL=1
+# Debian's nginx, run by the edge tests (e2e/nginx_test.go) with the shipped
+# deploy/nginx configuration on private loopback ports.
+export USERSVC_TEST_NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 step "tools"
 make -s tools
