@@ -55,6 +55,19 @@ if grep -q '^FAIL\|^--- FAIL\|^panic:' /tmp/usersvc-test.log; then
 fi
 grep '^ok' /tmp/usersvc-test.log
 
+step "deployment checks (deploy/deploytest: Dockerfile, compose, Kubernetes on a real kube-apiserver)"
+# A module of its own (buildkit, compose-go and k8s.io stay out of the
+# service's go.mod). kube-apiserver is built once per version into a cache
+# outside the work tree; the first build takes minutes.
+USERSVC_TEST_KUBE_APISERVER=$(scripts/opstools.sh kube-apiserver)
+export USERSVC_TEST_KUBE_APISERVER
+(
+  cd deploy/deploytest
+  go vet ./...
+  ../../bin/staticcheck ./...
+  go test -count=1 -timeout 20m ./...
+)
+
 step "fuzz (${FUZZTIME} each)"
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
