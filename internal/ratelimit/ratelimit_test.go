@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -244,23 +243,6 @@ func TestInvalidRulePanics(t *testing.T) {
 	}
 }
 
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
-
 // With Redis unreachable the fallback limits locally (same rule, no
 // errors), reports it in Healthy, and returns to Redis when it recovers;
 // each switch is logged once.
@@ -269,7 +251,7 @@ func TestFallback(t *testing.T) {
 	sw := testenv.NewRedisSwitch(t)
 	direct, prefix := testenv.RedisClient(t)
 	observer := NewRedis(direct, prefix, rule) // sees the shared Redis state
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	f := NewFallback(NewRedis(sw.Client(t), prefix, rule), NewLocal(rule), slog.New(slog.NewTextHandler(logs, nil)))
 	f.RetryInterval = 50 * time.Millisecond
 
@@ -315,7 +297,7 @@ func TestFallback(t *testing.T) {
 	if ok, _ := allow(t, observer, "d"); ok {
 		t.Error("requests after recovery did not go to Redis")
 	}
-	if w, i := logs.count("rate limiter unavailable"), logs.count("rate limiter available again"); w != 1 || i != 1 {
+	if w, i := logs.Count("rate limiter unavailable"), logs.Count("rate limiter available again"); w != 1 || i != 1 {
 		t.Errorf("logged %d outage and %d recovery lines, want 1 and 1", w, i)
 	}
 }
