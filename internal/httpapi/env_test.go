@@ -66,12 +66,20 @@ type envOption func(*httpapi.Config)
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
+	return newEnvOn(t, stack.Options{}, opts...)
+}
+
+// newEnvOn is newEnv with the service built from so (its Logger is set
+// here).
+func newEnvOn(t *testing.T, so stack.Options, opts ...envOption) *env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	logs := &testenv.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
-	st := stack.New(t, stack.Options{Logger: log})
+	so.Logger = log
+	st := stack.New(t, so)
 	svc, keys, store, mailDir := st.Service, st.Keys, st.Store, st.MailDir
 
 	reg := rpc.NewMemoryRegistry()
