@@ -104,13 +104,18 @@ start_rabbitmq() {
   fi
 }
 
-# Build tools Debian ships prebuilt: protoc (+ the well-known .proto files)
-# for `make generate`/`check-generate`, jq for the test summary.
+# Debian packages the suite runs but never starts as system servers: protoc
+# and the well-known .proto files for `make check-generate`, jq for the test
+# summary, nginx for the edge tests and etcd for the kube-apiserver the
+# Kubernetes manifests are applied to (both run as the tests' own processes
+# on private ports).
 need_tools() {
   local pkgs=()
   command -v protoc >/dev/null 2>&1 || pkgs+=(protobuf-compiler)
   [ -f /usr/include/google/protobuf/timestamp.proto ] || pkgs+=(libprotobuf-dev)
   command -v jq >/dev/null 2>&1 || pkgs+=(jq)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || pkgs+=(nginx)
+  command -v etcd >/dev/null 2>&1 || pkgs+=(etcd-server)
   [ ${#pkgs[@]} = 0 ] || apt_install "${pkgs[@]}"
 }
 

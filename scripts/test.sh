@@ -31,6 +31,9 @@ export USERSVC_TEST_MYSQL_DSN='usersvc:usersvc@tcp(127.0.0.1:3306)/'
 export USERSVC_TEST_REDIS_URL='redis://127.0.0.1:6379/0'
 export USERSVC_TEST_RABBITMQ_URL='amqp://guest:guest@127.0.0.1:5672/'
 export USERSVC_TEST_REQUIRE_ALL=1
+# Debian's nginx, run by the edge tests (e2e/nginx_test.go) with the shipped
+# deploy/nginx configuration on private loopback ports.
+export USERSVC_TEST_NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 step "tools (built once per version into ${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools})"
 make -s tools
@@ -61,6 +64,17 @@ status=0
   go test -json -race -count=1 -timeout 30m $parallel_pkgs || true
   [ -z "$serial_pkgs" ] || go test -json -race -count=1 -timeout 30m -p 1 $serial_pkgs || true
 } | tee "$json" | jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"'
+
+step "deployment checks (deploy/deploytest: Dockerfile, compose, Kubernetes on a real kube-apiserver)"
+# A module of its own (buildkit, compose-go and k8s.io stay out of the
+# service's go.mod). kube-apiserver is built once per version into a cache
+# outside the work tree; the first build takes minutes.
+USERSVC_TEST_KUBE_APISERVER=$(scripts/opstools.sh kube-apiserver)
+export USERSVC_TEST_KUBE_APISERVER
+staticcheck=$(scripts/opstools.sh staticcheck)
+(cd deploy/deploytest && go vet ./... && "$staticcheck" ./...)
+(cd deploy/deploytest && go test -json -count=1 -timeout 20m ./... || true) |
+  tee -a "$json" | jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"'
 
 # Build failures and panics show as package output with no test.
 failed=$(jq -r 'select(.Action == "fail" and .Test != null) | "\(.Package) \(.Test)"' "$json")

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/usersvc/usersvc/internal/app"
+	"github.com/usersvc/usersvc/internal/buildinfo"
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/token"
@@ -40,6 +41,12 @@ var commands = []struct {
 	{"reindex", "rebuild the search index (Elasticsearch, or the embedded one of the data dir) from the database", []string{"store", "search"}},
 	{"admin create", "create an admin account; the password is read from the first line of standard input", []string{"store", "tokens", "password"}},
 	{"keys generate", "write a new Ed25519 signing key (<kid>.pem) to the keys directory", []string{"keys"}},
+	{"admin service-account create", "create a service account (--name, --scopes); prints its client id and secret once", []string{"store", "tokens", "password"}},
+	{"admin service-account list", "list the service accounts", []string{"store"}},
+	{"admin service-account revoke", "revoke a service account (--id)", []string{"store"}},
+	{"certs generate", "write a development CA and gRPC server/client certificates (--dir)", []string{}},
+	{"healthcheck", "exit 0 if the role's /healthz answers 200 (container health check; --url)", nil},
+	{"version", "print the version and commit of this binary", []string{}},
 }
 
 // groups maps a group to the settings (keys, or prefixes ending in _) in it.
@@ -134,7 +141,14 @@ func Run(ctx context.Context, args []string, io IO) int {
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "admin" || cmd == "keys" {
+	if cmd == "version" && len(rest) == 0 {
+		fmt.Fprintln(io.Stdout, buildinfo.String())
+		return 0
+	}
+	if cmd == "admin" && len(rest) > 0 && rest[0] == "service-account" {
+		cmd, rest = "admin service-account", rest[1:]
+	}
+	if cmd == "admin" || cmd == "keys" || cmd == "certs" || cmd == "admin service-account" {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			fmt.Fprintf(io.Stderr, "Usage: usersvc %s <subcommand> [flags]\n\nSubcommands:\n", cmd)
 			for _, c := range commands {
@@ -195,12 +209,23 @@ var errUsage = errors.New("usage")
 
 func run(ctx context.Context, spec config.Command, args []string, io IO) error {
 	cmd := spec.Name
-	var adminEmail, adminName string
-	if cmd == "admin create" {
+	var adminEmail, adminName, healthURL string
+	var sa serviceAccountFlags
+	var certs certsFlags
+	switch cmd {
+	case "admin create":
 		spec.Extra = func(fs *flag.FlagSet) {
 			fs.StringVar(&adminEmail, "email", "", "email of the new admin (required)")
 			fs.StringVar(&adminName, "name", "Administrator", "display name of the new admin")
 		}
+	case "healthcheck":
+		spec.Extra = func(fs *flag.FlagSet) {
+			fs.StringVar(&healthURL, "url", "", "URL to probe; default the /healthz of the configured listeners")
+		}
+	case "admin service-account create", "admin service-account revoke", "admin service-account list":
+		spec.Extra = sa.define(cmd)
+	case "certs generate":
+		spec.Extra = certs.define
 	}
 	cfg, rest, err := config.LoadCommand(spec, args, io.Getenv, io.Stderr)
 	if err != nil {
@@ -269,6 +294,12 @@ func run(ctx context.Context, spec config.Command, args []string, io IO) error {
 			fmt.Fprintln(io.Stdout, "applied", v)
 		}
 		return nil
+	case "healthcheck":
+		return healthcheck(ctx, cfg, healthURL, io)
+	case "admin service-account create", "admin service-account revoke", "admin service-account list":
+		return sa.run(ctx, cmd, cfg, io)
+	case "certs generate":
+		return certs.run(io)
 	case "reindex":
 		return reindex(ctx, cfg, io)
 	case "admin create":
