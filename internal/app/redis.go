@@ -117,7 +117,9 @@ func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func
 	if err != nil {
 		return nil, nil, err
 	}
-	limiter := func(name string, r config.Rate) httpapi.Limiter { return newLimiter(rc, redisPrefix(cfg), log, name, r) }
+	limiter := func(name string, r config.Rate) httpapi.Limiter {
+		return newLimiter(rc, redisPrefix(cfg), log, name, r)
+	}
 	// The per-account password budget is the service's (sharedState): it
 	// also covers current-password checks and callers of the RPC port.
 	limits := []httpapi.RateLimit{
