@@ -102,7 +102,7 @@ func topUsage() string {
 	var b strings.Builder
 	b.WriteString("usersvc: a user service (accounts, tokens, password reset) on go-micro.\n\nUsage: usersvc <command> [flags]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-15s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-30s %s\n", c.name, c.summary)
 	}
 	b.WriteString(`
 Run 'usersvc <command> --help' for a command's flags, 'usersvc help settings'
@@ -149,17 +149,17 @@ func Run(ctx context.Context, args []string, io IO) int {
 		cmd, rest = "admin service-account", rest[1:]
 	}
 	if cmd == "admin" || cmd == "keys" || cmd == "certs" || cmd == "admin service-account" {
-		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help") {
 			fmt.Fprintf(io.Stderr, "Usage: usersvc %s <subcommand> [flags]\n\nSubcommands:\n", cmd)
 			for _, c := range commands {
 				if strings.HasPrefix(c.name, cmd+" ") {
-					fmt.Fprintf(io.Stderr, "  %-15s %s\n", c.name, c.summary)
+					fmt.Fprintf(io.Stderr, "  %-30s %s\n", c.name, c.summary)
 				}
 			}
-			if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help") {
-				return 0
-			}
-			fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand\n", cmd)
+			return 0
+		}
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand (usersvc %s --help lists them)\n", cmd, cmd)
 			return 2
 		}
 		cmd, rest = cmd+" "+rest[0], rest[1:]
