@@ -38,7 +38,9 @@ build_in_module() {
 build_kube_apiserver() {
   local out=$1 work
   work=$(mktemp -d)
-  trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' RETURN
+  # A RETURN trap outlives the function: it clears itself, or it would fire
+  # on the next function's return with $work unset (set -u: "unbound variable").
+  trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"; trap - RETURN' RETURN
   cp deploy/k8s/test/kube-apiserver.go.mod "$work/go.mod"
   printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' >"$work/tools.go"
   (cd "$work" && go mod download k8s.io/kubernetes && go build -trimpath -ldflags "-s -w" -o "$out.partial" k8s.io/kubernetes/cmd/kube-apiserver)
