@@ -96,16 +96,17 @@ start_rabbitmq() {
   rabbitmqctl -q start_app >/dev/null 2>&1 || true
 }
 
-# Tools the tests run as their own processes on private ports (nothing
-# system-wide is started): nginx for the edge tests, etcd for the
-# kube-apiserver the Kubernetes manifests are applied to.
+# Debian packages the suite runs but never starts as system servers: protoc
+# and the well-known .proto files for `make check-generate`, nginx for the
+# edge tests and etcd for the kube-apiserver the Kubernetes manifests are
+# applied to (both run as the tests' own processes on private ports).
 install_tools() {
-  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-    apt_install nginx
-  fi
-  if ! command -v etcd >/dev/null 2>&1; then
-    apt_install etcd-server
-  fi
+  local missing=()
+  command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+  [ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
 stop_started() {
