@@ -70,6 +70,21 @@ spec:
 	if out, err := kube.try(bad, "apply", "--dry-run=server", "-f", "-"); err == nil || !strings.Contains(out, "selector") {
 		t.Errorf("a Deployment with a mismatched selector was not refused: %v\n%s", err, out)
 	}
+	// And Pod Security admission does judge the pod templates: one that
+	// runs as root with its privileges draws the warning the overlays
+	// must not.
+	rootPod := []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: as-root, namespace: usersvc}
+spec:
+  selector: {matchLabels: {app: a}}
+  template:
+    metadata: {labels: {app: a}}
+    spec: {containers: [{name: c, image: busybox:1.36}]}
+`)
+	if out, err := kube.try(rootPod, "apply", "--dry-run=server", "-f", "-"); err != nil || !strings.Contains(out, `would violate PodSecurity "restricted`) {
+		t.Errorf("no Pod Security warning for a pod running as root: %v\n%s", err, out)
+	}
 }
 
 // apiServer is a running kube-apiserver and how to reach it.
