@@ -12,6 +12,8 @@ import (
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/ratelimit"
+	"github.com/usersvc/usersvc/internal/revocation"
+	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -44,39 +46,65 @@ func NewRedis(cfg *config.Config) (*redis.Client, error) {
 type shared struct {
 	store    user.Store
 	denylist user.Denylist
-	checks   []check
-	close    func() error
+	// passwordAttempts is the per-account password budget (sign-ins and
+	// current-password checks), kept where the passwords are checked.
+	passwordAttempts user.Limiter
+	checks           []check
+	close            func() error
 }
 
-// sharedState wraps the store with the user cache and picks the logout
-// denylist:
-//   - with Redis: both in Redis, shared by every instance;
-//   - dev mode without Redis: both in process (there is one process);
+// sharedState wraps the store with the user cache and builds the logout
+// denylist, which lives in the database (a logout survives restarts and
+// holds on every instance) with, when configured, Redis as a shared cache
+// in front (internal/revocation):
+//   - with Redis: the user cache and the denylist's cache in Redis, shared
+//     by every instance;
+//   - dev mode without Redis: the user cache in process, and the denylist
+//     loaded once and answered from memory (there is one process);
 //   - a service without Redis: no cache (a per-instance cache would serve
-//     users another instance changed) and a per-instance denylist (logout
-//     then ends the access token only on the instance that handled it; the
-//     refresh token ends everywhere).
-func sharedState(cfg *config.Config, log *slog.Logger, mode Mode, st user.Store) (*shared, error) {
+//     users another instance changed), and denylist checks the memory
+//     cannot answer are a database query.
+func sharedState(ctx context.Context, cfg *config.Config, log *slog.Logger, mode Mode, st *sqlstore.Store) (*shared, error) {
 	rc, err := NewRedis(cfg)
 	if err != nil {
 		return nil, err
 	}
+	deny, err := revocation.New(ctx, st, revocation.Options{Redis: rc, Prefix: redisPrefix + "revoked:",
+		Exclusive: mode == ModeDev, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	denyCheck := check{name: "revocations", fn: func(context.Context) error { return deny.Healthy() }, optional: true}
+	tries := newLimiter(rc, log, "login-account", cfg.RateLoginAccount)
 	opts := cache.Options{Logger: log}
 	switch {
 	case rc != nil:
 		cs := cache.NewStore(st, cache.NewRedis(rc, redisPrefix), opts)
-		return &shared{store: cs, denylist: cache.FailOpen(cache.NewRedisRevocations(rc, redisPrefix+"revoked:"), log),
-			checks: []check{{name: "redis", fn: func(context.Context) error { return cs.Healthy() }, optional: true}},
+		return &shared{store: cs, denylist: deny, passwordAttempts: tries,
+			checks: []check{{name: "redis", fn: func(context.Context) error { return cs.Healthy() }, optional: true}, denyCheck},
 			close:  rc.Close}, nil
 	case mode == ModeDev:
-		return &shared{store: cache.NewStore(st, cache.NewLocal(100_000), opts), denylist: cache.NewLocalRevocations(),
+		return &shared{store: cache.NewStore(st, cache.NewLocal(100_000), opts), denylist: deny, passwordAttempts: tries,
 			close: func() error { return nil }}, nil
 	default:
-		return &shared{store: st, denylist: cache.NewLocalRevocations(), close: func() error { return nil }}, nil
+		return &shared{store: st, denylist: deny, passwordAttempts: tries, close: func() error { return nil }}, nil
 	}
 }
 
-// rateLimits builds the API's limits: in Redis, shared by every API
+// newLimiter is a limiter for rule r named name: in Redis (rc), shared by
+// every instance, falling back to an in-process limiter while Redis is down;
+// in process without Redis.
+func newLimiter(rc *redis.Client, log *slog.Logger, name string, r config.Rate) ratelimit.Limiter {
+	rule := ratelimit.Rule{Limit: r.N, Window: r.Window}
+	local := ratelimit.NewLocal(rule)
+	if rc == nil {
+		return local
+	}
+	return ratelimit.NewFallback(ratelimit.NewRedis(rc, redisPrefix+"rate:"+name+":", rule), local, log)
+}
+
+// rateLimits builds the API's per-IP limits and the reset limit per email:
+// in Redis, shared by every API
 // instance, falling back to an in-process limiter while Redis is down; in
 // process without Redis.
 func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func() error, error) {
@@ -84,17 +112,11 @@ func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func
 	if err != nil {
 		return nil, nil, err
 	}
-	limiter := func(name string, r config.Rate) httpapi.Limiter {
-		rule := ratelimit.Rule{Limit: r.N, Window: r.Window}
-		local := ratelimit.NewLocal(rule)
-		if rc == nil {
-			return local
-		}
-		return ratelimit.NewFallback(ratelimit.NewRedis(rc, redisPrefix+"rate:"+name+":", rule), local, log)
-	}
+	limiter := func(name string, r config.Rate) httpapi.Limiter { return newLimiter(rc, log, name, r) }
+	// The per-account password budget is the service's (sharedState): it
+	// also covers current-password checks and callers of the RPC port.
 	limits := []httpapi.RateLimit{
-		{Method: "POST", Path: "/user/token", PerIP: limiter("login-ip", cfg.RateLoginIP),
-			PerEmail: limiter("login-account", cfg.RateLoginAccount)},
+		{Method: "POST", Path: "/user/token", PerIP: limiter("login-ip", cfg.RateLoginIP)},
 		{Method: "POST", Path: "/user", PerIP: limiter("register-ip", cfg.RateRegisterIP)},
 		{Method: "POST", Path: "/user/password", PerIP: limiter("reset-ip", cfg.RateResetIP),
 			PerEmail: limiter("reset-account", cfg.RateResetAccount)},

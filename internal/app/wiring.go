@@ -227,13 +227,13 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	policy.MinScore = cfg.PasswordMinScore
 	deps := user.Deps{Store: st, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
 	if mode != ModeTool {
-		sh, err := sharedState(cfg, log, mode, st)
+		sh, err := sharedState(ctx, cfg, log, mode, st)
 		if err != nil {
 			return err
 		}
 		c.closers = append(c.closers, sh.close)
 		c.checks = append(c.checks, sh.checks...)
-		deps.Store, deps.Denylist = sh.store, sh.denylist
+		deps.Store, deps.Denylist, deps.PasswordAttempts = sh.store, sh.denylist, sh.passwordAttempts
 		idx, err := OpenSearch(ctx, cfg, mode)
 		if err != nil {
 			return err

@@ -76,12 +76,12 @@ func TestBackendDown(t *testing.T) {
 			if got := mustGet(t, a, u.ID); got.Name != "v2" {
 				t.Errorf("A read %q after its own write, want v2", got.Name)
 			}
-			if n := logs.count("cache unavailable"); n != 1 {
+			if n := logs.Count("cache unavailable"); n != 1 {
 				t.Errorf("%d \"cache unavailable\" log lines, want 1", n)
 			}
 
 			o.up()
-			eventually(t, 5*time.Second, "recovery", func() bool {
+			testenv.Eventually(t, 5*time.Second, "recovery", func() bool {
 				mustGet(t, a, u.ID)
 				return a.Healthy() == nil
 			})
@@ -90,10 +90,10 @@ func TestBackendDown(t *testing.T) {
 					t.Errorf("%s read %q after recovery, want v2 (lost invalidation not replayed)", name, got.Name)
 				}
 			}
-			if n := logs.count("cache available again"); n != 1 {
+			if n := logs.Count("cache available again"); n != 1 {
 				t.Errorf("%d \"cache available again\" log lines, want 1", n)
 			}
-			if n := logs.count("cache unavailable"); n != 1 {
+			if n := logs.Count("cache unavailable"); n != 1 {
 				t.Errorf("%d \"cache unavailable\" log lines, want 1", n)
 			}
 
@@ -130,7 +130,7 @@ func TestLostInvalidationsOverflowFlush(t *testing.T) {
 			renameFrom(t, a, db, u2.ID, "new")
 			lostAt := time.Now()
 			o.up()
-			eventually(t, 5*time.Second, "recovery", func() bool {
+			testenv.Eventually(t, 5*time.Second, "recovery", func() bool {
 				mustGet(t, a, u3.ID)
 				return a.Healthy() == nil
 			})
@@ -171,7 +171,7 @@ func TestRepairRetriesUntilBackendReturns(t *testing.T) {
 		t.Fatalf("key is %v during the outage, want the stale entry still present", st)
 	}
 	f.down.Store(false)
-	eventually(t, 5*time.Second, "recovery", func() bool {
+	testenv.Eventually(t, 5*time.Second, "recovery", func() bool {
 		mustGet(t, a, u.ID)
 		return a.Healthy() == nil
 	})
@@ -197,7 +197,7 @@ func TestRedisUnreachableFromStart(t *testing.T) {
 		t.Error("Healthy() = nil with Redis unreachable")
 	}
 	sw.Up()
-	eventually(t, 5*time.Second, "recovery", func() bool {
+	testenv.Eventually(t, 5*time.Second, "recovery", func() bool {
 		mustGet(t, s, u.ID)
 		return s.Healthy() == nil
 	})

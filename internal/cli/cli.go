@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/usersvc/usersvc/internal/app"
+	"github.com/usersvc/usersvc/internal/buildinfo"
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/token"
@@ -35,6 +36,13 @@ Usage:
   usersvc reindex                 rebuild the search index (Elasticsearch, or the embedded one) from the database
   usersvc admin create --email E  create an admin; the password is read from standard input
   usersvc keys generate           write a new Ed25519 signing key to the keys directory
+  usersvc admin service-account create --name N --scopes S
+                                  create a service account; prints its client id and secret once
+  usersvc admin service-account list
+  usersvc admin service-account revoke --id ID
+  usersvc certs generate --dir D  write a development CA and gRPC server/client certificates
+  usersvc healthcheck [--url U]   exit 0 if the role's /healthz answers 200 (container health check)
+  usersvc version                 print the version and commit of this binary
 
 Every command takes the settings below as flags (--http-addr), USERSVC_* environment
 variables or keys of a YAML file given by --config; flags win over the environment,
@@ -65,12 +73,23 @@ func Run(ctx context.Context, args []string, io IO) int {
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "admin" || cmd == "keys" {
+	if cmd == "version" {
+		fmt.Fprintln(io.Stdout, buildinfo.String())
+		return 0
+	}
+	if cmd == "admin" || cmd == "keys" || cmd == "certs" {
 		if len(rest) == 0 {
 			fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand\n", cmd)
 			return 2
 		}
 		cmd, rest = cmd+" "+rest[0], rest[1:]
+		if cmd == "admin service-account" {
+			if len(rest) == 0 {
+				fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand (create, list or revoke)\n", cmd)
+				return 2
+			}
+			cmd, rest = cmd+" "+rest[0], rest[1:]
+		}
 	}
 	err := run(ctx, cmd, rest, io)
 	switch {
@@ -90,13 +109,26 @@ func Run(ctx context.Context, args []string, io IO) int {
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, cmd string, args []string, io IO) error {
-	var adminEmail, adminName string
+	var adminEmail, adminName, healthURL string
 	var extra func(*flag.FlagSet)
-	if cmd == "admin create" {
+	switch cmd {
+	case "admin create":
 		extra = func(fs *flag.FlagSet) {
 			fs.StringVar(&adminEmail, "email", "", "email of the new admin (required)")
 			fs.StringVar(&adminName, "name", "Administrator", "display name of the new admin")
 		}
+	case "healthcheck":
+		extra = func(fs *flag.FlagSet) {
+			fs.StringVar(&healthURL, "url", "", "URL to probe; default the /healthz of the configured listeners")
+		}
+	}
+	var sa serviceAccountFlags
+	var certs certsFlags
+	switch cmd {
+	case "admin service-account create", "admin service-account revoke", "admin service-account list":
+		extra = sa.define(cmd)
+	case "certs generate":
+		extra = certs.define
 	}
 	cfg, rest, err := config.LoadWith(cmd, args, io.Getenv, io.Stderr, extra)
 	if err != nil {
@@ -167,8 +199,14 @@ func run(ctx context.Context, cmd string, args []string, io IO) error {
 		return nil
 	case "reindex":
 		return reindex(ctx, cfg, io)
+	case "healthcheck":
+		return healthcheck(ctx, cfg, healthURL, io)
 	case "admin create":
 		return adminCreate(ctx, cfg, io, adminEmail, adminName)
+	case "admin service-account create", "admin service-account revoke", "admin service-account list":
+		return sa.run(ctx, cmd, cfg, io)
+	case "certs generate":
+		return certs.run(io)
 	case "keys generate":
 		k, err := token.GenerateKeyFile(cfg.JWTKeysDir)
 		if err != nil {

@@ -86,6 +86,9 @@ type Config struct {
 	// client cannot choose the address the API rate-limits by. Empty (the
 	// default) means the gateway is the edge and trusts no one.
 	TrustedProxies []netip.Prefix
+	// Now is the clock of the cooldowns; nil means time.Now. Tests pass a
+	// clock they move by hand.
+	Now func() time.Time
 }
 
 // Gateway routes and proxies requests to the instances of services. It is
@@ -125,6 +128,9 @@ func New(ctx context.Context, cfg Config, d Discovery) (*Gateway, error) {
 	}
 	if cfg.UpstreamTimeout <= 0 {
 		cfg.UpstreamTimeout = defaultUpstreamTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.FailCooldown <= 0 {
 		cfg.FailCooldown = defaultFailCooldown
@@ -490,7 +496,7 @@ func (g *Gateway) newPool(service string) *pool {
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 		BufferPool:     sharedBuffers,
 		Transport: &upstream{pool: p, base: g.transport, timeout: g.cfg.UpstreamTimeout,
-			cooldown: g.cfg.FailCooldown, log: g.log},
+			cooldown: g.cfg.FailCooldown, now: g.cfg.Now, log: g.log},
 	}
 	return p
 }

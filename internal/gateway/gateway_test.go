@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -145,22 +146,11 @@ func newEnv(t *testing.T, cfg gateway.Config, addrs ...string) *env {
 	// Wait until every service is watched, so the first request sees the
 	// instances set above.
 	for _, r := range cfg.Routes {
-		waitUntil(t, func() bool { return disc.watching(r.Service) })
+		testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return disc.watching(r.Service) })
 	}
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
 	return &env{t: t, disc: disc, gw: gw, srv: srv}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 type result struct {
@@ -317,7 +307,7 @@ func TestInstanceClosedUnderConcurrentLoad(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, func() bool { return done.Load() >= 200 })
+	testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return done.Load() >= 200 })
 	a.srv.Close()
 	wg.Wait()
 	if failed.Load() > 0 {
@@ -376,7 +366,10 @@ func TestCooldown(t *testing.T) {
 	}
 	addrA := ln.Addr().String()
 	ln.Close()
-	e := newEnv(t, gateway.Config{FailCooldown: 300 * time.Millisecond}, addrA, b.addr())
+	var clock atomic.Int64 // nanoseconds since an arbitrary start
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	e := newEnv(t, gateway.Config{FailCooldown: 300 * time.Millisecond, Now: now}, addrA, b.addr())
 	for range 10 {
 		if r := e.get("/user/me"); r.status != http.StatusOK {
 			t.Fatalf("status %d", r.status)
@@ -398,7 +391,7 @@ func TestCooldown(t *testing.T) {
 	if aHits.Load() != 0 {
 		t.Errorf("instance got %d requests during its cooldown", aHits.Load())
 	}
-	time.Sleep(400 * time.Millisecond)
+	clock.Add(int64(400 * time.Millisecond)) // past the cooldown
 	for range 10 {
 		e.get("/user/me")
 	}
@@ -701,7 +694,7 @@ func TestShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, func() bool { return gw.Ready() == nil })
+	testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return gw.Ready() == nil })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -8,10 +8,11 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/usersvc/usersvc/internal/user"
 )
 
 // Limiter decides whether one more request under key is allowed now, and
@@ -61,10 +62,15 @@ func (s *server) allow(c *gin.Context, l Limiter, key string) bool {
 	if ok {
 		return true
 	}
-	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(max(retry, time.Second).Seconds()))))
+	setRetryAfter(c, retry)
 	writeError(c, http.StatusTooManyRequests, codeResourceExhausted, "too many requests; retry later", nil)
 	c.Abort()
 	return false
+}
+
+// setRetryAfter sets Retry-After in whole seconds, rounded up, at least 1.
+func setRetryAfter(c *gin.Context, retry time.Duration) {
+	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(max(retry, time.Second).Seconds()))))
 }
 
 // peekEmail reads the "email" field of a JSON body without consuming it:
@@ -85,5 +91,7 @@ func peekEmail(c *gin.Context, limit int64) string {
 	if json.Unmarshal(b, &v) != nil {
 		return ""
 	}
-	return strings.ToLower(strings.TrimSpace(v.Email))
+	// The account's canonical address, so look-alike spellings of one
+	// address (ｃarol@, CAROL@) share its budget.
+	return user.NormalizeEmail(v.Email)
 }

@@ -43,9 +43,13 @@ type Claims struct {
 	// ClientID ("client_id", RFC 9068) is set on a service account's token
 	// (client credentials grant): the subject is then the account, not a
 	// user, and Scope (space-separated, "scope") says what it may do.
-	ClientID  string
-	Scope     string
-	ID        string    // "jti", a UUIDv7: unique, and time-ordered for logs
+	ClientID string
+	Scope    string
+	ID       string // "jti", a UUIDv7: unique, and time-ordered for logs
+	// SessionID ("sid") names the sign-in the token belongs to (the refresh
+	// family), so ending that session can deny every access token it
+	// handed out. Optional: "" for a token of no session.
+	SessionID string
 	IssuedAt  time.Time // "iat", UTC, whole seconds
 	ExpiresAt time.Time // "exp", UTC, whole seconds
 }
@@ -124,6 +128,7 @@ type issuedClaims struct {
 	Audience string `json:"aud"`
 	Role     string `json:"role,omitempty"`
 	SV       int64  `json:"sv"`
+	SID      string `json:"sid,omitempty"`
 	ClientID string `json:"client_id,omitempty"`
 	Scope    string `json:"scope,omitempty"`
 }
@@ -137,13 +142,15 @@ type parsedClaims struct {
 	SV       *int64 `json:"sv"`
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope"`
+	SID      string `json:"sid"`
 }
 
-// Issue signs a new access token for subject. Times are truncated to whole
+// Issue signs a new access token for subject, of the session sessionID
+// ("" for none). Times are truncated to whole
 // seconds (the JWT NumericDate precision) so the returned Claims equal what
 // Parse will return for the token.
-func (m *Manager) Issue(subject, role string, sessionVersion int64) (token string, claims Claims, err error) {
-	return m.issue(Claims{Subject: subject, Role: role, SessionVersion: sessionVersion})
+func (m *Manager) Issue(subject, role string, sessionVersion int64, sessionID string) (token string, claims Claims, err error) {
+	return m.issue(Claims{Subject: subject, Role: role, SessionVersion: sessionVersion, SessionID: sessionID})
 }
 
 // IssueClient signs an access token for a service account (the OAuth 2.0
@@ -189,6 +196,7 @@ func (m *Manager) sign(c Claims) (string, error) {
 		Audience: m.cfg.Audience,
 		Role:     c.Role,
 		SV:       c.SessionVersion,
+		SID:      c.SessionID,
 		ClientID: c.ClientID,
 		Scope:    c.Scope,
 	})
@@ -241,6 +249,7 @@ func (m *Manager) Parse(token string) (Claims, error) {
 		ClientID:       pc.ClientID,
 		Scope:          pc.Scope,
 		ID:             pc.ID,
+		SessionID:      pc.SID,
 		IssuedAt:       pc.IssuedAt.UTC(),
 		ExpiresAt:      pc.ExpiresAt.UTC(),
 	}

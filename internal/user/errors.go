@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Code is the machine-readable class of a domain error. Transports map it to
@@ -26,11 +27,14 @@ const (
 	// answer (none registered, unreachable, or out of time). The service
 	// itself never returns it; a client may retry.
 	CodeUnavailable Code = "unavailable"
+	// CodeFailedPrecondition: the request is well-formed and allowed, but
+	// the system's state forbids it (removing the last active admin).
+	CodeFailedPrecondition Code = "failed_precondition"
 )
 
 // Codes lists every code, for transports that must map each one.
 var Codes = []Code{CodeInvalidArgument, CodeNotFound, CodeAlreadyExists, CodeUnauthenticated,
-	CodePermissionDenied, CodeResourceExhausted, CodeInternal, CodeUnavailable}
+	CodePermissionDenied, CodeResourceExhausted, CodeInternal, CodeUnavailable, CodeFailedPrecondition}
 
 // statusOf is the one table from domain codes to HTTP statuses. The HTTP
 // API answers with these, and the RPC layer carries them as go-micro error
@@ -44,6 +48,8 @@ var statusOf = map[Code]int{
 	CodeResourceExhausted: http.StatusTooManyRequests,
 	CodeInternal:          http.StatusInternalServerError,
 	CodeUnavailable:       http.StatusServiceUnavailable,
+	// 409: the request conflicts with the current state (the last admin).
+	CodeFailedPrecondition: http.StatusConflict,
 }
 
 // HTTPStatus returns the HTTP status of code and whether code is one of
@@ -64,7 +70,9 @@ type Error struct {
 	// Fields maps an offending input field to what is wrong with it
 	// (invalid_argument only).
 	Fields map[string]string
-	cause  error
+	// RetryAfter says when to try again (resource_exhausted only).
+	RetryAfter time.Duration
+	cause      error
 }
 
 func (e *Error) Error() string {
@@ -119,6 +127,13 @@ var (
 	ErrInvalidToken    = &Error{Code: CodeUnauthenticated, Message: "invalid or expired token"}
 	ErrAccountDisabled = &Error{Code: CodePermissionDenied, Message: "account is disabled"}
 	ErrForbidden       = &Error{Code: CodePermissionDenied, Message: "not allowed"}
+	// ErrTooManyAttempts refuses a password attempt (sign-in or a current
+	// password) past the account's budget; see TooManyAttempts.
+	ErrTooManyAttempts = &Error{Code: CodeResourceExhausted, Message: "too many password attempts for this account; retry later"}
+	// ErrLastAdmin refuses a deletion, disable or demotion that would leave
+	// no active admin, whoever asks: nobody could administer any more.
+	ErrLastAdmin = &Error{Code: CodeFailedPrecondition,
+		Message: "the last active admin cannot be deleted, disabled or demoted"}
 	// ErrNoCredential answers an operation that needs a caller's token
 	// when the call carried none.
 	ErrNoCredential = &Error{Code: CodeUnauthenticated, Message: "a bearer token is required"}
@@ -130,6 +145,13 @@ var (
 	ErrResetTokenInvalid = &Error{Code: CodeInvalidArgument, Message: "invalid or expired reset token",
 		Fields: map[string]string{"token": "is invalid or expired"}}
 )
+
+// TooManyAttempts is ErrTooManyAttempts with when to retry.
+func TooManyAttempts(retryAfter time.Duration) *Error {
+	e := *ErrTooManyAttempts
+	e.RetryAfter = retryAfter
+	return &e
+}
 
 // Invalid builds an invalid_argument error naming each offending field.
 func Invalid(fields map[string]string) *Error {

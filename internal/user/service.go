@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -47,6 +48,11 @@ type Deps struct {
 	// Denylist of logged-out access tokens; nil means logout ends only the
 	// refresh-token family and access tokens live out their short TTL.
 	Denylist Denylist
+	// PasswordAttempts bounds password attempts per account — sign-ins and
+	// current-password checks alike, one budget — so a stolen access token
+	// cannot guess the password through Update faster than a login can;
+	// nil means unlimited (the API's per-IP limits still apply).
+	PasswordAttempts Limiter
 	// Searcher answers List's text queries; nil means a prefix match on
 	// email and name in the database.
 	Searcher Searcher
@@ -61,6 +67,7 @@ type Service struct {
 	policy PasswordPolicy
 	tokens AccessTokens
 	deny   Denylist
+	tries  Limiter
 	search Searcher
 	log    *slog.Logger
 	now    func() time.Time
@@ -79,7 +86,7 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if cfg.DefaultPageSize > cfg.MaxPageSize {
 		return nil, fmt.Errorf("user: default page size %d exceeds max page size %d", cfg.DefaultPageSize, cfg.MaxPageSize)
 	}
-	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, deny: d.Denylist, search: d.Searcher,
+	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, deny: d.Denylist, tries: d.PasswordAttempts, search: d.Searcher,
 		log: d.Logger, now: d.Now, cfg: cfg}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -135,14 +142,15 @@ type CreateInput struct {
 // unique index, so two concurrent registrations yield one user and one
 // ErrEmailTaken.
 func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*User, error) {
-	email, name := NormalizeEmail(in.Email), NormalizeName(in.Name)
+	email, emailProblem := ParseEmail(in.Email)
+	name := NormalizeName(in.Name)
 	role := in.Role
 	if role == "" {
 		role = RoleUser
 	}
 	fields := map[string]string{}
-	if p := checkEmail(email); p != "" {
-		fields["email"] = p
+	if emailProblem != "" {
+		fields["email"] = emailProblem
 	}
 	if p := checkName(name); p != "" {
 		fields["name"] = p
@@ -413,8 +421,8 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		}
 	}
 	if in.Email != nil {
-		next.Email = NormalizeEmail(*in.Email)
-		if p := checkEmail(next.Email); p != "" {
+		var p string
+		if next.Email, p = ParseEmail(*in.Email); p != "" {
 			fields["email"] = p
 		}
 	}
@@ -437,7 +445,7 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		return nil, Invalid(fields)
 	}
 	if self && sensitive {
-		if err := s.verifyCurrent(u, *in.CurrentPassword); err != nil {
+		if err := s.verifyCurrent(ctx, u, *in.CurrentPassword); err != nil {
 			return nil, err
 		}
 	}
@@ -454,10 +462,23 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 	// only the requested fields, so a concurrent change (a password reset,
 	// an admin disabling the user) is never overwritten with stale values.
 	err = s.store.Atomic(ctx, func(r Repo) error {
+		var admins []string
+		if in.Role != nil || in.Status != nil {
+			// Before the user's row: every admin removal takes the locks in
+			// this order, so two of them queue instead of deadlocking.
+			if admins, err = r.LockActiveAdmins(ctx); err != nil {
+				return err
+			}
+		}
 		cur, err := r.LockUser(ctx, id)
 		if err != nil {
 			return err
 		}
+		if (in.Role != nil && *in.Role != RoleAdmin || in.Status != nil && *in.Status != StatusActive) &&
+			lastAdmin(admins, cur.ID) {
+			return ErrLastAdmin
+		}
+		sessionVersion := cur.SessionVersion
 		if self && sensitive && cur.PasswordHash != u.PasswordHash {
 			return Invalid(map[string]string{"current_password": "is no longer current; the password changed meanwhile"})
 		}
@@ -471,7 +492,14 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		set("name", in.Name != nil && cur.Name != next.Name, func() { cur.Name = next.Name })
 		set("email", in.Email != nil && cur.Email != next.Email, func() { cur.Email = next.Email })
 		set("role", in.Role != nil && cur.Role != *in.Role, func() { cur.Role = *in.Role })
-		set("status", in.Status != nil && cur.Status != *in.Status, func() { cur.Status = *in.Status })
+		set("status", in.Status != nil && cur.Status != *in.Status, func() {
+			cur.Status = *in.Status
+			if cur.Status == StatusDisabled {
+				// A disabled account's sessions end, as with a password
+				// change: enabling it again must not revive them.
+				cur.SessionVersion++
+			}
+		})
 		set("password", in.Password != nil, func() {
 			cur.PasswordHash = hash
 			cur.SessionVersion++
@@ -491,15 +519,22 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		}
 		upd.User, upd.Changed = eventUser(cur), changed
 		evs = append(evs, upd)
+		if slices.ContainsFunc(changed, endsReset) {
+			if err := r.DeleteUserPasswordResets(ctx, id); err != nil {
+				return err
+			}
+		}
+		if cur.SessionVersion != sessionVersion {
+			if err := r.RevokeUserRefreshTokens(ctx, id, now); err != nil {
+				return err
+			}
+		}
 		if in.Password != nil {
 			pc, err := s.newEvent(EventPasswordChanged, id)
 			if err != nil {
 				return err
 			}
 			evs = append(evs, pc)
-			if err := r.RevokeUserRefreshTokens(ctx, id, now); err != nil {
-				return err
-			}
 		}
 		return appendEvents(ctx, r, evs...)
 	})
@@ -509,7 +544,18 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 	return out, nil
 }
 
-func (s *Service) verifyCurrent(u *User, current string) error {
+// endsReset reports whether a change of field ends the user's open password
+// reset: a new address means the mail went to someone who may no longer own
+// the account; a new password, status or role means the account's owner or
+// an admin has decided about it since the reset was asked for.
+func endsReset(field string) bool {
+	return field == "email" || field == "password" || field == "status" || field == "role"
+}
+
+func (s *Service) verifyCurrent(ctx context.Context, u *User, current string) error {
+	if err := s.allowPasswordAttempt(ctx, u.Email); err != nil {
+		return err
+	}
 	if len(current) > MaxPasswordBytes {
 		return Invalid(map[string]string{"current_password": "is incorrect"})
 	}
@@ -537,6 +583,13 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 		return err
 	}
 	err = s.store.Atomic(ctx, func(r Repo) error {
+		admins, err := r.LockActiveAdmins(ctx)
+		if err != nil {
+			return err
+		}
+		if lastAdmin(admins, id) {
+			return ErrLastAdmin
+		}
 		if err := r.DeleteUser(ctx, id); err != nil {
 			return err
 		}
@@ -546,6 +599,13 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 		return storeErr("delete user", err)
 	}
 	return nil
+}
+
+// lastAdmin reports whether id is the only one of the active admins, whom
+// no deletion, disable or demotion may remove: nobody could administer the
+// platform any more (an admin can only be made by an admin).
+func lastAdmin(activeAdmins []string, id string) bool {
+	return len(activeAdmins) == 1 && activeAdmins[0] == id
 }
 
 // storeErr passes domain errors from the store through and wraps the rest

@@ -39,6 +39,9 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 	if len(fields) > 0 {
 		return nil, Invalid(fields)
 	}
+	if err := s.allowPasswordAttempt(ctx, email); err != nil {
+		return nil, err
+	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		_, _, _ = s.hasher.Verify(pw, s.dummyHash)
@@ -63,6 +66,25 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 	return s.startSession(ctx, s.store, u, uuid.NewString())
 }
 
+// allowPasswordAttempt spends one attempt of the account's password budget
+// (sign-ins and current-password checks share it) and refuses when it is
+// spent. A limiter that cannot decide (its store down with no fallback)
+// lets the attempt through: refusing every sign-in would be worse.
+func (s *Service) allowPasswordAttempt(ctx context.Context, email string) error {
+	if s.tries == nil {
+		return nil
+	}
+	ok, retry, err := s.tries.Allow(ctx, "password|"+email)
+	if err != nil {
+		s.log.WarnContext(ctx, "password attempt limiter failed; attempt let through", "error", err)
+		return nil
+	}
+	if !ok {
+		return TooManyAttempts(retry)
+	}
+	return nil
+}
+
 // rehash upgrades a stored hash to the current parameters. A failure only
 // delays the upgrade to the next login, so it is logged, not returned.
 func (s *Service) rehash(ctx context.Context, u *User, pw string) {
@@ -80,7 +102,7 @@ func (s *Service) rehash(ctx context.Context, u *User, pw string) {
 
 // startSession issues an access token and a refresh token of the family.
 func (s *Service) startSession(ctx context.Context, r Repo, u *User, family string) (*Session, error) {
-	access, claims, err := s.tokens.Issue(u.ID, string(u.Role), u.SessionVersion)
+	access, claims, err := s.tokens.Issue(u.ID, string(u.Role), u.SessionVersion, family)
 	if err != nil {
 		return nil, Internal("issue access token", err)
 	}
@@ -106,8 +128,11 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 		return nil, ErrInvalidToken
 	}
 	hash := token.HashOpaque(refresh)
-	var sess *Session
-	reused := false
+	var (
+		sess   *Session
+		reused bool
+		family string
+	)
 	err := s.store.Atomic(ctx, func(r Repo) error {
 		rt, err := r.RefreshTokenByHash(ctx, hash)
 		if errors.Is(err, ErrNotFound) {
@@ -127,7 +152,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 			}
 		}
 		if !marked {
-			reused = true
+			reused, family = true, rt.FamilyID
 			return r.RevokeRefreshFamily(ctx, rt.FamilyID, now)
 		}
 		u, err := r.UserByID(ctx, rt.UserID)
@@ -148,6 +173,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 	}
 	if reused {
 		s.log.WarnContext(ctx, "refresh token reuse: family revoked")
+		s.endSession(ctx, family)
 		return nil, ErrInvalidToken
 	}
 	return sess, nil
@@ -163,7 +189,7 @@ func (s *Service) Revoke(ctx context.Context, refresh, access string) error {
 	}
 	if access != "" && s.deny != nil && len(access) <= MaxTokenBytes {
 		if claims, err := s.tokens.Parse(access); err == nil {
-			if err := s.deny.Revoke(ctx, claims.ID, claims.ExpiresAt); err != nil {
+			if err := s.deny.Revoke(ctx, claims.ID, claims.ExpiresAt.Add(denyMargin)); err != nil {
 				return Internal("revoke access token", err)
 			}
 		}
@@ -178,7 +204,34 @@ func (s *Service) Revoke(ctx context.Context, refresh, access string) error {
 	if err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.clock()); err != nil {
 		return storeErr("revoke refresh tokens", err)
 	}
+	if s.deny != nil {
+		if err := s.deny.Revoke(ctx, sessionKey(rt.FamilyID), s.clock().Add(s.tokens.TTL()+denyMargin)); err != nil {
+			return Internal("revoke session", err)
+		}
+	}
 	return nil
+}
+
+// denyMargin is added to how long a revocation is kept, past the last
+// moment a token it denies could expire: verifiers accept a token for their
+// clock leeway after its exp, and their clocks may differ from ours.
+const denyMargin = time.Minute
+
+// sessionKey is the denylist entry of a session (a refresh family); a jti
+// (a UUID) cannot take this form.
+func sessionKey(family string) string { return "sid:" + family }
+
+// endSession denies every access token of the session (they carry its id)
+// until the newest of them has expired. It follows a revocation of the
+// family that is already committed, so a failure here cannot undo that; it
+// is logged, and the access tokens then live out their short TTL.
+func (s *Service) endSession(ctx context.Context, family string) {
+	if s.deny == nil {
+		return
+	}
+	if err := s.deny.Revoke(ctx, sessionKey(family), s.clock().Add(s.tokens.TTL()+denyMargin)); err != nil {
+		s.log.ErrorContext(ctx, "could not deny the access tokens of a revoked session", "error", err)
+	}
 }
 
 // Validated is the result of a successful Validate: the user a user's
@@ -232,7 +285,11 @@ func (s *Service) validate(ctx context.Context, access string) (*Validated, erro
 		return nil, ErrInvalidToken
 	}
 	if s.deny != nil {
-		revoked, err := s.deny.Revoked(ctx, claims.ID)
+		keys := []string{claims.ID}
+		if claims.SessionID != "" {
+			keys = append(keys, sessionKey(claims.SessionID))
+		}
+		revoked, err := s.deny.AnyRevoked(ctx, keys...)
 		if err != nil {
 			return nil, Internal("check revocation", err)
 		}

@@ -5,7 +5,6 @@
 package user
 
 import (
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -66,32 +65,15 @@ const (
 	MaxTokenBytes = 4096
 )
 
-// NormalizeEmail trims and lower-cases an email. Addresses are compared
-// case-insensitively: in practice no provider distinguishes local-part case,
-// and treating them as distinct lets one person register twice.
+// NormalizeEmail returns the canonical form of an email address, the one
+// stored and looked up (see ParseEmail); an address that has none is
+// returned trimmed and lower-cased, which matches no stored address.
 func NormalizeEmail(email string) string {
-	return strings.ToLower(strings.TrimSpace(email))
-}
-
-// checkEmail validates a normalised email and returns a problem or "".
-func checkEmail(email string) string {
-	switch {
-	case email == "":
-		return "is required"
-	case len(email) > MaxEmailLength:
-		return "must be at most 254 characters"
-	case !utf8.ValidString(email):
-		return "must be valid UTF-8"
+	n, problem := ParseEmail(email)
+	if problem != "" {
+		return strings.ToLower(strings.TrimSpace(email))
 	}
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Address != email || addr.Name != "" {
-		return "must be a valid email address"
-	}
-	at := strings.LastIndexByte(email, '@')
-	if at < 1 || !strings.Contains(email[at+1:], ".") {
-		return "must be a valid email address"
-	}
-	return ""
+	return n
 }
 
 // NormalizeName trims surrounding white space.
