@@ -53,6 +53,9 @@ type Deps struct {
 	// cannot guess the password through Update faster than a login can;
 	// nil means unlimited (the API's per-IP limits still apply).
 	PasswordAttempts Limiter
+	// ResetRequests bounds reset mails per address, whoever asks, so the
+	// endpoint cannot be used to flood a mailbox; nil means unlimited.
+	ResetRequests Limiter
 	// Searcher answers List's text queries; nil means a prefix match on
 	// email and name in the database.
 	Searcher Searcher
@@ -68,6 +71,7 @@ type Service struct {
 	tokens AccessTokens
 	deny   Denylist
 	tries  Limiter
+	resets Limiter
 	search Searcher
 	log    *slog.Logger
 	now    func() time.Time
@@ -86,7 +90,7 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if cfg.DefaultPageSize > cfg.MaxPageSize {
 		return nil, fmt.Errorf("user: default page size %d exceeds max page size %d", cfg.DefaultPageSize, cfg.MaxPageSize)
 	}
-	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, deny: d.Denylist, tries: d.PasswordAttempts, search: d.Searcher,
+	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, deny: d.Denylist, tries: d.PasswordAttempts, resets: d.ResetRequests, search: d.Searcher,
 		log: d.Logger, now: d.Now, cfg: cfg}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -553,7 +557,7 @@ func endsReset(field string) bool {
 }
 
 func (s *Service) verifyCurrent(ctx context.Context, u *User, current string) error {
-	if err := s.allowPasswordAttempt(ctx, u.Email); err != nil {
+	if err := s.allowAttempt(ctx, s.tries, "password|"+u.Email); err != nil {
 		return err
 	}
 	if len(current) > MaxPasswordBytes {
