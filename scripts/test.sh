@@ -60,7 +60,8 @@ step "deployment checks (deploy/deploytest: Dockerfile, compose, Kubernetes on a
 # service's go.mod). kube-apiserver is built once per version into a cache
 # outside the work tree; the first build takes minutes.
 USERSVC_TEST_KUBE_APISERVER=$(scripts/opstools.sh kube-apiserver)
-export USERSVC_TEST_KUBE_APISERVER
+USERSVC_TEST_KUBECTL=$(scripts/opstools.sh kubectl) # kustomize included, same version
+export USERSVC_TEST_KUBE_APISERVER USERSVC_TEST_KUBECTL
 (
   cd deploy/deploytest
   go vet ./...

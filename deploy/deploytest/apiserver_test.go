@@ -90,6 +90,7 @@ spec:
 // apiServer is a running kube-apiserver and how to reach it.
 type apiServer struct {
 	url, token, kubeconfig string
+	kubectlBin             string
 }
 
 // startAPIServer starts etcd and kube-apiserver on free loopback ports,
@@ -109,7 +110,8 @@ func startAPIServer(t *testing.T, bin string) *apiServer {
 	token := randomHex(t, 16)
 	writeFile(t, filepath.Join(dir, "tokens.csv"), token+",admin,admin,system:masters\n")
 	writeServiceAccountKey(t, filepath.Join(dir, "sa.key"))
-	a := &apiServer{url: "https://127.0.0.1:" + securePort, token: token, kubeconfig: filepath.Join(dir, "kubeconfig")}
+	a := &apiServer{url: "https://127.0.0.1:" + securePort, token: token, kubeconfig: filepath.Join(dir, "kubeconfig"),
+		kubectlBin: kubectl(t)}
 	writeFile(t, a.kubeconfig, "") // kubectl must not read the user's
 	start(t, "kube-apiserver", exec.Command(bin,
 		"--etcd-servers="+etcdURL,
@@ -130,7 +132,7 @@ func startAPIServer(t *testing.T, bin string) *apiServer {
 }
 
 func (a *apiServer) try(stdin []byte, args ...string) (string, error) {
-	cmd := exec.Command("kubectl", append([]string{"--server=" + a.url, "--token=" + a.token,
+	cmd := exec.Command(a.kubectlBin, append([]string{"--server=" + a.url, "--token=" + a.token,
 		"--insecure-skip-tls-verify=true"}, args...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+a.kubeconfig)
 	cmd.Stdin = bytes.NewReader(stdin)
