@@ -232,7 +232,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		}
 		c.closers = append(c.closers, sh.close)
 		c.checks = append(c.checks, sh.checks...)
-		deps.Store, deps.Denylist, deps.PasswordAttempts = sh.store, sh.denylist, sh.passwordAttempts
+		deps.Store, deps.Denylist, deps.PasswordAttempts, deps.ResetRequests = sh.store, sh.denylist, sh.passwordAttempts, sh.resetRequests
 		idx, err := OpenSearch(ctx, cfg, mode)
 		if err != nil {
 			return err

@@ -49,6 +49,9 @@ type Deps struct {
 	// cannot guess the password through Update faster than a login can;
 	// nil means unlimited (the API's per-IP limits still apply).
 	PasswordAttempts Limiter
+	// ResetRequests bounds reset mails per address, whoever asks, so the
+	// endpoint cannot be used to flood a mailbox; nil means unlimited.
+	ResetRequests Limiter
 	// Searcher answers List's text queries; nil means a prefix match on
 	// email and name in the database.
 	Searcher Searcher
@@ -64,6 +67,7 @@ type Service struct {
 	tokens AccessTokens
 	deny   Denylist
 	tries  Limiter
+	resets Limiter
 	search Searcher
 	log    *slog.Logger
 	now    func() time.Time
@@ -82,7 +86,7 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if cfg.DefaultPageSize > cfg.MaxPageSize {
 		return nil, fmt.Errorf("user: default page size %d exceeds max page size %d", cfg.DefaultPageSize, cfg.MaxPageSize)
 	}
-	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, deny: d.Denylist, tries: d.PasswordAttempts, search: d.Searcher,
+	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, deny: d.Denylist, tries: d.PasswordAttempts, resets: d.ResetRequests, search: d.Searcher,
 		log: d.Logger, now: d.Now, cfg: cfg}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -250,7 +250,7 @@ func endsReset(field string) bool {
 // verifyCurrent checks the current password a user gives to change their
 // email or password; it spends one attempt of the account's budget.
 func (s *Service) verifyCurrent(ctx context.Context, u *User, current string) error {
-	if err := s.allowPasswordAttempt(ctx, u.Email); err != nil {
+	if err := s.allowAttempt(ctx, s.tries, "password|"+u.Email); err != nil {
 		return err
 	}
 	if len(current) > MaxPasswordBytes {
