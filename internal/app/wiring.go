@@ -24,7 +24,6 @@ import (
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
-	"github.com/usersvc/usersvc/internal/worker"
 )
 
 // NewLogger returns a slog logger writing JSON lines with ECS field names
@@ -242,7 +241,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 			c.Search = idx
 			c.closers = append(c.closers, idx.Close)
 			c.checks = append(c.checks, check{name: "search", fn: idx.Ping})
-			deps.Searcher = worker.Searcher{Index: idx}
+			deps.Searcher = search.Searcher{Index: idx}
 		}
 	}
 	svc, err := user.NewService(deps, user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL})

@@ -205,11 +205,6 @@ func (s *Service) Revoke(ctx context.Context, refresh, access string) error {
 	if err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.clock()); err != nil {
 		return storeErr("revoke refresh tokens", err)
 	}
-	if s.deny != nil {
-		if err := s.deny.Revoke(ctx, sessionKey(rt.FamilyID), s.clock().Add(s.tokens.TTL()+denyMargin)); err != nil {
-			return Internal("revoke session", err)
-		}
-	}
 	return nil
 }
 
