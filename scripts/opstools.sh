@@ -4,7 +4,7 @@
 # Go module proxy, once per version, into a cache outside the work tree;
 # prints the binary's path.
 #
-#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver|staticcheck|protoc-gen-go|protoc-gen-micro
+#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver|kubectl|staticcheck|protoc-gen-go|protoc-gen-micro
 #
 # staticcheck and the protoc plugins take their versions from tools/go.mod and
 # go.mod; staticcheck's cache key also holds the Go version, because it must
@@ -35,15 +35,17 @@ build_in_module() {
   mv "$out.partial" "$out"
 }
 
-build_kube_apiserver() {
-  local out=$1 work
+# build_kubernetes OUT PACKAGE: a k8s.io/kubernetes command (kube-apiserver,
+# kubectl) from the wrapper module that pins Kubernetes and its staging modules.
+build_kubernetes() {
+  local out=$1 pkg=$2 work
   work=$(mktemp -d)
-  # A RETURN trap outlives the function: it clears itself, or it would fire
-  # on the next function's return with $work unset (set -u: "unbound variable").
+  # The RETURN trap is not local to the function: it clears itself, or it
+  # would fire again when the caller returns, with $work out of scope.
   trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"; trap - RETURN' RETURN
   cp deploy/k8s/test/kube-apiserver.go.mod "$work/go.mod"
   printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' >"$work/tools.go"
-  (cd "$work" && go mod download k8s.io/kubernetes && go build -trimpath -ldflags "-s -w" -o "$out.partial" k8s.io/kubernetes/cmd/kube-apiserver)
+  (cd "$work" && go mod download k8s.io/kubernetes && go build -trimpath -ldflags "-s -w" -o "$out.partial" "$pkg")
   mv "$out.partial" "$out"
 }
 
@@ -65,6 +67,7 @@ tool() {
   jaeger) out=$CACHE/jaeger-$JAEGER_VERSION/jaeger ;;
   victoria-logs) out=$CACHE/victoria-logs-$VICTORIALOGS_VERSION/victoria-logs ;;
   kube-apiserver) out=$CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver ;;
+  kubectl) out=$CACHE/kubectl-$KUBERNETES_VERSION/kubectl ;;
   *) log "unknown tool $name"; return 2 ;;
   esac
   if [ ! -x "$out" ]; then
@@ -74,7 +77,8 @@ tool() {
     case "$name" in
     jaeger) build_in_module "$out" "github.com/jaegertracing/jaeger@$JAEGER_VERSION" ./cmd/jaeger ;;
     victoria-logs) build_in_module "$out" "github.com/VictoriaMetrics/VictoriaLogs@$VICTORIALOGS_VERSION" ./app/victoria-logs ;;
-    kube-apiserver) build_kube_apiserver "$out" ;;
+    kube-apiserver) build_kubernetes "$out" k8s.io/kubernetes/cmd/kube-apiserver ;;
+    kubectl) build_kubernetes "$out" k8s.io/kubernetes/cmd/kubectl ;;
     staticcheck) build_pinned "$out" tools honnef.co/go/tools/cmd/staticcheck ;;
     protoc-gen-go) build_pinned "$out" . google.golang.org/protobuf/cmd/protoc-gen-go ;;
     protoc-gen-micro) build_pinned "$out" . go-micro.dev/v6/cmd/protoc-gen-micro ;;

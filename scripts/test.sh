@@ -70,10 +70,11 @@ step "deployment checks (deploy/deploytest: Dockerfile, compose, Kubernetes on a
 # service's go.mod). kube-apiserver is built once per version into a cache
 # outside the work tree; the first build takes minutes.
 USERSVC_TEST_KUBE_APISERVER=$(scripts/opstools.sh kube-apiserver)
-export USERSVC_TEST_KUBE_APISERVER
+USERSVC_TEST_KUBECTL=$(scripts/opstools.sh kubectl) # kustomize included, same version
+export USERSVC_TEST_KUBE_APISERVER USERSVC_TEST_KUBECTL
 staticcheck=$(scripts/opstools.sh staticcheck)
 (cd deploy/deploytest && go vet ./... && "$staticcheck" ./...)
-(cd deploy/deploytest && go test -json -count=1 -timeout 20m ./... || true) |
+(cd deploy/deploytest && go test -json -count=1 -timeout 40m ./... || true) |
   tee -a "$json" | jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"'
 
 # Build failures and panics show as package output with no test.

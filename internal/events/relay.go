@@ -4,13 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"time"
-
-	"github.com/usersvc/usersvc/internal/store/sqlstore"
 )
 
-// Outbox is the relay's view of the store.
+// Outbox is the relay's view of the store: it hands out pending events as
+// the messages to publish (the store depends on this package, not the
+// other way round).
 type Outbox interface {
-	DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []sqlstore.OutboxMessage) error) (int, error)
+	DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []Message) error) (int, error)
 }
 
 // Relay moves events from the outbox to the broker. It polls: a pending
@@ -40,13 +40,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	wait, failing := interval, false
 	for {
-		n, err := r.Outbox.DrainOutbox(ctx, batch, func(ctx context.Context, rows []sqlstore.OutboxMessage) error {
-			msgs := make([]Message, len(rows))
-			for i, row := range rows {
-				msgs[i] = Message{ID: row.ID, RoutingKey: row.Type, Body: row.Body}
-			}
-			return r.Publisher.Publish(ctx, msgs)
-		})
+		n, err := r.Outbox.DrainOutbox(ctx, batch, r.Publisher.Publish)
 		switch {
 		case ctx.Err() != nil:
 			return nil

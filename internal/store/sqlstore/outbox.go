@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -24,14 +25,8 @@ func (r repo) AppendEvent(ctx context.Context, e user.Event) error {
 	return nil
 }
 
-// OutboxMessage is one pending event as the relay publishes it.
-type OutboxMessage struct {
-	ID   string
-	Type string
-	Body []byte
-}
-
-// DrainOutbox hands up to limit of the oldest pending events to publish and
+// DrainOutbox hands up to limit of the oldest pending events to publish, as
+// the broker messages they become (routing key = event type), and
 // deletes them once publish returns nil, all in one transaction. The rows
 // are read with FOR UPDATE SKIP LOCKED on MySQL/MariaDB, so several relays
 // (one per service instance) take disjoint batches and never publish one
@@ -39,7 +34,7 @@ type OutboxMessage struct {
 // one relay at a time the whole table. If publish fails, or the process dies
 // before the commit, the rows stay and are published again later: delivery
 // is at least once, and consumers are idempotent.
-func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) error) (int, error) {
+func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []events.Message) error) (int, error) {
 	n := 0
 	err := s.repo.atomic(ctx, func(r repo) error {
 		q := `SELECT id, type, body FROM outbox ORDER BY id LIMIT ?`
@@ -50,11 +45,11 @@ func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context
 		if err != nil {
 			return fmt.Errorf("sqlstore: read outbox: %w", err)
 		}
-		var msgs []OutboxMessage
+		var msgs []events.Message
 		for rows.Next() {
-			var m OutboxMessage
+			var m events.Message
 			var body string
-			if err := rows.Scan(&m.ID, &m.Type, &body); err != nil {
+			if err := rows.Scan(&m.ID, &m.RoutingKey, &body); err != nil {
 				rows.Close()
 				return fmt.Errorf("sqlstore: read outbox: %w", err)
 			}
