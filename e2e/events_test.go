@@ -27,6 +27,10 @@ func TestEventsSurviveServiceKill(t *testing.T) {
 	amqpURL := testenv.RabbitMQURL(t)
 	dsn := testenv.MySQLDSN(t)
 	etcd := etcdtest.StartEtcd(t)
+	// A namespace of its own: the deployment's exchange and queues on the
+	// shared broker are the test's, and deleted when it ends.
+	ns := testNamespace(t, amqpURL)
+	exchange := ns + ".user.events"
 
 	// A queue of our own on the exchange, declared before any write.
 	conn, err := amqp.Dial(amqpURL)
@@ -38,14 +42,14 @@ func TestEventsSurviveServiceKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ch.ExchangeDeclare("user.events", "topic", true, false, false, false, nil); err != nil {
+	if err := ch.ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	q, err := ch.QueueDeclare("", false, true, true, false, nil) // server-named, deleted with the connection
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ch.QueueBind(q.Name, string(user.EventCreated), "user.events", false, nil); err != nil {
+	if err := ch.QueueBind(q.Name, string(user.EventCreated), exchange, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	deliveries, err := ch.Consume(q.Name, "", true, true, false, false, nil)
@@ -65,7 +69,7 @@ func TestEventsSurviveServiceKill(t *testing.T) {
 	}()
 
 	c := cluster.Start(t, cluster.Options{Services: 2, APIs: 1, Workers: 1, MySQLDSN: dsn, Etcd: etcd,
-		Env: map[string]string{"USERSVC_RABBITMQ_URL": amqpURL}})
+		Env: map[string]string{"USERSVC_RABBITMQ_URL": amqpURL, "USERSVC_NAMESPACE": ns}})
 	cl := newClient(t, c.GatewayURL())
 
 	const total, workers = 240, 4
