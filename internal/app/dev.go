@@ -40,6 +40,9 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	log.Info("usersvc dev mode", "url", "http://"+gwLn.Addr().String(), "data_dir", cfg.DataDir, "mail_dir", cfg.MailDir)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runEmbeddedEvents(gctx, cfg, log, core) })
+	// One ops listener for the whole process: /metrics has every role's
+	// metrics, since every role runs here.
+	g.Go(func() error { return serveOps(gctx, cfg, log, core.checks, coreMetrics(core)) })
 	g.Go(func() error { return RunAPI(gctx, cfg, log, reg, apiLn) })
 	g.Go(func() error { return RunGateway(gctx, cfg, log, reg, gwLn) })
 	return g.Wait()

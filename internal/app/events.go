@@ -107,7 +107,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		queues = append(queues, worker.IndexerSubscription.Queue)
 		g.Go(func() error { return broker.Consume(gctx, worker.IndexerSubscription, worker.Indexer(idx)) })
 	}
-	g.Go(func() error { return serveOps(gctx, cfg, log, checks, nil) })
+	g.Go(func() error { return serveOps(gctx, cfg, log, checks, storeMetrics(st, false)) })
 	g.Go(func() error {
 		return broker.Consume(gctx, worker.MailerSubscription, worker.Mailer(st, mailer, time.Now, log))
 	})

@@ -5,7 +5,12 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
+	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
 // Outbox is the relay's view of the store.
@@ -40,13 +45,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	wait, failing := interval, false
 	for {
-		n, err := r.Outbox.DrainOutbox(ctx, batch, func(ctx context.Context, rows []sqlstore.OutboxMessage) error {
-			msgs := make([]Message, len(rows))
-			for i, row := range rows {
-				msgs[i] = Message{ID: row.ID, RoutingKey: row.Type, Body: row.Body}
-			}
-			return r.Publisher.Publish(ctx, msgs)
-		})
+		n, err := r.Outbox.DrainOutbox(ctx, batch, r.publish)
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -72,4 +71,31 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// publish sends one batch of outbox rows inside an "outbox relay batch"
+// span; each message gets a producer span in the trace of the request that
+// wrote it (see startPublish), linked to the batch.
+func (r *Relay) publish(ctx context.Context, rows []sqlstore.OutboxMessage) error {
+	ctx, batch := tracer.Start(ctx, "outbox relay batch", trace.WithNewRoot(),
+		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(rows))))
+	defer batch.End()
+	msgs := make([]Message, len(rows))
+	spans := make([]trace.Span, len(rows))
+	for i, row := range rows {
+		msgs[i] = Message{ID: row.ID, RoutingKey: row.Type, Body: row.Body}
+		spans[i] = startPublish(ctx, &msgs[i], row.TraceParent)
+		if sc := remoteParent(row.TraceParent); sc.IsValid() {
+			batch.AddLink(trace.Link{SpanContext: sc})
+		}
+	}
+	err := r.Publisher.Publish(ctx, msgs)
+	endSpans(spans, err)
+	if err != nil {
+		batch.SetStatus(codes.Error, "publish failed")
+		telemetry.RelayFailures.Inc()
+		return err
+	}
+	telemetry.RelayPublished.Add(float64(len(msgs)))
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
+	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
@@ -70,7 +71,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := telemetry.NewJSONLogger(logs, slog.LevelDebug, "user.api") // the processes' logger
 
 	st := stack.New(t, stack.Options{Logger: log})
 	svc, keys, store, mailDir := st.Service, st.Keys, st.Store, st.MailDir

@@ -72,8 +72,7 @@ func invalid(c *gin.Context, msg string, details map[string]string) {
 // the full error: 4xx are the client's business and show in the access log.
 func (s *server) fail(c *gin.Context, op string, err error) {
 	if rpc.Unavailable(err) {
-		s.log.ErrorContext(c.Request.Context(), "user service unavailable", "op", op,
-			"request_id", requestIDOf(c), "error", err)
+		s.log.ErrorContext(c.Request.Context(), "user service unavailable", "op", op, "error", err)
 		writeError(c, http.StatusServiceUnavailable, codeUnavailable, "the user service is unavailable; retry later", nil)
 		return
 	}
@@ -83,8 +82,7 @@ func (s *server) fail(c *gin.Context, op string, err error) {
 		status = http.StatusInternalServerError
 	}
 	if status >= http.StatusInternalServerError {
-		s.log.ErrorContext(c.Request.Context(), "user service call failed", "op", op,
-			"request_id", requestIDOf(c), "error", err)
+		s.log.ErrorContext(c.Request.Context(), "user service call failed", "op", op, "error", err)
 		// The message of an internal error never says more than this, even
 		// if a future service version put a cause into it.
 		writeError(c, status, codeInternal, "internal error", nil)

@@ -73,7 +73,7 @@ func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	srv := mgrpcserver.NewServer(
+	opts := append(serverTelemetry(),
 		server.Name(cfg.Name),
 		// go-micro's default node ID is one UUID per process; several
 		// servers in one process (dev mode, tests) would overwrite each
@@ -86,6 +86,7 @@ func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
 		server.WrapHandler(logCalls(cfg.Logger)),
 		server.Registry(cfg.Registry),
 	)
+	srv := mgrpcserver.NewServer(opts...)
 	if err := userv1.RegisterUserHandler(srv, h); err != nil {
 		return nil, fmt.Errorf("rpc: register handler: %w", err)
 	}
@@ -102,8 +103,8 @@ func logCalls(log *slog.Logger) server.HandlerWrapper {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
 			start := time.Now()
 			err := next(ctx, req, rsp)
-			attrs := []any{"rpc.method", req.Endpoint(), "http.request.id", RequestID(ctx),
-				"event.duration", time.Since(start).Nanoseconds()}
+			// The request ID comes from ctx (telemetry.WithRequestID).
+			attrs := []any{"rpc.method", req.Endpoint(), "event.duration", time.Since(start).Nanoseconds()}
 			if cause, ok := err.(internalError); ok {
 				log.ErrorContext(ctx, "rpc failed", append(attrs, "error", cause.cause.Error())...)
 				return cause.public
@@ -146,7 +147,7 @@ func NewUserClient(cfg ClientConfig) (userv1.UserService, client.Client) {
 		cfg.Retries = 2
 	}
 	sel := newHealthSelector(cfg.Registry, 5*time.Second)
-	c := mgrpcclient.NewClient(
+	opts := append(clientTelemetry(),
 		client.Selector(sel),
 		client.RequestTimeout(cfg.Timeout),
 		client.DialTimeout(cfg.Timeout),
@@ -155,6 +156,7 @@ func NewUserClient(cfg ClientConfig) (userv1.UserService, client.Client) {
 		client.Backoff(func(context.Context, client.Request, int) (time.Duration, error) { return 0, nil }),
 		client.Registry(cfg.Registry),
 	)
+	c := mgrpcclient.NewClient(opts...)
 	return userv1.NewUserService(cfg.Name, c), c
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -16,8 +18,8 @@ func (r repo) AppendEvent(ctx context.Context, e user.Event) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: encode event: %w", err)
 	}
-	_, err = r.q.ExecContext(ctx, `INSERT INTO outbox (id, type, user_id, occurred_at, body) VALUES (?, ?, ?, ?, ?)`,
-		e.ID, string(e.Type), e.UserID, r.d.timeArg(e.OccurredAt), string(body))
+	_, err = r.q.ExecContext(ctx, `INSERT INTO outbox (id, type, user_id, occurred_at, body, trace_parent) VALUES (?, ?, ?, ?, ?, ?)`,
+		e.ID, string(e.Type), e.UserID, r.d.timeArg(e.OccurredAt), string(body), traceParent(ctx))
 	if err != nil {
 		return fmt.Errorf("sqlstore: append event: %w", err)
 	}
@@ -29,6 +31,16 @@ type OutboxMessage struct {
 	ID   string
 	Type string
 	Body []byte
+	// TraceParent is the W3C traceparent of the span that wrote the
+	// event, "" if it was not traced.
+	TraceParent string
+}
+
+// traceParent is ctx's span as a W3C traceparent, "" without a span.
+func traceParent(ctx context.Context) string {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c.Get("traceparent")
 }
 
 // DrainOutbox hands up to limit of the oldest pending events to publish and
@@ -42,7 +54,7 @@ type OutboxMessage struct {
 func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) error) (int, error) {
 	n := 0
 	err := s.repo.atomic(ctx, func(r repo) error {
-		q := `SELECT id, type, body FROM outbox ORDER BY id LIMIT ?`
+		q := `SELECT id, type, body, trace_parent FROM outbox ORDER BY id LIMIT ?`
 		if r.d.name == "mysql" {
 			q += ` FOR UPDATE SKIP LOCKED`
 		}
@@ -54,7 +66,7 @@ func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context
 		for rows.Next() {
 			var m OutboxMessage
 			var body string
-			if err := rows.Scan(&m.ID, &m.Type, &body); err != nil {
+			if err := rows.Scan(&m.ID, &m.Type, &body, &m.TraceParent); err != nil {
 				rows.Close()
 				return fmt.Errorf("sqlstore: read outbox: %w", err)
 			}
@@ -92,6 +104,19 @@ func (s *Store) OutboxLen(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("sqlstore: count outbox: %w", err)
 	}
 	return n, nil
+}
+
+// OutboxOldest is when the oldest pending event occurred, the zero time
+// when the outbox is empty: its age is how late the events are.
+func (s *Store) OutboxOldest(ctx context.Context) (time.Time, error) {
+	var t *time.Time
+	if err := s.repo.q.QueryRowContext(ctx, `SELECT MIN(occurred_at) FROM outbox`).Scan(nullTimeDest{&t}); err != nil {
+		return time.Time{}, fmt.Errorf("sqlstore: oldest outbox event: %w", err)
+	}
+	if t == nil {
+		return time.Time{}, nil
+	}
+	return *t, nil
 }
 
 // ProcessOnce runs fn for (consumer, eventID) unless it already ran to

@@ -232,7 +232,7 @@ func (c *Cluster) waitReady() error {
 			if !seen[i] {
 				logs := api.Logs()
 				for _, id := range ids {
-					if strings.Contains(logs, `"request_id":"`+id+`"`) {
+					if strings.Contains(logs, `"transaction.id":"`+id+`"`) {
 						seen[i] = true
 						break
 					}
