@@ -96,6 +96,14 @@ start_rabbitmq() {
   rabbitmqctl -q start_app >/dev/null 2>&1 || true
 }
 
+# Prometheus, promtool, Alertmanager and amtool: the tests run their own
+# instances on free ports (never a system service), so only the packages.
+install_prometheus() {
+  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+    apt_install prometheus prometheus-alertmanager
+  fi
+}
+
 stop_started() {
   [ -f "$STARTED_FILE" ] || return 0
   while read -r svc; do
@@ -109,7 +117,7 @@ stop_started() {
 }
 
 case ${1:-} in
-  start) : >"$STARTED_FILE"; start_mariadb; start_redis; start_rabbitmq ;;
+  start) : >"$STARTED_FILE"; start_mariadb; start_redis; start_rabbitmq; install_prometheus ;;
   stop) stop_started ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -23,6 +23,13 @@ export USERSVC_TEST_REQUIRE_ALL=1
 step "tools"
 make -s tools
 
+step "observability servers (built once, cached: scripts/opstools.sh)"
+USERSVC_TEST_JAEGER_BIN=$(scripts/opstools.sh jaeger)
+USERSVC_TEST_VICTORIALOGS_BIN=$(scripts/opstools.sh victoria-logs)
+USERSVC_TEST_PROMETHEUS_BIN=$(command -v prometheus)
+USERSVC_TEST_ALERTMANAGER_BIN=$(command -v prometheus-alertmanager || command -v alertmanager)
+export USERSVC_TEST_JAEGER_BIN USERSVC_TEST_VICTORIALOGS_BIN USERSVC_TEST_PROMETHEUS_BIN USERSVC_TEST_ALERTMANAGER_BIN
+
 step "generated code is current"
 make -s check-generate
 

@@ -134,7 +134,9 @@ func TestAccessLog(t *testing.T) {
 	h.Set("X-Request-ID", "log-test-1")
 	e.send("GET", "/user/"+e.admin.ID, h, "").wantStatus(200)
 
-	line := e.logLine(func(m map[string]any) bool { return m["message"] == "http request" && m["transaction.id"] == "log-test-1" })
+	line := e.logLine(func(m map[string]any) bool {
+		return m["message"] == "http request" && m["transaction.id"] == "log-test-1"
+	})
 	if line == nil {
 		t.Fatalf("no access log line in\n%s", e.logs.String())
 	}
