@@ -106,6 +106,27 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	}
 	checkNoSecrets(t, spans, email, userPassword, tok, "a brand new passphrase")
 
+	// A sign-in's trace has the two steps traced by hand: the password
+	// verification and the token issue, inside the service's RPC span.
+	loginTrace := randomHex(16)
+	hdr = jsonHeader("")
+	hdr.Set("traceparent", "00-"+loginTrace+"-"+randomHex(8)+"-01")
+	cl.exchange(request{method: "POST", path: "/user/token", hdr: hdr, valid: true,
+		body: []byte(`{"email":"` + email + `","password":"a brand new passphrase"}`)}).wantStatus(200)
+	login := waitTrace(t, jaeger, loginTrace, func(spans []observe.Span) bool {
+		return hasSpan(spans, "user.service", "token issue") && hasSpan(spans, "user.service", "password verify")
+	})
+	loginByID := map[string]observe.Span{}
+	for _, s := range login {
+		loginByID[s.SpanID] = s
+	}
+	if auth := findSpan(login, "user.service", "user.service.User.Auth", nil, loginByID); auth == nil ||
+		findSpan(login, "user.service", "token issue", auth, loginByID) == nil ||
+		findSpan(login, "user.service", "password verify", auth, loginByID) == nil {
+		t.Errorf("sign-in trace lacks password verify and token issue under User.Auth:\n%s", describe(login))
+	}
+	checkNoSecrets(t, login, email, "a brand new passphrase")
+
 	// The API's access-log line of the request has its trace and request ids.
 	line := findLogLine(t, c.APIs()[0].LogPath(), func(m map[string]any) bool {
 		return m["message"] == "http request" && m["transaction.id"] == "trace-reset-1"

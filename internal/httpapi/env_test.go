@@ -279,7 +279,7 @@ func (e *env) expiredToken(subject string) string {
 	if err != nil {
 		e.t.Fatalf("token manager: %v", err)
 	}
-	tok, _, err := m.Issue(subject, "user", 0)
+	tok, _, err := m.Issue(context.Background(), subject, "user", 0)
 	if err != nil {
 		e.t.Fatalf("issue: %v", err)
 	}

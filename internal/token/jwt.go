@@ -130,10 +130,10 @@ type parsedClaims struct {
 	SV   *int64 `json:"sv"`
 }
 
-// Issue signs a new access token for subject. Times are truncated to whole
+// issue signs a new access token for subject. Times are truncated to whole
 // seconds (the JWT NumericDate precision) so the returned Claims equal what
 // Parse will return for the token.
-func (m *Manager) Issue(subject, role string, sessionVersion int64) (token string, claims Claims, err error) {
+func (m *Manager) issue(subject, role string, sessionVersion int64) (token string, claims Claims, err error) {
 	if subject == "" {
 		return "", Claims{}, errors.New("token: issue: empty subject")
 	}

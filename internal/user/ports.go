@@ -100,8 +100,8 @@ type PasswordReset struct {
 
 // PasswordHasher hashes and verifies passwords (argon2id in production).
 type PasswordHasher interface {
-	Hash(password string) (string, error)
-	Verify(password, encoded string) (ok, needsRehash bool, err error)
+	Hash(ctx context.Context, password string) (string, error)
+	Verify(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error)
 }
 
 // PasswordPolicy judges a new password; a non-nil error is shown to the
@@ -112,7 +112,7 @@ type PasswordPolicy interface {
 
 // AccessTokens issues and verifies signed access tokens.
 type AccessTokens interface {
-	Issue(subject, role string, sessionVersion int64) (string, token.Claims, error)
+	Issue(ctx context.Context, subject, role string, sessionVersion int64) (string, token.Claims, error)
 	Parse(tok string) (token.Claims, error)
 	TTL() time.Duration
 }

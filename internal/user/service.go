@@ -91,7 +91,7 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if _, err := rand.Read(seed[:]); err != nil {
 		return nil, fmt.Errorf("user: dummy password: %w", err)
 	}
-	h, err := s.hasher.Hash(base64.RawURLEncoding.EncodeToString(seed[:]))
+	h, err := s.hasher.Hash(context.Background(), base64.RawURLEncoding.EncodeToString(seed[:]))
 	if err != nil {
 		return nil, fmt.Errorf("user: dummy hash: %w", err)
 	}
@@ -159,7 +159,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*Use
 	if role != RoleUser && !actor.isAdmin() {
 		return nil, Forbidden("only an admin may create an admin")
 	}
-	hash, err := s.hasher.Hash(in.Password)
+	hash, err := s.hasher.Hash(ctx, in.Password)
 	if err != nil {
 		return nil, Internal("hash password", err)
 	}
@@ -437,13 +437,13 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		return nil, Invalid(fields)
 	}
 	if self && sensitive {
-		if err := s.verifyCurrent(u, *in.CurrentPassword); err != nil {
+		if err := s.verifyCurrent(ctx, u, *in.CurrentPassword); err != nil {
 			return nil, err
 		}
 	}
 	var hash string
 	if in.Password != nil {
-		if hash, err = s.hasher.Hash(*in.Password); err != nil {
+		if hash, err = s.hasher.Hash(ctx, *in.Password); err != nil {
 			return nil, Internal("hash password", err)
 		}
 	}
@@ -509,11 +509,11 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 	return out, nil
 }
 
-func (s *Service) verifyCurrent(u *User, current string) error {
+func (s *Service) verifyCurrent(ctx context.Context, u *User, current string) error {
 	if len(current) > MaxPasswordBytes {
 		return Invalid(map[string]string{"current_password": "is incorrect"})
 	}
-	ok, _, err := s.hasher.Verify(current, u.PasswordHash)
+	ok, _, err := s.hasher.Verify(ctx, current, u.PasswordHash)
 	if err != nil {
 		return Internal("verify password", err)
 	}

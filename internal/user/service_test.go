@@ -74,11 +74,11 @@ type countingHasher struct {
 	verifies int
 }
 
-func (c *countingHasher) Verify(pw, enc string) (bool, bool, error) {
+func (c *countingHasher) Verify(ctx context.Context, pw, enc string) (bool, bool, error) {
 	c.mu.Lock()
 	c.verifies++
 	c.mu.Unlock()
-	return c.Hasher.Verify(pw, enc)
+	return c.Hasher.Verify(ctx, pw, enc)
 }
 
 type clock struct {
@@ -288,7 +288,7 @@ func TestAuthRehashesOutdatedHash(t *testing.T) {
 	if got.PasswordHash == u.PasswordHash {
 		t.Fatal("hash was not upgraded")
 	}
-	if _, rehash, _ := upgraded.hasher.Verify(strongPW, got.PasswordHash); rehash {
+	if _, rehash, _ := upgraded.hasher.Verify(context.Background(), strongPW, got.PasswordHash); rehash {
 		t.Fatal("new hash still uses old parameters")
 	}
 	if _, err := upgraded.svc.Auth(ctx, "alice@example.com", strongPW); err != nil {
