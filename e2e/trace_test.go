@@ -284,4 +284,3 @@ func findLogLine(t *testing.T, path string, match func(map[string]any) bool) map
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
