@@ -40,11 +40,13 @@ func (s *server) rateLimit(c *gin.Context) {
 			continue
 		}
 		if rl.PerIP != nil && !s.allow(c, rl.PerIP, "ip|"+route+"|"+c.ClientIP()) {
+			countRejection(rl.Method, rl.Path, "ip")
 			return
 		}
 		if rl.PerEmail != nil {
 			if email := peekEmail(c, s.cfg.MaxBodyBytes); email != "" &&
 				!s.allow(c, rl.PerEmail, "email|"+route+"|"+email) {
+				countRejection(rl.Method, rl.Path, "email")
 				return
 			}
 		}

@@ -51,6 +51,7 @@ func (s *server) issueToken(c *gin.Context) {
 			return
 		}
 		resp, err = s.users.Auth(ctx, &userv1.AuthRequest{Email: in.Email, Password: in.Password})
+		countLogin(err)
 	case grantRefreshToken:
 		details := map[string]string{}
 		if in.RefreshToken == "" {

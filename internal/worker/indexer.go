@@ -7,6 +7,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/search"
+	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -35,6 +36,7 @@ func Indexer(idx search.Index) events.Handler {
 		} else {
 			return nil
 		}
+		telemetry.SearchIndexWrites.WithLabelValues(outcome(err)).Inc()
 		if errors.Is(err, search.ErrInvalidDoc) {
 			return events.Permanent(err)
 		}
