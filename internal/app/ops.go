@@ -92,5 +92,15 @@ func coreMetrics(core *Core) *prometheus.Registry {
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "usersvc_user_cache_misses_total",
 				Help: "User reads that went to the database."}, func() float64 { _, m := cs.Stats(); return float64(m) }))
 	}
+	if h, ok := core.Service.Store().(interface{ Healthy() error }); ok {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "usersvc_user_cache_backend_up",
+			Help: "1 while the user cache's backend (Redis) answers, 0 while reads bypass it to the database."},
+			func() float64 {
+				if h.Healthy() != nil {
+					return 0
+				}
+				return 1
+			}))
+	}
 	return reg
 }
