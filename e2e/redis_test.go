@@ -105,12 +105,12 @@ func TestRedisOutageDuringReads(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, 10*time.Second, "the user cached in Redis", func() bool { out, _ := rd.cli("exists", key); return strings.TrimSpace(out) == "1" })
+	testenv.Eventually(t, 10*time.Second, "the user cached in Redis", func() bool { out, _ := rd.cli("exists", key); return strings.TrimSpace(out) == "1" })
 	rd.stop()
 	time.Sleep(2 * time.Second) // reads go on against the database
 	before := total.Load()
 	rd.start() // empty: the cache must fill again
-	waitUntil(t, 15*time.Second, "the user cached in Redis again", func() bool { out, _ := rd.cli("exists", key); return strings.TrimSpace(out) == "1" })
+	testenv.Eventually(t, 15*time.Second, "the user cached in Redis again", func() bool { out, _ := rd.cli("exists", key); return strings.TrimSpace(out) == "1" })
 	close(stop)
 	wg.Wait()
 	t.Logf("%d reads (%d up to Redis' return), %d failed", total.Load(), before, failed.Load())
@@ -142,15 +142,6 @@ func TestRateLimitSharedAcrossAPIs(t *testing.T) {
 	for _, api := range c.APIs() {
 		if !api.LogsContain(`"http.route":"/user/token"`) {
 			t.Errorf("%s served no login: the gateway did not spread the attempts", api.Name())
-		}
-	}
-}
-
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(within); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
 		}
 	}
 }

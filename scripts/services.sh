@@ -104,6 +104,15 @@ install_prometheus() {
   fi
 }
 
+# Debian packages the suite runs but never starts as servers: protoc and the
+# well-known .proto files for `make check-generate`.
+install_tools() {
+  local missing=()
+  command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+  [ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
 stop_started() {
   [ -f "$STARTED_FILE" ] || return 0
   while read -r svc; do
@@ -117,7 +126,7 @@ stop_started() {
 }
 
 case ${1:-} in
-  start) : >"$STARTED_FILE"; start_mariadb; start_redis; start_rabbitmq; install_prometheus ;;
+  start) : >"$STARTED_FILE"; install_tools; install_prometheus; start_mariadb; start_redis; start_rabbitmq ;;
   stop) stop_started ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

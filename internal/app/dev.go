@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 
 	"golang.org/x/sync/errgroup"
 
@@ -43,7 +44,12 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// One ops listener for the whole process: /metrics has every role's
 	// metrics, since every role runs here.
 	g.Go(func() error { return serveOps(gctx, cfg, log, core.checks, coreMetrics(core)) })
-	g.Go(func() error { return RunAPI(gctx, cfg, log, reg, apiLn) })
+	// The internal API hears only the gateway beside it, on loopback: it
+	// believes the X-Forwarded-For the gateway sets, and the gateway, as
+	// the edge, believes only the proxies USERSVC_TRUSTED_PROXIES names.
+	apiCfg := *cfg
+	apiCfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	g.Go(func() error { return RunAPI(gctx, &apiCfg, log, reg, apiLn) })
 	g.Go(func() error { return RunGateway(gctx, cfg, log, reg, gwLn) })
 	return g.Wait()
 }

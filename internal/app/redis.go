@@ -13,6 +13,8 @@ import (
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/ratelimit"
+	"github.com/usersvc/usersvc/internal/revocation"
+	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -59,31 +61,40 @@ type shared struct {
 	close    func() error
 }
 
-// sharedState wraps the store with the user cache and picks the logout
-// denylist:
-//   - with Redis: both in Redis, shared by every instance;
-//   - dev mode without Redis: both in process (there is one process);
+// sharedState wraps the store with the user cache and builds the logout
+// denylist, which lives in the database (a logout survives restarts and
+// holds on every instance) with, when configured, Redis as a shared cache
+// in front (internal/revocation):
+//   - with Redis: the user cache and the denylist's cache in Redis, shared
+//     by every instance;
+//   - dev mode without Redis: the user cache in process, and the denylist
+//     loaded once and answered from memory (there is one process);
 //   - a service without Redis: no cache (a per-instance cache would serve
-//     users another instance changed) and a per-instance denylist (logout
-//     then ends the access token only on the instance that handled it; the
-//     refresh token ends everywhere).
-func sharedState(cfg *config.Config, log *slog.Logger, mode Mode, st user.Store) (*shared, error) {
+//     users another instance changed), and denylist checks the memory
+//     cannot answer are a database query.
+func sharedState(ctx context.Context, cfg *config.Config, log *slog.Logger, mode Mode, st *sqlstore.Store) (*shared, error) {
 	rc, err := NewRedis(cfg)
 	if err != nil {
 		return nil, err
 	}
+	deny, err := revocation.New(ctx, st, revocation.Options{Redis: rc, Prefix: redisPrefix + "revoked:",
+		Exclusive: mode == ModeDev, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	denyCheck := check{name: "revocations", fn: func(context.Context) error { return deny.Healthy() }, optional: true}
 	opts := cache.Options{Logger: log}
 	switch {
 	case rc != nil:
 		cs := cache.NewStore(st, cache.NewRedis(rc, redisPrefix), opts)
-		return &shared{store: cs, denylist: cache.FailOpen(cache.NewRedisRevocations(rc, redisPrefix+"revoked:"), log),
-			checks: []check{{name: "redis", fn: func(context.Context) error { return cs.Healthy() }, optional: true}},
+		return &shared{store: cs, denylist: deny,
+			checks: []check{{name: "redis", fn: func(context.Context) error { return cs.Healthy() }, optional: true}, denyCheck},
 			close:  rc.Close}, nil
 	case mode == ModeDev:
-		return &shared{store: cache.NewStore(st, cache.NewLocal(100_000), opts), denylist: cache.NewLocalRevocations(),
+		return &shared{store: cache.NewStore(st, cache.NewLocal(100_000), opts), denylist: deny,
 			close: func() error { return nil }}, nil
 	default:
-		return &shared{store: st, denylist: cache.NewLocalRevocations(), close: func() error { return nil }}, nil
+		return &shared{store: st, denylist: deny, close: func() error { return nil }}, nil
 	}
 }
 

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/gateway"
 	"github.com/usersvc/usersvc/internal/httpapi"
+	"github.com/usersvc/usersvc/internal/mtls"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/telemetry"
 )
@@ -41,8 +43,12 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 		return err
 	}
 	defer core.Close()
+	tlsConf, err := grpcTLS(cfg, mtls.ServerConfig)
+	if err != nil {
+		return err
+	}
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: cfg.GRPCAddr, Registry: reg, TTL: cfg.RegistryTTL,
-		GracePeriod: cfg.ShutdownTimeout, Logger: log}, rpc.NewHandler(core.Service, core.Keys.JWKS))
+		GracePeriod: cfg.ShutdownTimeout, Logger: log, TLS: tlsConf}, rpc.NewHandler(core.Service, core.Keys.JWKS))
 	if err != nil {
 		return err
 	}
@@ -85,7 +91,11 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 
 // RunAPI runs the HTTP API on ln, registered in reg, until ctx ends.
 func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry, ln net.Listener) error {
-	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg, Timeout: cfg.RPCTimeout})
+	tlsConf, err := grpcTLS(cfg, mtls.ClientConfig)
+	if err != nil {
+		return err
+	}
+	users := rpc.NewUsers(rpc.ClientConfig{Registry: reg, Timeout: cfg.RPCTimeout, TLS: tlsConf})
 	ready := func(context.Context) error { return rpc.HasInstances(reg, rpc.ServiceName) }
 	limits, closeLimits, err := rateLimits(cfg, log)
 	if err != nil {
@@ -93,7 +103,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 	}
 	defer closeLimits()
 	h := httpapi.New(httpapi.Config{MaxBodyBytes: int64(cfg.MaxBodyBytes), RPCTimeout: cfg.RPCTimeout, Ready: ready,
-		RateLimits: limits}, users, log)
+		RateLimits: limits, TrustedProxies: cfg.TrustedProxies}, users, log)
 	addr := ln.Addr().String()
 	deregister, err := rpc.RegisterHTTP(reg, APIServiceName, advertise(addr), cfg.RegistryTTL)
 	if err != nil {
@@ -106,12 +116,26 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 // RunGateway runs the gateway on ln until ctx ends.
 func RunGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry, ln net.Listener) error {
 	gw, err := gateway.New(ctx, gateway.Config{Routes: GatewayRoutes, MaxBodyBytes: int64(cfg.MaxBodyBytes),
-		Logger: log}, rpc.NewDiscovery(reg))
+		Logger: log, TrustedProxies: cfg.TrustedProxies}, rpc.NewDiscovery(reg))
 	if err != nil {
 		return err
 	}
 	log.Info("gateway started", "address", ln.Addr().String())
 	return serve(ctx, cfg, log, ln, telemetry.HTTPServer("gateway", gw, gatewayRoute), nil)
+}
+
+// grpcTLS builds one side's mutual-TLS configuration from the
+// USERSVC_GRPC_TLS_* settings; nil when none is set (plaintext).
+func grpcTLS(cfg *config.Config, side func(mtls.Files) (*tls.Config, error)) (*tls.Config, error) {
+	f := mtls.Files{Cert: cfg.GRPCTLSCert, Key: cfg.GRPCTLSKey, CA: cfg.GRPCTLSCA}
+	if !f.Enabled() {
+		return nil, nil
+	}
+	c, err := side(f)
+	if err != nil {
+		return nil, fmt.Errorf("config: USERSVC_GRPC_TLS_CERT/_KEY/_CA: %w", err)
+	}
+	return c, nil
 }
 
 // serve runs an HTTP server on ln until ctx ends, then deregisters (so no

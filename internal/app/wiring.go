@@ -216,7 +216,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	policy.MinScore = cfg.PasswordMinScore
 	deps := user.Deps{Store: st, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
 	if mode != ModeTool {
-		sh, err := sharedState(cfg, log, mode, st)
+		sh, err := sharedState(ctx, cfg, log, mode, st)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,7 @@
-// Package cache puts a read-through cache in front of the user store and
-// keeps the access-token denylist, both shared by every instance of the
-// service through Redis, or kept in process (Local backends) when the
-// platform runs as one process.
+// Package cache puts a read-through cache in front of the user store,
+// shared by every instance of the service through Redis, or kept in process
+// (Local backends) when the platform runs as one process. (The access-token
+// denylist is not a cache of users: it is internal/revocation.)
 //
 // # What is cached
 //
@@ -88,10 +88,5 @@
 // catches every stale entry. Other instances that can still reach Redis
 // while this one cannot may serve a stale entry until the repair; that
 // cannot be avoided without making every write fail when Redis does.
-//
-// # Revocations
-//
-// Revocations is the access-token denylist (logout, admin revocation). With
-// Redis, a revocation is visible to every instance as soon as Revoke
-// returns. See Revocations for what to do when Redis is down.
+
 package cache

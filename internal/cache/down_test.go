@@ -81,7 +81,7 @@ func TestBackendDown(t *testing.T) {
 			}
 
 			o.up()
-			eventually(t, 5*time.Second, "recovery", func() bool {
+			testenv.Eventually(t, 5*time.Second, "recovery", func() bool {
 				mustGet(t, a, u.ID)
 				return a.Healthy() == nil
 			})
@@ -130,7 +130,7 @@ func TestLostInvalidationsOverflowFlush(t *testing.T) {
 			renameFrom(t, a, db, u2.ID, "new")
 			lostAt := time.Now()
 			o.up()
-			eventually(t, 5*time.Second, "recovery", func() bool {
+			testenv.Eventually(t, 5*time.Second, "recovery", func() bool {
 				mustGet(t, a, u3.ID)
 				return a.Healthy() == nil
 			})
@@ -171,7 +171,7 @@ func TestRepairRetriesUntilBackendReturns(t *testing.T) {
 		t.Fatalf("key is %v during the outage, want the stale entry still present", st)
 	}
 	f.down.Store(false)
-	eventually(t, 5*time.Second, "recovery", func() bool {
+	testenv.Eventually(t, 5*time.Second, "recovery", func() bool {
 		mustGet(t, a, u.ID)
 		return a.Healthy() == nil
 	})
@@ -197,7 +197,7 @@ func TestRedisUnreachableFromStart(t *testing.T) {
 		t.Error("Healthy() = nil with Redis unreachable")
 	}
 	sw.Up()
-	eventually(t, 5*time.Second, "recovery", func() bool {
+	testenv.Eventually(t, 5*time.Second, "recovery", func() bool {
 		mustGet(t, s, u.ID)
 		return s.Healthy() == nil
 	})

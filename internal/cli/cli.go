@@ -38,6 +38,11 @@ Usage:
   usersvc reindex                 rebuild the search index (Elasticsearch, or the embedded one) from the database
   usersvc admin create --email E  create an admin; the password is read from standard input
   usersvc keys generate           write a new Ed25519 signing key to the keys directory
+  usersvc admin service-account create --name N --scopes S
+                                  create a service account; prints its client id and secret once
+  usersvc admin service-account list
+  usersvc admin service-account revoke --id ID
+  usersvc certs generate --dir D  write a development CA and gRPC server/client certificates
 
 Every command takes the settings below as flags (--http-addr), USERSVC_* environment
 variables or keys of a YAML file given by --config; flags win over the environment,
@@ -68,12 +73,19 @@ func Run(ctx context.Context, args []string, io IO) int {
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "admin" || cmd == "keys" {
+	if cmd == "admin" || cmd == "keys" || cmd == "certs" {
 		if len(rest) == 0 {
 			fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand\n", cmd)
 			return 2
 		}
 		cmd, rest = cmd+" "+rest[0], rest[1:]
+		if cmd == "admin service-account" {
+			if len(rest) == 0 {
+				fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand (create, list or revoke)\n", cmd)
+				return 2
+			}
+			cmd, rest = cmd+" "+rest[0], rest[1:]
+		}
 	}
 	err := run(ctx, cmd, rest, io)
 	switch {
@@ -100,6 +112,14 @@ func run(ctx context.Context, cmd string, args []string, io IO) error {
 			fs.StringVar(&adminEmail, "email", "", "email of the new admin (required)")
 			fs.StringVar(&adminName, "name", "Administrator", "display name of the new admin")
 		}
+	}
+	var sa serviceAccountFlags
+	var certs certsFlags
+	switch cmd {
+	case "admin service-account create", "admin service-account revoke", "admin service-account list":
+		extra = sa.define(cmd)
+	case "certs generate":
+		extra = certs.define
 	}
 	cfg, rest, err := config.LoadWith(cmd, args, io.Getenv, io.Stderr, extra)
 	if err != nil {
@@ -188,6 +208,10 @@ func run(ctx context.Context, cmd string, args []string, io IO) error {
 		return reindex(ctx, cfg, io)
 	case "admin create":
 		return adminCreate(ctx, cfg, io, adminEmail, adminName)
+	case "admin service-account create", "admin service-account revoke", "admin service-account list":
+		return sa.run(ctx, cmd, cfg, io)
+	case "certs generate":
+		return certs.run(io)
 	case "keys generate":
 		k, err := token.GenerateKeyFile(cfg.JWTKeysDir)
 		if err != nil {

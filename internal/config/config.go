@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -63,6 +64,14 @@ type Config struct {
 	RateRegisterIP   Rate
 	RateResetIP      Rate
 	RateResetAccount Rate
+
+	// TrustedProxies are the peers whose X-Forwarded-For this process
+	// believes (gateway: nginx/load balancer; api: the gateways and what
+	// is in front of them). Empty = none.
+	TrustedProxies []netip.Prefix
+	// GRPCTLS is the mutual TLS of the gRPC hop: the service's own
+	// certificate, or the API's client certificate; empty = plaintext.
+	GRPCTLSCert, GRPCTLSKey, GRPCTLSCA string
 
 	MaxBodyBytes    int
 	RPCTimeout      time.Duration
@@ -143,6 +152,28 @@ func rate(p func(*Config) *Rate) func(*Config, string) error {
 	}
 }
 
+func prefixes(p func(*Config) *[]netip.Prefix) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []netip.Prefix
+		for _, part := range strings.Split(v, ",") {
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			pfx, err := netip.ParsePrefix(part)
+			if err != nil {
+				a, aerr := netip.ParseAddr(part)
+				if aerr != nil {
+					return fmt.Errorf("must be comma-separated CIDRs or addresses such as 10.0.0.0/8, got %q", part)
+				}
+				pfx = netip.PrefixFrom(a, a.BitLen())
+			}
+			out = append(out, pfx.Masked())
+		}
+		*p(c) = out
+		return nil
+	}
+}
+
 func addr(p func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		if _, _, err := net.SplitHostPort(v); err != nil {
@@ -199,6 +230,10 @@ var settings = []setting{
 	{key: "rate_register_ip", def: "10/1m", usage: "POST /user per client IP", set: rate(func(c *Config) *Rate { return &c.RateRegisterIP })},
 	{key: "rate_reset_ip", def: "5/1m", usage: "POST /user/password per client IP", set: rate(func(c *Config) *Rate { return &c.RateResetIP })},
 	{key: "rate_reset_account", def: "3/15m", usage: "POST /user/password per email", set: rate(func(c *Config) *Rate { return &c.RateResetAccount })},
+	{key: "trusted_proxies", usage: "comma-separated CIDRs of the proxies whose X-Forwarded-For is believed (gateway: nginx; api: the gateways and nginx); empty = none, the peer is the client", set: prefixes(func(c *Config) *[]netip.Prefix { return &c.TrustedProxies })},
+	{key: "grpc_tls_cert", usage: "PEM certificate of this side of the gRPC hop (service: its server certificate; api: its client certificate); with key and CA, mutual TLS 1.3 and no plaintext", set: str(func(c *Config) *string { return &c.GRPCTLSCert })},
+	{key: "grpc_tls_key", usage: "PEM private key of grpc_tls_cert", set: str(func(c *Config) *string { return &c.GRPCTLSKey })},
+	{key: "grpc_tls_ca", usage: "PEM CA that signed the other side's gRPC certificate", set: str(func(c *Config) *string { return &c.GRPCTLSCA })},
 	{key: "max_body_bytes", def: "65536", usage: "largest accepted request body", set: integer(1024, 16<<20, func(c *Config) *int { return &c.MaxBodyBytes })},
 	{key: "rpc_timeout", def: "5s", usage: "timeout of one RPC from the API to the service", set: dur(func(c *Config) *time.Duration { return &c.RPCTimeout })},
 	{key: "registry_ttl", def: "15s", usage: "registry lease; a crashed instance disappears after it", set: dur(func(c *Config) *time.Duration { return &c.RegistryTTL })},

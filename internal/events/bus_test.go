@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"log/slog"
 	"slices"
 	"strings"
@@ -53,18 +54,6 @@ func consume(t *testing.T, b *Bus, sub Subscription, h Handler) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // recv receives from ch or fails the test after timeout.
@@ -369,7 +358,7 @@ func TestBusDeadLetters(t *testing.T) {
 			if err := b.Publish(ctx, []Message{msg}); err != nil {
 				t.Fatalf("Publish: %v", err)
 			}
-			waitFor(t, 5*time.Second, "a dead letter", func() bool { return len(b.DeadLetters(sub.Queue)) > 0 })
+			testenv.Eventually(t, 5*time.Second, "a dead letter", func() bool { return len(b.DeadLetters(sub.Queue)) > 0 })
 			// Well past the next backoff: a retry after dead-lettering would
 			// have happened by now.
 			time.Sleep(10 * backoff)

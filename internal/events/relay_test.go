@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"log/slog"
 	"slices"
 	"sync"
@@ -154,17 +155,6 @@ func runRelay(t *testing.T, r *events.Relay) (stop func()) {
 	return stop
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func outboxLen(t *testing.T, ctx context.Context, st *stack.Stack) int {
 	t.Helper()
 	n, err := st.Store.OutboxLen(ctx)
@@ -250,7 +240,7 @@ func TestRelayKeepsEventsWhileBrokerFails(t *testing.T) {
 		broker.resume <- struct{}{}
 	}
 
-	waitFor(t, 10*time.Second, "the outbox to empty", func() bool { return outboxLen(t, ctx, st) == 0 })
+	testenv.Eventually(t, 10*time.Second, "the outbox to empty", func() bool { return outboxLen(t, ctx, st) == 0 })
 	// A few more polls: an empty outbox must not cause further publishes
 	// (or republish anything).
 	time.Sleep(50 * time.Millisecond)
@@ -280,7 +270,7 @@ func TestRelayDrainsFullBatchesWithoutWaiting(t *testing.T) {
 	broker := &fakeBroker{}
 	stop := runRelay(t, &events.Relay{Outbox: st.Store, Publisher: broker, Log: quietLog(), Interval: time.Hour, Batch: 2})
 
-	waitFor(t, 10*time.Second, "the outbox to empty", func() bool { return outboxLen(t, ctx, st) == 0 })
+	testenv.Eventually(t, 10*time.Second, "the outbox to empty", func() bool { return outboxLen(t, ctx, st) == 0 })
 	checkPublished(t, broker.published(), want)
 	broker.mu.Lock()
 	var sizes []int
@@ -320,7 +310,7 @@ func TestRelayRunReturnsWhenContextEnds(t *testing.T) {
 		broker := &fakeBroker{failFirst: 1 << 30}
 		// After the first failure the relay waits 2×Interval = 2s.
 		stop := runRelay(t, &events.Relay{Outbox: st.Store, Publisher: broker, Log: quietLog(), Interval: time.Second})
-		waitFor(t, 5*time.Second, "the first failed publish", func() bool { return broker.callCount() >= 1 })
+		testenv.Eventually(t, 5*time.Second, "the first failed publish", func() bool { return broker.callCount() >= 1 })
 		start := time.Now()
 		stop()
 		if d := time.Since(start); d > time.Second {

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -30,7 +31,7 @@ func TestGatewayWithRegistry(t *testing.T) {
 	defer srv.Close()
 	e := &env{t: t, gw: gw, srv: srv}
 
-	waitUntil(t, func() bool { return e.get("/readyz").status == http.StatusServiceUnavailable })
+	testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return e.get("/readyz").status == http.StatusServiceUnavailable })
 	wantError(t, e.get("/user/me"), http.StatusServiceUnavailable, "unavailable")
 
 	a, b := newBackend(t, "a"), newBackend(t, "b")
@@ -45,9 +46,9 @@ func TestGatewayWithRegistry(t *testing.T) {
 	}
 	defer deregB()
 
-	waitUntil(t, func() bool { return gw.Ready() == nil })
+	testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return gw.Ready() == nil })
 	// Both instances serve once discovery has reported both.
-	waitUntil(t, func() bool {
+	testenv.Eventually(t, 5*time.Second, "the condition", func() bool {
 		e.get("/user/me")
 		return a.hits.Load() > 0 && b.hits.Load() > 0
 	})
@@ -55,7 +56,7 @@ func TestGatewayWithRegistry(t *testing.T) {
 	deregA()
 	// Discovery reports the change asynchronously; after that, A gets
 	// nothing more.
-	waitUntil(t, func() bool {
+	testenv.Eventually(t, 5*time.Second, "the condition", func() bool {
 		before := a.hits.Load()
 		for range 4 {
 			if r := e.get("/user/me"); r.status != http.StatusOK {
@@ -73,6 +74,6 @@ func TestGatewayWithRegistry(t *testing.T) {
 	}
 
 	deregB()
-	waitUntil(t, func() bool { return gw.Ready() != nil })
+	testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return gw.Ready() != nil })
 	wantError(t, e.get("/user/me"), http.StatusServiceUnavailable, "unavailable")
 }

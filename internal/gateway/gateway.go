@@ -13,7 +13,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -28,14 +28,13 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/telemetry"
+	"github.com/usersvc/usersvc/internal/reqmeta"
 )
 
 const (
 	// headerRequestID ties the client's report, the gateway's log and the
 	// API's and service's logs together; the API reads the same header.
-	headerRequestID = "X-Request-ID"
-	// maxRequestIDLength bounds a client-chosen ID (as the API does).
-	maxRequestIDLength = 128
+	headerRequestID = reqmeta.RequestIDHeader
 
 	defaultMaxBodyBytes    = 1 << 20
 	defaultUpstreamTimeout = 10 * time.Second
@@ -82,6 +81,15 @@ type Config struct {
 	// gateway from dialling it for every request.
 	FailCooldown time.Duration
 	Logger       *slog.Logger // nil means slog.Default()
+	// TrustedProxies are the peers (nginx, a load balancer) whose
+	// X-Forwarded-For chain the gateway keeps, appending the peer's address.
+	// From any other peer the chain is replaced by the peer's address, so a
+	// client cannot choose the address the API rate-limits by. Empty (the
+	// default) means the gateway is the edge and trusts no one.
+	TrustedProxies []netip.Prefix
+	// Now is the clock of the cooldowns; nil means time.Now. Tests pass a
+	// clock they move by hand.
+	Now func() time.Time
 }
 
 // Gateway routes and proxies requests to the instances of services. It is
@@ -121,6 +129,9 @@ func New(ctx context.Context, cfg Config, d Discovery) (*Gateway, error) {
 	}
 	if cfg.UpstreamTimeout <= 0 {
 		cfg.UpstreamTimeout = defaultUpstreamTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.FailCooldown <= 0 {
 		cfg.FailCooldown = defaultFailCooldown
@@ -206,10 +217,7 @@ func (g *Gateway) Ready() error {
 // client gets it back on every response, errors included. Errors are the
 // API's JSON envelope: {"error":{"code":…,"message":…}}.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := r.Header.Get(headerRequestID)
-	if !saneRequestID(id) {
-		id = rand.Text()
-	}
+	id := reqmeta.RequestID(r.Header.Get(headerRequestID))
 	switch r.URL.Path {
 	case "/healthz":
 		g.serveProbe(w, r, id, nil)
@@ -327,22 +335,47 @@ func (g *Gateway) bufferBody(r *http.Request) (int, error) {
 
 // rewrite shapes the request sent upstream. The URL's host is set per
 // attempt by upstream.RoundTrip; the Host header stays the client's.
-func rewrite(pr *httputil.ProxyRequest) {
-	// X-Forwarded-For is the incoming chain (nginx's, which begins with
-	// whatever the client claimed) plus the address of whoever connected
-	// to us, so the API takes the rightmost entries it trusts.
-	// X-Forwarded-Host becomes the Host header and X-Forwarded-Proto the
-	// scheme of this hop; ReverseProxy already dropped the client-sent
-	// ones, and Forwarded.
-	if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	// X-Forwarded-For is the incoming chain plus the address of whoever
+	// connected to us, so the API takes the rightmost entries it trusts —
+	// but only when that peer is a proxy we trust: what anyone else sends
+	// is the client's own claim and is dropped. X-Forwarded-Host becomes
+	// the Host header and X-Forwarded-Proto the scheme of this hop;
+	// ReverseProxy already dropped the client-sent ones, and Forwarded.
+	trusted := g.trusted(pr.In.RemoteAddr)
+	if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 && trusted {
 		pr.Out.Header["X-Forwarded-For"] = xff
 	}
 	pr.SetXForwarded()
+	// A trusted proxy that terminated TLS says so; SetXForwarded only knows
+	// this hop's scheme.
+	if proto := pr.In.Header.Get("X-Forwarded-Proto"); trusted && (proto == "https" || proto == "http") {
+		pr.Out.Header.Set("X-Forwarded-Proto", proto)
+	}
 	pr.Out.URL.Scheme = "http"
 	pr.Out.Header.Set(headerRequestID, requestIDOf(pr.In.Context()))
 	// The body is already read (and the client got its 100 Continue);
 	// asking the instance for one would only add a round trip.
 	pr.Out.Header.Del("Expect")
+}
+
+// trusted reports whether the peer at remoteAddr (host:port) is one of
+// Config.TrustedProxies.
+func (g *Gateway) trusted(remoteAddr string) bool {
+	if len(g.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range g.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // modifyResponse echoes the request ID, replacing one the instance set, so
@@ -416,20 +449,6 @@ func requestIDOf(ctx context.Context) string {
 	return id
 }
 
-// saneRequestID accepts 1..128 printable ASCII characters, so a client's ID
-// can neither forge log lines nor bloat them (the API's rule).
-func saneRequestID(id string) bool {
-	if id == "" || len(id) > maxRequestIDLength {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x20 || id[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
 // hasDotSegment reports whether the path has a "." or ".." segment.
 func hasDotSegment(path string) bool {
 	if !strings.Contains(path, "/.") {
@@ -473,7 +492,7 @@ func (g *Gateway) newPool(service string) *pool {
 	empty := []*instance{}
 	p.instances.Store(&empty)
 	p.proxy = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
+		Rewrite:        g.rewrite,
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   g.proxyError,
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
@@ -481,7 +500,7 @@ func (g *Gateway) newPool(service string) *pool {
 		// Each attempt is a client span whose context the instance gets as
 		// traceparent.
 		Transport: &upstream{pool: p, base: telemetry.HTTPClient(g.transport), timeout: g.cfg.UpstreamTimeout,
-			cooldown: g.cfg.FailCooldown, log: g.log},
+			cooldown: g.cfg.FailCooldown, now: g.cfg.Now, log: g.log},
 	}
 	return p
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -144,22 +146,11 @@ func newEnv(t *testing.T, cfg gateway.Config, addrs ...string) *env {
 	// Wait until every service is watched, so the first request sees the
 	// instances set above.
 	for _, r := range cfg.Routes {
-		waitUntil(t, func() bool { return disc.watching(r.Service) })
+		testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return disc.watching(r.Service) })
 	}
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
 	return &env{t: t, disc: disc, gw: gw, srv: srv}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 type result struct {
@@ -316,7 +307,7 @@ func TestInstanceClosedUnderConcurrentLoad(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, func() bool { return done.Load() >= 200 })
+	testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return done.Load() >= 200 })
 	a.srv.Close()
 	wg.Wait()
 	if failed.Load() > 0 {
@@ -375,7 +366,10 @@ func TestCooldown(t *testing.T) {
 	}
 	addrA := ln.Addr().String()
 	ln.Close()
-	e := newEnv(t, gateway.Config{FailCooldown: 300 * time.Millisecond}, addrA, b.addr())
+	var clock atomic.Int64 // nanoseconds since an arbitrary start
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	e := newEnv(t, gateway.Config{FailCooldown: 300 * time.Millisecond, Now: now}, addrA, b.addr())
 	for range 10 {
 		if r := e.get("/user/me"); r.status != http.StatusOK {
 			t.Fatalf("status %d", r.status)
@@ -397,7 +391,7 @@ func TestCooldown(t *testing.T) {
 	if aHits.Load() != 0 {
 		t.Errorf("instance got %d requests during its cooldown", aHits.Load())
 	}
-	time.Sleep(400 * time.Millisecond)
+	clock.Add(int64(400 * time.Millisecond)) // past the cooldown
 	for range 10 {
 		e.get("/user/me")
 	}
@@ -588,13 +582,16 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
+// TestForwardingHeaders: from a trusted proxy (here loopback) the
+// X-Forwarded-For chain is kept and extended, and its X-Forwarded-Proto
+// (it terminated TLS) is believed.
 func TestForwardingHeaders(t *testing.T) {
 	b := newBackend(t, "b")
-	e := newEnv(t, gateway.Config{}, b.addr())
+	e := newEnv(t, gateway.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, b.addr())
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	r := e.get("/user/me",
 		"X-Forwarded-For", "203.0.113.7",
-		"X-Forwarded-Proto", "https", // a client's claim; this hop is http
+		"X-Forwarded-Proto", "https", // the trusted proxy terminated TLS
 		"X-Forwarded-Host", "evil.example",
 		"Traceparent", traceparent,
 		"Tracestate", "vendor=opaque,other=1",
@@ -608,7 +605,7 @@ func TestForwardingHeaders(t *testing.T) {
 	h := req.Header
 	for name, want := range map[string]string{
 		"X-Forwarded-For":   "203.0.113.7, 127.0.0.1",
-		"X-Forwarded-Proto": "http",
+		"X-Forwarded-Proto": "https",
 		"X-Forwarded-Host":  strings.TrimPrefix(e.srv.URL, "http://"),
 		"Traceparent":       traceparent,
 		"Tracestate":        "vendor=opaque,other=1",
@@ -620,6 +617,27 @@ func TestForwardingHeaders(t *testing.T) {
 	}
 	if req.Host != strings.TrimPrefix(e.srv.URL, "http://") {
 		t.Errorf("Host = %q, want the client's", req.Host)
+	}
+}
+
+// TestForwardingHeadersUntrusted: by default the gateway is the edge and
+// trusts no peer, so what a client claims in X-Forwarded-For and
+// X-Forwarded-Proto is replaced by what the gateway sees.
+func TestForwardingHeadersUntrusted(t *testing.T) {
+	b := newBackend(t, "b")
+	e := newEnv(t, gateway.Config{}, b.addr())
+	for i := range 3 {
+		r := e.get("/user/me", "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i), "X-Forwarded-Proto", "https")
+		if r.status != http.StatusOK {
+			t.Fatal(r.status)
+		}
+		req, _ := b.last()
+		if got := req.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+			t.Errorf("backend X-Forwarded-For = %q, want only the peer 127.0.0.1", got)
+		}
+		if got := req.Header.Get("X-Forwarded-Proto"); got != "http" {
+			t.Errorf("backend X-Forwarded-Proto = %q, want this hop's http", got)
+		}
 	}
 }
 
@@ -676,7 +694,7 @@ func TestShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, func() bool { return gw.Ready() == nil })
+	testenv.Eventually(t, 5*time.Second, "the condition", func() bool { return gw.Ready() == nil })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -67,6 +67,7 @@ type upstream struct {
 	base     http.RoundTripper
 	timeout  time.Duration
 	cooldown time.Duration
+	now      func() time.Time
 	log      *slog.Logger
 }
 
@@ -93,7 +94,7 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	if n == 0 {
 		return nil, &upstreamError{service: u.pool.service, kind: noInstance}
 	}
-	now := time.Now().UnixNano()
+	now := u.now().UnixNano()
 	rotating := 0
 	for _, in := range insts {
 		if !in.coolingAt(now) {
@@ -165,7 +166,7 @@ func (u *upstream) try(req *http.Request, in *instance) (resp *http.Response, re
 	case req.Context().Err() != nil:
 		return nil, false, fail(clientGone, err)
 	case isDialError(err):
-		now := time.Now()
+		now := u.now()
 		if in.coolDown(now.UnixNano(), now.Add(u.cooldown).UnixNano()) {
 			u.log.WarnContext(req.Context(), "gateway: instance unreachable; leaving it out of the rotation",
 				"service", u.pool.service, "instance", in.addr, "for", u.cooldown, "error", err)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +34,19 @@ func bindJSON[T any](c *gin.Context) (v T, ok bool) {
 			"the request body must be JSON (Content-Type: application/json)", nil)
 		return v, false
 	}
-	dec := json.NewDecoder(c.Request.Body)
+	// Read first (the body is capped by limitBody): JSON must be UTF-8 (RFC
+	// 8259), and the decoder would silently turn bad bytes into U+FFFD,
+	// which would then be stored as if the client had sent it.
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		bodyError(c, err)
+		return v, false
+	}
+	if !utf8.Valid(body) {
+		invalid(c, "the request body must be valid UTF-8", nil)
+		return v, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		bodyError(c, err)

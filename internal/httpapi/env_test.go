@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,7 +82,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatalf("start rpc server: %v", err)
 	}
-	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg, Timeout: 10 * time.Second})
+	users := rpc.NewUsers(rpc.ClientConfig{Registry: reg, Timeout: 10 * time.Second})
 
 	cfg := httpapi.Config{}
 	for _, o := range opts {
@@ -227,13 +226,17 @@ func (s *syncBuffer) String() string {
 // it across the wire.
 type handlerSpy struct {
 	*rpc.Handler
-	mu  sync.Mutex
-	ids []string
+	mu    sync.Mutex
+	calls []spiedCall
 	// keysDelay makes Keys slow, to provoke the API's RPC timeout.
 	keysDelay atomic.Int64 // nanoseconds
 }
 
-func (h *handlerSpy) record(ctx context.Context) {
+// spiedCall is one RPC the service received: its method and the request ID
+// of its metadata.
+type spiedCall struct{ Method, RequestID string }
+
+func (h *handlerSpy) record(ctx context.Context, method string) {
 	// gRPC lower-cases metadata keys on the wire.
 	md, _ := metadata.FromContext(ctx)
 	var id string
@@ -244,23 +247,75 @@ func (h *handlerSpy) record(ctx context.Context) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.ids = append(h.ids, id)
+	h.calls = append(h.calls, spiedCall{Method: method, RequestID: id})
 }
 
-func (h *handlerSpy) requestIDs() []string {
+// callsOf returns the methods called with request ID id, in order.
+func (h *handlerSpy) callsOf(id string) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return slices.Clone(h.ids)
+	var out []string
+	for _, c := range h.calls {
+		if c.RequestID == id {
+			out = append(out, c.Method)
+		}
+	}
+	return out
 }
 
 func (h *handlerSpy) Get(ctx context.Context, in *userv1.GetRequest, out *userv1.GetResponse) error {
-	h.record(ctx)
+	h.record(ctx, "Get")
 	return h.Handler.Get(ctx, in, out)
 }
 
+func (h *handlerSpy) Pagination(ctx context.Context, in *userv1.PaginationRequest, out *userv1.PaginationResponse) error {
+	h.record(ctx, "Pagination")
+	return h.Handler.Pagination(ctx, in, out)
+}
+
+func (h *handlerSpy) Create(ctx context.Context, in *userv1.CreateRequest, out *userv1.CreateResponse) error {
+	h.record(ctx, "Create")
+	return h.Handler.Create(ctx, in, out)
+}
+
+func (h *handlerSpy) Update(ctx context.Context, in *userv1.UpdateRequest, out *userv1.UpdateResponse) error {
+	h.record(ctx, "Update")
+	return h.Handler.Update(ctx, in, out)
+}
+
+func (h *handlerSpy) Delete(ctx context.Context, in *userv1.DeleteRequest, out *userv1.DeleteResponse) error {
+	h.record(ctx, "Delete")
+	return h.Handler.Delete(ctx, in, out)
+}
+
+func (h *handlerSpy) Auth(ctx context.Context, in *userv1.AuthRequest, out *userv1.AuthResponse) error {
+	h.record(ctx, "Auth")
+	return h.Handler.Auth(ctx, in, out)
+}
+
 func (h *handlerSpy) Validate(ctx context.Context, in *userv1.ValidateRequest, out *userv1.ValidateResponse) error {
-	h.record(ctx)
+	h.record(ctx, "Validate")
 	return h.Handler.Validate(ctx, in, out)
+}
+
+func (h *handlerSpy) CreatePasswordReset(ctx context.Context, in *userv1.CreatePasswordResetRequest, out *userv1.CreatePasswordResetResponse) error {
+	h.record(ctx, "CreatePasswordReset")
+	return h.Handler.CreatePasswordReset(ctx, in, out)
+}
+
+func (h *handlerSpy) ResetPassword(ctx context.Context, in *userv1.ResetPasswordRequest, out *userv1.ResetPasswordResponse) error {
+	h.record(ctx, "ResetPassword")
+	return h.Handler.ResetPassword(ctx, in, out)
+}
+
+func (h *handlerSpy) Refresh(ctx context.Context, in *userv1.RefreshRequest, out *userv1.AuthResponse) error {
+	h.record(ctx, "Refresh")
+	return h.Handler.Refresh(ctx, in, out)
+}
+
+func (h *handlerSpy) Revoke(ctx context.Context, in *userv1.RevokeRequest, out *userv1.RevokeResponse) error {
+	h.record(ctx, "Revoke")
+	return h.Handler.Revoke(ctx, in, out)
 }
 
 // with returns a copy of the env that reports to t, for subtests.
@@ -279,7 +334,7 @@ func (e *env) expiredToken(subject string) string {
 	if err != nil {
 		e.t.Fatalf("token manager: %v", err)
 	}
-	tok, _, err := m.Issue(context.Background(), subject, "user", 0)
+	tok, _, err := m.Issue(context.Background(), subject, "user", 0, "")
 	if err != nil {
 		e.t.Fatalf("issue: %v", err)
 	}

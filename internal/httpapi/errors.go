@@ -5,7 +5,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -20,21 +19,9 @@ const (
 	codeMethodNotAllowed     = "method_not_allowed"
 	codePayloadTooLarge      = "payload_too_large"
 	codeUnsupportedMediaType = "unsupported_media_type"
-	codeUnavailable          = "unavailable"
+	codeUnavailable          = string(user.CodeUnavailable)
 	codeResourceExhausted    = string(user.CodeResourceExhausted)
 )
-
-// statusOf maps each domain code to its HTTP status. A code missing here (a
-// newer service than this gateway) is answered as 500.
-var statusOf = map[user.Code]int{
-	user.CodeInvalidArgument:   http.StatusBadRequest,
-	user.CodeNotFound:          http.StatusNotFound,
-	user.CodeAlreadyExists:     http.StatusConflict,
-	user.CodeUnauthenticated:   http.StatusUnauthorized,
-	user.CodePermissionDenied:  http.StatusForbidden,
-	user.CodeResourceExhausted: http.StatusTooManyRequests,
-	user.CodeInternal:          http.StatusInternalServerError,
-}
 
 // errorBody is the JSON of every error response:
 // {"error":{"code":…,"message":…,"details":{field: problem}}}.
@@ -66,26 +53,28 @@ func invalid(c *gin.Context, msg string, details map[string]string) {
 	writeError(c, http.StatusBadRequest, codeInvalidArgument, msg, details)
 }
 
-// fail answers for an error returned by a user-service call. An unreachable
-// service is 503 (the client may retry); an answer from the service keeps
-// its domain code and client-safe message. Only 5xx are logged here, with
-// the full error: 4xx are the client's business and show in the access log.
+// fail answers for an error returned by a user-service call: its domain
+// code and client-safe message, with the status of the one table
+// (user.HTTPStatus). An unreachable service is 503 (the client may retry).
+// Only 5xx are logged here, with the full error: 4xx are the client's
+// business and show in the access log.
 func (s *server) fail(c *gin.Context, op string, err error) {
-	if rpc.Unavailable(err) {
+	e := user.AsError(err)
+	status, known := user.HTTPStatus(e.Code)
+	if e.Code == user.CodeUnavailable {
 		s.log.ErrorContext(c.Request.Context(), "user service unavailable", "op", op, "error", err)
-		writeError(c, http.StatusServiceUnavailable, codeUnavailable, "the user service is unavailable; retry later", nil)
+		writeError(c, status, codeUnavailable, e.Message, nil)
 		return
-	}
-	e := rpc.FromMicro(err)
-	status, ok := statusOf[e.Code]
-	if !ok {
-		status = http.StatusInternalServerError
 	}
 	if status >= http.StatusInternalServerError {
 		s.log.ErrorContext(c.Request.Context(), "user service call failed", "op", op, "error", err)
 		// The message of an internal error never says more than this, even
 		// if a future service version put a cause into it.
-		writeError(c, status, codeInternal, "internal error", nil)
+		writeError(c, http.StatusInternalServerError, codeInternal, "internal error", nil)
+		return
+	}
+	if !known {
+		writeError(c, http.StatusInternalServerError, codeInternal, "internal error", nil)
 		return
 	}
 	writeError(c, status, string(e.Code), e.Message, e.Fields)

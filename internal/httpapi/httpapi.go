@@ -1,7 +1,7 @@
 // Package httpapi is the public HTTP/JSON edge of the user service. It is a
-// thin gateway: every request is authenticated, parsed and bounded here, then
-// answered by one call to the user service over go-micro RPC, whose domain
-// errors are mapped to HTTP statuses. It holds no business rules of its own,
+// thin edge: every request is parsed and bounded here, then answered by
+// exactly one call to the user service, which authenticates the caller's
+// bearer token itself; its domain errors are mapped to HTTP statuses. It holds no business rules of its own,
 // so the RPC service stays the single source of truth for who may do what.
 //
 // The contract is api/openapi.yaml (served at GET /openapi.yaml); the tests
@@ -12,11 +12,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	userv1 "github.com/usersvc/usersvc/api/user/v1"
+	"github.com/usersvc/usersvc/internal/user"
 )
 
 // Config tunes the HTTP API. The zero value is usable.
@@ -38,6 +39,11 @@ type Config struct {
 	// RateLimits throttle the unauthenticated write routes (429 with
 	// Retry-After).
 	RateLimits []RateLimit
+	// TrustedProxies are the peers (the gateways, and nginx in front of
+	// them) whose X-Forwarded-For the API believes when it takes the
+	// client's address for rate limits and logs. Empty means none: the
+	// client address is the peer's.
+	TrustedProxies []netip.Prefix
 }
 
 const (
@@ -54,29 +60,38 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// trustedProxies are the peers whose X-Forwarded-For / X-Real-IP headers
-// gin believes when computing the client IP: loopback and the private
-// ranges, where a reverse proxy or load balancer of ours lives. A client
-// connecting from a public address cannot spoof its IP in the access log or
-// in per-IP rate limits by sending these headers itself.
-var trustedProxies = []string{
-	"127.0.0.0/8", "::1/128", // loopback
-	"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", // RFC 1918
-	"fc00::/7", // RFC 4193 unique local
+// Users is the user service as the API needs it: one method per RPC,
+// domain types in and out, errors as *user.Error. The request ID and the
+// caller's bearer token travel in the context (reqmeta), and the service
+// authenticates every call itself. rpc.Users implements it over go-micro,
+// which this package never links.
+type Users interface {
+	Get(ctx context.Context, id string) (*user.User, error)
+	List(ctx context.Context, in user.ListInput) (*user.Page, error)
+	Create(ctx context.Context, in user.CreateInput) (*user.User, error)
+	Update(ctx context.Context, id string, in user.UpdateInput) (*user.User, error)
+	Delete(ctx context.Context, id string) error
+	Auth(ctx context.Context, email, password string) (*user.Session, error)
+	AuthClient(ctx context.Context, clientID, secret string) (*user.ClientSession, error)
+	Refresh(ctx context.Context, refresh string) (*user.Session, error)
+	Revoke(ctx context.Context, refresh, access string) error
+	CreatePasswordReset(ctx context.Context, email string) error
+	ResetPassword(ctx context.Context, token, password string) error
+	Keys(ctx context.Context) ([]byte, error)
 }
 
 // server holds what the handlers share.
 type server struct {
 	cfg   Config
-	users userv1.UserService
+	users Users
 	log   *slog.Logger
 }
 
 // New returns the HTTP handler of the API: a gin engine in release mode with
 // request IDs, a structured access log, panic recovery, cfg.Middleware and
-// the routes. users is the user-service client (rpc.NewUserClient); log nil
+// the routes. users is the user-service client (rpc.NewUsers); log nil
 // means slog.Default().
-func New(cfg Config, users userv1.UserService, log *slog.Logger) http.Handler {
+func New(cfg Config, users Users, log *slog.Logger) http.Handler {
 	cfg.setDefaults()
 	if log == nil {
 		log = slog.Default()
@@ -87,8 +102,12 @@ func New(cfg Config, users userv1.UserService, log *slog.Logger) http.Handler {
 	// log below is ours, in slog.
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	if err := e.SetTrustedProxies(trustedProxies); err != nil {
-		panic("httpapi: trusted proxies: " + err.Error()) // a constant list; cannot fail
+	trusted := make([]string, len(cfg.TrustedProxies))
+	for i, p := range cfg.TrustedProxies {
+		trusted[i] = p.String()
+	}
+	if err := e.SetTrustedProxies(trusted); err != nil {
+		panic("httpapi: trusted proxies: " + err.Error()) // parsed prefixes; cannot fail
 	}
 	// A wrong method on a known path is 405 with Allow, not 404, so clients
 	// can tell a typo in the path from a wrong verb.

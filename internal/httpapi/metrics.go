@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/user"
 )
@@ -16,10 +15,7 @@ func loginOutcome(err error) string {
 	if err == nil {
 		return "success"
 	}
-	if rpc.Unavailable(err) {
-		return "error"
-	}
-	switch rpc.FromMicro(err).Code {
+	switch user.AsError(err).Code {
 	case user.CodeUnauthenticated:
 		return "bad_credentials"
 	case user.CodePermissionDenied:

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,7 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/usersvc/usersvc/internal/rpc"
+	"github.com/usersvc/usersvc/internal/reqmeta"
 	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
@@ -19,9 +18,7 @@ const (
 	// requestIDHeader is read from the request, echoed on the response and
 	// forwarded to the user service, so one ID ties the client's report, the
 	// gateway's log and the service's log together.
-	requestIDHeader = "X-Request-ID"
-	// maxRequestIDLength bounds a client-chosen ID before it reaches logs.
-	maxRequestIDLength = 128
+	requestIDHeader = reqmeta.RequestIDHeader
 
 	ctxKeyRequestID = "httpapi.request_id"
 )
@@ -30,28 +27,13 @@ const (
 // printable ASCII characters, so it cannot forge log lines or bloat them)
 // and otherwise generates one.
 func (s *server) requestID(c *gin.Context) {
-	id := c.GetHeader(requestIDHeader)
-	if !saneRequestID(id) {
-		id = rand.Text()
-	}
+	id := reqmeta.RequestID(c.GetHeader(requestIDHeader))
 	c.Set(ctxKeyRequestID, id)
 	// In the request's context too, so every line logged with it carries
 	// the ID (transaction.id), and the next hops get it.
 	c.Request = c.Request.WithContext(telemetry.WithRequestID(c.Request.Context(), id))
 	c.Header(requestIDHeader, id)
 	c.Next()
-}
-
-func saneRequestID(id string) bool {
-	if id == "" || len(id) > maxRequestIDLength {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x20 || id[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // requestIDOf returns the ID the requestID middleware chose.
@@ -124,8 +106,8 @@ func (s *server) limitBody(c *gin.Context) {
 
 // rpcContext is the context of one user-service call: bounded by
 // Config.RPCTimeout, cancelled with the client's request, and carrying the
-// request ID as go-micro metadata.
+// request ID and the caller's bearer token for the call's metadata.
 func (s *server) rpcContext(c *gin.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RPCTimeout)
-	return rpc.WithRequestID(ctx, requestIDOf(c)), cancel
+	return reqmeta.With(ctx, reqmeta.Call{RequestID: requestIDOf(c), Bearer: bearerOf(c)}), cancel
 }

@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -104,10 +107,10 @@ func TestRequestID(t *testing.T) {
 	if got := get(mine); got != mine {
 		t.Errorf("echoed %q, want %q", got, mine)
 	}
-	// Validate and Get both carried it to the service in go-micro metadata.
-	ids := e.spy.requestIDs()
-	if len(ids) < 2 || ids[len(ids)-1] != mine || ids[len(ids)-2] != mine {
-		t.Errorf("service saw request IDs %q, want the last two %q", ids, mine)
+	// The one RPC of the request carried it to the service in go-micro
+	// metadata.
+	if calls := e.spy.callsOf(mine); !slices.Equal(calls, []string{"Get"}) {
+		t.Errorf("service saw %q with request ID %q, want exactly one Get", calls, mine)
 	}
 	if !strings.Contains(e.logs.String(), `"transaction.id":"`+mine+`"`) {
 		t.Error("request ID not in the access log")
@@ -151,16 +154,26 @@ func TestAccessLog(t *testing.T) {
 }
 
 // TestClientIPTrustedProxies: X-Forwarded-For counts only when the TCP peer
-// is a proxy on loopback or a private network.
+// is one of Config.TrustedProxies; by default no peer is trusted, so a
+// client on a private network cannot choose its address either.
 func TestClientIPTrustedProxies(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	for _, tc := range []struct{ peer, forwarded, want string }{
-		{"10.1.2.3:5555", "203.0.113.7", "203.0.113.7"},
-		{"192.168.1.1:5555", "203.0.113.8", "203.0.113.8"},
-		{"[::1]:5555", "203.0.113.9", "203.0.113.9"},
-		{"198.51.100.4:5555", "203.0.113.10", "198.51.100.4"},
+	e := newEnv(t, func(c *httpapi.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	})
+	byDefault := newEnv(t)
+	for _, tc := range []struct {
+		e                     *env
+		peer, forwarded, want string
+	}{
+		{e, "10.1.2.3:5555", "203.0.113.7", "203.0.113.7"},
+		{e, "192.168.1.1:5555", "203.0.113.8", "192.168.1.1"},
+		{e, "[::1]:5555", "203.0.113.9", "203.0.113.9"},
+		{e, "198.51.100.4:5555", "203.0.113.10", "198.51.100.4"},
+		{byDefault, "10.1.2.4:5555", "203.0.113.11", "10.1.2.4"},
+		{byDefault, "127.0.0.1:5555", "203.0.113.12", "127.0.0.1"},
 	} {
+		e := tc.e
 		h := http.Header{}
 		h.Set("X-Forwarded-For", tc.forwarded)
 		h.Set("X-Request-ID", "ip-"+tc.peer)
@@ -290,4 +303,47 @@ func (a *atomicError) get() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.err
+}
+
+// Every route makes exactly one RPC: the service authenticates the bearer
+// token itself, so the API no longer calls Validate first.
+func TestOneRPCPerRequest(t *testing.T) {
+	e := newEnv(t)
+	u := e.register("one-rpc@example.com", "One")
+	pw := newPassword
+	steps := []struct {
+		method, path, token string
+		body                any
+		status              int
+		rpc                 string
+	}{
+		{"GET", "/user/" + u.ID, u.Access, nil, 200, "Get"},
+		{"GET", "/user/" + e.admin.ID, e.admin.Access, nil, 200, "Get"},
+		{"GET", "/user/" + u.ID, e.admin.Access, nil, 200, "Get"},
+		{"GET", "/user?page_size=5", e.admin.Access, nil, 200, "Pagination"},
+		{"PUT", "/user/" + u.ID, u.Access, map[string]any{"name": "Renamed"}, 200, "Update"},
+		{"POST", "/user", e.admin.Access, map[string]any{"email": "by-admin@example.com", "password": userPassword, "name": "B"}, 201, "Create"},
+		{"POST", "/user/token", "", map[string]any{"email": u.Email, "password": userPassword}, 200, "Auth"},
+		{"POST", "/user/password", "", map[string]any{"email": u.Email}, 202, "CreatePasswordReset"},
+		{"PUT", "/user/password", "", map[string]any{"token": "x", "password": pw}, 400, "ResetPassword"},
+		{"DELETE", "/user/" + u.ID, e.admin.Access, nil, 204, "Delete"},
+	}
+	for i, st := range steps {
+		id := fmt.Sprintf("one-rpc-%d", i)
+		h := bearer(st.token)
+		if st.token == "" {
+			h = http.Header{}
+		}
+		h.Set("X-Request-ID", id)
+		body := ""
+		if st.body != nil {
+			b, _ := json.Marshal(st.body)
+			body = string(b)
+			h.Set("Content-Type", "application/json")
+		}
+		e.send(st.method, st.path, h, body).wantStatus(st.status)
+		if calls := e.spy.callsOf(id); !slices.Equal(calls, []string{st.rpc}) {
+			t.Errorf("%s %s made RPCs %q, want exactly [%s]", st.method, st.path, calls, st.rpc)
+		}
+	}
 }

@@ -8,10 +8,11 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/usersvc/usersvc/internal/user"
 )
 
 // Limiter decides whether one more request under key is allowed now, and
@@ -87,5 +88,7 @@ func peekEmail(c *gin.Context, limit int64) string {
 	if json.Unmarshal(b, &v) != nil {
 		return ""
 	}
-	return strings.ToLower(strings.TrimSpace(v.Email))
+	// The account's canonical address, so look-alike spellings of one
+	// address (ｃarol@, CAROL@) share its budget.
+	return user.NormalizeEmail(v.Email)
 }

@@ -133,8 +133,7 @@ func TestInvalidUTF8IsClientError(t *testing.T) {
 	e.send("PUT", "/user/%FF", jsonHeader(e.admin.Access), `{}`).wantError(400, "invalid_argument", "id")
 	e.send("DELETE", "/user/%FF", bearer(e.admin.Access), "").wantError(400, "invalid_argument", "id")
 	e.send("GET", "/user/"+e.admin.ID, bearer("a\xffb"), "").wantError(401, "unauthenticated")
-	// JSON strings with invalid UTF-8 are repaired by the decoder and then
-	// judged by the service like any other value.
+	// A JSON body that is not UTF-8 is refused, not repaired with U+FFFD.
 	e.send("POST", "/user/token", jsonHeader(""), "{\"email\":\"a\xff@example.com\",\"password\":\"x\"}").
-		wantError(401, "unauthenticated")
+		wantError(400, "invalid_argument")
 }

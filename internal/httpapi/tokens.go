@@ -2,17 +2,21 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
-	userv1 "github.com/usersvc/usersvc/api/user/v1"
+	"github.com/usersvc/usersvc/internal/reqmeta"
+	"github.com/usersvc/usersvc/internal/user"
 )
 
 // Grant types of POST /user/token, named as in OAuth 2.0 (RFC 6749) so
 // clients recognise them.
 const (
-	grantPassword     = "password"
-	grantRefreshToken = "refresh_token"
+	grantPassword          = "password"
+	grantRefreshToken      = "refresh_token"
+	grantClientCredentials = "client_credentials"
 )
 
 type tokenRequest struct {
@@ -20,68 +24,105 @@ type tokenRequest struct {
 	Email        string `json:"email"`
 	Password     string `json:"password"`
 	RefreshToken string `json:"refresh_token"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
 }
 
-// tokenJSON is the Token schema.
+// tokenJSON is the Token schema. A service account's token has a scope and
+// no refresh token (RFC 6749 section 4.4.3).
 type tokenJSON struct {
 	AccessToken  string `json:"access_token"`
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int64  `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
 }
 
-// issueToken signs in (email and password) or rotates a refresh token:
-// POST /user/token. Fields of the other grant are refused rather than
-// ignored, so a client bug cannot pass unnoticed.
+// grantFields lists, per grant type, the fields it takes; any other field
+// that is set is refused rather than ignored, so a client bug cannot pass
+// unnoticed.
+var grantFields = map[string][]string{
+	grantPassword:          {"email", "password"},
+	grantRefreshToken:      {"refresh_token"},
+	grantClientCredentials: {"client_id", "client_secret"},
+}
+
+// issueToken signs in (email and password), rotates a refresh token, or
+// signs a service account in (client credentials): POST /user/token.
 func (s *server) issueToken(c *gin.Context) {
 	in, ok := bindJSON[tokenRequest](c)
 	if !ok {
 		return
 	}
+	grant := in.GrantType
+	if grant == "" {
+		grant = grantPassword
+	}
+	allowed, known := grantFields[grant]
+	if !known {
+		invalid(c, "invalid request", map[string]string{"grant_type": "must be password, refresh_token or client_credentials"})
+		return
+	}
+	details := map[string]string{}
+	for field, v := range map[string]string{"email": in.Email, "password": in.Password, "refresh_token": in.RefreshToken,
+		"client_id": in.ClientID, "client_secret": in.ClientSecret} {
+		if v != "" && !slices.Contains(allowed, field) {
+			details[field] = "is not allowed with grant_type " + grant
+		}
+	}
+	// Required fields the RPC could not tell from absent ones; the
+	// password grant's are checked by the service.
+	for field, missing := range map[string]bool{
+		"refresh_token": grant == grantRefreshToken && in.RefreshToken == "",
+		"client_id":     grant == grantClientCredentials && in.ClientID == "",
+		"client_secret": grant == grantClientCredentials && in.ClientSecret == "",
+	} {
+		if missing {
+			details[field] = "is required"
+		}
+	}
+	if len(details) > 0 {
+		invalid(c, "invalid request", details)
+		return
+	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
 	var (
-		resp *userv1.AuthResponse
-		err  error
+		out tokenJSON
+		err error
 	)
-	switch in.GrantType {
-	case "", grantPassword:
-		if in.RefreshToken != "" {
-			invalid(c, "invalid request", map[string]string{"refresh_token": "is not allowed with grant_type password"})
-			return
+	switch grant {
+	case grantClientCredentials:
+		var cs *user.ClientSession
+		if cs, err = s.users.AuthClient(ctx, in.ClientID, in.ClientSecret); err == nil {
+			out = tokenJSON{AccessToken: cs.AccessToken, ExpiresIn: secondsUntil(cs.AccessExpiresAt), Scope: cs.Scope}
 		}
-		resp, err = s.users.Auth(ctx, &userv1.AuthRequest{Email: in.Email, Password: in.Password})
-		countLogin(err)
-	case grantRefreshToken:
-		details := map[string]string{}
-		if in.RefreshToken == "" {
-			details["refresh_token"] = "is required"
-		}
-		if in.Email != "" {
-			details["email"] = "is not allowed with grant_type refresh_token"
-		}
-		if in.Password != "" {
-			details["password"] = "is not allowed with grant_type refresh_token"
-		}
-		if len(details) > 0 {
-			invalid(c, "invalid request", details)
-			return
-		}
-		resp, err = s.users.Refresh(ctx, &userv1.RefreshRequest{RefreshToken: in.RefreshToken})
 	default:
-		invalid(c, "invalid request", map[string]string{"grant_type": "must be password or refresh_token"})
-		return
+		var sess *user.Session
+		if grant == grantPassword {
+			sess, err = s.users.Auth(ctx, in.Email, in.Password)
+			countLogin(err)
+		} else {
+			sess, err = s.users.Refresh(ctx, in.RefreshToken)
+		}
+		if err == nil {
+			out = tokenJSON{AccessToken: sess.AccessToken, ExpiresIn: secondsUntil(sess.AccessExpiresAt),
+				RefreshToken: sess.RefreshToken}
+		}
 	}
 	if err != nil {
-		s.fail(c, "token "+in.GrantType, err)
+		s.fail(c, "token "+grant, err)
 		return
 	}
+	out.TokenType = "Bearer"
 	// Tokens must not be stored by caches on the way (RFC 6749 section 5.1).
 	c.Header("Cache-Control", "no-store")
 	c.Header("Pragma", "no-cache")
-	c.JSON(http.StatusOK, tokenJSON{AccessToken: resp.GetAccessToken(), TokenType: "Bearer",
-		ExpiresIn: resp.GetExpiresIn(), RefreshToken: resp.GetRefreshToken()})
+	c.JSON(http.StatusOK, out)
 }
+
+// secondsUntil is a token response's expires_in.
+func secondsUntil(t time.Time) int64 { return int64(time.Until(t).Round(time.Second).Seconds()) }
 
 type revokeRequest struct {
 	RefreshToken string `json:"refresh_token"`
@@ -100,8 +141,8 @@ func (s *server) revokeToken(c *gin.Context) {
 	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	access, _ := bearerToken(c.GetHeader("Authorization"))
-	if _, err := s.users.Revoke(ctx, &userv1.RevokeRequest{RefreshToken: in.RefreshToken, AccessToken: access}); err != nil {
+	access, _ := reqmeta.BearerToken(c.GetHeader("Authorization"))
+	if err := s.users.Revoke(ctx, in.RefreshToken, access); err != nil {
 		s.fail(c, "revoke", err)
 		return
 	}
@@ -122,7 +163,7 @@ func (s *server) requestPasswordReset(c *gin.Context) {
 	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	if _, err := s.users.CreatePasswordReset(ctx, &userv1.CreatePasswordResetRequest{Email: in.Email}); err != nil {
+	if err := s.users.CreatePasswordReset(ctx, in.Email); err != nil {
 		s.fail(c, "create password reset", err)
 		return
 	}
@@ -143,7 +184,7 @@ func (s *server) resetPassword(c *gin.Context) {
 	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	if _, err := s.users.ResetPassword(ctx, &userv1.ResetPasswordRequest{Token: in.Token, Password: in.Password}); err != nil {
+	if err := s.users.ResetPassword(ctx, in.Token, in.Password); err != nil {
 		s.fail(c, "reset password", err)
 		return
 	}
@@ -156,11 +197,11 @@ func (s *server) resetPassword(c *gin.Context) {
 func (s *server) jwks(c *gin.Context) {
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	resp, err := s.users.Keys(ctx, &userv1.KeysRequest{})
+	jwks, err := s.users.Keys(ctx)
 	if err != nil {
 		s.fail(c, "keys", err)
 		return
 	}
 	c.Header("Cache-Control", "public, max-age=300")
-	c.Data(http.StatusOK, "application/json", []byte(resp.GetJwks()))
+	c.Data(http.StatusOK, "application/json", jwks)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/usersvc/usersvc/internal/user"
 )
 
 type tokenJSON struct {
@@ -46,6 +48,8 @@ func TestIssueToken(t *testing.T) {
 
 	e.send("POST", "/user/token", jsonHeader(""), `{}`).wantError(400, "invalid_argument", "email", "password")
 	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"client_credentials"}`).
+		wantError(400, "invalid_argument", "client_id", "client_secret")
+	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"authorization_code"}`).
 		wantError(400, "invalid_argument", "grant_type")
 	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"refresh_token"}`).
 		wantError(400, "invalid_argument", "refresh_token")
@@ -178,4 +182,60 @@ func decodeJWTHeader(t *testing.T, jwt string, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("jwt header: %v", err)
 	}
+}
+
+// TestServiceAccountGrant: a service account signs in with the client
+// credentials grant and its token does exactly what its scopes allow.
+func TestServiceAccountGrant(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	bob := e.register("bob@example.com", "Bob")
+	grant := func(scopes ...user.Scope) (string, string) {
+		t.Helper()
+		a, secret, err := e.svc.CreateServiceAccount(t.Context(), user.SystemActor, "svc", scopes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tok struct {
+			AccessToken  string `json:"access_token"`
+			TokenType    string `json:"token_type"`
+			ExpiresIn    int64  `json:"expires_in"`
+			RefreshToken string `json:"refresh_token"`
+			Scope        string `json:"scope"`
+		}
+		e.do("POST", "/user/token", "", map[string]any{"grant_type": "client_credentials", "client_id": a.ID,
+			"client_secret": secret}).wantStatus(200).decode(&tok)
+		if tok.TokenType != "Bearer" || tok.RefreshToken != "" || tok.ExpiresIn < 890 || tok.ExpiresIn > 900 {
+			t.Errorf("client credentials token %+v", tok)
+		}
+		return a.ID, tok.AccessToken
+	}
+
+	readerID, reader := grant(user.ScopeRead)
+	e.do("GET", "/user/"+bob.ID, reader, nil).wantStatus(200)
+	e.do("GET", "/user", reader, nil).wantStatus(200)
+	e.do("PUT", "/user/"+bob.ID, reader, map[string]any{"name": "Hacked"}).wantError(403, "permission_denied")
+	e.do("DELETE", "/user/"+bob.ID, reader, nil).wantError(403, "permission_denied")
+
+	_, writer := grant(user.ScopeWrite)
+	e.do("PUT", "/user/"+bob.ID, writer, map[string]any{"name": "Robert"}).wantStatus(200)
+	e.do("PUT", "/user/"+bob.ID, writer, map[string]any{"role": "admin"}).wantError(403, "permission_denied")
+	e.do("POST", "/user", writer, map[string]any{"email": "boss@example.com", "password": userPassword, "name": "B", "role": "admin"}).
+		wantError(403, "permission_denied")
+
+	_, admin := grant(user.ScopeAdmin)
+	e.do("PUT", "/user/"+bob.ID, admin, map[string]any{"status": "disabled"}).wantStatus(200)
+
+	// A service account is never a user: its id and secret do not log in
+	// as a password, and a wrong secret is the same 401 as an unknown id.
+	e.do("POST", "/user/token", "", map[string]any{"email": readerID + "@example.com", "password": "x"}).wantError(401, "unauthenticated")
+	e.do("POST", "/user/token", "", map[string]any{"grant_type": "client_credentials", "client_id": readerID, "client_secret": "wrong"}).
+		wantError(401, "unauthenticated")
+	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"client_credentials","client_id":"`+readerID+
+		`","client_secret":"x","password":"y"}`).wantError(400, "invalid_argument", "password")
+
+	if err := e.svc.RevokeServiceAccount(t.Context(), user.SystemActor, readerID); err != nil {
+		t.Fatal(err)
+	}
+	e.do("GET", "/user/"+bob.ID, reader, nil).wantError(401, "unauthenticated")
 }

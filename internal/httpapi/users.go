@@ -5,12 +5,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	userv1 "github.com/usersvc/usersvc/api/user/v1"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
 // The handlers below only translate: parse and bound the request, call one
-// RPC with the caller as actor, render the answer. Permissions and
+// RPC (the service authenticates the caller), render the answer. Permissions and
 // validation of values are the service's; the handlers check only what the
 // protobuf contract cannot carry (unknown enum names, non-integers).
 
@@ -28,23 +27,20 @@ func (s *server) createUser(c *gin.Context) {
 	if !ok {
 		return
 	}
-	req := &userv1.CreateRequest{Email: in.Email, Password: in.Password, Name: in.Name, Actor: actorOf(c)}
-	if in.Role != "" {
-		r, ok := parseRole(in.Role)
-		if !ok {
-			invalid(c, "invalid request", map[string]string{"role": "must be user or admin"})
-			return
-		}
-		req.Role = r
+	// The contract's role enum cannot carry an unknown name to the service.
+	if in.Role != "" && !user.Role(in.Role).Valid() {
+		invalid(c, "invalid request", map[string]string{"role": "must be user or admin"})
+		return
 	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	resp, err := s.users.Create(ctx, req)
+	created, err := s.users.Create(ctx, user.CreateInput{Email: in.Email, Password: in.Password, Name: in.Name,
+		Role: user.Role(in.Role)})
 	if err != nil {
 		s.fail(c, "create", err)
 		return
 	}
-	u := userFromProto(resp.GetUser())
+	u := userToJSON(created)
 	c.Header("Location", "/user/"+u.ID)
 	c.JSON(http.StatusCreated, u)
 }
@@ -57,12 +53,12 @@ func (s *server) getUser(c *gin.Context) {
 	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	resp, err := s.users.Get(ctx, &userv1.GetRequest{Id: id, Actor: actorOf(c)})
+	u, err := s.users.Get(ctx, id)
 	if err != nil {
 		s.fail(c, "get", err)
 		return
 	}
-	c.JSON(http.StatusOK, userFromProto(resp.GetUser()))
+	c.JSON(http.StatusOK, userToJSON(u))
 }
 
 // userListJSON is the UserList schema. Every field is always present, so
@@ -84,26 +80,19 @@ const maxPageSize = 100
 // listUsers lists users (admins): GET /user?page&page_size&cursor&q&role&status.
 func (s *server) listUsers(c *gin.Context) {
 	details := map[string]string{}
-	req := &userv1.PaginationRequest{
-		Page:     queryInt(c, "page", 1, user.MaxPage, details),
-		PageSize: queryInt(c, "page_size", 1, maxPageSize, details),
+	in := user.ListInput{
+		Page:     int(queryInt(c, "page", 1, user.MaxPage, details)),
+		PageSize: int(queryInt(c, "page_size", 1, maxPageSize, details)),
 		Cursor:   textParam(c.Query("cursor"), "cursor", "is not a cursor this service issued", details),
 		Query:    textParam(c.Query("q"), "q", "must be valid UTF-8", details),
-		Actor:    actorOf(c),
+		Role:     user.Role(c.Query("role")),
+		Status:   user.Status(c.Query("status")),
 	}
-	if v := c.Query("role"); v != "" {
-		if r, ok := parseRole(v); ok {
-			req.Role = r
-		} else {
-			details["role"] = "must be user or admin"
-		}
+	if in.Role != "" && !in.Role.Valid() {
+		details["role"] = "must be user or admin"
 	}
-	if v := c.Query("status"); v != "" {
-		if st, ok := parseStatus(v); ok {
-			req.Status = st
-		} else {
-			details["status"] = "must be active or disabled"
-		}
+	if in.Status != "" && !in.Status.Valid() {
+		details["status"] = "must be active or disabled"
 	}
 	if len(details) > 0 {
 		invalid(c, "invalid query parameters", details)
@@ -111,15 +100,15 @@ func (s *server) listUsers(c *gin.Context) {
 	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	resp, err := s.users.Pagination(ctx, req)
+	p, err := s.users.List(ctx, in)
 	if err != nil {
 		s.fail(c, "list", err)
 		return
 	}
-	out := userListJSON{Users: make([]userJSON, 0, len(resp.GetUsers())), Total: resp.GetTotal(),
-		Page: resp.GetPage(), PageSize: resp.GetPageSize(), NextCursor: resp.GetNextCursor()}
-	for _, u := range resp.GetUsers() {
-		out.Users = append(out.Users, userFromProto(u))
+	out := userListJSON{Users: make([]userJSON, 0, len(p.Users)), Total: p.Total,
+		Page: int32(p.Page), PageSize: int32(p.PageSize), NextCursor: p.NextCursor}
+	for _, u := range p.Users {
+		out.Users = append(out.Users, userToJSON(u))
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -146,22 +135,14 @@ func (s *server) updateUser(c *gin.Context) {
 	if !ok {
 		return
 	}
-	req := &userv1.UpdateRequest{Id: id, Name: in.Name, Email: in.Email, Password: in.Password,
-		CurrentPassword: in.CurrentPassword, Actor: actorOf(c)}
+	upd := user.UpdateInput{Name: in.Name, Email: in.Email, Password: in.Password, CurrentPassword: in.CurrentPassword,
+		Role: (*user.Role)(in.Role), Status: (*user.Status)(in.Status)}
 	details := map[string]string{}
-	if in.Role != nil {
-		if r, ok := parseRole(*in.Role); ok {
-			req.Role = &r
-		} else {
-			details["role"] = "must be user or admin"
-		}
+	if upd.Role != nil && !upd.Role.Valid() {
+		details["role"] = "must be user or admin"
 	}
-	if in.Status != nil {
-		if st, ok := parseStatus(*in.Status); ok {
-			req.Status = &st
-		} else {
-			details["status"] = "must be active or disabled"
-		}
+	if upd.Status != nil && !upd.Status.Valid() {
+		details["status"] = "must be active or disabled"
 	}
 	if len(details) > 0 {
 		invalid(c, "invalid request", details)
@@ -169,12 +150,12 @@ func (s *server) updateUser(c *gin.Context) {
 	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	resp, err := s.users.Update(ctx, req)
+	u, err := s.users.Update(ctx, id, upd)
 	if err != nil {
 		s.fail(c, "update", err)
 		return
 	}
-	c.JSON(http.StatusOK, userFromProto(resp.GetUser()))
+	c.JSON(http.StatusOK, userToJSON(u))
 }
 
 // deleteUser removes a user: DELETE /user/:id → 204.
@@ -185,7 +166,7 @@ func (s *server) deleteUser(c *gin.Context) {
 	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	if _, err := s.users.Delete(ctx, &userv1.DeleteRequest{Id: id, Actor: actorOf(c)}); err != nil {
+	if err := s.users.Delete(ctx, id); err != nil {
 		s.fail(c, "delete", err)
 		return
 	}

@@ -22,7 +22,7 @@ import (
 type benchEnv struct {
 	st    *stack.Stack
 	users userv1.UserService
-	admin *userv1.Actor
+	admin context.Context // carries the admin's bearer token
 	uid   string
 	token string
 }
@@ -46,7 +46,7 @@ func newBenchEnv(b *testing.B, params password.Params) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &benchEnv{st: st, users: users, admin: &userv1.Actor{Id: u.ID, Role: userv1.Role_ROLE_ADMIN}, uid: u.ID, token: s.AccessToken}
+	return &benchEnv{st: st, users: users, admin: withBearer(ctx, s.AccessToken), uid: u.ID, token: s.AccessToken}
 }
 
 // BenchmarkAuth is one login over gRPC with the production argon2id
@@ -89,7 +89,7 @@ func BenchmarkGet(b *testing.B) {
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := e.users.Get(context.Background(), &userv1.GetRequest{Id: e.uid, Actor: e.admin}); err != nil {
+			if _, err := e.users.Get(e.admin, &userv1.GetRequest{Id: e.uid}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -128,14 +128,13 @@ func seedUsers(b *testing.B, st *stack.Stack, n int) {
 func BenchmarkPagination(b *testing.B) {
 	e := newBenchEnv(b, stack.CheapParams)
 	seedUsers(b, e.st, 100_000)
-	ctx := context.Background()
-	deep, err := e.users.Pagination(ctx, &userv1.PaginationRequest{Page: 4999, PageSize: 20, Actor: e.admin})
+	deep, err := e.users.Pagination(e.admin, &userv1.PaginationRequest{Page: 4999, PageSize: 20})
 	if err != nil || deep.NextCursor == "" {
 		b.Fatalf("deep offset page: %v", err)
 	}
 	b.Run("page1", func(b *testing.B) {
 		for b.Loop() {
-			r, err := e.users.Pagination(ctx, &userv1.PaginationRequest{Page: 1, PageSize: 20, Actor: e.admin})
+			r, err := e.users.Pagination(e.admin, &userv1.PaginationRequest{Page: 1, PageSize: 20})
 			if err != nil || len(r.Users) != 20 || r.Total != 100_001 {
 				b.Fatalf("page 1: %v", err)
 			}
@@ -143,7 +142,7 @@ func BenchmarkPagination(b *testing.B) {
 	})
 	b.Run("deep-cursor", func(b *testing.B) {
 		for b.Loop() {
-			r, err := e.users.Pagination(ctx, &userv1.PaginationRequest{Cursor: deep.NextCursor, PageSize: 20, Actor: e.admin})
+			r, err := e.users.Pagination(e.admin, &userv1.PaginationRequest{Cursor: deep.NextCursor, PageSize: 20})
 			if err != nil || len(r.Users) != 20 {
 				b.Fatalf("deep cursor page: %v", err)
 			}
@@ -151,7 +150,7 @@ func BenchmarkPagination(b *testing.B) {
 	})
 	b.Run("deep-offset", func(b *testing.B) {
 		for b.Loop() {
-			r, err := e.users.Pagination(ctx, &userv1.PaginationRequest{Page: 5000, PageSize: 20, Actor: e.admin})
+			r, err := e.users.Pagination(e.admin, &userv1.PaginationRequest{Page: 5000, PageSize: 20})
 			if err != nil || len(r.Users) != 20 {
 				b.Fatalf("deep offset page: %v", err)
 			}

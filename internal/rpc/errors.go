@@ -17,14 +17,11 @@ type errorBody struct {
 	Fields  map[string]string `json:"fields,omitempty"`
 }
 
-var statusOf = map[user.Code]int32{
-	user.CodeInvalidArgument:   http.StatusBadRequest,
-	user.CodeNotFound:          http.StatusNotFound,
-	user.CodeAlreadyExists:     http.StatusConflict,
-	user.CodeUnauthenticated:   http.StatusUnauthorized,
-	user.CodePermissionDenied:  http.StatusForbidden,
-	user.CodeResourceExhausted: http.StatusTooManyRequests,
-	user.CodeInternal:          http.StatusInternalServerError,
+// ours reports whether a go-micro error id is one of the domain's codes,
+// i.e. an answer from our handler rather than from the framework.
+func ours(id string) bool {
+	_, ok := user.HTTPStatus(user.Code(id))
+	return ok
 }
 
 // toMicro turns a domain error into a go-micro error: Id is the domain code,
@@ -36,8 +33,9 @@ func toMicro(err error) error {
 	}
 	e := user.AsError(err)
 	b, _ := json.Marshal(errorBody{Message: e.Message, Fields: e.Fields})
-	public := &merrors.Error{Id: string(e.Code), Code: statusOf[e.Code], Detail: string(b),
-		Status: http.StatusText(int(statusOf[e.Code]))}
+	status, _ := user.HTTPStatus(e.Code)
+	public := &merrors.Error{Id: string(e.Code), Code: int32(status), Detail: string(b),
+		Status: http.StatusText(status)}
 	if e.Code == user.CodeInternal {
 		// Carry the cause to the logging wrapper, which logs it and sends
 		// only the public error.
@@ -68,40 +66,32 @@ func codeOf(err error) string {
 }
 
 // FromMicro turns an error returned by the go-micro client back into a domain
-// *user.Error. Errors that did not come from our handler (no instance
-// available, timeouts, transport failures) keep their meaning as
-// internal errors whose message says what happened; Unavailable reports
-// whether the call failed for lack of a reachable service instance.
+// *user.Error. An answer from our handler keeps its code, message and
+// fields; a call no instance could answer (none registered, all refusing
+// connections, or out of time) is CodeUnavailable; anything else is an
+// internal error whose message reveals nothing.
 func FromMicro(err error) *user.Error {
 	if err == nil {
 		return nil
 	}
 	var me *merrors.Error
 	if errors.As(err, &me) {
-		code := user.Code(me.Id)
-		if _, ok := statusOf[code]; ok {
+		if ours(me.Id) {
 			var body errorBody
 			if json.Unmarshal([]byte(me.Detail), &body) == nil {
-				return &user.Error{Code: code, Message: body.Message, Fields: body.Fields}
+				return &user.Error{Code: user.Code(me.Id), Message: body.Message, Fields: body.Fields}
 			}
+		}
+		if unavailable(me) {
+			return user.Unavailable(err)
 		}
 	}
 	return user.AsError(err)
 }
 
-// Unavailable reports whether err means no service instance could answer
-// (none registered, all refusing connections, or the call timed out), as
-// opposed to an answer from the service.
-func Unavailable(err error) bool {
-	var me *merrors.Error
-	if !errors.As(err, &me) {
-		return false
-	}
-	if _, ours := statusOf[user.Code(me.Id)]; ours {
-		return false
-	}
+// unavailable reports whether a framework error means no service instance
+// could answer, as opposed to an answer from the service.
+func unavailable(me *merrors.Error) bool {
 	return me.Code == http.StatusServiceUnavailable || me.Code == http.StatusRequestTimeout ||
 		me.Code == http.StatusInternalServerError && me.Id == "go.micro.client"
 }
-
-func userCode(id string) user.Code { return user.Code(id) }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	userv1 "github.com/usersvc/usersvc/api/user/v1"
+	"github.com/usersvc/usersvc/internal/reqmeta"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -26,17 +27,56 @@ func NewHandler(svc *user.Service, jwks func() ([]byte, error)) *Handler {
 
 var _ userv1.UserHandler = (*Handler)(nil)
 
+// caller establishes who is calling from the bearer token in the call's
+// metadata, verified by the domain (signature, kid, iss, aud, exp, session
+// version, status, logout denylist; for a service account, not revoked).
+// No token is the anonymous caller; a malformed or invalid one is refused.
+// The user behind a user's token comes back too, so Get of one's own user
+// needs no second read.
+func (h *Handler) caller(ctx context.Context) (user.Actor, *user.User, error) {
+	header := metadataValue(ctx, authorizationKey)
+	if header == "" {
+		return user.Actor{}, nil, nil
+	}
+	tok, ok := reqmeta.BearerToken(header)
+	if !ok {
+		return user.Actor{}, nil, user.ErrInvalidToken
+	}
+	return h.svc.Authenticate(ctx, tok)
+}
+
+// identified is caller for the operations that need a credential: an
+// anonymous call is unauthenticated rather than merely forbidden, so a
+// client knows to sign in.
+func (h *Handler) identified(ctx context.Context) (user.Actor, *user.User, error) {
+	actor, u, err := h.caller(ctx)
+	if err == nil && actor.Anonymous() {
+		err = user.ErrNoCredential
+	}
+	return actor, u, err
+}
+
 func (h *Handler) Get(ctx context.Context, in *userv1.GetRequest, out *userv1.GetResponse) error {
-	u, err := h.svc.Get(ctx, actorFrom(in.GetActor()), in.GetId())
+	actor, self, err := h.identified(ctx)
 	if err != nil {
 		return toMicro(err)
+	}
+	u := self
+	if self == nil || self.ID != in.GetId() {
+		if u, err = h.svc.Get(ctx, actor, in.GetId()); err != nil {
+			return toMicro(err)
+		}
 	}
 	out.User = UserToProto(u)
 	return nil
 }
 
 func (h *Handler) Pagination(ctx context.Context, in *userv1.PaginationRequest, out *userv1.PaginationResponse) error {
-	p, err := h.svc.List(ctx, actorFrom(in.GetActor()), user.ListInput{
+	actor, _, err := h.identified(ctx)
+	if err != nil {
+		return toMicro(err)
+	}
+	p, err := h.svc.List(ctx, actor, user.ListInput{
 		Page: int(in.GetPage()), PageSize: int(in.GetPageSize()), Cursor: in.GetCursor(), Query: in.GetQuery(),
 		Role: RoleFromProto(in.GetRole()), Status: StatusFromProto(in.GetStatus()),
 	})
@@ -52,7 +92,11 @@ func (h *Handler) Pagination(ctx context.Context, in *userv1.PaginationRequest, 
 }
 
 func (h *Handler) Create(ctx context.Context, in *userv1.CreateRequest, out *userv1.CreateResponse) error {
-	u, err := h.svc.Create(ctx, actorFrom(in.GetActor()), user.CreateInput{
+	actor, _, err := h.caller(ctx)
+	if err != nil {
+		return toMicro(err)
+	}
+	u, err := h.svc.Create(ctx, actor, user.CreateInput{
 		Email: in.GetEmail(), Password: in.GetPassword(), Name: in.GetName(), Role: RoleFromProto(in.GetRole()),
 	})
 	if err != nil {
@@ -63,6 +107,10 @@ func (h *Handler) Create(ctx context.Context, in *userv1.CreateRequest, out *use
 }
 
 func (h *Handler) Update(ctx context.Context, in *userv1.UpdateRequest, out *userv1.UpdateResponse) error {
+	actor, _, err := h.identified(ctx)
+	if err != nil {
+		return toMicro(err)
+	}
 	upd := user.UpdateInput{Name: in.Name, Email: in.Email, Password: in.Password, CurrentPassword: in.CurrentPassword}
 	if in.Role != nil {
 		r := RoleFromProto(in.GetRole())
@@ -72,7 +120,7 @@ func (h *Handler) Update(ctx context.Context, in *userv1.UpdateRequest, out *use
 		s := StatusFromProto(in.GetStatus())
 		upd.Status = &s
 	}
-	u, err := h.svc.Update(ctx, actorFrom(in.GetActor()), in.GetId(), upd)
+	u, err := h.svc.Update(ctx, actor, in.GetId(), upd)
 	if err != nil {
 		return toMicro(err)
 	}
@@ -81,10 +129,28 @@ func (h *Handler) Update(ctx context.Context, in *userv1.UpdateRequest, out *use
 }
 
 func (h *Handler) Delete(ctx context.Context, in *userv1.DeleteRequest, _ *userv1.DeleteResponse) error {
-	return toMicro(h.svc.Delete(ctx, actorFrom(in.GetActor()), in.GetId()))
+	actor, _, err := h.identified(ctx)
+	if err != nil {
+		return toMicro(err)
+	}
+	return toMicro(h.svc.Delete(ctx, actor, in.GetId()))
 }
 
+// Auth signs in a user with email and password, or a service account with
+// its client id and secret (the client credentials grant).
 func (h *Handler) Auth(ctx context.Context, in *userv1.AuthRequest, out *userv1.AuthResponse) error {
+	if in.GetClientId() != "" || in.GetClientSecret() != "" {
+		if in.GetEmail() != "" || in.GetPassword() != "" {
+			return toMicro(user.Invalid(map[string]string{"email": "is not allowed with client credentials"}))
+		}
+		cs, err := h.svc.AuthClient(ctx, in.GetClientId(), in.GetClientSecret())
+		if err != nil {
+			return toMicro(err)
+		}
+		out.AccessToken, out.TokenType, out.Scope = cs.AccessToken, "Bearer", cs.Scope
+		out.ExpiresIn = int64(cs.AccessExpiresAt.Sub(timeNow()).Round(1e9).Seconds())
+		return nil
+	}
 	s, err := h.svc.Auth(ctx, in.GetEmail(), in.GetPassword())
 	if err != nil {
 		return toMicro(err)
@@ -111,7 +177,14 @@ func (h *Handler) Validate(ctx context.Context, in *userv1.ValidateRequest, out 
 	if err != nil {
 		return toMicro(err)
 	}
-	out.User = UserToProto(v.User)
+	if v.Account != nil {
+		out.ClientId = v.Account.ID
+		for _, sc := range v.Scopes {
+			out.Scopes = append(out.Scopes, string(sc))
+		}
+	} else {
+		out.User = UserToProto(v.User)
+	}
 	out.TokenId = v.Claims.ID
 	out.ExpiresAt = timestamppb.New(v.Claims.ExpiresAt)
 	return nil
@@ -142,15 +215,6 @@ func sessionToProto(s *user.Session, out *userv1.AuthResponse) {
 	out.RefreshToken = s.RefreshToken
 	out.RefreshExpiresIn = int64(s.RefreshExpiresAt.Sub(now).Round(1e9).Seconds())
 	out.User = UserToProto(s.User)
-}
-
-// actorFrom maps the caller the API vouches for; no actor means a trusted
-// internal caller (see the Actor message in user.proto).
-func actorFrom(a *userv1.Actor) user.Actor {
-	if a == nil {
-		return user.SystemActor
-	}
-	return user.Actor{ID: a.GetId(), Role: RoleFromProto(a.GetRole())}
 }
 
 // UserToProto renders a user without its password hash.

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -47,6 +48,9 @@ type ServerConfig struct {
 	// GracePeriod bounds how long Stop waits for in-flight calls.
 	GracePeriod time.Duration // default 10s
 	Logger      *slog.Logger  // nil = slog.Default()
+	// TLS, when set, serves gRPC over it only (mtls.ServerConfig: mutual
+	// TLS 1.3); a plaintext client cannot complete a call.
+	TLS *tls.Config
 }
 
 // Server is a started gRPC server registered in the registry.
@@ -81,12 +85,15 @@ func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
 		server.Id(uuid.NewString()),
 		server.Address(cfg.Address),
 		server.RegisterTTL(cfg.TTL),
-		server.RegisterInterval(cfg.TTL/3),
+		server.RegisterInterval(cfg.TTL / 3),
 		mgrpcserver.GracefulStopTimeout(cfg.GracePeriod),
 		server.WrapHandler(logCalls(cfg.Logger)),
-		server.Registry(cfg.Registry),
 	)
-	srv := mgrpcserver.NewServer(opts...)
+	if cfg.TLS != nil {
+		opts = append(opts, mgrpcserver.AuthTLS(cfg.TLS))
+	}
+	// Registry last: it re-initialises the server with the options so far.
+	srv := mgrpcserver.NewServer(append(opts, server.Registry(cfg.Registry))...)
 	if err := userv1.RegisterUserHandler(srv, h); err != nil {
 		return nil, fmt.Errorf("rpc: register handler: %w", err)
 	}
@@ -129,6 +136,8 @@ type ClientConfig struct {
 	Name     string        // default ServiceName
 	Timeout  time.Duration // per call, default 5s
 	Retries  int           // on unavailable instances, default 2
+	// TLS, when set, is the client side of mutual TLS (mtls.ClientConfig).
+	TLS *tls.Config
 }
 
 // NewUserClient returns a registry-resolved, load-balanced (random over the
@@ -154,9 +163,11 @@ func NewUserClient(cfg ClientConfig) (userv1.UserService, client.Client) {
 		client.Retries(cfg.Retries),
 		client.Retry(retryUnreachable),
 		client.Backoff(func(context.Context, client.Request, int) (time.Duration, error) { return 0, nil }),
-		client.Registry(cfg.Registry),
 	)
-	c := mgrpcclient.NewClient(opts...)
+	if cfg.TLS != nil {
+		opts = append(opts, mgrpcclient.AuthTLS(cfg.TLS))
+	}
+	c := mgrpcclient.NewClient(append(opts, client.Registry(cfg.Registry))...)
 	return userv1.NewUserService(cfg.Name, c), c
 }
 
@@ -185,7 +196,7 @@ func unreachable(err error) bool {
 	if !ok {
 		return false
 	}
-	if _, ours := statusOf[userCode(me.Id)]; ours {
+	if ours(me.Id) {
 		return false
 	}
 	return me.Code == http.StatusServiceUnavailable || dialFailed(err)
@@ -197,7 +208,7 @@ func dialFailed(err error) bool {
 	if !ok {
 		return false
 	}
-	if _, ours := statusOf[userCode(me.Id)]; ours {
+	if ours(me.Id) {
 		return false
 	}
 	msg := strings.ToLower(me.Detail)

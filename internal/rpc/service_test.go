@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"context"
+	"go-micro.dev/v6/metadata"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,11 +71,11 @@ func TestTwoInstancesOverEtcd(t *testing.T) {
 	if err != nil || v.User.Id != created.User.Id {
 		t.Fatalf("Validate: %v %+v", err, v)
 	}
-	actor := &userv1.Actor{Id: created.User.Id, Role: userv1.Role_ROLE_USER}
+	authed := withBearer(ctx, auth.AccessToken)
 
 	get := func(n int) (failed int) {
 		for range n {
-			if _, err := users.Get(ctx, &userv1.GetRequest{Id: created.User.Id, Actor: actor}); err != nil {
+			if _, err := users.Get(authed, &userv1.GetRequest{Id: created.User.Id}); err != nil {
 				t.Logf("Get: %v", err)
 				failed++
 			}
@@ -129,20 +130,26 @@ func TestErrorsCrossTheWire(t *testing.T) {
 	if e := rpc.FromMicro(err); e.Code != user.CodeUnauthenticated || e.Message != user.ErrBadCredentials.Message {
 		t.Fatalf("bad login: %v", err)
 	}
-	_, err = users.Get(ctx, &userv1.GetRequest{Id: "0190a8e4-0000-7000-8000-000000000000"})
-	if e := rpc.FromMicro(err); e.Code != user.CodeNotFound {
-		t.Fatalf("missing user: %v", err)
+	bob, err := users.Auth(ctx, &userv1.AuthRequest{Email: "bob@example.com", Password: pw})
+	if err != nil {
+		t.Fatal(err)
 	}
-	_, err = users.Pagination(ctx, &userv1.PaginationRequest{Actor: &userv1.Actor{Id: "x", Role: userv1.Role_ROLE_USER}})
+	asBob := withBearer(ctx, bob.AccessToken)
+	_, err = users.Get(ctx, &userv1.GetRequest{Id: "0190a8e4-0000-7000-8000-000000000000"})
+	if e := rpc.FromMicro(err); e.Code != user.CodeUnauthenticated {
+		t.Fatalf("anonymous get: %v", err)
+	}
+	_, err = users.Get(asBob, &userv1.GetRequest{Id: "0190a8e4-0000-7000-8000-000000000000"})
+	if e := rpc.FromMicro(err); e.Code != user.CodePermissionDenied {
+		t.Fatalf("someone else's user: %v", err)
+	}
+	_, err = users.Pagination(asBob, &userv1.PaginationRequest{})
 	if e := rpc.FromMicro(err); e.Code != user.CodePermissionDenied {
 		t.Fatalf("user listing: %v", err)
 	}
 	keys, err := users.Keys(ctx, &userv1.KeysRequest{})
 	if err != nil || len(keys.Jwks) < 20 {
 		t.Fatalf("Keys: %v", err)
-	}
-	if rpc.Unavailable(err) {
-		t.Fatal("Unavailable on success")
 	}
 
 	// No instance at all: the client reports it as unavailable, not as an
@@ -151,7 +158,13 @@ func TestErrorsCrossTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = users.Get(ctx, &userv1.GetRequest{Id: "0190a8e4-0000-7000-8000-000000000000"})
-	if err == nil || !rpc.Unavailable(err) {
-		t.Fatalf("call with no instance: %v (Unavailable=%v)", err, rpc.Unavailable(err))
+	if e := rpc.FromMicro(err); e == nil || e.Code != user.CodeUnavailable {
+		t.Fatalf("call with no instance: %v, want unavailable", err)
 	}
+}
+
+// withBearer returns ctx with the caller's access token in the call's
+// metadata, as any gRPC client sends it.
+func withBearer(ctx context.Context, tok string) context.Context {
+	return metadata.NewContext(ctx, metadata.Metadata{"Authorization": "Bearer " + tok})
 }

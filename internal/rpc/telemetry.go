@@ -65,7 +65,7 @@ func metricCode(err error) string {
 	if !ok {
 		return string(user.CodeInternal)
 	}
-	if _, ours := statusOf[user.Code(me.Id)]; ours {
+	if ours(me.Id) {
 		return me.Id
 	}
 	if dialFailed(err) || me.Code == 503 {

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -40,9 +41,18 @@ type Claims struct {
 	// rejects tokens carrying an older value, which revokes every outstanding
 	// access token of that user without a token denylist.
 	SessionVersion int64
-	ID             string    // "jti", a UUIDv7: unique, and time-ordered for logs
-	IssuedAt       time.Time // "iat", UTC, whole seconds
-	ExpiresAt      time.Time // "exp", UTC, whole seconds
+	// ClientID ("client_id", RFC 9068) is set on a service account's token
+	// (client credentials grant): the subject is then the account, not a
+	// user, and Scope (space-separated, "scope") says what it may do.
+	ClientID string
+	Scope    string
+	ID       string // "jti", a UUIDv7: unique, and time-ordered for logs
+	// SessionID ("sid") names the sign-in the token belongs to (the refresh
+	// family), so ending that session can deny every access token it
+	// handed out. Optional: "" for a token of no session.
+	SessionID string
+	IssuedAt  time.Time // "iat", UTC, whole seconds
+	ExpiresAt time.Time // "exp", UTC, whole seconds
 }
 
 // Config configures a Manager.
@@ -117,8 +127,11 @@ func (m *Manager) TTL() time.Duration { return m.cfg.TTL }
 type issuedClaims struct {
 	jwt.RegisteredClaims
 	Audience string `json:"aud"`
-	Role     string `json:"role"`
+	Role     string `json:"role,omitempty"`
 	SV       int64  `json:"sv"`
+	SID      string `json:"sid,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+	Scope    string `json:"scope,omitempty"`
 }
 
 // parsedClaims is the payload Parse decodes. "aud" may be a string or a list
@@ -126,15 +139,36 @@ type issuedClaims struct {
 // an error rather than silently 0, which could pass a session-version check.
 type parsedClaims struct {
 	jwt.RegisteredClaims
-	Role string `json:"role"`
-	SV   *int64 `json:"sv"`
+	Role     string `json:"role"`
+	SV       *int64 `json:"sv"`
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
+	SID      string `json:"sid"`
 }
 
-// issue signs a new access token for subject. Times are truncated to whole
+// Issue signs a new access token for subject, of the session sessionID
+// ("" for none). Times are truncated to whole
 // seconds (the JWT NumericDate precision) so the returned Claims equal what
 // Parse will return for the token.
-func (m *Manager) issue(subject, role string, sessionVersion int64) (token string, claims Claims, err error) {
-	if subject == "" {
+func (m *Manager) Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string) (token string, claims Claims, err error) {
+	return m.issue(ctx, Claims{Subject: subject, Role: role, SessionVersion: sessionVersion, SessionID: sessionID})
+}
+
+// IssueClient signs an access token for a service account (the OAuth 2.0
+// client credentials grant): sub and client_id are the account, scope its
+// granted scopes, and there is no role and no session version.
+func (m *Manager) IssueClient(ctx context.Context, clientID, scope string) (token string, claims Claims, err error) {
+	if clientID == "" {
+		return "", Claims{}, errors.New("token: issue: empty client id")
+	}
+	return m.issue(ctx, Claims{Subject: clientID, ClientID: clientID, Scope: scope})
+}
+
+// issue fills in jti, iat and exp and signs c, inside a "token issue" span.
+func (m *Manager) issue(ctx context.Context, claims Claims) (token string, _ Claims, err error) {
+	_, span := startIssue(ctx, m.keys.signing.ID)
+	defer func() { endIssue(span, err) }()
+	if claims.Subject == "" {
 		return "", Claims{}, errors.New("token: issue: empty subject")
 	}
 	id, err := uuid.NewV7()
@@ -142,14 +176,9 @@ func (m *Manager) issue(subject, role string, sessionVersion int64) (token strin
 		return "", Claims{}, fmt.Errorf("token: issue: generate jti: %w", err)
 	}
 	iat := m.cfg.Now().UTC().Truncate(time.Second)
-	claims = Claims{
-		Subject:        subject,
-		Role:           role,
-		SessionVersion: sessionVersion,
-		ID:             id.String(),
-		IssuedAt:       iat,
-		ExpiresAt:      iat.Add(m.cfg.TTL).Truncate(time.Second),
-	}
+	claims.ID = id.String()
+	claims.IssuedAt = iat
+	claims.ExpiresAt = iat.Add(m.cfg.TTL).Truncate(time.Second)
 	token, err = m.sign(claims)
 	if err != nil {
 		return "", Claims{}, err
@@ -170,6 +199,9 @@ func (m *Manager) sign(c Claims) (string, error) {
 		Audience: m.cfg.Audience,
 		Role:     c.Role,
 		SV:       c.SessionVersion,
+		SID:      c.SessionID,
+		ClientID: c.ClientID,
+		Scope:    c.Scope,
 	})
 	// kid lets verifiers (us, or others via the JWKS) pick the right key
 	// during rotation without trying them all.
@@ -217,7 +249,10 @@ func (m *Manager) Parse(token string) (Claims, error) {
 		Subject:        pc.Subject,
 		Role:           pc.Role,
 		SessionVersion: *pc.SV,
+		ClientID:       pc.ClientID,
+		Scope:          pc.Scope,
 		ID:             pc.ID,
+		SessionID:      pc.SID,
 		IssuedAt:       pc.IssuedAt.UTC(),
 		ExpiresAt:      pc.ExpiresAt.UTC(),
 	}

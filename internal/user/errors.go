@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 )
@@ -21,11 +22,44 @@ const (
 	CodePermissionDenied  Code = "permission_denied"
 	CodeResourceExhausted Code = "resource_exhausted"
 	CodeInternal          Code = "internal"
+	// CodeUnavailable is a transport's: no instance of the service could
+	// answer (none registered, unreachable, or out of time). The service
+	// itself never returns it; a client may retry.
+	CodeUnavailable Code = "unavailable"
+	// CodeFailedPrecondition: the request is well-formed and allowed, but
+	// the system's state forbids it (removing the last active admin).
+	CodeFailedPrecondition Code = "failed_precondition"
 )
 
 // Codes lists every code, for transports that must map each one.
 var Codes = []Code{CodeInvalidArgument, CodeNotFound, CodeAlreadyExists, CodeUnauthenticated,
-	CodePermissionDenied, CodeResourceExhausted, CodeInternal}
+	CodePermissionDenied, CodeResourceExhausted, CodeInternal, CodeUnavailable, CodeFailedPrecondition}
+
+// statusOf is the one table from domain codes to HTTP statuses. The HTTP
+// API answers with these, and the RPC layer carries them as go-micro error
+// codes (which go-micro maps to gRPC codes), so both edges agree.
+var statusOf = map[Code]int{
+	CodeInvalidArgument:   http.StatusBadRequest,
+	CodeNotFound:          http.StatusNotFound,
+	CodeAlreadyExists:     http.StatusConflict,
+	CodeUnauthenticated:   http.StatusUnauthorized,
+	CodePermissionDenied:  http.StatusForbidden,
+	CodeResourceExhausted: http.StatusTooManyRequests,
+	CodeInternal:          http.StatusInternalServerError,
+	CodeUnavailable:       http.StatusServiceUnavailable,
+	// 409: the request conflicts with the current state (the last admin).
+	CodeFailedPrecondition: http.StatusConflict,
+}
+
+// HTTPStatus returns the HTTP status of code and whether code is one of
+// ours (an unknown code, from a newer peer, should be treated as 500).
+func HTTPStatus(code Code) (int, bool) {
+	s, ok := statusOf[code]
+	if !ok {
+		return http.StatusInternalServerError, false
+	}
+	return s, true
+}
 
 // Error is the one error type that crosses the domain boundary. Its Message is
 // safe to show to a client; the wrapped cause is for logs only.
@@ -90,6 +124,16 @@ var (
 	ErrInvalidToken    = &Error{Code: CodeUnauthenticated, Message: "invalid or expired token"}
 	ErrAccountDisabled = &Error{Code: CodePermissionDenied, Message: "account is disabled"}
 	ErrForbidden       = &Error{Code: CodePermissionDenied, Message: "not allowed"}
+	// ErrLastAdmin refuses a deletion, disable or demotion that would leave
+	// no active admin, whoever asks: nobody could administer any more.
+	ErrLastAdmin = &Error{Code: CodeFailedPrecondition,
+		Message: "the last active admin cannot be deleted, disabled or demoted"}
+	// ErrNoCredential answers an operation that needs a caller's token
+	// when the call carried none.
+	ErrNoCredential = &Error{Code: CodeUnauthenticated, Message: "a bearer token is required"}
+	// ErrBadClient is one message for an unknown, revoked or wrongly
+	// authenticated service account.
+	ErrBadClient = &Error{Code: CodeUnauthenticated, Message: "invalid client id or secret"}
 	// ErrResetTokenInvalid is deliberately one message for unknown, used and
 	// expired reset tokens.
 	ErrResetTokenInvalid = &Error{Code: CodeInvalidArgument, Message: "invalid or expired reset token",
@@ -104,6 +148,12 @@ func Invalid(fields map[string]string) *Error {
 // Forbidden builds a permission_denied error saying what was refused.
 func Forbidden(msg string) *Error {
 	return &Error{Code: CodePermissionDenied, Message: msg}
+}
+
+// Unavailable wraps a transport's failure to reach any instance of the
+// service; the client may retry.
+func Unavailable(err error) *Error {
+	return &Error{Code: CodeUnavailable, Message: "the user service is unavailable; retry later", cause: err}
 }
 
 // Internal wraps an unexpected failure; the client sees only "internal error".

@@ -27,6 +27,11 @@ type Repo interface {
 	// DeleteUser removes the user with their refresh tokens and reset records.
 	DeleteUser(ctx context.Context, id string) error
 	ListUsers(ctx context.Context, q ListQuery) (users []*User, total int64, err error)
+	// LockActiveAdmins returns the IDs of the active admins in ID order and
+	// locks their rows until the transaction ends (use inside Atomic), so
+	// two transactions that each remove an admin cannot both see the other
+	// one still there.
+	LockActiveAdmins(ctx context.Context) ([]string, error)
 
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	RefreshTokenByHash(ctx context.Context, hash string) (*RefreshToken, error)
@@ -43,6 +48,8 @@ type Repo interface {
 	// at most one reset token is open per user.
 	PutPasswordReset(ctx context.Context, r PasswordReset) error
 	PasswordResetByHash(ctx context.Context, hash string) (*PasswordReset, error)
+	// DeleteUserPasswordResets removes the user's open reset, if any.
+	DeleteUserPasswordResets(ctx context.Context, userID string) error
 	// AppendEvent writes an event to the outbox. Called inside Atomic with
 	// the change it describes, so both commit or neither does.
 	AppendEvent(ctx context.Context, e Event) error
@@ -53,9 +60,23 @@ type Repo interface {
 	DeletePasswordReset(ctx context.Context, hash string) (bool, error)
 }
 
+// ServiceAccountRepo stores service accounts. Lookups of an unknown ID
+// return ErrNotFound.
+type ServiceAccountRepo interface {
+	CreateServiceAccount(ctx context.Context, a ServiceAccount) error
+	ServiceAccountByID(ctx context.Context, id string) (*ServiceAccount, error)
+	// ListServiceAccounts returns every account, revoked ones included,
+	// oldest first.
+	ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error)
+	// RevokeServiceAccount sets revoked_at on an account not yet revoked
+	// and reports whether it did.
+	RevokeServiceAccount(ctx context.Context, id string, at time.Time) (bool, error)
+}
+
 // Store is a Repo that can run several calls in one transaction.
 type Store interface {
 	Repo
+	ServiceAccountRepo
 	// Atomic runs fn in a transaction with a Repo bound to it; fn's error
 	// rolls the transaction back.
 	Atomic(ctx context.Context, fn func(Repo) error) error
@@ -92,8 +113,11 @@ type RefreshToken struct {
 
 // PasswordReset is an open password-reset request, stored by token hash.
 type PasswordReset struct {
-	Hash      string
-	UserID    string
+	Hash   string
+	UserID string
+	// Email is the address the token was mailed to: the token is good only
+	// while it is still the user's address.
+	Email     string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 }
@@ -112,17 +136,22 @@ type PasswordPolicy interface {
 
 // AccessTokens issues and verifies signed access tokens.
 type AccessTokens interface {
-	Issue(ctx context.Context, subject, role string, sessionVersion int64) (string, token.Claims, error)
+	// Issue signs a token of the session sessionID (the refresh family).
+	Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string) (string, token.Claims, error)
+	IssueClient(ctx context.Context, clientID, scope string) (string, token.Claims, error)
 	Parse(tok string) (token.Claims, error)
 	TTL() time.Duration
 }
 
-// Denylist remembers revoked access tokens by jti until they expire. It must
-// be shared by every service instance (Redis) for a logout to take effect
-// everywhere at once.
+// Denylist remembers revoked access tokens until they expire: logged-out
+// ones by jti, those of an ended session by "sid:" and the session ID. It
+// must be shared by every service instance and survive restarts for a
+// logout to hold everywhere (internal/revocation).
 type Denylist interface {
-	Revoke(ctx context.Context, jti string, until time.Time) error
-	Revoked(ctx context.Context, jti string) (bool, error)
+	Revoke(ctx context.Context, key string, until time.Time) error
+	// AnyRevoked reports whether any of keys is revoked; an error means it
+	// could not tell, and the token must not be accepted.
+	AnyRevoked(ctx context.Context, keys ...string) (bool, error)
 }
 
 // Searcher finds users by free text in a search index (name and email,

@@ -15,8 +15,8 @@ import (
 // delivery happens later in the worker, so its timing and failures do not
 // show here either.
 func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
-	email = NormalizeEmail(email)
-	if p := checkEmail(email); p != "" {
+	email, p := ParseEmail(email)
+	if p != "" {
 		return Invalid(map[string]string{"email": p})
 	}
 	u, err := s.store.UserByEmail(ctx, email)
@@ -34,7 +34,7 @@ func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
 		return Internal("new reset token", err)
 	}
 	now := s.clock()
-	r := PasswordReset{Hash: hash, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.ResetTTL)}
+	r := PasswordReset{Hash: hash, UserID: u.ID, Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(s.cfg.ResetTTL)}
 	ev, err := s.newEvent(EventPasswordResetRequested, u.ID)
 	if err != nil {
 		return err
@@ -52,36 +52,56 @@ func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
 	return nil
 }
 
-// ResetPassword consumes a reset token and sets a new password. In one
-// transaction it deletes the reset record (single use), writes the new hash,
-// bumps the session version (so every access token issued before now stops
-// validating) and revokes every refresh token.
+// ResetPassword consumes a reset token and sets a new password. The token,
+// the user and the policy are checked and the password hashed before the
+// write transaction, so the write lock (SQLite's only one) is not held for
+// an argon2 run; an unknown token costs no hash. In one transaction it then
+// locks the user, deletes the reset record (single use: of two concurrent
+// uses only one deletes it), writes the new hash, bumps the session version
+// (so every access token issued before now stops validating) and revokes
+// every refresh token.
 func (s *Service) ResetPassword(ctx context.Context, resetToken, newPassword string) error {
 	if resetToken == "" || len(resetToken) > MaxTokenBytes {
 		return ErrResetTokenInvalid
 	}
 	hash := token.HashOpaque(resetToken)
+	pr, err := s.store.PasswordResetByHash(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return ErrResetTokenInvalid
+	}
+	if err != nil {
+		return storeErr("find reset", err)
+	}
+	if !s.clock().Before(pr.ExpiresAt) {
+		return ErrResetTokenInvalid
+	}
+	u, err := s.store.UserByID(ctx, pr.UserID)
+	if errors.Is(err, ErrNotFound) || err == nil && !resetStillFor(pr, u) {
+		return ErrResetTokenInvalid
+	}
+	if err != nil {
+		return storeErr("get user", err)
+	}
+	if p := s.checkPassword(newPassword, u.Email); p != "" {
+		return Invalid(map[string]string{"password": p})
+	}
+	h, err := s.hasher.Hash(ctx, newPassword)
+	if err != nil {
+		return Internal("hash password", err)
+	}
+	ev, err := s.newEvent(EventPasswordChanged, u.ID)
+	if err != nil {
+		return err
+	}
 	return s.store.Atomic(ctx, func(r Repo) error {
-		pr, err := r.PasswordResetByHash(ctx, hash)
-		if errors.Is(err, ErrNotFound) {
-			return ErrResetTokenInvalid
-		}
-		if err != nil {
-			return storeErr("find reset", err)
-		}
-		now := s.clock()
-		if !now.Before(pr.ExpiresAt) {
-			return ErrResetTokenInvalid
-		}
-		u, err := r.LockUser(ctx, pr.UserID)
-		if errors.Is(err, ErrNotFound) {
+		// The user row first, then the reset row: the same lock order as
+		// Update, which deletes a user's resets after locking the user.
+		cur, err := r.LockUser(ctx, pr.UserID)
+		if errors.Is(err, ErrNotFound) || err == nil && !resetStillFor(pr, cur) {
 			return ErrResetTokenInvalid
 		}
 		if err != nil {
 			return storeErr("get user", err)
-		}
-		if p := s.checkPassword(newPassword, u.Email); p != "" {
-			return Invalid(map[string]string{"password": p})
 		}
 		deleted, err := r.DeletePasswordReset(ctx, hash)
 		if err != nil {
@@ -90,23 +110,24 @@ func (s *Service) ResetPassword(ctx context.Context, resetToken, newPassword str
 		if !deleted {
 			return ErrResetTokenInvalid
 		}
-		h, err := s.hasher.Hash(ctx, newPassword)
-		if err != nil {
-			return Internal("hash password", err)
-		}
-		u.PasswordHash = h
-		u.SessionVersion++
-		u.UpdatedAt = now
-		if err := r.UpdateUser(ctx, u); err != nil {
+		now := s.clock()
+		cur.PasswordHash = h
+		cur.SessionVersion++
+		cur.UpdatedAt = now
+		if err := r.UpdateUser(ctx, cur); err != nil {
 			return storeErr("update user", err)
 		}
-		if err := r.RevokeUserRefreshTokens(ctx, u.ID, now); err != nil {
+		if err := r.RevokeUserRefreshTokens(ctx, cur.ID, now); err != nil {
 			return storeErr("revoke sessions", err)
-		}
-		ev, err := s.newEvent(EventPasswordChanged, u.ID)
-		if err != nil {
-			return err
 		}
 		return appendEvents(ctx, r, ev)
 	})
+}
+
+// resetStillFor reports whether the reset may still change u's password: it
+// was mailed to the address u still has. Every change of email deletes the
+// user's open reset as well (see endsReset); this check holds even
+// for a path that changed the address without the domain.
+func resetStillFor(pr *PasswordReset, u *User) bool {
+	return pr.Email != "" && pr.Email == u.Email
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -135,14 +136,15 @@ type CreateInput struct {
 // unique index, so two concurrent registrations yield one user and one
 // ErrEmailTaken.
 func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*User, error) {
-	email, name := NormalizeEmail(in.Email), NormalizeName(in.Name)
+	email, emailProblem := ParseEmail(in.Email)
+	name := NormalizeName(in.Name)
 	role := in.Role
 	if role == "" {
 		role = RoleUser
 	}
 	fields := map[string]string{}
-	if p := checkEmail(email); p != "" {
-		fields["email"] = p
+	if emailProblem != "" {
+		fields["email"] = emailProblem
 	}
 	if p := checkName(name); p != "" {
 		fields["name"] = p
@@ -192,7 +194,7 @@ func (s *Service) Get(ctx context.Context, actor Actor, id string) (*User, error
 	if p := checkID(id); p != "" {
 		return nil, Invalid(map[string]string{"id": p})
 	}
-	if !actor.mayAccess(id) {
+	if !actor.mayRead(id) {
 		return nil, Forbidden("you may only read your own user")
 	}
 	u, err := s.store.UserByID(ctx, id)
@@ -234,7 +236,7 @@ const MaxQueryLength = 100
 // creation order. With a cursor the store seeks straight to the page
 // (keyset) and skips the count, so deep pages cost the same as the first.
 func (s *Service) List(ctx context.Context, actor Actor, in ListInput) (*Page, error) {
-	if !actor.isAdmin() {
+	if !actor.mayList() {
 		return nil, Forbidden("only an admin may list users")
 	}
 	fields := map[string]string{}
@@ -413,8 +415,8 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		}
 	}
 	if in.Email != nil {
-		next.Email = NormalizeEmail(*in.Email)
-		if p := checkEmail(next.Email); p != "" {
+		var p string
+		if next.Email, p = ParseEmail(*in.Email); p != "" {
 			fields["email"] = p
 		}
 	}
@@ -454,10 +456,23 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 	// only the requested fields, so a concurrent change (a password reset,
 	// an admin disabling the user) is never overwritten with stale values.
 	err = s.store.Atomic(ctx, func(r Repo) error {
+		var admins []string
+		if in.Role != nil || in.Status != nil {
+			// Before the user's row: every admin removal takes the locks in
+			// this order, so two of them queue instead of deadlocking.
+			if admins, err = r.LockActiveAdmins(ctx); err != nil {
+				return err
+			}
+		}
 		cur, err := r.LockUser(ctx, id)
 		if err != nil {
 			return err
 		}
+		if (in.Role != nil && *in.Role != RoleAdmin || in.Status != nil && *in.Status != StatusActive) &&
+			lastAdmin(admins, cur.ID) {
+			return ErrLastAdmin
+		}
+		sessionVersion := cur.SessionVersion
 		if self && sensitive && cur.PasswordHash != u.PasswordHash {
 			return Invalid(map[string]string{"current_password": "is no longer current; the password changed meanwhile"})
 		}
@@ -471,7 +486,14 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		set("name", in.Name != nil && cur.Name != next.Name, func() { cur.Name = next.Name })
 		set("email", in.Email != nil && cur.Email != next.Email, func() { cur.Email = next.Email })
 		set("role", in.Role != nil && cur.Role != *in.Role, func() { cur.Role = *in.Role })
-		set("status", in.Status != nil && cur.Status != *in.Status, func() { cur.Status = *in.Status })
+		set("status", in.Status != nil && cur.Status != *in.Status, func() {
+			cur.Status = *in.Status
+			if cur.Status == StatusDisabled {
+				// A disabled account's sessions end, as with a password
+				// change: enabling it again must not revive them.
+				cur.SessionVersion++
+			}
+		})
 		set("password", in.Password != nil, func() {
 			cur.PasswordHash = hash
 			cur.SessionVersion++
@@ -491,15 +513,22 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		}
 		upd.User, upd.Changed = eventUser(cur), changed
 		evs = append(evs, upd)
+		if slices.ContainsFunc(changed, endsReset) {
+			if err := r.DeleteUserPasswordResets(ctx, id); err != nil {
+				return err
+			}
+		}
+		if cur.SessionVersion != sessionVersion {
+			if err := r.RevokeUserRefreshTokens(ctx, id, now); err != nil {
+				return err
+			}
+		}
 		if in.Password != nil {
 			pc, err := s.newEvent(EventPasswordChanged, id)
 			if err != nil {
 				return err
 			}
 			evs = append(evs, pc)
-			if err := r.RevokeUserRefreshTokens(ctx, id, now); err != nil {
-				return err
-			}
 		}
 		return appendEvents(ctx, r, evs...)
 	})
@@ -507,6 +536,14 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 		return nil, storeErr("update user", err)
 	}
 	return out, nil
+}
+
+// endsReset reports whether a change of field ends the user's open password
+// reset: a new address means the mail went to someone who may no longer own
+// the account; a new password, status or role means the account's owner or
+// an admin has decided about it since the reset was asked for.
+func endsReset(field string) bool {
+	return field == "email" || field == "password" || field == "status" || field == "role"
 }
 
 func (s *Service) verifyCurrent(ctx context.Context, u *User, current string) error {
@@ -537,6 +574,13 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 		return err
 	}
 	err = s.store.Atomic(ctx, func(r Repo) error {
+		admins, err := r.LockActiveAdmins(ctx)
+		if err != nil {
+			return err
+		}
+		if lastAdmin(admins, id) {
+			return ErrLastAdmin
+		}
 		if err := r.DeleteUser(ctx, id); err != nil {
 			return err
 		}
@@ -546,6 +590,13 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 		return storeErr("delete user", err)
 	}
 	return nil
+}
+
+// lastAdmin reports whether id is the only one of the active admins, whom
+// no deletion, disable or demotion may remove: nobody could administer the
+// platform any more (an admin can only be made by an admin).
+func lastAdmin(activeAdmins []string, id string) bool {
+	return len(activeAdmins) == 1 && activeAdmins[0] == id
 }
 
 // storeErr passes domain errors from the store through and wraps the rest

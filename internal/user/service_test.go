@@ -334,7 +334,8 @@ func TestValidate(t *testing.T) {
 	if _, err := e.svc.Auth(ctx, "alice@example.com", strongPW); !errors.Is(err, user.ErrAccountDisabled) {
 		t.Fatalf("disabled login: %v", err)
 	}
-	// Deleted user.
+	// Deleted user (not the last admin, who may not go).
+	e.create(t, "admin2@example.com", user.RoleAdmin)
 	s2, err := e.svc.Auth(ctx, "admin@example.com", strongPW)
 	if err != nil {
 		t.Fatal(err)

@@ -80,7 +80,7 @@ func (s *Service) rehash(ctx context.Context, u *User, pw string) {
 
 // startSession issues an access token and a refresh token of the family.
 func (s *Service) startSession(ctx context.Context, r Repo, u *User, family string) (*Session, error) {
-	access, claims, err := s.tokens.Issue(ctx, u.ID, string(u.Role), u.SessionVersion)
+	access, claims, err := s.tokens.Issue(ctx, u.ID, string(u.Role), u.SessionVersion, family)
 	if err != nil {
 		return nil, Internal("issue access token", err)
 	}
@@ -106,8 +106,11 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 		return nil, ErrInvalidToken
 	}
 	hash := token.HashOpaque(refresh)
-	var sess *Session
-	reused := false
+	var (
+		sess   *Session
+		reused bool
+		family string
+	)
 	err := s.store.Atomic(ctx, func(r Repo) error {
 		rt, err := r.RefreshTokenByHash(ctx, hash)
 		if errors.Is(err, ErrNotFound) {
@@ -127,7 +130,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 			}
 		}
 		if !marked {
-			reused = true
+			reused, family = true, rt.FamilyID
 			return r.RevokeRefreshFamily(ctx, rt.FamilyID, now)
 		}
 		u, err := r.UserByID(ctx, rt.UserID)
@@ -148,6 +151,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 	}
 	if reused {
 		s.log.WarnContext(ctx, "refresh token reuse: family revoked")
+		s.endSession(ctx, family)
 		return nil, ErrInvalidToken
 	}
 	return sess, nil
@@ -163,7 +167,7 @@ func (s *Service) Revoke(ctx context.Context, refresh, access string) error {
 	}
 	if access != "" && s.deny != nil && len(access) <= MaxTokenBytes {
 		if claims, err := s.tokens.Parse(access); err == nil {
-			if err := s.deny.Revoke(ctx, claims.ID, claims.ExpiresAt); err != nil {
+			if err := s.deny.Revoke(ctx, claims.ID, claims.ExpiresAt.Add(denyMargin)); err != nil {
 				return Internal("revoke access token", err)
 			}
 		}
@@ -178,20 +182,56 @@ func (s *Service) Revoke(ctx context.Context, refresh, access string) error {
 	if err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.clock()); err != nil {
 		return storeErr("revoke refresh tokens", err)
 	}
+	if s.deny != nil {
+		if err := s.deny.Revoke(ctx, sessionKey(rt.FamilyID), s.clock().Add(s.tokens.TTL()+denyMargin)); err != nil {
+			return Internal("revoke session", err)
+		}
+	}
 	return nil
 }
 
-// Validated is the result of a successful Validate.
+// denyMargin is added to how long a revocation is kept, past the last
+// moment a token it denies could expire: verifiers accept a token for their
+// clock leeway after its exp, and their clocks may differ from ours.
+const denyMargin = time.Minute
+
+// sessionKey is the denylist entry of a session (a refresh family); a jti
+// (a UUID) cannot take this form.
+func sessionKey(family string) string { return "sid:" + family }
+
+// endSession denies every access token of the session (they carry its id)
+// until the newest of them has expired. It follows a revocation of the
+// family that is already committed, so a failure here cannot undo that; it
+// is logged, and the access tokens then live out their short TTL.
+func (s *Service) endSession(ctx context.Context, family string) {
+	if s.deny == nil {
+		return
+	}
+	if err := s.deny.Revoke(ctx, sessionKey(family), s.clock().Add(s.tokens.TTL()+denyMargin)); err != nil {
+		s.log.ErrorContext(ctx, "could not deny the access tokens of a revoked session", "error", err)
+	}
+}
+
+// Validated is the result of a successful Validate: the user a user's
+// token speaks for, or the service account and granted scopes of a service
+// account's token.
 type Validated struct {
-	User   *User
-	Claims token.Claims
+	User    *User
+	Account *ServiceAccount
+	Scopes  []Scope
+	Claims  token.Claims
 }
 
 // Validate checks an access token: signature, algorithm, issuer, audience
-// and expiry (by the token manager), then that its user still exists, is
-// active, has not reset their password since it was issued, and has not
-// logged it out.
+// and expiry (by the token manager), then, for a user's token, that its user
+// still exists, is active, has not reset their password since it was issued,
+// and has not logged it out; for a service account's, that the account is
+// not revoked.
 func (s *Service) Validate(ctx context.Context, access string) (*Validated, error) {
+	return s.validate(ctx, access)
+}
+
+func (s *Service) validate(ctx context.Context, access string) (*Validated, error) {
 	if access == "" || len(access) > MaxTokenBytes {
 		return nil, ErrInvalidToken
 	}
@@ -201,6 +241,16 @@ func (s *Service) Validate(ctx context.Context, access string) (*Validated, erro
 			return nil, ErrInvalidToken
 		}
 		return nil, Internal("parse token", err)
+	}
+	if claims.ClientID != "" {
+		a, err := s.activeServiceAccount(ctx, claims.ClientID)
+		if errors.Is(err, ErrBadClient) {
+			return nil, ErrInvalidToken
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &Validated{Account: a, Scopes: clientScopes(claims.Scope, a), Claims: claims}, nil
 	}
 	u, err := s.store.UserByID(ctx, claims.Subject)
 	if errors.Is(err, ErrNotFound) {
@@ -213,7 +263,11 @@ func (s *Service) Validate(ctx context.Context, access string) (*Validated, erro
 		return nil, ErrInvalidToken
 	}
 	if s.deny != nil {
-		revoked, err := s.deny.Revoked(ctx, claims.ID)
+		keys := []string{claims.ID}
+		if claims.SessionID != "" {
+			keys = append(keys, sessionKey(claims.SessionID))
+		}
+		revoked, err := s.deny.AnyRevoked(ctx, keys...)
 		if err != nil {
 			return nil, Internal("check revocation", err)
 		}

@@ -5,7 +5,7 @@
 package user
 
 import (
-	"net/mail"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -65,32 +65,15 @@ const (
 	MaxTokenBytes = 4096
 )
 
-// NormalizeEmail trims and lower-cases an email. Addresses are compared
-// case-insensitively: in practice no provider distinguishes local-part case,
-// and treating them as distinct lets one person register twice.
+// NormalizeEmail returns the canonical form of an email address, the one
+// stored and looked up (see ParseEmail); an address that has none is
+// returned trimmed and lower-cased, which matches no stored address.
 func NormalizeEmail(email string) string {
-	return strings.ToLower(strings.TrimSpace(email))
-}
-
-// checkEmail validates a normalised email and returns a problem or "".
-func checkEmail(email string) string {
-	switch {
-	case email == "":
-		return "is required"
-	case len(email) > MaxEmailLength:
-		return "must be at most 254 characters"
-	case !utf8.ValidString(email):
-		return "must be valid UTF-8"
+	n, problem := ParseEmail(email)
+	if problem != "" {
+		return strings.ToLower(strings.TrimSpace(email))
 	}
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Address != email || addr.Name != "" {
-		return "must be a valid email address"
-	}
-	at := strings.LastIndexByte(email, '@')
-	if at < 1 || !strings.Contains(email[at+1:], ".") {
-		return "must be a valid email address"
-	}
-	return ""
+	return n
 }
 
 // NormalizeName trims surrounding white space.
@@ -139,19 +122,51 @@ func newID() (string, error) {
 	return id.String(), nil
 }
 
-// Actor is who asks for an operation. The API passes the user its bearer
-// token authenticated; internal callers (other services on the private
-// network, the admin CLI) act as System.
+// Actor is who asks for an operation, as the service established it from
+// a credential it verified itself: a user's access token (ID and Role), a
+// service account's (ID and Scopes), or nothing (the zero Actor, anonymous).
+// System is the in-process administrator of the CLI (`usersvc admin`); no
+// network caller can ever be System.
 type Actor struct {
 	ID     string
 	Role   Role
 	System bool
+	// ServiceAccount marks a machine caller; Scopes are what its token
+	// grants.
+	ServiceAccount bool
+	Scopes         []Scope
 }
 
-// SystemActor is a trusted internal caller.
+// SystemActor is the trusted in-process caller of the admin CLI.
 var SystemActor = Actor{System: true}
 
-func (a Actor) isAdmin() bool { return a.System || a.Role == RoleAdmin }
+// Anonymous reports whether no credential was presented.
+func (a Actor) Anonymous() bool { return !a.System && a.ID == "" }
 
-// mayAccess reports whether a may read or change the user with id.
-func (a Actor) mayAccess(id string) bool { return a.isAdmin() || (a.ID != "" && a.ID == id) }
+func (a Actor) hasScope(sc Scope) bool {
+	return a.ServiceAccount && slices.Contains(a.Scopes, sc)
+}
+
+// isAdmin: an admin user, a service account with users:admin, or System.
+func (a Actor) isAdmin() bool {
+	return a.System || (!a.ServiceAccount && a.Role == RoleAdmin) || a.hasScope(ScopeAdmin)
+}
+
+// mayRead reports whether a may read the user with id (and list users, for
+// service accounts): admins, the user themself, and service accounts with
+// users:read or users:write.
+func (a Actor) mayRead(id string) bool {
+	return a.mayAccess(id) || a.hasScope(ScopeRead)
+}
+
+// mayList reports whether a may list and search users.
+func (a Actor) mayList() bool {
+	return a.isAdmin() || a.hasScope(ScopeRead) || a.hasScope(ScopeWrite)
+}
+
+// mayAccess reports whether a may change the user with id: admins, the user
+// themself, and service accounts with users:write. Role and status changes
+// need isAdmin on top.
+func (a Actor) mayAccess(id string) bool {
+	return a.isAdmin() || a.hasScope(ScopeWrite) || (!a.ServiceAccount && a.ID != "" && a.ID == id)
+}

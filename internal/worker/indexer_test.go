@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -398,8 +399,8 @@ func TestSubscriptionsCarryUserEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitUntil(t, 10*time.Second, "the reset mail", func() bool { return len(mf.mails(t)) == 1 })
-	waitUntil(t, 10*time.Second, "the index to show the rename and the delete", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the reset mail", func() bool { return len(mf.mails(t)) == 1 })
+	testenv.Eventually(t, 10*time.Second, "the index to show the rename and the delete", func() bool {
 		return slices.Equal(find(t, ctx, idx, ""), []string{u.ID}) && slices.Equal(find(t, ctx, idx, "renamed"), []string{u.ID})
 	})
 	if tok := mail.ResetToken(mf.mails(t)[0].Text); tok == "" {
@@ -411,16 +412,5 @@ func TestSubscriptionsCarryUserEvents(t *testing.T) {
 		if dl := bus.DeadLetters(q); len(dl) != 0 {
 			t.Errorf("dead letters on %s: %v", q, dl)
 		}
-	}
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

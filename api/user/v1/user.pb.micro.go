@@ -40,7 +40,9 @@ type UserService interface {
 	Update(ctx context.Context, in *UpdateRequest, opts ...client.CallOption) (*UpdateResponse, error)
 	// Delete removes a user; their tokens stop validating.
 	Delete(ctx context.Context, in *DeleteRequest, opts ...client.CallOption) (*DeleteResponse, error)
-	// Auth checks email and password and issues an access and a refresh token.
+	// Auth checks email and password and issues an access and a refresh
+	// token, or checks a service account's client id and secret and issues a
+	// short-lived access token carrying its scopes.
 	Auth(ctx context.Context, in *AuthRequest, opts ...client.CallOption) (*AuthResponse, error)
 	// Validate checks an access token and returns whom it speaks for.
 	Validate(ctx context.Context, in *ValidateRequest, opts ...client.CallOption) (*ValidateResponse, error)
@@ -204,7 +206,9 @@ type UserHandler interface {
 	Update(context.Context, *UpdateRequest, *UpdateResponse) error
 	// Delete removes a user; their tokens stop validating.
 	Delete(context.Context, *DeleteRequest, *DeleteResponse) error
-	// Auth checks email and password and issues an access and a refresh token.
+	// Auth checks email and password and issues an access and a refresh
+	// token, or checks a service account's client id and secret and issues a
+	// short-lived access token carrying its scopes.
 	Auth(context.Context, *AuthRequest, *AuthResponse) error
 	// Validate checks an access token and returns whom it speaks for.
 	Validate(context.Context, *ValidateRequest, *ValidateResponse) error

@@ -73,7 +73,7 @@ func TestEveryEventTypeArrives(t *testing.T) {
 		t.Fatal(err)
 	}
 	var token string
-	waitFor(t, 10*time.Second, "the reset event", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the reset event", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, m := range got {
@@ -91,7 +91,7 @@ func TestEveryEventTypeArrives(t *testing.T) {
 	}
 	want := []user.EventType{user.EventCreated, user.EventUpdated, user.EventUpdated, user.EventPasswordChanged,
 		user.EventPasswordResetRequested, user.EventPasswordChanged, user.EventDeleted}
-	waitFor(t, 10*time.Second, "every event", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= len(want) })
+	testenv.Eventually(t, 10*time.Second, "every event", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= len(want) })
 	mu.Lock()
 	defer mu.Unlock()
 	seen := map[user.EventType]int{}
@@ -164,7 +164,7 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 	}
 	testenv.RabbitMQCtl(t, "start_app")
 	testenv.RabbitMQCtl(t, "await_startup")
-	waitFor(t, 60*time.Second, "all 100 events", func() bool { mu.Lock(); defer mu.Unlock(); return len(effects) == 100 })
+	testenv.Eventually(t, 60*time.Second, "all 100 events", func() bool { mu.Lock(); defer mu.Unlock(); return len(effects) == 100 })
 	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
 	mu.Lock()
 	defer mu.Unlock()

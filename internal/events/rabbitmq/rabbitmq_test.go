@@ -361,7 +361,7 @@ func TestOutageAndReconnect(t *testing.T) {
 		t.Errorf("Publish during the outage took %v to fail", d)
 	}
 	t.Logf("Publish during the outage: %v (after %v)", err, time.Since(start))
-	waitFor(t, 5*time.Second, "Ping to report the outage", func() bool { return b.Ping() != nil })
+	testenv.Eventually(t, 5*time.Second, "Ping to report the outage", func() bool { return b.Ping() != nil })
 	if err := b.Publish(ctx, []events.Message{{ID: q + "-lost", RoutingKey: key, Body: []byte(`{}`)}}); !errors.Is(err, rabbitmq.ErrNotConnected) {
 		t.Errorf("Publish while disconnected = %v, want ErrNotConnected", err)
 	}
@@ -370,7 +370,7 @@ func TestOutageAndReconnect(t *testing.T) {
 	testenv.RabbitMQCtl(t, "start_app")
 	testenv.RabbitMQCtl(t, "await_startup")
 	back := time.Now()
-	waitFor(t, 30*time.Second, "Ping to report the reconnect", func() bool { return b.Ping() == nil })
+	testenv.Eventually(t, 30*time.Second, "Ping to report the reconnect", func() bool { return b.Ping() == nil })
 	t.Logf("outage %v; reconnected %v after the broker was back", back.Sub(outage), time.Since(back))
 
 	publish(t, b, events.Message{ID: q + "-after", RoutingKey: key, Body: []byte(`{}`)})
@@ -540,7 +540,7 @@ func startConsumer(t *testing.T, b *rabbitmq.Broker, sub events.Subscription, h 
 		})
 	}
 	t.Cleanup(stop)
-	waitFor(t, 10*time.Second, "the consumer of "+sub.Queue, func() bool {
+	testenv.Eventually(t, 10*time.Second, "the consumer of "+sub.Queue, func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("Consume returned early: %v", err)
@@ -568,7 +568,7 @@ func getOne(t *testing.T, queue string) amqp.Delivery {
 	conn := dialAdmin(t, testenv.RabbitMQURL(t))
 	defer conn.Close()
 	var d amqp.Delivery
-	waitFor(t, 10*time.Second, "a message in "+queue, func() bool {
+	testenv.Eventually(t, 10*time.Second, "a message in "+queue, func() bool {
 		ch, err := conn.Channel()
 		if err != nil {
 			t.Fatalf("open channel: %v", err)
@@ -607,17 +607,6 @@ func assertDeadLetter(t *testing.T, d amqp.Delivery, sent events.Message, attemp
 	}
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // While a resource alarm blocks publishers, Publish fails at once (after
 // at most one publish that waits for its confirmation) instead of hanging,
 // and works again when the alarm clears.
@@ -631,7 +620,7 @@ func TestBlockedBrokerFailsFast(t *testing.T) {
 	testenv.RabbitMQCtl(t, "set_vm_memory_high_watermark", "0.0000001")
 
 	// RabbitMQ tells a connection it is blocked when it next publishes.
-	waitFor(t, 20*time.Second, "the broker to block publishing", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the broker to block publishing", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		_ = b.Publish(ctx, []events.Message{{ID: "during-alarm", RoutingKey: key, Body: []byte(`{}`)}})
@@ -650,7 +639,7 @@ func TestBlockedBrokerFailsFast(t *testing.T) {
 	}
 
 	testenv.RabbitMQCtl(t, "set_vm_memory_high_watermark", "0.4")
-	waitFor(t, 20*time.Second, "the broker to unblock publishing", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the broker to unblock publishing", func() bool {
 		return strings.Contains(logs.String(), "broker unblocked publishing")
 	})
 	publish(t, b, events.Message{ID: "after-alarm", RoutingKey: key, Body: []byte(`{}`)})

@@ -23,6 +23,9 @@ type dialect struct {
 	// record in the same statement (so no transaction is needed).
 	putResetSQL string
 
+	// putRevocationSQL upserts a revocation, keeping the later expiry.
+	putRevocationSQL string
+
 	// emailKey is what a duplicate-key error message contains when the
 	// violated constraint is the unique index on users.email (MySQL names
 	// the index; SQLite names the column).
@@ -52,9 +55,11 @@ var mysqlDialect = &dialect{
 	// a clash on token_hash would mean the same secret token, so taking the
 	// row over is harmless. VALUES() rather than the MySQL 8.0.19 row alias
 	// because MariaDB does not support the alias.
-	putResetSQL: `INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)
-ON DUPLICATE KEY UPDATE token_hash = VALUES(token_hash), user_id = VALUES(user_id),
+	putResetSQL: `INSERT INTO password_resets (token_hash, user_id, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
+ON DUPLICATE KEY UPDATE token_hash = VALUES(token_hash), user_id = VALUES(user_id), email = VALUES(email),
 created_at = VALUES(created_at), expires_at = VALUES(expires_at)`,
+	putRevocationSQL: `INSERT INTO revoked_tokens (token_key, expires_at) VALUES (?, ?)
+ON DUPLICATE KEY UPDATE expires_at = GREATEST(expires_at, VALUES(expires_at))`,
 	emailKey: "uq_users_email'",
 	migrationsTableDDL: `CREATE TABLE IF NOT EXISTS schema_migrations (
 version VARCHAR(64) NOT NULL PRIMARY KEY,
@@ -81,9 +86,11 @@ var sqliteDialect = &dialect{
 	name: "sqlite",
 	// ON CONFLICT(user_id) names the one constraint meant; a clash on the
 	// token_hash primary key still fails loudly.
-	putResetSQL: `INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)
-ON CONFLICT(user_id) DO UPDATE SET token_hash = excluded.token_hash,
+	putResetSQL: `INSERT INTO password_resets (token_hash, user_id, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT(user_id) DO UPDATE SET token_hash = excluded.token_hash, email = excluded.email,
 created_at = excluded.created_at, expires_at = excluded.expires_at`,
+	putRevocationSQL: `INSERT INTO revoked_tokens (token_key, expires_at) VALUES (?, ?)
+ON CONFLICT(token_key) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`,
 	emailKey: "users.email",
 	migrationsTableDDL: `CREATE TABLE IF NOT EXISTS schema_migrations (
 version TEXT NOT NULL PRIMARY KEY,

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/usersvc/usersvc/internal/revocation"
 	"github.com/usersvc/usersvc/internal/store/storetest"
 	"github.com/usersvc/usersvc/internal/testenv"
 	"github.com/usersvc/usersvc/internal/user"
@@ -58,6 +59,19 @@ func TestSQLite(t *testing.T) {
 func TestMySQL(t *testing.T) {
 	testenv.Need(t, mysqlEnv)
 	storetest.Run(t, func(t *testing.T) user.Store {
+		return openTest(t, "mysql", testenv.MySQLDSN(t), true)
+	})
+}
+
+func TestRevocationsSQLite(t *testing.T) {
+	storetest.RunRevocations(t, func(t *testing.T) revocation.Store {
+		return openTest(t, "sqlite", sqliteTestDSN(t), true)
+	})
+}
+
+func TestRevocationsMySQL(t *testing.T) {
+	testenv.Need(t, mysqlEnv)
+	storetest.RunRevocations(t, func(t *testing.T) revocation.Store {
 		return openTest(t, "mysql", testenv.MySQLDSN(t), true)
 	})
 }

@@ -82,7 +82,7 @@ WHERE user_id = ? AND revoked_at IS NULL`, r.d.timeArg(at), userID)
 // user.ErrNotFound.
 func (r repo) PutPasswordReset(ctx context.Context, rec user.PasswordReset) error {
 	_, err := r.q.ExecContext(ctx, r.d.putResetSQL,
-		rec.Hash, rec.UserID, r.d.timeArg(rec.CreatedAt), r.d.timeArg(rec.ExpiresAt))
+		rec.Hash, rec.UserID, rec.Email, r.d.timeArg(rec.CreatedAt), r.d.timeArg(rec.ExpiresAt))
 	if err != nil {
 		if r.d.isMissingParent(err) {
 			return user.ErrNotFound
@@ -95,9 +95,9 @@ func (r repo) PutPasswordReset(ctx context.Context, rec user.PasswordReset) erro
 // PasswordResetByHash returns the reset record or user.ErrNotFound.
 func (r repo) PasswordResetByHash(ctx context.Context, hash string) (*user.PasswordReset, error) {
 	var rec user.PasswordReset
-	err := r.q.QueryRowContext(ctx, `SELECT token_hash, user_id, created_at, expires_at
+	err := r.q.QueryRowContext(ctx, `SELECT token_hash, user_id, email, created_at, expires_at
 FROM password_resets WHERE token_hash = ?`, hash).
-		Scan(&rec.Hash, &rec.UserID, timeDest{&rec.CreatedAt}, timeDest{&rec.ExpiresAt})
+		Scan(&rec.Hash, &rec.UserID, &rec.Email, timeDest{&rec.CreatedAt}, timeDest{&rec.ExpiresAt})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, user.ErrNotFound
 	}
@@ -116,6 +116,14 @@ func (r repo) DeletePasswordReset(ctx context.Context, hash string) (bool, error
 		return false, fmt.Errorf("sqlstore: delete password reset: %w", err)
 	}
 	return affected(res, "delete password reset")
+}
+
+// DeleteUserPasswordResets removes the user's open reset record, if any.
+func (r repo) DeleteUserPasswordResets(ctx context.Context, userID string) error {
+	if _, err := r.q.ExecContext(ctx, `DELETE FROM password_resets WHERE user_id = ?`, userID); err != nil {
+		return fmt.Errorf("sqlstore: delete user's password resets: %w", err)
+	}
+	return nil
 }
 
 // affected reports whether the statement touched a row.

@@ -76,6 +76,30 @@ func (r repo) LockUser(ctx context.Context, id string) (*user.User, error) {
 	return u, nil
 }
 
+// LockActiveAdmins returns the active admins' IDs and locks their rows (on
+// MySQL the scanned index records of role = 'admin'; SQLite's transaction
+// already holds the write lock).
+func (r repo) LockActiveAdmins(ctx context.Context) ([]string, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT id FROM users WHERE role = ? AND status = ? ORDER BY id`+r.d.lockSuffix,
+		string(user.RoleAdmin), string(user.StatusActive))
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: lock active admins: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlstore: lock active admins: scan: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: lock active admins: %w", err)
+	}
+	return ids, nil
+}
+
 // ReplacePasswordHash swaps the hash only while it is still oldHash, so a
 // login's transparent rehash never overwrites a password changed meanwhile.
 func (r repo) ReplacePasswordHash(ctx context.Context, id, oldHash, newHash string) (bool, error) {

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) user.Store) {
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshTokenRevocation", testRefreshTokenRevocation},
 		{"PasswordResets", testPasswordResets},
+		{"DeleteUserPasswordResets", testDeleteUserPasswordResets},
 		{"AtomicCommits", testAtomicCommits},
 		{"AtomicRollsBackOnError", testAtomicRollsBackOnError},
 		{"AtomicReturnsDomainErrorUnchanged", testAtomicReturnsDomainError},
@@ -58,6 +59,9 @@ func Run(t *testing.T, open func(t *testing.T) user.Store) {
 		{"LockUserSerialisesReadModifyWrite", testLockUser},
 		{"ReplacePasswordHashIsConditional", testReplacePasswordHash},
 		{"ListSkipTotal", testListSkipTotal},
+		{"LockActiveAdmins", testLockActiveAdmins},
+		{"LockActiveAdminsSerialisesRemovals", testLockActiveAdminsSerialises},
+		{"ServiceAccounts", testServiceAccounts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -754,7 +758,7 @@ func testPasswordResets(t *testing.T, s user.Store) {
 	ctx := t.Context()
 	u, other := seedUser(t, s), seedUser(t, s)
 	reset := func(owner *user.User, created time.Time) user.PasswordReset {
-		return user.PasswordReset{Hash: newHash(), UserID: owner.ID, CreatedAt: created, ExpiresAt: created.Add(time.Hour)}
+		return user.PasswordReset{Hash: newHash(), UserID: owner.ID, Email: owner.Email, CreatedAt: created, ExpiresAt: created.Add(time.Hour)}
 	}
 	r1, r2, r3 := reset(u, baseTime), reset(u, baseTime.Add(time.Minute)), reset(other, baseTime)
 	for _, pr := range []user.PasswordReset{r1, r2, r3} {
@@ -768,7 +772,7 @@ func testPasswordResets(t *testing.T, s user.Store) {
 	if err != nil {
 		t.Fatalf("PasswordResetByHash: %v", err)
 	}
-	if got.Hash != r2.Hash || got.UserID != u.ID {
+	if got.Hash != r2.Hash || got.UserID != u.ID || got.Email != u.Email {
 		t.Errorf("reset = %+v, want %+v", *got, r2)
 	}
 	checkTime(t, "CreatedAt", got.CreatedAt, r2.CreatedAt)
@@ -786,6 +790,33 @@ func testPasswordResets(t *testing.T, s user.Store) {
 	// After consumption a new reset can be put.
 	if err := s.PutPasswordReset(ctx, reset(u, baseTime.Add(time.Hour))); err != nil {
 		t.Errorf("PutPasswordReset after delete: %v", err)
+	}
+}
+
+// testDeleteUserPasswordResets: a change to the account ends its open
+// reset, and only its own.
+func testDeleteUserPasswordResets(t *testing.T, s user.Store) {
+	ctx := t.Context()
+	u, other := seedUser(t, s), seedUser(t, s)
+	mine := user.PasswordReset{Hash: newHash(), UserID: u.ID, Email: u.Email, CreatedAt: baseTime, ExpiresAt: baseTime.Add(time.Hour)}
+	theirs := user.PasswordReset{Hash: newHash(), UserID: other.ID, Email: other.Email, CreatedAt: baseTime, ExpiresAt: baseTime.Add(time.Hour)}
+	for _, pr := range []user.PasswordReset{mine, theirs} {
+		if err := s.PutPasswordReset(ctx, pr); err != nil {
+			t.Fatalf("PutPasswordReset: %v", err)
+		}
+	}
+	err := s.Atomic(ctx, func(r user.Repo) error { return r.DeleteUserPasswordResets(ctx, u.ID) })
+	if err != nil {
+		t.Fatalf("DeleteUserPasswordResets: %v", err)
+	}
+	_, err = s.PasswordResetByHash(ctx, mine.Hash)
+	wantErr(t, "PasswordResetByHash(deleted)", err, user.ErrNotFound)
+	if _, err := s.PasswordResetByHash(ctx, theirs.Hash); err != nil {
+		t.Errorf("other user's reset: %v", err)
+	}
+	// Nothing open is not an error.
+	if err := s.DeleteUserPasswordResets(ctx, u.ID); err != nil {
+		t.Errorf("DeleteUserPasswordResets(none open): %v", err)
 	}
 }
 
@@ -1070,5 +1101,75 @@ func testListSkipTotal(t *testing.T, s user.Store) {
 	}
 	if total != -1 || len(page) != 2 || page[0].ID != us[1].ID {
 		t.Errorf("SkipTotal page: total %d, %d users; want -1 and 2 starting after the cursor", total, len(page))
+	}
+}
+
+func seedAdmin(t *testing.T, s user.Repo, status user.Status) *user.User {
+	t.Helper()
+	u := newUser(t, "a-"+newHash()[:12]+"@example.com", "Admin")
+	u.Role, u.Status = user.RoleAdmin, status
+	return create(t, s, u)
+}
+
+// testLockActiveAdmins: exactly the active admins, in ID order.
+func testLockActiveAdmins(t *testing.T, s user.Store) {
+	ctx := t.Context()
+	seedUser(t, s)
+	a := seedAdmin(t, s, user.StatusActive)
+	seedAdmin(t, s, user.StatusDisabled)
+	b := seedAdmin(t, s, user.StatusActive)
+	var got []string
+	err := s.Atomic(ctx, func(r user.Repo) error {
+		var err error
+		got, err = r.LockActiveAdmins(ctx)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("LockActiveAdmins: %v", err)
+	}
+	if !slices.Equal(got, []string{a.ID, b.ID}) {
+		t.Errorf("LockActiveAdmins = %v, want %v", got, []string{a.ID, b.ID})
+	}
+}
+
+// testLockActiveAdminsSerialisesRemovals: transactions that each demote an
+// admin only while another active one remains must leave one, however many
+// run at once. Without the lock two of them could both see two admins.
+func testLockActiveAdminsSerialises(t *testing.T, s user.Store) {
+	ctx := t.Context()
+	admins := []*user.User{seedAdmin(t, s, user.StatusActive), seedAdmin(t, s, user.StatusActive)}
+	var demoted atomic.Int32
+	race(func(i int) {
+		err := s.Atomic(ctx, func(r user.Repo) error {
+			ids, err := r.LockActiveAdmins(ctx)
+			if err != nil || len(ids) < 2 {
+				return err
+			}
+			u, err := r.LockUser(ctx, admins[i%2].ID)
+			if err != nil || u.Role != user.RoleAdmin {
+				return err
+			}
+			u.Role = user.RoleUser
+			if err := r.UpdateUser(ctx, u); err != nil {
+				return err
+			}
+			demoted.Add(1)
+			return nil
+		})
+		if err != nil {
+			t.Errorf("Atomic: %v", err)
+		}
+	})
+	if demoted.Load() != 1 {
+		t.Errorf("%d admins demoted, want exactly 1", demoted.Load())
+	}
+	var left []string
+	_ = s.Atomic(ctx, func(r user.Repo) error {
+		var err error
+		left, err = r.LockActiveAdmins(ctx)
+		return err
+	})
+	if len(left) != 1 {
+		t.Errorf("%d active admins left, want 1", len(left))
 	}
 }

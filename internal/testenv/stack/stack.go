@@ -16,6 +16,7 @@ import (
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/password"
+	"github.com/usersvc/usersvc/internal/revocation"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
@@ -99,8 +100,14 @@ func New(t testing.TB, o Options) *Stack {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// The denylist as a service instance without Redis has it: in the
+	// database, checked there.
+	deny, err := revocation.New(ctx, st, revocation.Options{Logger: log})
+	if err != nil {
+		t.Fatalf("denylist: %v", err)
+	}
 	svc, err := user.NewService(user.Deps{Store: st, Hasher: hasher, Policy: password.DefaultPolicy(), Tokens: tokens,
-		Logger: log}, user.Config{})
+		Denylist: deny, Logger: log}, user.Config{})
 	if err != nil {
 		t.Fatalf("user service: %v", err)
 	}
