@@ -27,8 +27,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/reqmeta"
+	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
 const (

@@ -85,7 +85,7 @@ func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
 		server.Id(uuid.NewString()),
 		server.Address(cfg.Address),
 		server.RegisterTTL(cfg.TTL),
-		server.RegisterInterval(cfg.TTL / 3),
+		server.RegisterInterval(cfg.TTL/3),
 		mgrpcserver.GracefulStopTimeout(cfg.GracePeriod),
 		server.WrapHandler(logCalls(cfg.Logger)),
 	)
