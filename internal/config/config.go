@@ -224,7 +224,7 @@ var settings = []setting{
 	{key: "rabbitmq_url", secret: true, usage: "RabbitMQ URL (amqp://user:pass@host:5672/) for user events; empty = in-process bus and mailer inside the service", set: str(func(c *Config) *string { return &c.RabbitMQURL })},
 	{key: "elasticsearch_url", usage: "Elasticsearch URL for user search; empty = embedded index in dev mode, database prefix search otherwise", set: str(func(c *Config) *string { return &c.ElasticsearchURL })},
 	{key: "elasticsearch_index", def: "users", usage: "Elasticsearch index name", set: str(func(c *Config) *string { return &c.ElasticsearchIdx })},
-	{key: "ops_addr", def: "127.0.0.1:0", usage: "health listener (/healthz, /readyz) of the service and worker roles; port 0 = any free port (logged)", set: addr(func(c *Config) *string { return &c.OpsAddr })},
+	{key: "ops_addr", def: "127.0.0.1:0", usage: "ops listener of every role: /metrics (Prometheus), and /healthz, /readyz for the service and worker; port 0 = any free port (logged)", set: addr(func(c *Config) *string { return &c.OpsAddr })},
 	{key: "rate_login_ip", def: "20/1m", usage: "POST /user/token attempts per client IP", set: rate(func(c *Config) *Rate { return &c.RateLoginIP })},
 	{key: "rate_login_account", def: "5/1m", usage: "POST /user/token attempts per email: slows guessing without locking the owner out for longer than the window", set: rate(func(c *Config) *Rate { return &c.RateLoginAccount })},
 	{key: "rate_register_ip", def: "10/1m", usage: "POST /user per client IP", set: rate(func(c *Config) *Rate { return &c.RateRegisterIP })},
