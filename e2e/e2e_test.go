@@ -11,13 +11,13 @@ import (
 )
 
 // startCluster starts etcd, a fresh database and a cluster of 2 services,
-// 2 APIs and a gateway.
-func startCluster(t *testing.T) *cluster.Cluster {
+// 2 APIs and a gateway; env adds USERSVC_* settings (cluster.Options.Env).
+func startCluster(t *testing.T, env map[string]string) *cluster.Cluster {
 	t.Helper()
 	dsn := testenv.MySQLDSN(t) // skips (or fails under USERSVC_TEST_REQUIRE_ALL=1) without MariaDB
 	etcd := etcdtest.StartEtcd(t)
 	start := time.Now()
-	c := cluster.Start(t, cluster.Options{Services: 2, APIs: 2, MySQLDSN: dsn, Etcd: etcd})
+	c := cluster.Start(t, cluster.Options{Services: 2, APIs: 2, MySQLDSN: dsn, Etcd: etcd, Env: env})
 	t.Logf("cluster of 2 services, 2 APIs and a gateway ready in %s at %s", time.Since(start).Round(time.Millisecond), c.GatewayURL())
 	return c
 }
@@ -27,7 +27,7 @@ func startCluster(t *testing.T) *cluster.Cluster {
 // over real sockets, with instances found in etcd, state in MariaDB and
 // reset mail written by whichever service's relay takes the event.
 func TestDistributedWalk(t *testing.T) {
-	c := startCluster(t)
+	c := startCluster(t, nil)
 	res := walk(t, target{url: c.GatewayURL(), mailDir: c.MailDir(), admin: c.Admin})
 	if t.Failed() {
 		return

@@ -51,7 +51,7 @@ func (o outcome) String() string {
 // instance and the API's RPC client skips unreachable service nodes, so
 // new requests do not notice the crash at all.
 func TestDistributedFailover(t *testing.T) {
-	c := startCluster(t)
+	c := startCluster(t, nil)
 	const (
 		workers     = 4
 		killAPIAt   = 3 * time.Second // after the load starts

@@ -123,12 +123,12 @@ func TestRedisOutageDuringReads(t *testing.T) {
 }
 
 // TestRateLimitSharedAcrossAPIs: the per-account login limit holds across
-// two API instances (the gateway alternates between them), because the
-// window lives in Redis.
+// two API instances (the gateway alternates between them) and two service
+// instances (which enforce it), because the window lives in Redis.
 func TestRateLimitSharedAcrossAPIs(t *testing.T) {
 	rd := startPrivateRedis(t)
 	dsn := testenv.MySQLDSN(t)
-	c := cluster.Start(t, cluster.Options{Services: 1, APIs: 2, MySQLDSN: dsn, Etcd: etcdtest.StartEtcd(t),
+	c := cluster.Start(t, cluster.Options{Services: 2, APIs: 2, MySQLDSN: dsn, Etcd: etcdtest.StartEtcd(t),
 		Env: map[string]string{"USERSVC_REDIS_URL": rd.url(), "USERSVC_RATE_LOGIN_ACCOUNT": "3/1m"}})
 	cl := newClient(t, c.GatewayURL())
 	statuses := make([]int, 8)

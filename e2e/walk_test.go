@@ -36,6 +36,7 @@ type target struct {
 	url     string
 	mailDir string
 	admin   func(t cluster.TB, email, password string) (id string)
+	hc      *http.Client // nil = plain HTTP; set for a TLS entry point (nginx)
 }
 
 // userJSON is the User schema.
@@ -101,6 +102,9 @@ type walkResult struct {
 // must pass, so it uses nothing but HTTP and the mail directory.
 func walk(t *testing.T, tg target) walkResult {
 	c := newClient(t, tg.url)
+	if tg.hc != nil {
+		c.hc = tg.hc
+	}
 
 	// The operator bootstraps the first admin from the command line.
 	adminID := tg.admin(t, adminEmail, adminPassword)

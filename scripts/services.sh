@@ -104,12 +104,16 @@ install_prometheus() {
   fi
 }
 
-# Debian packages the suite runs but never starts as servers: protoc and the
-# well-known .proto files for `make check-generate`.
+# Debian packages the suite runs but never starts as system servers: protoc
+# and the well-known .proto files for `make check-generate`, nginx for the
+# edge tests and etcd for the kube-apiserver the Kubernetes manifests are
+# applied to (both run as the tests' own processes on private ports).
 install_tools() {
   local missing=()
   command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
   [ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
@@ -126,7 +130,7 @@ stop_started() {
 }
 
 case ${1:-} in
-  start) : >"$STARTED_FILE"; install_tools; install_prometheus; start_mariadb; start_redis; start_rabbitmq ;;
+  start) : >"$STARTED_FILE"; start_mariadb; start_redis; start_rabbitmq; install_tools; install_prometheus ;;
   stop) stop_started ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

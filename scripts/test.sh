@@ -19,6 +19,9 @@ export USERSVC_TEST_REDIS_URL='redis://127.0.0.1:6379/0'
 export USERSVC_TEST_RABBITMQ_URL='amqp://guest:guest@127.0.0.1:5672/'
 export USERSVC_TEST_RABBITMQ_CTL=1
 export USERSVC_TEST_REQUIRE_ALL=1
+# Debian's nginx, run by the edge tests (e2e/nginx_test.go) with the shipped
+# deploy/nginx configuration on private loopback ports.
+export USERSVC_TEST_NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 step "tools"
 make -s tools
@@ -64,6 +67,19 @@ if grep -q '^FAIL\|^--- FAIL\|^panic:' /tmp/usersvc-test.log; then
   echo "tests failed"; grep '^FAIL\|^--- FAIL' /tmp/usersvc-test.log; exit 1
 fi
 grep '^ok' /tmp/usersvc-test.log
+
+step "deployment checks (deploy/deploytest: Dockerfile, compose, Kubernetes on a real kube-apiserver)"
+# A module of its own (buildkit, compose-go and k8s.io stay out of the
+# service's go.mod). kube-apiserver is built once per version into a cache
+# outside the work tree; the first build takes minutes.
+USERSVC_TEST_KUBE_APISERVER=$(scripts/opstools.sh kube-apiserver)
+export USERSVC_TEST_KUBE_APISERVER
+(
+  cd deploy/deploytest
+  go vet ./...
+  ../../bin/staticcheck ./...
+  go test -count=1 -timeout 20m ./...
+)
 
 step "fuzz (${FUZZTIME} each)"
 for pkg in $(go list ./...); do

@@ -57,8 +57,11 @@ func NewRedis(cfg *config.Config) (*redis.Client, error) {
 type shared struct {
 	store    user.Store
 	denylist user.Denylist
-	checks   []check
-	close    func() error
+	// passwordAttempts is the per-account password budget (sign-ins and
+	// current-password checks), kept where the passwords are checked.
+	passwordAttempts user.Limiter
+	checks           []check
+	close            func() error
 }
 
 // sharedState wraps the store with the user cache and builds the logout
@@ -83,22 +86,36 @@ func sharedState(ctx context.Context, cfg *config.Config, log *slog.Logger, mode
 		return nil, err
 	}
 	denyCheck := check{name: "revocations", fn: func(context.Context) error { return deny.Healthy() }, optional: true}
+	tries := newLimiter(rc, log, "login-account", cfg.RateLoginAccount)
 	opts := cache.Options{Logger: log}
 	switch {
 	case rc != nil:
 		cs := cache.NewStore(st, cache.NewRedis(rc, redisPrefix), opts)
-		return &shared{store: cs, denylist: deny,
+		return &shared{store: cs, denylist: deny, passwordAttempts: tries,
 			checks: []check{{name: "redis", fn: func(context.Context) error { return cs.Healthy() }, optional: true}, denyCheck},
 			close:  rc.Close}, nil
 	case mode == ModeDev:
-		return &shared{store: cache.NewStore(st, cache.NewLocal(100_000), opts), denylist: deny,
+		return &shared{store: cache.NewStore(st, cache.NewLocal(100_000), opts), denylist: deny, passwordAttempts: tries,
 			close: func() error { return nil }}, nil
 	default:
-		return &shared{store: st, denylist: deny, close: func() error { return nil }}, nil
+		return &shared{store: st, denylist: deny, passwordAttempts: tries, close: func() error { return nil }}, nil
 	}
 }
 
-// rateLimits builds the API's limits: in Redis, shared by every API
+// newLimiter is a limiter for rule r named name: in Redis (rc), shared by
+// every instance, falling back to an in-process limiter while Redis is down;
+// in process without Redis.
+func newLimiter(rc *redis.Client, log *slog.Logger, name string, r config.Rate) ratelimit.Limiter {
+	rule := ratelimit.Rule{Limit: r.N, Window: r.Window}
+	local := ratelimit.NewLocal(rule)
+	if rc == nil {
+		return local
+	}
+	return ratelimit.NewFallback(ratelimit.NewRedis(rc, redisPrefix+"rate:"+name+":", rule), local, log)
+}
+
+// rateLimits builds the API's per-IP limits and the reset limit per email:
+// in Redis, shared by every API
 // instance, falling back to an in-process limiter while Redis is down; in
 // process without Redis.
 func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func() error, error) {
@@ -106,17 +123,11 @@ func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func
 	if err != nil {
 		return nil, nil, err
 	}
-	limiter := func(name string, r config.Rate) httpapi.Limiter {
-		rule := ratelimit.Rule{Limit: r.N, Window: r.Window}
-		local := ratelimit.NewLocal(rule)
-		if rc == nil {
-			return local
-		}
-		return ratelimit.NewFallback(ratelimit.NewRedis(rc, redisPrefix+"rate:"+name+":", rule), local, log)
-	}
+	limiter := func(name string, r config.Rate) httpapi.Limiter { return newLimiter(rc, log, name, r) }
+	// The per-account password budget is the service's (sharedState): it
+	// also covers current-password checks and callers of the RPC port.
 	limits := []httpapi.RateLimit{
-		{Method: "POST", Path: "/user/token", PerIP: limiter("login-ip", cfg.RateLoginIP),
-			PerEmail: limiter("login-account", cfg.RateLoginAccount)},
+		{Method: "POST", Path: "/user/token", PerIP: limiter("login-ip", cfg.RateLoginIP)},
 		{Method: "POST", Path: "/user", PerIP: limiter("register-ip", cfg.RateRegisterIP)},
 		{Method: "POST", Path: "/user/password", PerIP: limiter("reset-ip", cfg.RateResetIP),
 			PerEmail: limiter("reset-account", cfg.RateResetAccount)},

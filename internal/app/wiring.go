@@ -222,7 +222,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		}
 		c.closers = append(c.closers, sh.close)
 		c.checks = append(c.checks, sh.checks...)
-		deps.Store, deps.Denylist = sh.store, sh.denylist
+		deps.Store, deps.Denylist, deps.PasswordAttempts = sh.store, sh.denylist, sh.passwordAttempts
 		idx, err := OpenSearch(ctx, cfg, mode)
 		if err != nil {
 			return err

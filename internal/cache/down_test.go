@@ -76,7 +76,7 @@ func TestBackendDown(t *testing.T) {
 			if got := mustGet(t, a, u.ID); got.Name != "v2" {
 				t.Errorf("A read %q after its own write, want v2", got.Name)
 			}
-			if n := logs.count("cache unavailable"); n != 1 {
+			if n := logs.Count("cache unavailable"); n != 1 {
 				t.Errorf("%d \"cache unavailable\" log lines, want 1", n)
 			}
 
@@ -90,10 +90,10 @@ func TestBackendDown(t *testing.T) {
 					t.Errorf("%s read %q after recovery, want v2 (lost invalidation not replayed)", name, got.Name)
 				}
 			}
-			if n := logs.count("cache available again"); n != 1 {
+			if n := logs.Count("cache available again"); n != 1 {
 				t.Errorf("%d \"cache available again\" log lines, want 1", n)
 			}
-			if n := logs.count("cache unavailable"); n != 1 {
+			if n := logs.Count("cache unavailable"); n != 1 {
 				t.Errorf("%d \"cache unavailable\" log lines, want 1", n)
 			}
 

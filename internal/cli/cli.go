@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/app"
+	"github.com/usersvc/usersvc/internal/buildinfo"
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/telemetry"
@@ -43,6 +44,8 @@ Usage:
   usersvc admin service-account list
   usersvc admin service-account revoke --id ID
   usersvc certs generate --dir D  write a development CA and gRPC server/client certificates
+  usersvc healthcheck [--url U]   exit 0 if the role's /healthz answers 200 (container health check)
+  usersvc version                 print the version and commit of this binary
 
 Every command takes the settings below as flags (--http-addr), USERSVC_* environment
 variables or keys of a YAML file given by --config; flags win over the environment,
@@ -73,6 +76,10 @@ func Run(ctx context.Context, args []string, io IO) int {
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "version" {
+		fmt.Fprintln(io.Stdout, buildinfo.String())
+		return 0
+	}
 	if cmd == "admin" || cmd == "keys" || cmd == "certs" {
 		if len(rest) == 0 {
 			fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand\n", cmd)
@@ -105,12 +112,17 @@ func Run(ctx context.Context, args []string, io IO) int {
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, cmd string, args []string, io IO) error {
-	var adminEmail, adminName string
+	var adminEmail, adminName, healthURL string
 	var extra func(*flag.FlagSet)
-	if cmd == "admin create" {
+	switch cmd {
+	case "admin create":
 		extra = func(fs *flag.FlagSet) {
 			fs.StringVar(&adminEmail, "email", "", "email of the new admin (required)")
 			fs.StringVar(&adminName, "name", "Administrator", "display name of the new admin")
+		}
+	case "healthcheck":
+		extra = func(fs *flag.FlagSet) {
+			fs.StringVar(&healthURL, "url", "", "URL to probe; default the /healthz of the configured listeners")
 		}
 	}
 	var sa serviceAccountFlags
@@ -206,6 +218,8 @@ func run(ctx context.Context, cmd string, args []string, io IO) error {
 		return nil
 	case "reindex":
 		return reindex(ctx, cfg, io)
+	case "healthcheck":
+		return healthcheck(ctx, cfg, healthURL, io)
 	case "admin create":
 		return adminCreate(ctx, cfg, io, adminEmail, adminName)
 	case "admin service-account create", "admin service-account revoke", "admin service-account list":

@@ -226,7 +226,7 @@ var settings = []setting{
 	{key: "elasticsearch_index", def: "users", usage: "Elasticsearch index name", set: str(func(c *Config) *string { return &c.ElasticsearchIdx })},
 	{key: "ops_addr", def: "127.0.0.1:0", usage: "ops listener of every role: /metrics (Prometheus), and /healthz, /readyz for the service and worker; port 0 = any free port (logged)", set: addr(func(c *Config) *string { return &c.OpsAddr })},
 	{key: "rate_login_ip", def: "20/1m", usage: "POST /user/token attempts per client IP", set: rate(func(c *Config) *Rate { return &c.RateLoginIP })},
-	{key: "rate_login_account", def: "5/1m", usage: "POST /user/token attempts per email: slows guessing without locking the owner out for longer than the window", set: rate(func(c *Config) *Rate { return &c.RateLoginAccount })},
+	{key: "rate_login_account", def: "5/1m", usage: "password attempts per account, sign-ins and current_password checks together: slows guessing without locking the owner out for longer than the window", set: rate(func(c *Config) *Rate { return &c.RateLoginAccount })},
 	{key: "rate_register_ip", def: "10/1m", usage: "POST /user per client IP", set: rate(func(c *Config) *Rate { return &c.RateRegisterIP })},
 	{key: "rate_reset_ip", def: "5/1m", usage: "POST /user/password per client IP", set: rate(func(c *Config) *Rate { return &c.RateResetIP })},
 	{key: "rate_reset_account", def: "3/15m", usage: "POST /user/password per email", set: rate(func(c *Config) *Rate { return &c.RateResetAccount })},

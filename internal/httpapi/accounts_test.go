@@ -1,6 +1,13 @@
 package httpapi_test
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/ratelimit"
+	"github.com/usersvc/usersvc/internal/testenv/stack"
+)
 
 // The account rules of issue 7, through the HTTP API on the real stack.
 
@@ -88,4 +95,25 @@ func TestLookAlikeEmailsAndInvalidUTF8(t *testing.T) {
 		wantError(400, "invalid_argument")
 	e.do("POST", "/user/token", "", map[string]any{"email": "dave@example.com", "password": userPassword}).
 		wantError(401, "unauthenticated")
+}
+
+// Wrong current_password answers spend the account's password budget, the
+// same one sign-ins spend: past it both are 429 with Retry-After.
+func TestCurrentPasswordGuessesAreRateLimited(t *testing.T) {
+	t.Parallel()
+	e := newEnvOn(t, stack.Options{PasswordAttempts: ratelimit.NewLocal(ratelimit.Rule{Limit: 4, Window: time.Minute})})
+	alice := e.register("alice@example.com", "Alice") // attempt 1: the sign-in
+	guess := func(pw string) *response {
+		return e.do("PUT", "/user/"+alice.ID, alice.Access, map[string]any{"password": newPassword, "current_password": pw})
+	}
+	for range 3 { // attempts 2 to 4
+		guess("a wrong guess").wantError(400, "invalid_argument", "current_password")
+	}
+	r := guess(userPassword)
+	r.wantError(429, "resource_exhausted")
+	if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
+		t.Errorf("Retry-After %q, want 1 to 60 seconds", r.Header.Get("Retry-After"))
+	}
+	e.do("POST", "/user/token", "", map[string]any{"email": "alice@example.com", "password": userPassword}).
+		wantError(429, "resource_exhausted")
 }

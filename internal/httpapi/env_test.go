@@ -1,8 +1,8 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -49,7 +49,7 @@ type env struct {
 	keys    *token.Keyring
 	store   *sqlstore.Store
 	mailDir string
-	logs    *syncBuffer
+	logs    *testenv.LogBuffer
 
 	rpcStopped bool
 
@@ -67,12 +67,20 @@ type envOption func(*httpapi.Config)
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
+	return newEnvOn(t, stack.Options{}, opts...)
+}
+
+// newEnvOn is newEnv with the service built from so (its Logger is set
+// here).
+func newEnvOn(t *testing.T, so stack.Options, opts ...envOption) *env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	log := telemetry.NewJSONLogger(logs, slog.LevelDebug, "user.api") // the processes' logger
 
-	st := stack.New(t, stack.Options{Logger: log})
+	so.Logger = log
+	st := stack.New(t, so)
 	svc, keys, store, mailDir := st.Service, st.Keys, st.Store, st.MailDir
 
 	reg := rpc.NewMemoryRegistry()
@@ -201,24 +209,6 @@ func (e *env) mailCount(want int) int {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // handlerSpy is the real RPC handler, recording the request ID each Get or

@@ -77,5 +77,8 @@ func (s *server) fail(c *gin.Context, op string, err error) {
 		writeError(c, http.StatusInternalServerError, codeInternal, "internal error", nil)
 		return
 	}
+	if e.RetryAfter > 0 {
+		setRetryAfter(c, e.RetryAfter)
+	}
 	writeError(c, status, string(e.Code), e.Message, e.Fields)
 }

@@ -64,10 +64,15 @@ func (s *server) allow(c *gin.Context, l Limiter, key string) bool {
 	if ok {
 		return true
 	}
-	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(max(retry, time.Second).Seconds()))))
+	setRetryAfter(c, retry)
 	writeError(c, http.StatusTooManyRequests, codeResourceExhausted, "too many requests; retry later", nil)
 	c.Abort()
 	return false
+}
+
+// setRetryAfter sets Retry-After in whole seconds, rounded up, at least 1.
+func setRetryAfter(c *gin.Context, retry time.Duration) {
+	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(max(retry, time.Second).Seconds()))))
 }
 
 // peekEmail reads the "email" field of a JSON body without consuming it:

@@ -1,13 +1,13 @@
 package ratelimit
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/usersvc/usersvc/internal/testenv"
@@ -15,9 +15,15 @@ import (
 
 // kinds builds limiters of each kind; two calls of one kind's new in a test
 // give two instances sharing state (two API instances on one Redis).
+//
+// clock runs a test body on the kind's clock: the local limiter's tests run
+// in a synctest bubble, whose fake clock jumps through the sleeps exactly;
+// Redis keeps time itself (the scripts read TIME), so its tests sleep for
+// real and allow for the round trips.
 var kinds = []struct {
-	name string
-	new  func(t *testing.T, rule Rule) func() Limiter
+	name  string
+	new   func(t *testing.T, rule Rule) func() Limiter
+	clock func(body func(t *testing.T)) func(t *testing.T)
 }{
 	{"redis", func(t *testing.T, rule Rule) func() Limiter {
 		_, prefix := testenv.RedisClient(t)
@@ -25,10 +31,12 @@ var kinds = []struct {
 			c, _ := testenv.RedisClient(t) // a client (connection pool) per instance
 			return NewRedis(c, prefix, rule)
 		}
-	}},
+	}, func(body func(t *testing.T)) func(t *testing.T) { return body }},
 	{"local", func(_ *testing.T, rule Rule) func() Limiter {
 		l := NewLocal(rule)
 		return func() Limiter { return l }
+	}, func(body func(t *testing.T)) func(t *testing.T) {
+		return func(t *testing.T) { synctest.Test(t, body) }
 	}},
 }
 
@@ -49,7 +57,7 @@ func allow(t *testing.T, l Limiter, key string) (bool, time.Duration) {
 func TestLimitThenWindow(t *testing.T) {
 	rule := Rule{Limit: 3, Window: 300 * time.Millisecond}
 	for _, k := range kinds {
-		t.Run(k.name, func(t *testing.T) {
+		t.Run(k.name, k.clock(func(t *testing.T) {
 			l := k.new(t, rule)()
 			for i := range rule.Limit {
 				if ok, _ := allow(t, l, "k"); !ok {
@@ -76,7 +84,7 @@ func TestLimitThenWindow(t *testing.T) {
 					t.Fatalf("after a full window, request %d denied", i+1)
 				}
 			}
-		})
+		}))
 	}
 }
 
@@ -85,7 +93,7 @@ func TestLimitThenWindow(t *testing.T) {
 func TestSlidingWindow(t *testing.T) {
 	rule := Rule{Limit: 2, Window: 400 * time.Millisecond}
 	for _, k := range kinds {
-		t.Run(k.name, func(t *testing.T) {
+		t.Run(k.name, k.clock(func(t *testing.T) {
 			l := k.new(t, rule)()
 			start := time.Now()
 			allow(t, l, "k") // t=0
@@ -97,8 +105,13 @@ func TestSlidingWindow(t *testing.T) {
 				t.Fatal("third request within the window allowed")
 			}
 			// The first request leaves the window at t=400, i.e. in
-			// window-elapsed (give or take the Redis round trips).
-			if want := rule.Window - elapsed; retry < want-30*time.Millisecond || retry > want+30*time.Millisecond {
+			// window-elapsed: exactly on the local limiter's fake clock,
+			// give or take the round trips on Redis'.
+			slack := 30 * time.Millisecond
+			if k.name == "local" {
+				slack = 0
+			}
+			if want := rule.Window - elapsed; retry < want-slack || retry > want+slack {
 				t.Errorf("retryAfter = %v, want about %v", retry, want)
 			}
 			time.Sleep(retry + 20*time.Millisecond)
@@ -108,7 +121,7 @@ func TestSlidingWindow(t *testing.T) {
 			if ok, _ := allow(t, l, "k"); ok {
 				t.Fatal("allowed although the t=200 and t=400 requests are in the window")
 			}
-		})
+		}))
 	}
 }
 
@@ -118,7 +131,7 @@ func TestSlidingWindow(t *testing.T) {
 func TestHammeringDoesNotExtendTheBlock(t *testing.T) {
 	rule := Rule{Limit: 2, Window: 300 * time.Millisecond}
 	for _, k := range kinds {
-		t.Run(k.name, func(t *testing.T) {
+		t.Run(k.name, k.clock(func(t *testing.T) {
 			l := k.new(t, rule)()
 			start := time.Now()
 			allow(t, l, "victim@example.com")
@@ -136,7 +149,7 @@ func TestHammeringDoesNotExtendTheBlock(t *testing.T) {
 			if d := time.Since(start); d < rule.Window-10*time.Millisecond {
 				t.Errorf("allowed again after %v, before the window (%v)", d, rule.Window)
 			}
-		})
+		}))
 	}
 }
 
@@ -185,7 +198,9 @@ func TestRedisKeyExpires(t *testing.T) {
 }
 
 // The local limiter forgets idle keys and never tracks more than maxKeys.
-func TestLocalMemoryBound(t *testing.T) {
+func TestLocalMemoryBound(t *testing.T) { synctest.Test(t, testLocalMemoryBound) }
+
+func testLocalMemoryBound(t *testing.T) {
 	l := NewLocal(Rule{Limit: 1, Window: 20 * time.Millisecond}).(*localLimiter)
 	for i := range 1000 {
 		allow(t, l, Key("ip", strings.Repeat("x", i%50), string(rune(i))))
@@ -244,23 +259,6 @@ func TestInvalidRulePanics(t *testing.T) {
 	}
 }
 
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
-
 // With Redis unreachable the fallback limits locally (same rule, no
 // errors), reports it in Healthy, and returns to Redis when it recovers;
 // each switch is logged once.
@@ -269,7 +267,7 @@ func TestFallback(t *testing.T) {
 	sw := testenv.NewRedisSwitch(t)
 	direct, prefix := testenv.RedisClient(t)
 	observer := NewRedis(direct, prefix, rule) // sees the shared Redis state
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	f := NewFallback(NewRedis(sw.Client(t), prefix, rule), NewLocal(rule), slog.New(slog.NewTextHandler(logs, nil)))
 	f.RetryInterval = 50 * time.Millisecond
 
@@ -315,7 +313,7 @@ func TestFallback(t *testing.T) {
 	if ok, _ := allow(t, observer, "d"); ok {
 		t.Error("requests after recovery did not go to Redis")
 	}
-	if w, i := logs.count("rate limiter unavailable"), logs.count("rate limiter available again"); w != 1 || i != 1 {
+	if w, i := logs.Count("rate limiter unavailable"), logs.Count("rate limiter available again"); w != 1 || i != 1 {
 		t.Errorf("logged %d outage and %d recovery lines, want 1 and 1", w, i)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	merrors "go-micro.dev/v6/errors"
 
@@ -11,10 +12,12 @@ import (
 )
 
 // errorBody is the JSON carried in a go-micro error's Detail: the client-safe
-// message and, for invalid_argument, the offending fields.
+// message, for invalid_argument the offending fields, and for
+// resource_exhausted when to retry.
 type errorBody struct {
-	Message string            `json:"message"`
-	Fields  map[string]string `json:"fields,omitempty"`
+	Message      string            `json:"message"`
+	Fields       map[string]string `json:"fields,omitempty"`
+	RetryAfterMS int64             `json:"retry_after_ms,omitempty"`
 }
 
 // ours reports whether a go-micro error id is one of the domain's codes,
@@ -32,7 +35,7 @@ func toMicro(err error) error {
 		return nil
 	}
 	e := user.AsError(err)
-	b, _ := json.Marshal(errorBody{Message: e.Message, Fields: e.Fields})
+	b, _ := json.Marshal(errorBody{Message: e.Message, Fields: e.Fields, RetryAfterMS: e.RetryAfter.Milliseconds()})
 	status, _ := user.HTTPStatus(e.Code)
 	public := &merrors.Error{Id: string(e.Code), Code: int32(status), Detail: string(b),
 		Status: http.StatusText(status)}
@@ -79,7 +82,8 @@ func FromMicro(err error) *user.Error {
 		if ours(me.Id) {
 			var body errorBody
 			if json.Unmarshal([]byte(me.Detail), &body) == nil {
-				return &user.Error{Code: user.Code(me.Id), Message: body.Message, Fields: body.Fields}
+				return &user.Error{Code: user.Code(me.Id), Message: body.Message, Fields: body.Fields,
+					RetryAfter: time.Duration(body.RetryAfterMS) * time.Millisecond}
 			}
 		}
 		if unavailable(me) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Code is the machine-readable class of a domain error. Transports map it to
@@ -69,7 +70,9 @@ type Error struct {
 	// Fields maps an offending input field to what is wrong with it
 	// (invalid_argument only).
 	Fields map[string]string
-	cause  error
+	// RetryAfter says when to try again (resource_exhausted only).
+	RetryAfter time.Duration
+	cause      error
 }
 
 func (e *Error) Error() string {
@@ -124,6 +127,9 @@ var (
 	ErrInvalidToken    = &Error{Code: CodeUnauthenticated, Message: "invalid or expired token"}
 	ErrAccountDisabled = &Error{Code: CodePermissionDenied, Message: "account is disabled"}
 	ErrForbidden       = &Error{Code: CodePermissionDenied, Message: "not allowed"}
+	// ErrTooManyAttempts refuses a password attempt (sign-in or a current
+	// password) past the account's budget; see TooManyAttempts.
+	ErrTooManyAttempts = &Error{Code: CodeResourceExhausted, Message: "too many password attempts for this account; retry later"}
 	// ErrLastAdmin refuses a deletion, disable or demotion that would leave
 	// no active admin, whoever asks: nobody could administer any more.
 	ErrLastAdmin = &Error{Code: CodeFailedPrecondition,
@@ -139,6 +145,13 @@ var (
 	ErrResetTokenInvalid = &Error{Code: CodeInvalidArgument, Message: "invalid or expired reset token",
 		Fields: map[string]string{"token": "is invalid or expired"}}
 )
+
+// TooManyAttempts is ErrTooManyAttempts with when to retry.
+func TooManyAttempts(retryAfter time.Duration) *Error {
+	e := *ErrTooManyAttempts
+	e.RetryAfter = retryAfter
+	return &e
+}
 
 // Invalid builds an invalid_argument error naming each offending field.
 func Invalid(fields map[string]string) *Error {

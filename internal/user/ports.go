@@ -154,6 +154,13 @@ type Denylist interface {
 	AnyRevoked(ctx context.Context, keys ...string) (bool, error)
 }
 
+// Limiter decides whether one more attempt under key may go ahead now and,
+// if not, how long until one may (ratelimit.Limiter). An error means it
+// could not decide.
+type Limiter interface {
+	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
+}
+
 // Searcher finds users by free text in a search index (name and email,
 // prefix and typo-tolerant). The index is fed asynchronously from events,
 // so it may lag the database by a moment; List reads the users themselves

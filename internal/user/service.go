@@ -48,6 +48,11 @@ type Deps struct {
 	// Denylist of logged-out access tokens; nil means logout ends only the
 	// refresh-token family and access tokens live out their short TTL.
 	Denylist Denylist
+	// PasswordAttempts bounds password attempts per account — sign-ins and
+	// current-password checks alike, one budget — so a stolen access token
+	// cannot guess the password through Update faster than a login can;
+	// nil means unlimited (the API's per-IP limits still apply).
+	PasswordAttempts Limiter
 	// Searcher answers List's text queries; nil means a prefix match on
 	// email and name in the database.
 	Searcher Searcher
@@ -62,6 +67,7 @@ type Service struct {
 	policy PasswordPolicy
 	tokens AccessTokens
 	deny   Denylist
+	tries  Limiter
 	search Searcher
 	log    *slog.Logger
 	now    func() time.Time
@@ -80,7 +86,7 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if cfg.DefaultPageSize > cfg.MaxPageSize {
 		return nil, fmt.Errorf("user: default page size %d exceeds max page size %d", cfg.DefaultPageSize, cfg.MaxPageSize)
 	}
-	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, deny: d.Denylist, search: d.Searcher,
+	s := &Service{store: d.Store, hasher: d.Hasher, policy: d.Policy, tokens: d.Tokens, deny: d.Denylist, tries: d.PasswordAttempts, search: d.Searcher,
 		log: d.Logger, now: d.Now, cfg: cfg}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -547,6 +553,9 @@ func endsReset(field string) bool {
 }
 
 func (s *Service) verifyCurrent(ctx context.Context, u *User, current string) error {
+	if err := s.allowPasswordAttempt(ctx, u.Email); err != nil {
+		return err
+	}
 	if len(current) > MaxPasswordBytes {
 		return Invalid(map[string]string{"current_password": "is incorrect"})
 	}

@@ -39,6 +39,9 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 	if len(fields) > 0 {
 		return nil, Invalid(fields)
 	}
+	if err := s.allowPasswordAttempt(ctx, email); err != nil {
+		return nil, err
+	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		_, _, _ = s.hasher.Verify(ctx, pw, s.dummyHash)
@@ -61,6 +64,25 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 		s.rehash(ctx, u, pw)
 	}
 	return s.startSession(ctx, s.store, u, uuid.NewString())
+}
+
+// allowPasswordAttempt spends one attempt of the account's password budget
+// (sign-ins and current-password checks share it) and refuses when it is
+// spent. A limiter that cannot decide (its store down with no fallback)
+// lets the attempt through: refusing every sign-in would be worse.
+func (s *Service) allowPasswordAttempt(ctx context.Context, email string) error {
+	if s.tries == nil {
+		return nil
+	}
+	ok, retry, err := s.tries.Allow(ctx, "password|"+email)
+	if err != nil {
+		s.log.WarnContext(ctx, "password attempt limiter failed; attempt let through", "error", err)
+		return nil
+	}
+	if !ok {
+		return TooManyAttempts(retry)
+	}
+	return nil
 }
 
 // rehash upgrades a stored hash to the current parameters. A failure only

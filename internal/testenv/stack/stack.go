@@ -36,6 +36,8 @@ type Options struct {
 	Logger   *slog.Logger    // nil = discard
 	// NoEvents leaves the outbox alone, for tests that run their own relay.
 	NoEvents bool
+	// PasswordAttempts is the per-account password budget; nil = none.
+	PasswordAttempts user.Limiter
 }
 
 // Stack is a built user service and what it was built from.
@@ -107,7 +109,7 @@ func New(t testing.TB, o Options) *Stack {
 		t.Fatalf("denylist: %v", err)
 	}
 	svc, err := user.NewService(user.Deps{Store: st, Hasher: hasher, Policy: password.DefaultPolicy(), Tokens: tokens,
-		Denylist: deny, Logger: log}, user.Config{})
+		Denylist: deny, PasswordAttempts: o.PasswordAttempts, Logger: log}, user.Config{})
 	if err != nil {
 		t.Fatalf("user service: %v", err)
 	}

@@ -1,0 +1,245 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/testenv/cluster"
+	"github.com/usersvc/usersvc/internal/testenv/nginxtest"
+)
+
+// The edge (Debian's nginx running deploy/nginx/templates/usersvc.conf.template)
+// connects to the gateway from 127.0.0.1; clients in these tests connect from
+// other loopback addresses, so the gateway can tell the proxy it trusts from
+// a client it does not.
+const edgeProxy = "127.0.0.1/32"
+
+// behindNginx starts a cluster whose gateway trusts the edge and whose
+// public URL (in mailed links) is the edge's, and the edge in front of it.
+func behindNginx(t *testing.T, env map[string]string) (*cluster.Cluster, *nginxtest.Edge) {
+	t.Helper()
+	edge := nginxtest.New(t)
+	settings := map[string]string{"USERSVC_TRUSTED_PROXIES": edgeProxy, "USERSVC_PUBLIC_URL": edge.HTTPSURL}
+	for k, v := range env {
+		settings[k] = v
+	}
+	c := startCluster(t, settings)
+	edge.Start(t, c.Gateway().Addr())
+	return c, edge
+}
+
+// TestNginxWalk runs the acceptance walk through nginx → gateway → API →
+// service: TLS and HTTP/2 at the edge, kept-alive HTTP/1.1 to the gateway,
+// and every response still the contract's (the walk validates each one,
+// nginx's own 413 included).
+func TestNginxWalk(t *testing.T) {
+	c, edge := behindNginx(t, nil)
+	hc := edge.Client(net.IPv4(127, 0, 0, 2))
+	res := walk(t, target{url: edge.HTTPSURL, mailDir: c.MailDir(), admin: c.Admin, hc: hc})
+	if t.Failed() {
+		return
+	}
+
+	// One request ID, a traceparent: nginx logs both, passes both on, and
+	// the API that served it logs the client's real address.
+	cl := newClient(t, edge.HTTPSURL)
+	cl.hc = hc
+	id := "e2e-edge-" + res.User.ID
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	r := cl.exchange(request{method: "GET", path: "/user/" + res.User.ID, valid: true,
+		hdr: http.Header{"Authorization": {"Bearer " + res.User.Access}, "Traceparent": {tp}}}.withID(id)).wantStatus(200)
+	if hsts := r.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(hsts, "max-age=") {
+		t.Errorf("no HSTS on a proxied response: %q", hsts)
+	}
+	e := edge.Entry(t, id)
+	for k, want := range map[string]any{"client.ip": "127.0.0.2", "http.version": "HTTP/2.0", "url.scheme": "https",
+		"http.request.method": "GET", "http.response.status_code": 200.0, "nginx.upstream.address": c.Gateway().Addr(),
+		"trace.id": "4bf92f3577b34da6a3ce929d0e0e4736", "url.path": "/user/" + res.User.ID} {
+		if e[k] != want {
+			t.Errorf("access log %s = %v, want %v (line %v)", k, e[k], want, e)
+		}
+	}
+	if _, ok := e["@timestamp"].(string); !ok {
+		t.Errorf("access log line without @timestamp: %v", e)
+	}
+	line := apiLogLine(t, c, id)
+	if !strings.Contains(line, `"client_ip":"127.0.0.2"`) {
+		t.Errorf("the API logged request %s without the real client address 127.0.0.2: %s", id, line)
+	}
+	// Every request of the walk crossed the same kept-alive upstream, and
+	// every line of the log is ECS JSON with a request ID.
+	for _, e := range edge.Entries(t) {
+		if e["http.request.id"] == "" || e["event.dataset"] != "nginx.access" {
+			t.Errorf("access log line %v", e)
+		}
+	}
+
+	// The plain port redirects to TLS and answers health; health on TLS too.
+	plain := edge.Client(nil)
+	resp, err := plain.Get(edge.HTTPURL + "/user/" + res.User.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusPermanentRedirect ||
+		!strings.HasPrefix(loc, "https://127.0.0.1") || !strings.HasSuffix(loc, "/user/"+res.User.ID) {
+		t.Errorf("plain HTTP answered %d Location %q, want 308 to https", resp.StatusCode, loc)
+	}
+	for _, u := range []string{edge.HTTPURL, edge.HTTPSURL} {
+		resp, err := plain.Get(u + "/nginx/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s/nginx/healthz: %d", u, resp.StatusCode)
+		}
+	}
+}
+
+// TestNginxClientAddress checks that the per-IP limit of the API counts the
+// address that connected to nginx, and that a client cannot move itself
+// into another bucket with its own X-Forwarded-For, through nginx or by
+// going around it to the gateway.
+func TestNginxClientAddress(t *testing.T) {
+	// Two APIs share the window through Redis, as deployed.
+	rd := startPrivateRedis(t)
+	c, edge := behindNginx(t, map[string]string{"USERSVC_RATE_LOGIN_IP": "3/1m", "USERSVC_REDIS_URL": rd.url()})
+	login := map[string]any{"email": "nobody@example.com", "password": "not the password"}
+
+	// Client 127.0.0.3 tries four sign-ins, each claiming another address.
+	spoofer := newClient(t, edge.HTTPSURL)
+	spoofer.hc = edge.Client(net.IPv4(127, 0, 0, 3))
+	for i := range 3 {
+		spoofer.exchange(request{method: "POST", path: "/user/token", body: mustJSON(t, login), valid: true,
+			hdr: http.Header{"Content-Type": {"application/json"}, "X-Forwarded-For": {fmt.Sprintf("203.0.113.%d", i+1)}}}).
+			wantError(401, "unauthenticated")
+	}
+	id := "e2e-spoof-" + fmt.Sprint(time.Now().UnixNano())
+	r := spoofer.exchange(request{method: "POST", path: "/user/token", body: mustJSON(t, login), valid: true,
+		hdr: http.Header{"Content-Type": {"application/json"}, "X-Forwarded-For": {"198.51.100.7"}}}.withID(id))
+	r.wantError(429, "resource_exhausted")
+	// It was the API's limiter, not nginx's: the gateway answered it.
+	if e := edge.Entry(t, id); e["nginx.upstream.status"] != "429" {
+		t.Errorf("the 429 did not come from upstream: %v", e)
+	}
+	if line := apiLogLine(t, c, id); !strings.Contains(line, `"client_ip":"127.0.0.3"`) {
+		t.Errorf("the API took request %s for another client than 127.0.0.3: %s", id, line)
+	}
+
+	// Another client (127.0.0.4) has its own budget: the limiter keys by
+	// the real address, not by one shared proxy address.
+	other := newClient(t, edge.HTTPSURL)
+	other.hc = edge.Client(net.IPv4(127, 0, 0, 4))
+	other.do("POST", "/user/token", "", login).wantError(401, "unauthenticated")
+
+	// Around nginx, straight to the gateway: the gateway does not trust
+	// 127.0.0.5, so its X-Forwarded-For is overwritten, and the fourth
+	// sign-in is refused whatever it claims.
+	direct := newClient(t, c.GatewayURL())
+	direct.hc = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 5)}}).DialContext}}
+	for i := range 4 {
+		r := direct.exchange(request{method: "POST", path: "/user/token", body: mustJSON(t, login), valid: true,
+			hdr: http.Header{"Content-Type": {"application/json"}, "X-Forwarded-For": {fmt.Sprintf("192.0.2.%d", i+1)}}})
+		if i < 3 {
+			r.wantError(401, "unauthenticated")
+		} else {
+			r.wantError(429, "resource_exhausted")
+		}
+	}
+}
+
+// TestNginxCredentialFlood checks nginx's own first line of defence: a
+// burst of password-reset requests from one address beyond the zone's
+// burst is refused at the edge, in the API's envelope, before it costs the
+// service anything; other paths are not limited.
+func TestNginxCredentialFlood(t *testing.T) {
+	_, edge := behindNginx(t, nil)
+	cl := newClient(t, edge.HTTPSURL)
+	cl.hc = edge.Client(net.IPv4(127, 0, 0, 6))
+	// Sent at once: the zone admits a burst of 20 plus 5 a second, so at
+	// least 40 of 60 concurrent requests are over it however slow the
+	// machine is.
+	const n = 60
+	statuses := make([]int, n)
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		ids[i] = fmt.Sprintf("e2e-flood-%d-%d", time.Now().UnixNano(), i)
+		wg.Go(func() {
+			r, err := cl.try(t.Context(), request{method: "POST", path: "/user/password", valid: true,
+				body: mustJSON(t, map[string]any{"email": "nobody@example.com"}),
+				hdr:  http.Header{"Content-Type": {"application/json"}}}.withID(ids[i]))
+			if err != nil {
+				t.Errorf("%v", err)
+				return
+			}
+			if r.checkErr != nil {
+				t.Errorf("%v", r.checkErr)
+			}
+			statuses[i] = r.Status
+			if r.Status == http.StatusTooManyRequests && r.Header.Get("Retry-After") == "" {
+				t.Errorf("429 without Retry-After")
+			}
+		})
+	}
+	wg.Wait()
+	var accepted, limited int
+	for i, s := range statuses {
+		switch s {
+		case http.StatusAccepted:
+			accepted++
+		case http.StatusTooManyRequests:
+			limited++
+			if e := edge.Entry(t, ids[i]); e["nginx.limit_req.status"] != "REJECTED" || e["nginx.upstream.address"] != "" {
+				t.Errorf("a 429 that nginx did not answer itself: %v", e)
+			}
+		default:
+			t.Errorf("request %d: status %d", i, s)
+		}
+	}
+	if accepted < 20 || limited < n/2 {
+		t.Errorf("%d accepted and %d limited of %d; want the burst of 20 through and most of the rest refused",
+			accepted, limited, n)
+	}
+	t.Logf("flood of %d concurrent resets from one address: %d passed, %d refused by nginx", n, accepted, limited)
+	// Reading is not limited at the edge.
+	for range 30 {
+		cl.do("GET", "/.well-known/jwks.json", "", nil).wantStatus(200)
+	}
+}
+
+// apiLogLine waits for the API log line of request id and returns it.
+func apiLogLine(t *testing.T, c *cluster.Cluster, id string) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, api := range c.APIs() {
+			for _, line := range strings.Split(api.Logs(), "\n") {
+				if strings.Contains(line, `"request_id":"`+id+`"`) && strings.Contains(line, `"client_ip"`) {
+					return line
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no API logged an access line for request %s", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
