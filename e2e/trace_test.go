@@ -138,7 +138,52 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	if mailLine == nil || mailLine["trace.id"] != traceID {
 		t.Errorf("worker's mail line %v: want trace.id %s", mailLine, traceID)
 	}
+	// Every line of every process is an ECS object; every line logged
+	// inside a request has its trace id with its request id; no line
+	// carries a password, token, hash or the DSN's password.
+	procs := append(append(append([]*cluster.Proc{c.Gateway()}, c.APIs()...), c.Services()...), c.Workers()...)
+	secrets := []string{userPassword, "a brand new passphrase", tok, reg.Access, reg.Refresh, "$argon2id$", "usersvc:usersvc@"}
+	for _, p := range procs {
+		checkLogLines(t, p, secrets)
+	}
 	t.Logf("trace %s: %d spans from gateway to worker; registered user %s", traceID, len(spans), reg.ID)
+}
+
+// checkLogLines checks the ECS shape of p's log lines and that none
+// contains a secret.
+func checkLogLines(t *testing.T, p *cluster.Proc, secrets []string) {
+	t.Helper()
+	b, err := os.ReadFile(p.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		for _, s := range secrets {
+			if s != "" && strings.Contains(line, s) {
+				t.Errorf("%s logged a secret (%.12s…): %s", p.Name(), s, line)
+			}
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("%s: not a JSON line: %s", p.Name(), line)
+			continue
+		}
+		for _, f := range []string{"@timestamp", "log.level", "message", "service.name"} {
+			if _, ok := m[f]; !ok {
+				t.Errorf("%s: line without %s: %s", p.Name(), f, line)
+			}
+		}
+		if _, inRequest := m["transaction.id"]; inRequest {
+			n++
+			if _, ok := m["trace.id"]; !ok {
+				t.Errorf("%s: request line without trace.id: %s", p.Name(), line)
+			}
+		}
+	}
+	if p.Role() == "api" && n == 0 {
+		t.Errorf("%s logged no request lines", p.Name())
+	}
 }
 
 func randomHex(n int) string {

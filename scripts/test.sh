@@ -28,10 +28,9 @@ make -s tools
 
 step "observability servers (built once, cached: scripts/opstools.sh)"
 USERSVC_TEST_JAEGER_BIN=$(scripts/opstools.sh jaeger)
-USERSVC_TEST_VICTORIALOGS_BIN=$(scripts/opstools.sh victoria-logs)
 USERSVC_TEST_PROMETHEUS_BIN=$(command -v prometheus)
 USERSVC_TEST_ALERTMANAGER_BIN=$(command -v prometheus-alertmanager || command -v alertmanager)
-export USERSVC_TEST_JAEGER_BIN USERSVC_TEST_VICTORIALOGS_BIN USERSVC_TEST_PROMETHEUS_BIN USERSVC_TEST_ALERTMANAGER_BIN
+export USERSVC_TEST_JAEGER_BIN USERSVC_TEST_PROMETHEUS_BIN USERSVC_TEST_ALERTMANAGER_BIN
 
 step "generated code is current"
 make -s check-generate
@@ -44,7 +43,8 @@ step "prometheus config, rules and rule unit tests (promtool)"
 # prometheus-k8s.yml is not checked here: Debian's Prometheus is built
 # without Kubernetes service discovery, so its promtool rejects the file.
 (cd deploy/prometheus && promtool check config --syntax-only prometheus.yml \
-  && promtool check rules rules/*.yml && promtool test rules tests/*.yml)
+  && promtool check rules rules/*.yml && promtool test rules tests/*.yml \
+  && amtool check-config alertmanager.yml)
 
 step "go vet"
 go vet ./...
