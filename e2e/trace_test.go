@@ -134,7 +134,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	if line == nil || line["trace.id"] != traceID || line["span.id"] == nil || line["service.name"] != "user.api" {
 		t.Errorf("access log line %v: want trace.id %s", line, traceID)
 	}
-	mailLine := findLogLine(t, c.Workers()[0].LogPath(), func(m map[string]any) bool { return m["message"] == "reset mail sent" })
+	mailLine := findLogLine(t, c.Workers()[0].LogPath(), func(m map[string]any) bool { return m["message"] == "reset mail sent" && m["user.id"] == reg.ID })
 	if mailLine == nil || mailLine["trace.id"] != traceID {
 		t.Errorf("worker's mail line %v: want trace.id %s", mailLine, traceID)
 	}
