@@ -146,6 +146,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	for _, p := range procs {
 		checkLogLines(t, p, secrets)
 	}
+	checkECSMapping(t, procs)
 	t.Logf("trace %s: %d spans from gateway to worker; registered user %s", traceID, len(spans), reg.ID)
 }
 

@@ -38,7 +38,7 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		_ = apiLn.Close()
 		return err
 	}
-	log.Info("usersvc dev mode", "url", "http://"+gwLn.Addr().String(), "data_dir", cfg.DataDir, "mail_dir", cfg.MailDir)
+	log.Info("usersvc dev mode", "url.full", "http://"+gwLn.Addr().String(), "data_dir", cfg.DataDir, "mail_dir", cfg.MailDir)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runEmbeddedEvents(gctx, cfg, log, core) })
 	// One ops listener for the whole process: /metrics has every role's

@@ -179,14 +179,14 @@ func (g *Gateway) follow(ctx context.Context, d Discovery, p *pool) {
 	err := d.Watch(ctx, p.service, func(addrs []string) { g.setInstances(p, addrs) })
 	if ctx.Err() == nil {
 		g.log.Error("gateway: discovery stopped; the service's instance list is frozen",
-			"service", p.service, "error", err)
+			"upstream.service", p.service, "error", err)
 	}
 }
 
 func (g *Gateway) setInstances(p *pool, addrs []string) {
 	telemetry.GatewayInstances.WithLabelValues(p.service).Set(float64(len(addrs)))
 	if added, removed := p.set(addrs); added > 0 || removed > 0 {
-		g.log.Info("gateway: instances changed", "service", p.service, "instances", addrs,
+		g.log.Info("gateway: instances changed", "upstream.service", p.service, "upstream.instances", addrs,
 			"added", added, "removed", removed)
 	}
 }
@@ -403,15 +403,15 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	case clientGone:
 		// Nobody is listening; this only keeps the status in access logs
 		// honest.
-		g.log.DebugContext(r.Context(), "gateway: client went away", "service", ue.service, "error", ue.err)
+		g.log.DebugContext(r.Context(), "gateway: client went away", "upstream.service", ue.service, "error", ue.err)
 		writeError(w, id, http.StatusBadGateway, "bad_gateway", "the client closed the request")
 	case timedOut:
-		g.log.WarnContext(r.Context(), "gateway: instance did not answer in time", "service", ue.service, "instance", ue.instance,
+		g.log.WarnContext(r.Context(), "gateway: instance did not answer in time", "upstream.service", ue.service, "upstream.instance", ue.instance,
 			"timeout", g.cfg.UpstreamTimeout)
 		writeError(w, id, http.StatusGatewayTimeout, "gateway_timeout", ue.service+" did not answer in time")
 	default:
-		g.log.WarnContext(r.Context(), "gateway: no instance answered", "service", ue.service, "attempts", ue.attempts,
-			"last_instance", ue.instance, "error", ue.err)
+		g.log.WarnContext(r.Context(), "gateway: no instance answered", "upstream.service", ue.service, "attempts", ue.attempts,
+			"upstream.instance", ue.instance, "error", ue.err)
 		writeError(w, id, http.StatusBadGateway, "bad_gateway", "no instance of "+ue.service+" answered")
 	}
 }

@@ -121,8 +121,8 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			break
 		}
 		telemetry.GatewayRetries.WithLabelValues(u.pool.service).Inc()
-		u.log.DebugContext(req.Context(), "gateway: retrying on another instance", "service", u.pool.service,
-			"instance", in.addr, "error", fail.err)
+		u.log.DebugContext(req.Context(), "gateway: retrying on another instance", "upstream.service", u.pool.service,
+			"upstream.instance", in.addr, "error", fail.err)
 	}
 	last.attempts = attempts // the loop ran at least once: some instance was in rotation, or all were tried
 	return nil, last
@@ -169,7 +169,7 @@ func (u *upstream) try(req *http.Request, in *instance) (resp *http.Response, re
 		now := u.now()
 		if in.coolDown(now.UnixNano(), now.Add(u.cooldown).UnixNano()) {
 			u.log.WarnContext(req.Context(), "gateway: instance unreachable; leaving it out of the rotation",
-				"service", u.pool.service, "instance", in.addr, "for", u.cooldown, "error", err)
+				"upstream.service", u.pool.service, "upstream.instance", in.addr, "for", u.cooldown, "error", err)
 		}
 		return nil, true, fail(unreachable, err)
 	case timedOutNow:
