@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	redisURL := testenv.RedisURL(t)
 	dsn := testenv.MySQLDSN(t)
 	jaeger := observe.StartJaeger(t)
+	logStore := observe.StartVictoriaLogs(t)
 	etcd := etcdtest.StartEtcd(t)
 	c := cluster.Start(t, cluster.Options{Services: 1, APIs: 1, Workers: 1, MySQLDSN: dsn, Etcd: etcd,
 		Env: map[string]string{
@@ -40,6 +42,10 @@ func TestTraceAcrossProcesses(t *testing.T) {
 			"OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.OTLPEndpoint,
 			"OTEL_BSP_SCHEDULE_DELAY":     "100",
 		}})
+	// The processes' log files are shipped for real: the OTel Collector's
+	// filelog receiver (deploy/otelcol/logs.yaml) into VictoriaLogs.
+	observe.StartLogShipper(t, filepath.Join(filepath.Dir(c.Gateway().LogPath()), "*.log"),
+		logStore.URL+"/insert/opentelemetry/v1/logs")
 	cl := newClient(t, c.GatewayURL())
 
 	email := "traced-" + testenv.RandomHex(4) + "@example.com"
@@ -147,6 +153,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 		checkLogLines(t, p, secrets)
 	}
 	checkECSMapping(t, procs)
+	checkShippedLogs(t, logStore, traceID)
 	t.Logf("trace %s: %d spans from gateway to worker; registered user %s", traceID, len(spans), reg.ID)
 }
 
@@ -329,4 +336,38 @@ func findLogLine(t *testing.T, path string, match func(map[string]any) bool) map
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// checkShippedLogs finds the reset request's log lines in the log store by
+// the trace id Jaeger showed: the API's access line and the worker's mail
+// line, each with its ECS fields.
+func checkShippedLogs(t *testing.T, store *observe.VictoriaLogs, traceID string) {
+	t.Helper()
+	q := `"trace.id":="` + traceID + `"`
+	var got []map[string]string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		got, err = store.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		services := map[string]bool{}
+		for _, e := range got {
+			services[e["service.name"]] = true
+		}
+		if services["user.api"] && services["user.worker"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log store: %s found %d lines, want the API's and the worker's: %v", q, len(got), got)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	for _, e := range got {
+		if e["service.name"] == "user.api" && (e["transaction.id"] != "trace-reset-1" || e["http.route"] != "/user/password") {
+			t.Errorf("shipped access line %v", e)
+		}
+	}
+	t.Logf("log store: %d lines of trace %s, found by its id", len(got), traceID)
 }

@@ -3,7 +3,7 @@
 # VictoriaLogs, kube-apiserver) from the Go module proxy, once per version,
 # into a cache outside the work tree; prints the binary's path.
 #
-#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver
+#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver|otelcol
 #
 # The cache is ${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}.
 # A build goes to a temporary name and is renamed into place, so an
@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 JAEGER_VERSION=v1.76.0
 VICTORIALOGS_VERSION=v1.52.1
 KUBERNETES_VERSION=v1.37.2
+OTELCOL_VERSION=v0.140.0
 
 CACHE=${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
@@ -33,11 +34,24 @@ build_in_module() {
 build_kube_apiserver() {
   local out=$1 work
   work=$(mktemp -d)
-  trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' RETURN
+  trap 'chmod -R u+w "${work:-}" 2>/dev/null; rm -rf "${work:-}"; trap - RETURN' RETURN
   cp deploy/k8s/test/kube-apiserver.go.mod "$work/go.mod"
   printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' >"$work/tools.go"
   (cd "$work" && go mod download k8s.io/kubernetes && go build -trimpath -ldflags "-s -w" -o "$out.partial" k8s.io/kubernetes/cmd/kube-apiserver)
   mv "$out.partial" "$out"
+}
+
+# build_otelcol OUT: the OpenTelemetry Collector's builder assembles the
+# components of deploy/otelcol/builder.yaml (otlp and filelog receivers,
+# batch, otlp/otlphttp/debug exporters) into one binary.
+build_otelcol() {
+  local out=$1 work
+  work=$(mktemp -d)
+  trap 'chmod -R u+w "${work:-}" 2>/dev/null; rm -rf "${work:-}"; trap - RETURN' RETURN
+  GOBIN=$work go install "go.opentelemetry.io/collector/cmd/builder@$OTELCOL_VERSION"
+  sed "s#output_path: .*#output_path: $work/build#" deploy/otelcol/builder.yaml >"$work/builder.yaml"
+  "$work/builder" --config="$work/builder.yaml" >&2
+  mv "$work/build/otelcol-ops" "$out"
 }
 
 tool() {
@@ -46,6 +60,7 @@ tool() {
   jaeger) out=$CACHE/jaeger-$JAEGER_VERSION/jaeger ;;
   victoria-logs) out=$CACHE/victoria-logs-$VICTORIALOGS_VERSION/victoria-logs ;;
   kube-apiserver) out=$CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver ;;
+  otelcol) out=$CACHE/otelcol-$OTELCOL_VERSION/otelcol ;;
   *) log "unknown tool $name"; return 2 ;;
   esac
   if [ ! -x "$out" ]; then
@@ -56,6 +71,7 @@ tool() {
     jaeger) build_in_module "$out" "github.com/jaegertracing/jaeger@$JAEGER_VERSION" ./cmd/jaeger ;;
     victoria-logs) build_in_module "$out" "github.com/VictoriaMetrics/VictoriaLogs@$VICTORIALOGS_VERSION" ./app/victoria-logs ;;
     kube-apiserver) build_kube_apiserver "$out" ;;
+    otelcol) build_otelcol "$out" ;;
     esac
     log "built $name in $((SECONDS - start))s"
   fi

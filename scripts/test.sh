@@ -28,9 +28,11 @@ make -s tools
 
 step "observability servers (built once, cached: scripts/opstools.sh)"
 USERSVC_TEST_JAEGER_BIN=$(scripts/opstools.sh jaeger)
+USERSVC_TEST_VICTORIALOGS_BIN=$(scripts/opstools.sh victoria-logs)
+USERSVC_TEST_OTELCOL_BIN=$(scripts/opstools.sh otelcol)
 USERSVC_TEST_PROMETHEUS_BIN=$(command -v prometheus)
 USERSVC_TEST_ALERTMANAGER_BIN=$(command -v prometheus-alertmanager || command -v alertmanager)
-export USERSVC_TEST_JAEGER_BIN USERSVC_TEST_PROMETHEUS_BIN USERSVC_TEST_ALERTMANAGER_BIN
+export USERSVC_TEST_JAEGER_BIN USERSVC_TEST_VICTORIALOGS_BIN USERSVC_TEST_OTELCOL_BIN USERSVC_TEST_PROMETHEUS_BIN USERSVC_TEST_ALERTMANAGER_BIN
 
 step "generated code is current"
 make -s check-generate
@@ -39,12 +41,14 @@ step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^api/.*\.pb.*\.go$') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
 
-step "prometheus config, rules and rule unit tests (promtool)"
+step "prometheus config, rules and rule unit tests (promtool, amtool); log shipper config (otelcol validate)"
 # prometheus-k8s.yml is not checked here: Debian's Prometheus is built
 # without Kubernetes service discovery, so its promtool rejects the file.
 (cd deploy/prometheus && promtool check config --syntax-only prometheus.yml \
   && promtool check rules rules/*.yml && promtool test rules tests/*.yml \
   && amtool check-config alertmanager.yml)
+USERSVC_LOG_FILES='/var/log/usersvc/*.log' LOGS_OTLP_ENDPOINT=http://127.0.0.1:9428/insert/opentelemetry/v1/logs \
+  "$USERSVC_TEST_OTELCOL_BIN" validate --config=file:deploy/otelcol/logs.yaml
 
 step "go vet"
 go vet ./...
