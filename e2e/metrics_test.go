@@ -78,7 +78,7 @@ func TestMetricsAndAlerts(t *testing.T) {
 		{`sum(usersvc_logins_total{outcome="success"})`, ge(1)},
 		{`sum(usersvc_logins_total{outcome="bad_credentials"})`, ge(1)},
 		{`sum(usersvc_logins_total{outcome="limited"})`, ge(1)},
-		{`sum(usersvc_ratelimit_rejections_total{limit="/user/token:email"})`, ge(1)},
+		{`sum(usersvc_ratelimit_rejections_total{limit="login-account"})`, ge(1)},
 		{`sum(usersvc_password_hash_duration_seconds_count{operation="hash"})`, ge(2)},
 		{`sum(usersvc_password_hash_duration_seconds_count{operation="verify"})`, ge(2)},
 		{`sum(usersvc_gateway_upstream_requests_total{service="user.api",outcome="ok"})`, ge(4)},
@@ -105,6 +105,8 @@ func TestMetricsAndAlerts(t *testing.T) {
 			t.Logf("%s = %g", ch.expr, v)
 		}
 	}
+
+	checkDashboards(t, prom)
 
 	// The broker goes away: writes still succeed, their events wait in the
 	// outbox, and the outbox alert reaches the webhook.

@@ -109,9 +109,9 @@ func newLimiter(rc *redis.Client, log *slog.Logger, name string, r config.Rate) 
 	rule := ratelimit.Rule{Limit: r.N, Window: r.Window}
 	local := ratelimit.NewLocal(rule)
 	if rc == nil {
-		return local
+		return countRejections(name, local)
 	}
-	return ratelimit.NewFallback(ratelimit.NewRedis(rc, redisPrefix+"rate:"+name+":", rule), local, log)
+	return countRejections(name, ratelimit.NewFallback(ratelimit.NewRedis(rc, redisPrefix+"rate:"+name+":", rule), local, log))
 }
 
 // rateLimits builds the API's per-IP limits and the reset limit per email:

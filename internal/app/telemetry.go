@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/telemetry"
@@ -156,4 +157,25 @@ func (c *redisPoolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(redisHitsDesc, prometheus.CounterValue, float64(hits))
 	ch <- prometheus.MustNewConstMetric(redisMissesDesc, prometheus.CounterValue, float64(misses))
 	ch <- prometheus.MustNewConstMetric(redisTimeoutsDesc, prometheus.CounterValue, float64(timeouts))
+}
+
+// countRejections counts l's refusals in usersvc_ratelimit_rejections_total
+// under the limit's name (login-ip, login-account, …); the series exists
+// from the start, at 0.
+func countRejections(name string, l ratelimit.Limiter) ratelimit.Limiter {
+	c := telemetry.RateLimitRejections.WithLabelValues(name)
+	return countingLimiter{Limiter: l, rejected: c}
+}
+
+type countingLimiter struct {
+	ratelimit.Limiter
+	rejected prometheus.Counter
+}
+
+func (l countingLimiter) Allow(ctx context.Context, key string) (bool, time.Duration, error) {
+	ok, retry, err := l.Limiter.Allow(ctx, key)
+	if err == nil && !ok {
+		l.rejected.Inc()
+	}
+	return ok, retry, err
 }

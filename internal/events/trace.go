@@ -61,6 +61,9 @@ func endSpans(spans []trace.Span, err error) {
 // consumer span whose parent is the producer span named in the message's
 // headers: the worker's work joins the trace of the request that caused it.
 func Traced(sub Subscription, h Handler) Handler {
+	for _, o := range []string{"ok", "retry", "dead_lettered"} {
+		telemetry.ConsumerDeliveries.WithLabelValues(sub.Queue, o)
+	}
 	return func(ctx context.Context, m Message) error {
 		if m.Headers != nil {
 			ctx = traceContext.Extract(ctx, propagation.MapCarrier(m.Headers))

@@ -489,6 +489,7 @@ type pool struct {
 
 func (g *Gateway) newPool(service string) *pool {
 	p := &pool{service: service}
+	telemetry.GatewayRetries.WithLabelValues(service) // exported at 0 from the start
 	empty := []*instance{}
 	p.instances.Store(&empty)
 	p.proxy = &httputil.ReverseProxy{

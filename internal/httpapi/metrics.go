@@ -29,12 +29,20 @@ func loginOutcome(err error) string {
 	}
 }
 
-// countRejection records a 429 in usersvc_ratelimit_rejections_total under
-// the limit's name (route and key kind, e.g. "/user/token:email"), and a
-// refused sign-in as a limited login.
-func countRejection(method, path, kind string) {
-	telemetry.RateLimitRejections.WithLabelValues(path + ":" + kind).Inc()
+// countLimited records a sign-in the API refused with 429 (its per-IP
+// limit) as a limited login; the limiters count their own rejections.
+func countLimited(method, path string) {
 	if method == "POST" && path == "/user/token" {
 		telemetry.Logins.WithLabelValues("limited").Inc()
+	}
+}
+
+// loginOutcomes are the label values of usersvc_logins_total, exported at 0
+// from the start so rates and ratios exist before the first failure.
+var loginOutcomes = []string{"success", "bad_credentials", "disabled", "limited", "invalid", "error"}
+
+func init() {
+	for _, o := range loginOutcomes {
+		telemetry.Logins.WithLabelValues(o)
 	}
 }

@@ -41,13 +41,13 @@ func (s *server) rateLimit(c *gin.Context) {
 			continue
 		}
 		if rl.PerIP != nil && !s.allow(c, rl.PerIP, "ip|"+route+"|"+c.ClientIP()) {
-			countRejection(rl.Method, rl.Path, "ip")
+			countLimited(rl.Method, rl.Path)
 			return
 		}
 		if rl.PerEmail != nil {
 			if email := peekEmail(c, s.cfg.MaxBodyBytes); email != "" &&
 				!s.allow(c, rl.PerEmail, "email|"+route+"|"+email) {
-				countRejection(rl.Method, rl.Path, "email")
+				countLimited(rl.Method, rl.Path)
 				return
 			}
 		}

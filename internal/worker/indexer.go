@@ -24,6 +24,8 @@ var IndexerSubscription = events.Subscription{
 // its version and the index keeps the newest, so a redelivered or late
 // event changes nothing.
 func Indexer(idx search.Index) events.Handler {
+	telemetry.SearchIndexWrites.WithLabelValues("ok")
+	telemetry.SearchIndexWrites.WithLabelValues("failed")
 	return func(ctx context.Context, m events.Message) error {
 		e, err := user.ParseEvent(m.Body)
 		if err != nil {

@@ -43,6 +43,8 @@ func Mailer(p Processed, sender ResetSender, now func() time.Time, log *slog.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	telemetry.MailDeliveries.WithLabelValues("sent")
+	telemetry.MailDeliveries.WithLabelValues("failed")
 	return func(ctx context.Context, m events.Message) error {
 		e, err := user.ParseEvent(m.Body)
 		if err != nil {
