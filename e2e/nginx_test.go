@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -72,23 +73,46 @@ func TestNginxWalk(t *testing.T) {
 	if !strings.Contains(line, `"client_ip":"127.0.0.2"`) {
 		t.Errorf("the API logged request %s without the real client address 127.0.0.2: %s", id, line)
 	}
-	// Every request of the walk crossed the same kept-alive upstream, and
-	// every line of the log is ECS JSON with a request ID.
+	// Every line of the log is ECS JSON with a request ID.
 	for _, e := range edge.Entries(t) {
 		if e["http.request.id"] == "" || e["event.dataset"] != "nginx.access" {
 			t.Errorf("access log line %v", e)
 		}
 	}
+}
+
+// TestNginxTLS checks the edge's transport: HTTP/2 on TLS 1.2 or later
+// (1.1 refused), HSTS on proxied answers, the plain port redirecting to
+// TLS, and the health location on both.
+func TestNginxTLS(t *testing.T) {
+	_, edge := behindNginx(t, nil)
+	hc := edge.Client(nil)
+	// HTTP/2 over TLS 1.2 or later; nothing older is spoken.
+	resp0, err := hc.Get(edge.HTTPSURL + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp0.Body.Close()
+	if resp0.ProtoMajor != 2 || resp0.TLS == nil || resp0.TLS.Version < tls.VersionTLS12 {
+		t.Errorf("edge answered over %s, TLS %+v; want HTTP/2 on TLS >= 1.2", resp0.Proto, resp0.TLS)
+	}
+	old := &tls.Config{RootCAs: edge.Roots, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}
+	if conn, err := tls.Dial("tcp", strings.TrimPrefix(edge.HTTPSURL, "https://"), old); err == nil {
+		_ = conn.Close()
+		t.Errorf("a TLS 1.1 handshake succeeded")
+	} else if !strings.Contains(err.Error(), "protocol version") {
+		t.Errorf("TLS 1.1 handshake failed for another reason than the version: %v", err)
+	}
 
 	// The plain port redirects to TLS and answers health; health on TLS too.
 	plain := edge.Client(nil)
-	resp, err := plain.Get(edge.HTTPURL + "/user/" + res.User.ID)
+	resp, err := plain.Get(edge.HTTPURL + "/user/x")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusPermanentRedirect ||
-		!strings.HasPrefix(loc, "https://127.0.0.1") || !strings.HasSuffix(loc, "/user/"+res.User.ID) {
+		!strings.HasPrefix(loc, "https://127.0.0.1") || !strings.HasSuffix(loc, "/user/x") {
 		t.Errorf("plain HTTP answered %d Location %q, want 308 to https", resp.StatusCode, loc)
 	}
 	for _, u := range []string{edge.HTTPURL, edge.HTTPSURL} {
@@ -100,6 +124,9 @@ func TestNginxWalk(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("%s/nginx/healthz: %d", u, resp.StatusCode)
 		}
+	}
+	if hsts := resp0.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(hsts, "max-age=") {
+		t.Errorf("no HSTS on a proxied response: %q", hsts)
 	}
 }
 

@@ -3,7 +3,7 @@
 # VictoriaLogs, kube-apiserver) from the Go module proxy, once per version,
 # into a cache outside the work tree; prints the binary's path.
 #
-#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver|otelcol
+#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver|kubectl|otelcol
 #
 # The cache is ${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}.
 # A build goes to a temporary name and is renamed into place, so an
@@ -31,13 +31,17 @@ build_in_module() {
   mv "$out.partial" "$out"
 }
 
-build_kube_apiserver() {
-  local out=$1 work
+# build_kubernetes OUT PACKAGE: a k8s.io/kubernetes command (kube-apiserver,
+# kubectl) from the wrapper module that pins Kubernetes and its staging modules.
+build_kubernetes() {
+  local out=$1 pkg=$2 work
   work=$(mktemp -d)
-  trap 'chmod -R u+w "${work:-}" 2>/dev/null; rm -rf "${work:-}"; trap - RETURN' RETURN
+  # The RETURN trap is not local to the function: it clears itself, or it
+  # would fire again when the caller returns, with $work out of scope.
+  trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"; trap - RETURN' RETURN
   cp deploy/k8s/test/kube-apiserver.go.mod "$work/go.mod"
   printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' >"$work/tools.go"
-  (cd "$work" && go mod download k8s.io/kubernetes && go build -trimpath -ldflags "-s -w" -o "$out.partial" k8s.io/kubernetes/cmd/kube-apiserver)
+  (cd "$work" && go mod download k8s.io/kubernetes && go build -trimpath -ldflags "-s -w" -o "$out.partial" "$pkg")
   mv "$out.partial" "$out"
 }
 
@@ -61,6 +65,7 @@ tool() {
   victoria-logs) out=$CACHE/victoria-logs-$VICTORIALOGS_VERSION/victoria-logs ;;
   kube-apiserver) out=$CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver ;;
   otelcol) out=$CACHE/otelcol-$OTELCOL_VERSION/otelcol ;;
+  kubectl) out=$CACHE/kubectl-$KUBERNETES_VERSION/kubectl ;;
   *) log "unknown tool $name"; return 2 ;;
   esac
   if [ ! -x "$out" ]; then
@@ -70,7 +75,8 @@ tool() {
     case "$name" in
     jaeger) build_in_module "$out" "github.com/jaegertracing/jaeger@$JAEGER_VERSION" ./cmd/jaeger ;;
     victoria-logs) build_in_module "$out" "github.com/VictoriaMetrics/VictoriaLogs@$VICTORIALOGS_VERSION" ./app/victoria-logs ;;
-    kube-apiserver) build_kube_apiserver "$out" ;;
+    kube-apiserver) build_kubernetes "$out" k8s.io/kubernetes/cmd/kube-apiserver ;;
+    kubectl) build_kubernetes "$out" k8s.io/kubernetes/cmd/kubectl ;;
     otelcol) build_otelcol "$out" ;;
     esac
     log "built $name in $((SECONDS - start))s"

@@ -77,12 +77,13 @@ step "deployment checks (deploy/deploytest: Dockerfile, compose, Kubernetes on a
 # service's go.mod). kube-apiserver is built once per version into a cache
 # outside the work tree; the first build takes minutes.
 USERSVC_TEST_KUBE_APISERVER=$(scripts/opstools.sh kube-apiserver)
-export USERSVC_TEST_KUBE_APISERVER
+USERSVC_TEST_KUBECTL=$(scripts/opstools.sh kubectl) # kustomize included, same version
+export USERSVC_TEST_KUBE_APISERVER USERSVC_TEST_KUBECTL
 (
   cd deploy/deploytest
   go vet ./...
   ../../bin/staticcheck ./...
-  go test -count=1 -timeout 20m ./...
+  go test -count=1 -timeout 40m ./...
 )
 
 step "fuzz (${FUZZTIME} each)"

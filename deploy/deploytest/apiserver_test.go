@@ -70,11 +70,27 @@ spec:
 	if out, err := kube.try(bad, "apply", "--dry-run=server", "-f", "-"); err == nil || !strings.Contains(out, "selector") {
 		t.Errorf("a Deployment with a mismatched selector was not refused: %v\n%s", err, out)
 	}
+	// And Pod Security admission does judge the pod templates: one that
+	// runs as root with its privileges draws the warning the overlays
+	// must not.
+	rootPod := []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: as-root, namespace: usersvc}
+spec:
+  selector: {matchLabels: {app: a}}
+  template:
+    metadata: {labels: {app: a}}
+    spec: {containers: [{name: c, image: busybox:1.36}]}
+`)
+	if out, err := kube.try(rootPod, "apply", "--dry-run=server", "-f", "-"); err != nil || !strings.Contains(out, `would violate PodSecurity "restricted`) {
+		t.Errorf("no Pod Security warning for a pod running as root: %v\n%s", err, out)
+	}
 }
 
 // apiServer is a running kube-apiserver and how to reach it.
 type apiServer struct {
 	url, token, kubeconfig string
+	kubectlBin             string
 }
 
 // startAPIServer starts etcd and kube-apiserver on free loopback ports,
@@ -94,7 +110,8 @@ func startAPIServer(t *testing.T, bin string) *apiServer {
 	token := randomHex(t, 16)
 	writeFile(t, filepath.Join(dir, "tokens.csv"), token+",admin,admin,system:masters\n")
 	writeServiceAccountKey(t, filepath.Join(dir, "sa.key"))
-	a := &apiServer{url: "https://127.0.0.1:" + securePort, token: token, kubeconfig: filepath.Join(dir, "kubeconfig")}
+	a := &apiServer{url: "https://127.0.0.1:" + securePort, token: token, kubeconfig: filepath.Join(dir, "kubeconfig"),
+		kubectlBin: kubectl(t)}
 	writeFile(t, a.kubeconfig, "") // kubectl must not read the user's
 	start(t, "kube-apiserver", exec.Command(bin,
 		"--etcd-servers="+etcdURL,
@@ -115,7 +132,7 @@ func startAPIServer(t *testing.T, bin string) *apiServer {
 }
 
 func (a *apiServer) try(stdin []byte, args ...string) (string, error) {
-	cmd := exec.Command("kubectl", append([]string{"--server=" + a.url, "--token=" + a.token,
+	cmd := exec.Command(a.kubectlBin, append([]string{"--server=" + a.url, "--token=" + a.token,
 		"--insecure-skip-tls-verify=true"}, args...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+a.kubeconfig)
 	cmd.Stdin = bytes.NewReader(stdin)

@@ -40,6 +40,20 @@ func knownSettings(t *testing.T) map[string]bool {
 	return known
 }
 
+// KubectlEnv names the kubectl to use (scripts/test.sh sets it to the one
+// scripts/opstools.sh builds at the kube-apiserver's version); without it,
+// the kubectl on PATH.
+const KubectlEnv = "USERSVC_TEST_KUBECTL"
+
+// kubectl is the kubectl binary the tests run.
+func kubectl(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv(KubectlEnv); p != "" {
+		return p
+	}
+	return tool(t, "kubectl")
+}
+
 // tool finds a command-line tool the test needs, failing (not skipping)
 // without it: scripts/test.sh provides them.
 func tool(t *testing.T, name string) string {

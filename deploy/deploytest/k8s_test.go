@@ -41,7 +41,7 @@ func render(t *testing.T, overlay string) rendered {
 	t.Helper()
 	dir := filepath.Join(root(t), "deploy", "k8s", "overlays", overlay)
 	var stderr bytes.Buffer
-	cmd := exec.Command(tool(t, "kubectl"), "kustomize", dir)
+	cmd := exec.Command(kubectl(t), "kustomize", dir)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {

@@ -60,8 +60,10 @@ type shared struct {
 	// passwordAttempts is the per-account password budget (sign-ins and
 	// current-password checks), kept where the passwords are checked.
 	passwordAttempts user.Limiter
-	checks           []check
-	close            func() error
+	// resetRequests is the per-address budget of reset mails.
+	resetRequests user.Limiter
+	checks        []check
+	close         func() error
 }
 
 // sharedState wraps the store with the user cache and builds the logout
@@ -87,18 +89,19 @@ func sharedState(ctx context.Context, cfg *config.Config, log *slog.Logger, mode
 	}
 	denyCheck := check{name: "revocations", fn: func(context.Context) error { return deny.Healthy() }, optional: true}
 	tries := newLimiter(rc, log, "login-account", cfg.RateLoginAccount)
+	resets := newLimiter(rc, log, "reset-account", cfg.RateResetAccount)
 	opts := cache.Options{Logger: log}
 	switch {
 	case rc != nil:
 		cs := cache.NewStore(st, cache.NewRedis(rc, redisPrefix), opts)
-		return &shared{store: cs, denylist: deny, passwordAttempts: tries,
+		return &shared{store: cs, denylist: deny, passwordAttempts: tries, resetRequests: resets,
 			checks: []check{{name: "redis", fn: func(context.Context) error { return cs.Healthy() }, optional: true}, denyCheck},
 			close:  rc.Close}, nil
 	case mode == ModeDev:
-		return &shared{store: cache.NewStore(st, cache.NewLocal(100_000), opts), denylist: deny, passwordAttempts: tries,
+		return &shared{store: cache.NewStore(st, cache.NewLocal(100_000), opts), denylist: deny, passwordAttempts: tries, resetRequests: resets,
 			close: func() error { return nil }}, nil
 	default:
-		return &shared{store: st, denylist: deny, passwordAttempts: tries, close: func() error { return nil }}, nil
+		return &shared{store: st, denylist: deny, passwordAttempts: tries, resetRequests: resets, close: func() error { return nil }}, nil
 	}
 }
 
@@ -129,8 +132,7 @@ func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func
 	limits := []httpapi.RateLimit{
 		{Method: "POST", Path: "/user/token", PerIP: limiter("login-ip", cfg.RateLoginIP)},
 		{Method: "POST", Path: "/user", PerIP: limiter("register-ip", cfg.RateRegisterIP)},
-		{Method: "POST", Path: "/user/password", PerIP: limiter("reset-ip", cfg.RateResetIP),
-			PerEmail: limiter("reset-account", cfg.RateResetAccount)},
+		{Method: "POST", Path: "/user/password", PerIP: limiter("reset-ip", cfg.RateResetIP)},
 	}
 	closeFn := func() error { return nil }
 	if rc != nil {

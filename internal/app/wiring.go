@@ -25,7 +25,6 @@ import (
 	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
-	"github.com/usersvc/usersvc/internal/worker"
 )
 
 // NewLogger returns the process's logger: JSON lines with ECS field names
@@ -222,7 +221,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		}
 		c.closers = append(c.closers, sh.close)
 		c.checks = append(c.checks, sh.checks...)
-		deps.Store, deps.Denylist, deps.PasswordAttempts = sh.store, sh.denylist, sh.passwordAttempts
+		deps.Store, deps.Denylist, deps.PasswordAttempts, deps.ResetRequests = sh.store, sh.denylist, sh.passwordAttempts, sh.resetRequests
 		idx, err := OpenSearch(ctx, cfg, mode)
 		if err != nil {
 			return err
@@ -231,7 +230,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 			c.Search = idx
 			c.closers = append(c.closers, idx.Close)
 			c.checks = append(c.checks, check{name: "search", fn: idx.Ping})
-			deps.Searcher = worker.Searcher{Index: idx}
+			deps.Searcher = search.Searcher{Index: idx}
 		}
 	}
 	svc, err := user.NewService(deps, user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL})

@@ -9,13 +9,14 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
-// Outbox is the relay's view of the store.
+// Outbox is the relay's view of the store: it hands out pending events as
+// the messages to publish (the store depends on this package, not the
+// other way round).
 type Outbox interface {
-	DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []sqlstore.OutboxMessage) error) (int, error)
+	DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []Message) error) (int, error)
 }
 
 // Relay moves events from the outbox to the broker. It polls: a pending
@@ -73,21 +74,22 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// publish sends one batch of outbox rows inside an "outbox relay batch"
-// span; each message gets a producer span in the trace of the request that
-// wrote it (see startPublish), linked to the batch.
-func (r *Relay) publish(ctx context.Context, rows []sqlstore.OutboxMessage) error {
+// publish sends one batch inside an "outbox relay batch" span; each message
+// gets a producer span in the trace of the request that wrote it (its
+// traceparent header, from the outbox row; see startPublish), linked to the
+// batch.
+func (r *Relay) publish(ctx context.Context, msgs []Message) error {
 	ctx, batch := tracer.Start(ctx, "outbox relay batch", trace.WithNewRoot(),
-		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(rows))))
+		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(msgs))))
 	defer batch.End()
-	msgs := make([]Message, len(rows))
-	spans := make([]trace.Span, len(rows))
-	for i, row := range rows {
-		msgs[i] = Message{ID: row.ID, RoutingKey: row.Type, Body: row.Body}
-		spans[i] = startPublish(ctx, &msgs[i], row.TraceParent)
-		if sc := remoteParent(row.TraceParent); sc.IsValid() {
+	spans := make([]trace.Span, len(msgs))
+	for i := range msgs {
+		parent := msgs[i].Headers["traceparent"]
+		if sc := remoteParent(parent); sc.IsValid() {
 			batch.AddLink(trace.Link{SpanContext: sc})
 		}
+		msgs[i].Headers = nil // replaced by the producer span's context
+		spans[i] = startPublish(ctx, &msgs[i], parent)
 	}
 	err := r.Publisher.Publish(ctx, msgs)
 	endSpans(spans, err)

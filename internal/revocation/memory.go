@@ -46,9 +46,3 @@ func (m *memory) any(keys []string, now time.Time) bool {
 	}
 	return false
 }
-
-func (m *memory) len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.until)
-}

@@ -225,3 +225,16 @@ func DocFromEvent(e user.Event) (Doc, bool) {
 		Version: EventVersion(e),
 	}, true
 }
+
+// Searcher adapts an Index to the domain's Searcher port (user.Searcher),
+// which List uses for text queries.
+type Searcher struct{ Index Index }
+
+// SearchUsers implements user.Searcher.
+func (s Searcher) SearchUsers(ctx context.Context, q user.SearchQuery) (user.SearchResult, error) {
+	r, err := s.Index.Search(ctx, Query{Text: q.Text, Role: q.Role, Status: q.Status, Limit: q.Limit, After: q.After})
+	if err != nil {
+		return user.SearchResult{}, err
+	}
+	return user.SearchResult{IDs: r.IDs, Total: r.Total, Next: r.Next}, nil
+}

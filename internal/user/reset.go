@@ -19,6 +19,11 @@ func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
 	if p != "" {
 		return Invalid(map[string]string{"email": p})
 	}
+	// Limited per address whether or not it is registered, so the limit
+	// reveals nothing either.
+	if err := s.allowAttempt(ctx, s.resets, "reset|"+email); err != nil {
+		return err
+	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/password"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/token"
@@ -33,14 +34,14 @@ func (o *outbox) drain(t *testing.T) []user.Event {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for {
-		n, err := o.st.DrainOutbox(context.Background(), 100, func(_ context.Context, rows []sqlstore.OutboxMessage) error {
+		n, err := o.st.DrainOutbox(context.Background(), 100, func(_ context.Context, rows []events.Message) error {
 			for _, r := range rows {
 				e, err := user.ParseEvent(r.Body)
 				if err != nil {
 					return err
 				}
-				if string(e.Type) != r.Type || e.ID != r.ID {
-					t.Errorf("outbox row %s/%s holds event %s/%s", r.ID, r.Type, e.ID, e.Type)
+				if string(e.Type) != r.RoutingKey || e.ID != r.ID {
+					t.Errorf("outbox row %s/%s holds event %s/%s", r.ID, r.RoutingKey, e.ID, e.Type)
 				}
 				o.events = append(o.events, e)
 			}

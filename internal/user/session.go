@@ -39,7 +39,7 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 	if len(fields) > 0 {
 		return nil, Invalid(fields)
 	}
-	if err := s.allowPasswordAttempt(ctx, email); err != nil {
+	if err := s.allowAttempt(ctx, s.tries, "password|"+email); err != nil {
 		return nil, err
 	}
 	u, err := s.store.UserByEmail(ctx, email)
@@ -66,17 +66,18 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 	return s.startSession(ctx, s.store, u, uuid.NewString())
 }
 
-// allowPasswordAttempt spends one attempt of the account's password budget
-// (sign-ins and current-password checks share it) and refuses when it is
+// allowAttempt spends one attempt of a per-account budget (l: the password
+// budget that sign-ins and current-password checks share, or the reset-mail
+// budget) under the account's canonical address, and refuses when it is
 // spent. A limiter that cannot decide (its store down with no fallback)
 // lets the attempt through: refusing every sign-in would be worse.
-func (s *Service) allowPasswordAttempt(ctx context.Context, email string) error {
-	if s.tries == nil {
+func (s *Service) allowAttempt(ctx context.Context, l Limiter, key string) error {
+	if l == nil {
 		return nil
 	}
-	ok, retry, err := s.tries.Allow(ctx, "password|"+email)
+	ok, retry, err := l.Allow(ctx, key)
 	if err != nil {
-		s.log.WarnContext(ctx, "password attempt limiter failed; attempt let through", "error", err)
+		s.log.WarnContext(ctx, "attempt limiter failed; attempt let through", "error", err)
 		return nil
 	}
 	if !ok {
@@ -203,11 +204,6 @@ func (s *Service) Revoke(ctx context.Context, refresh, access string) error {
 	}
 	if err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.clock()); err != nil {
 		return storeErr("revoke refresh tokens", err)
-	}
-	if s.deny != nil {
-		if err := s.deny.Revoke(ctx, sessionKey(rt.FamilyID), s.clock().Add(s.tokens.TTL()+denyMargin)); err != nil {
-			return Internal("revoke session", err)
-		}
 	}
 	return nil
 }

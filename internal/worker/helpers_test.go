@@ -11,10 +11,8 @@ import (
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/search/bleveindex"
-	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/user"
-	"github.com/usersvc/usersvc/internal/worker"
 )
 
 const pw = "correct horse battery staple"
@@ -35,10 +33,8 @@ func drainOutbox(t *testing.T, ctx context.Context, st *stack.Stack) []events.Me
 	t.Helper()
 	var out []events.Message
 	for {
-		n, err := st.Store.DrainOutbox(ctx, 100, func(_ context.Context, rows []sqlstore.OutboxMessage) error {
-			for _, r := range rows {
-				out = append(out, events.Message{ID: r.ID, RoutingKey: r.Type, Body: r.Body})
-			}
+		n, err := st.Store.DrainOutbox(ctx, 100, func(_ context.Context, rows []events.Message) error {
+			out = append(out, rows...)
 			return nil
 		})
 		if err != nil {
@@ -97,7 +93,7 @@ func find(t *testing.T, ctx context.Context, idx search.Index, text string) []st
 	var ids []string
 	after := ""
 	for range 100 {
-		r, err := worker.Searcher{Index: idx}.SearchUsers(ctx, user.SearchQuery{Text: text, Limit: search.MaxLimit, After: after})
+		r, err := search.Searcher{Index: idx}.SearchUsers(ctx, user.SearchQuery{Text: text, Limit: search.MaxLimit, After: after})
 		if err != nil {
 			t.Fatalf("search %q: %v", text, err)
 		}

@@ -74,15 +74,3 @@ func Reindex(ctx context.Context, st user.Repo, idx search.Index) (int, error) {
 		after = users[len(users)-1].ID
 	}
 }
-
-// Searcher adapts a search index to the domain's Searcher port.
-type Searcher struct{ Index search.Index }
-
-// SearchUsers implements user.Searcher.
-func (s Searcher) SearchUsers(ctx context.Context, q user.SearchQuery) (user.SearchResult, error) {
-	r, err := s.Index.Search(ctx, search.Query{Text: q.Text, Role: q.Role, Status: q.Status, Limit: q.Limit, After: q.After})
-	if err != nil {
-		return user.SearchResult{}, err
-	}
-	return user.SearchResult{IDs: r.IDs, Total: r.Total, Next: r.Next}, nil
-}

@@ -267,7 +267,7 @@ func TestReindexPages(t *testing.T) {
 	if n != total {
 		t.Errorf("Reindex indexed %d users, want %d", n, total)
 	}
-	r, err := worker.Searcher{Index: idx}.SearchUsers(ctx, user.SearchQuery{Limit: 1})
+	r, err := search.Searcher{Index: idx}.SearchUsers(ctx, user.SearchQuery{Limit: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestSearcherAdapter(t *testing.T) {
 	if err := idx.Upsert(ctx, docs...); err != nil {
 		t.Fatal(err)
 	}
-	s := worker.Searcher{Index: idx}
+	s := search.Searcher{Index: idx}
 
 	p1, err := s.SearchUsers(ctx, user.SearchQuery{Text: "sam", Limit: 2})
 	if err != nil {

@@ -4,9 +4,10 @@
 //
 // Errors are go-micro errors (JSON in the gRPC status message) whose `id` is the
 // machine-readable code: invalid_argument, not_found, already_exists,
-// unauthenticated, permission_denied, resource_exhausted, internal. For
-// invalid_argument the `detail` field is a JSON object mapping each offending
-// field to what is wrong with it.
+// unauthenticated, permission_denied, resource_exhausted (its `detail` carries
+// retry_after_ms), failed_precondition (e.g. removing the last admin),
+// internal. For invalid_argument the `detail` field is a JSON object mapping
+// each offending field to what is wrong with it.
 //
 // Authentication: the service decides who is calling from credentials it
 // verifies itself, never from a request field. A caller sends an access token

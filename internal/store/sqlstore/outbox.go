@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -26,24 +27,17 @@ func (r repo) AppendEvent(ctx context.Context, e user.Event) error {
 	return nil
 }
 
-// OutboxMessage is one pending event as the relay publishes it.
-type OutboxMessage struct {
-	ID   string
-	Type string
-	Body []byte
-	// TraceParent is the W3C traceparent of the span that wrote the
-	// event, "" if it was not traced.
-	TraceParent string
-}
-
-// traceParent is ctx's span as a W3C traceparent, "" without a span.
+// traceParent is ctx's span as a W3C traceparent, "" without a span: the
+// event's row keeps it, so the relay's publish and the consumer's work join
+// the trace of the request that wrote the event.
 func traceParent(ctx context.Context) string {
 	c := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, c)
 	return c.Get("traceparent")
 }
 
-// DrainOutbox hands up to limit of the oldest pending events to publish and
+// DrainOutbox hands up to limit of the oldest pending events to publish, as
+// the broker messages they become (routing key = event type), and
 // deletes them once publish returns nil, all in one transaction. The rows
 // are read with FOR UPDATE SKIP LOCKED on MySQL/MariaDB, so several relays
 // (one per service instance) take disjoint batches and never publish one
@@ -51,7 +45,7 @@ func traceParent(ctx context.Context) string {
 // one relay at a time the whole table. If publish fails, or the process dies
 // before the commit, the rows stay and are published again later: delivery
 // is at least once, and consumers are idempotent.
-func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []OutboxMessage) error) (int, error) {
+func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []events.Message) error) (int, error) {
 	n := 0
 	err := s.repo.atomic(ctx, func(r repo) error {
 		q := `SELECT id, type, body, trace_parent FROM outbox ORDER BY id LIMIT ?`
@@ -62,15 +56,18 @@ func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context
 		if err != nil {
 			return fmt.Errorf("sqlstore: read outbox: %w", err)
 		}
-		var msgs []OutboxMessage
+		var msgs []events.Message
 		for rows.Next() {
-			var m OutboxMessage
-			var body string
-			if err := rows.Scan(&m.ID, &m.Type, &body, &m.TraceParent); err != nil {
+			var m events.Message
+			var body, tp string
+			if err := rows.Scan(&m.ID, &m.RoutingKey, &body, &tp); err != nil {
 				rows.Close()
 				return fmt.Errorf("sqlstore: read outbox: %w", err)
 			}
 			m.Body = []byte(body)
+			if tp != "" {
+				m.Headers = map[string]string{"traceparent": tp}
+			}
 			msgs = append(msgs, m)
 		}
 		rows.Close()

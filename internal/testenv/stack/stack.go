@@ -38,6 +38,8 @@ type Options struct {
 	NoEvents bool
 	// PasswordAttempts is the per-account password budget; nil = none.
 	PasswordAttempts user.Limiter
+	// ResetRequests is the per-address budget of reset mails; nil = none.
+	ResetRequests user.Limiter
 }
 
 // Stack is a built user service and what it was built from.
@@ -109,7 +111,8 @@ func New(t testing.TB, o Options) *Stack {
 		t.Fatalf("denylist: %v", err)
 	}
 	svc, err := user.NewService(user.Deps{Store: st, Hasher: hasher, Policy: password.DefaultPolicy(), Tokens: tokens,
-		Denylist: deny, PasswordAttempts: o.PasswordAttempts, Logger: log}, user.Config{})
+		Denylist: deny, PasswordAttempts: o.PasswordAttempts,
+		ResetRequests: o.ResetRequests, Logger: log}, user.Config{})
 	if err != nil {
 		t.Fatalf("user service: %v", err)
 	}

@@ -1,0 +1,49 @@
+// Package layers checks that dependencies point inward, as docs/design.md's
+// layout table says: a rule that only a reviewer enforces erodes.
+package layers
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/usersvc/usersvc/"
+
+// rules: a package (with everything it links) must not reach any of the
+// listed import-path prefixes.
+var rules = []struct {
+	pkg       string
+	forbidden []string
+	why       string
+}{
+	{"internal/user", []string{"go-micro.dev", "github.com/gin-gonic", "github.com/go-sql-driver", "modernc.org/sqlite", "github.com/redis",
+		mod + "internal/store", mod + "internal/rpc", mod + "internal/httpapi"},
+		"the domain imports no framework, driver or edge"},
+	{"internal/events", []string{mod + "internal/store"},
+		"the store hands out events messages; the relay does not know the store"},
+	{"internal/search", []string{mod + "internal/worker", mod + "internal/store"},
+		"the search port and its adapter to the domain live in search"},
+	{"internal/revocation", []string{mod + "internal/store", mod + "internal/cache"},
+		"the denylist is its own package, implemented by the store"},
+	{"internal/cache", []string{mod + "internal/revocation"},
+		"the denylist is not part of the user cache"},
+	{"internal/httpapi", []string{"go-micro.dev", "go.etcd.io", "github.com/rabbitmq"},
+		"go-micro stays inside internal/rpc"},
+}
+
+func TestDependenciesPointInward(t *testing.T) {
+	for _, r := range rules {
+		out, err := exec.Command("go", "list", "-deps", mod+r.pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", r.pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, f := range r.forbidden {
+				if strings.HasPrefix(dep, f) {
+					t.Errorf("%s depends on %s: %s", r.pkg, dep, r.why)
+				}
+			}
+		}
+	}
+}

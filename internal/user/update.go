@@ -1,0 +1,267 @@
+package user
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// UpdateInput holds the fields to change; nil leaves a field as it is.
+type UpdateInput struct {
+	Name            *string
+	Email           *string
+	Password        *string
+	CurrentPassword *string
+	Role            *Role
+	Status          *Status
+}
+
+// Update changes a user. Users may change their own name, and their email
+// or password when they also give their current password (so a stolen access
+// token alone cannot take the account over). Admins may change anyone's
+// fields, role and status, except their own role and status, and nobody may
+// remove the last active admin. A password change or a disable ends every
+// existing session; a change of email, password, status or role ends an
+// open password reset.
+//
+// It runs in two steps: planUpdate decides, without I/O, what the request
+// means for the user as read (validation, permissions, whether the current
+// password is needed); then, after the slow work (verifying the current
+// password, hashing the new one) outside any transaction, applyUpdate
+// writes the plan in one transaction on the row as it is then.
+func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateInput) (*User, error) {
+	if err := authorizeUpdate(actor, id, in); err != nil {
+		return nil, err
+	}
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return nil, storeErr("get user", err)
+	}
+	p, err := planUpdate(actor, u, in, s.checkPassword)
+	if err != nil {
+		return nil, err
+	}
+	if p.needCurrent {
+		if err := s.verifyCurrent(ctx, u, *in.CurrentPassword); err != nil {
+			return nil, err
+		}
+	}
+	var hash string
+	if p.password != nil {
+		if hash, err = s.hasher.Hash(ctx, *p.password); err != nil {
+			return nil, Internal("hash password", err)
+		}
+	}
+	return s.applyUpdate(ctx, p, hash)
+}
+
+// authorizeUpdate checks the ID and who may change what.
+func authorizeUpdate(actor Actor, id string, in UpdateInput) error {
+	if p := checkID(id); p != "" {
+		return Invalid(map[string]string{"id": p})
+	}
+	if !actor.mayAccess(id) {
+		return Forbidden("you may only change your own user")
+	}
+	self := !actor.System && actor.ID == id
+	if (in.Role != nil || in.Status != nil) && (!actor.isAdmin() || self) {
+		if self && actor.isAdmin() {
+			return Forbidden("an admin may not change their own role or status")
+		}
+		return Forbidden("only an admin may change role or status")
+	}
+	return nil
+}
+
+// updatePlan is what an update will do, decided from the user as read.
+type updatePlan struct {
+	id     string
+	name   *string // normalised; nil = unchanged
+	email  *string // canonical; nil = unchanged
+	role   *Role
+	status *Status
+	// password is the new password to hash; nil = unchanged.
+	password *string
+	// needCurrent: the user changes their own email or password, so the
+	// current password must be verified, against readHash, the hash as read.
+	needCurrent bool
+	readHash    string
+}
+
+// planUpdate validates in against u, the user as read, and returns the plan.
+// It does no I/O; checkPassword is the password policy.
+func planUpdate(actor Actor, u *User, in UpdateInput, checkPassword func(pw, email string) string) (updatePlan, error) {
+	p := updatePlan{id: u.ID, role: in.Role, status: in.Status, password: in.Password, readHash: u.PasswordHash}
+	fields := map[string]string{}
+	if in.Name != nil {
+		n := NormalizeName(*in.Name)
+		if problem := checkName(n); problem != "" {
+			fields["name"] = problem
+		}
+		p.name = &n
+	}
+	email := u.Email
+	if in.Email != nil {
+		e, problem := ParseEmail(*in.Email)
+		if problem != "" {
+			fields["email"] = problem
+		}
+		email, p.email = e, &e
+	}
+	if in.Password != nil {
+		if problem := checkPassword(*in.Password, email); problem != "" {
+			fields["password"] = problem
+		}
+	}
+	if in.Role != nil && !in.Role.Valid() {
+		fields["role"] = "must be user or admin"
+	}
+	if in.Status != nil && !in.Status.Valid() {
+		fields["status"] = "must be active or disabled"
+	}
+	self := !actor.System && actor.ID == u.ID
+	p.needCurrent = self && (email != u.Email || in.Password != nil)
+	if p.needCurrent && (in.CurrentPassword == nil || *in.CurrentPassword == "") {
+		fields["current_password"] = "is required to change email or password"
+	}
+	if len(fields) > 0 {
+		return updatePlan{}, Invalid(fields)
+	}
+	return p, nil
+}
+
+// removesAdmin reports whether the plan could take an active admin away.
+func (p updatePlan) removesAdmin() bool {
+	return p.role != nil && *p.role != RoleAdmin || p.status != nil && *p.status != StatusActive
+}
+
+// applyTo sets the planned fields on cur (the row as locked) and returns
+// the names of those that changed. hash is the new password's.
+func (p updatePlan) applyTo(cur *User, hash string, now time.Time) []string {
+	var changed []string
+	set := func(field string, differs bool, apply func()) {
+		if differs {
+			apply()
+			changed = append(changed, field)
+		}
+	}
+	set("name", p.name != nil && cur.Name != *p.name, func() { cur.Name = *p.name })
+	set("email", p.email != nil && cur.Email != *p.email, func() { cur.Email = *p.email })
+	set("role", p.role != nil && cur.Role != *p.role, func() { cur.Role = *p.role })
+	set("status", p.status != nil && cur.Status != *p.status, func() {
+		cur.Status = *p.status
+		if cur.Status == StatusDisabled {
+			// A disabled account's sessions end, as with a password
+			// change: enabling it again must not revive them.
+			cur.SessionVersion++
+		}
+	})
+	set("password", p.password != nil, func() {
+		cur.PasswordHash = hash
+		cur.SessionVersion++
+	})
+	cur.UpdatedAt = now
+	return changed
+}
+
+// applyUpdate writes the plan in one transaction. The plan was made on a
+// snapshot, outside any transaction, because hashing is slow; here the row
+// is re-read under a lock and only the planned fields are applied, so a
+// concurrent change (a password reset, an admin disabling the user) is never
+// overwritten with stale values.
+func (s *Service) applyUpdate(ctx context.Context, p updatePlan, hash string) (*User, error) {
+	now := s.clock()
+	var out *User
+	err := s.store.Atomic(ctx, func(r Repo) error {
+		var admins []string
+		if p.role != nil || p.status != nil {
+			// Before the user's row: every admin removal takes the locks in
+			// this order, so two of them queue instead of deadlocking.
+			var err error
+			if admins, err = r.LockActiveAdmins(ctx); err != nil {
+				return err
+			}
+		}
+		cur, err := r.LockUser(ctx, p.id)
+		if err != nil {
+			return err
+		}
+		if p.removesAdmin() && lastAdmin(admins, cur.ID) {
+			return ErrLastAdmin
+		}
+		if p.needCurrent && cur.PasswordHash != p.readHash {
+			return Invalid(map[string]string{"current_password": "is no longer current; the password changed meanwhile"})
+		}
+		sessionVersion := cur.SessionVersion
+		changed := p.applyTo(cur, hash, now)
+		if err := r.UpdateUser(ctx, cur); err != nil {
+			return err
+		}
+		out = cur
+		if len(changed) == 0 {
+			return nil
+		}
+		return s.afterUpdate(ctx, r, cur, changed, cur.SessionVersion != sessionVersion, now)
+	})
+	if err != nil {
+		return nil, storeErr("update user", err)
+	}
+	return out, nil
+}
+
+// afterUpdate does, in the update's transaction, what the changes entail:
+// the open reset ends, the refresh tokens of ended sessions are revoked,
+// and the events are written.
+func (s *Service) afterUpdate(ctx context.Context, r Repo, cur *User, changed []string, sessionsEnded bool, now time.Time) error {
+	if slices.ContainsFunc(changed, endsReset) {
+		if err := r.DeleteUserPasswordResets(ctx, cur.ID); err != nil {
+			return err
+		}
+	}
+	if sessionsEnded {
+		if err := r.RevokeUserRefreshTokens(ctx, cur.ID, now); err != nil {
+			return err
+		}
+	}
+	upd, err := s.newEvent(EventUpdated, cur.ID)
+	if err != nil {
+		return err
+	}
+	upd.User, upd.Changed = eventUser(cur), changed
+	evs := []Event{upd}
+	if slices.Contains(changed, "password") {
+		pc, err := s.newEvent(EventPasswordChanged, cur.ID)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, pc)
+	}
+	return appendEvents(ctx, r, evs...)
+}
+
+// endsReset reports whether a change of field ends the user's open password
+// reset: a new address means the mail went to someone who may no longer own
+// the account; a new password, status or role means the account's owner or
+// an admin has decided about it since the reset was asked for.
+func endsReset(field string) bool {
+	return field == "email" || field == "password" || field == "status" || field == "role"
+}
+
+// verifyCurrent checks the current password a user gives to change their
+// email or password; it spends one attempt of the account's budget.
+func (s *Service) verifyCurrent(ctx context.Context, u *User, current string) error {
+	if err := s.allowAttempt(ctx, s.tries, "password|"+u.Email); err != nil {
+		return err
+	}
+	if len(current) > MaxPasswordBytes {
+		return Invalid(map[string]string{"current_password": "is incorrect"})
+	}
+	ok, _, err := s.hasher.Verify(ctx, current, u.PasswordHash)
+	if err != nil {
+		return Internal("verify password", err)
+	}
+	if !ok {
+		return Invalid(map[string]string{"current_password": "is incorrect"})
+	}
+	return nil
+}
