@@ -86,6 +86,16 @@ export USERSVC_TEST_KUBE_APISERVER USERSVC_TEST_KUBECTL
   go test -count=1 -timeout 40m ./...
 )
 
+step "dashboard checks (deploy/obstest: Grafana SDK strict decoding, PromQL parser)"
+# A module of its own too: the Grafana SDK and Prometheus stay out of the
+# service's go.mod. The panel queries run against a real Prometheus in e2e.
+(
+  cd deploy/obstest
+  go vet ./...
+  ../../bin/staticcheck ./...
+  go test -count=1 ./...
+)
+
 step "fuzz (${FUZZTIME} each)"
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
