@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/password"
 	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
@@ -178,4 +179,23 @@ func (l countingLimiter) Allow(ctx context.Context, key string) (bool, time.Dura
 		l.rejected.Inc()
 	}
 	return ok, retry, err
+}
+
+// timedHasher times every argon2id computation in
+// usersvc_password_hash_duration_seconds (the password package itself
+// stays free of the metrics library).
+type timedHasher struct{ *password.Hasher }
+
+func (h timedHasher) Hash(ctx context.Context, pw string) (string, error) {
+	defer observeSince("hash", time.Now())
+	return h.Hasher.Hash(ctx, pw)
+}
+
+func (h timedHasher) Verify(ctx context.Context, pw, encoded string) (bool, bool, error) {
+	defer observeSince("verify", time.Now())
+	return h.Hasher.Verify(ctx, pw, encoded)
+}
+
+func observeSince(op string, start time.Time) {
+	telemetry.PasswordHashDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 }

@@ -213,7 +213,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	}
 	policy := password.DefaultPolicy()
 	policy.MinScore = cfg.PasswordMinScore
-	deps := user.Deps{Store: st, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
+	deps := user.Deps{Store: st, Hasher: timedHasher{hasher}, Policy: policy, Tokens: tokens, Logger: log}
 	if mode != ModeTool {
 		sh, err := sharedState(ctx, cfg, log, mode, st)
 		if err != nil {

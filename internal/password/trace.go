@@ -2,14 +2,11 @@ package password
 
 import (
 	"context"
-	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
 var tracer = otel.Tracer("github.com/usersvc/usersvc/internal/password")
@@ -21,15 +18,12 @@ var tracer = otel.Tracer("github.com/usersvc/usersvc/internal/password")
 // The format is the one used by the argon2 reference implementation and
 // libraries in other languages. Hashes stay portable, and each one records
 // the parameters needed to verify it. The computation is a span of its own
-// ("password hash", carrying only the argon2 parameters) and is timed in
-// usersvc_password_hash_duration_seconds: it is the costliest step of a
-// request, and the one to watch when tuning the parameters.
+// ("password hash", carrying only the argon2 parameters): it is the
+// costliest step of a request, and the one to watch when tuning them.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	_, span := tracer.Start(ctx, "password hash", trace.WithAttributes(h.attrs()...))
 	defer span.End()
-	start := time.Now()
 	enc, err := h.hash(password)
-	telemetry.PasswordHashDuration.WithLabelValues("hash").Observe(time.Since(start).Seconds())
 	if err != nil {
 		span.SetStatus(codes.Error, "hash failed")
 	}
@@ -53,13 +47,11 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 //
 // To avoid revealing which accounts exist, callers should also call Verify
 // against a dummy hash when the user does not exist, so both paths take
-// similar time. Like Hash, it is a span ("password verify") and timed.
+// similar time. Like Hash, it is a span of its own ("password verify").
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error) {
 	_, span := tracer.Start(ctx, "password verify", trace.WithAttributes(h.attrs()...))
 	defer span.End()
-	start := time.Now()
 	ok, needsRehash, err = h.verify(password, encoded)
-	telemetry.PasswordHashDuration.WithLabelValues("verify").Observe(time.Since(start).Seconds())
 	if err != nil {
 		span.SetStatus(codes.Error, "verify failed")
 	}
