@@ -1,45 +1,51 @@
-# Tools are built from versions pinned in go.mod (protoc-gen-go, protoc-gen-micro)
-# and tools/go.mod (staticcheck), so everything works from the Go module proxy.
-# protoc itself is Debian's (protobuf-compiler, libprotobuf-dev for the
-# well-known types), installed by scripts/services.sh: prebuilt, where buf took
-# most of a cold test run to build for checks we did not use.
-BIN := $(CURDIR)/bin
+# Tools: protoc comes from Debian (protobuf-compiler + libprotobuf-dev, installed by
+# scripts/services.sh); staticcheck and the protoc plugins are built once per
+# pinned version (tools/go.mod, go.mod) into ~/.cache/usersvc-tools by
+# scripts/opstools.sh, outside the work tree, so a second run skips them.
+TOOLS := scripts/opstools.sh
+PROTOS = $(shell cd api && find . -name '*.proto' | sort)
 
-.PHONY: run test tools generate check-generate build bench load
+.PHONY: run test test-short tools generate check-generate build install bench load staticcheck
 
 run: ## run the whole platform in one process on the embedded defaults
 	go run ./cmd/usersvc dev
 
-test: ## every test, provisioning MariaDB (and stopping what it started)
+test: ## every test, provisioning MariaDB, Redis and RabbitMQ (and stopping what it started)
 	scripts/test.sh
 
-build:
-	go build -o $(BIN)/usersvc ./cmd/usersvc
+test-short: ## the inner loop: vet and the tests that need no server (no provisioning, no race detector, no fuzzing)
+	go vet ./...
+	go test -short -count=1 ./...
 
-tools: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro $(BIN)/staticcheck
+build: ## bin/usersvc
+	go build -o bin/usersvc ./cmd/usersvc
 
-$(BIN)/protoc-gen-go: go.mod
-	go build -o $@ google.golang.org/protobuf/cmd/protoc-gen-go
-$(BIN)/protoc-gen-micro: go.mod
-	go build -o $@ go-micro.dev/v6/cmd/protoc-gen-micro
-$(BIN)/staticcheck: tools/go.mod
-	cd tools && go build -o $@ honnef.co/go/tools/cmd/staticcheck
+install: ## usersvc into $(go env GOPATH)/bin
+	go install ./cmd/usersvc
 
-PROTOC = protoc -I api -I /usr/include \
-	--plugin=protoc-gen-go=$(BIN)/protoc-gen-go --plugin=protoc-gen-micro=$(BIN)/protoc-gen-micro
-PROTOS = $(shell find api -name '*.proto')
+tools: ## build (once per version) staticcheck and the protoc plugins
+	@$(TOOLS) staticcheck protoc-gen-go protoc-gen-micro >/dev/null
 
-generate: tools ## regenerate api/ from the .proto files
-	$(PROTOC) --go_out=api --go_opt=paths=source_relative \
-		--micro_out=api --micro_opt=paths=source_relative $(PROTOS)
+staticcheck:
+	$$($(TOOLS) staticcheck) ./...
 
-check-generate: tools ## fail when committed generated code differs from a fresh generation
+# protoc OUT: generate Go code for every .proto under api/ into OUT.
+define protoc
+	(cd api && protoc -I . -I /usr/include \
+		--plugin=protoc-gen-go=$$(cd .. && $(TOOLS) protoc-gen-go) --go_out=$(1) --go_opt=paths=source_relative \
+		--plugin=protoc-gen-micro=$$(cd .. && $(TOOLS) protoc-gen-micro) --micro_out=$(1) --micro_opt=paths=source_relative \
+		$(PROTOS))
+endef
+
+generate: ## regenerate api/ from the .proto files
+	$(call protoc,.)
+
+check-generate: ## fail when committed generated code differs from a fresh generation
 	@gen=$$(mktemp -d) && trap 'rm -rf "$$gen"' EXIT && \
-	$(PROTOC) --go_out=$$gen --go_opt=paths=source_relative \
-		--micro_out=$$gen --micro_opt=paths=source_relative $(PROTOS) && \
-	for f in $$(cd $$gen && find . -name '*.go'); do \
-		cmp -s $$gen/$$f api/$$f || { echo "api/$$f is stale: run make generate"; exit 1; }; done
-	@echo "generated code is current"
+	$(call protoc,$$gen) && \
+	for f in $$(cd "$$gen" && find . -name '*.go'); do \
+		cmp -s "$$gen/$$f" "api/$$f" || { echo "api/$$f is stale: run make generate"; exit 1; }; done && \
+	echo "generated code is current"
 
 bench: ## Go benchmarks
 	go test -run='^$$' -bench=. -benchmem ./...

@@ -185,3 +185,5 @@ tool (
 	go-micro.dev/v6/cmd/protoc-gen-micro
 	google.golang.org/protobuf/cmd/protoc-gen-go
 )
+
+replace github.com/ccojocar/zxcvbn-go => ./third_party/zxcvbn-go

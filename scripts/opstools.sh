@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Builds the operations tools the end-to-end suites run for real (Jaeger,
-# VictoriaLogs, kube-apiserver) from the Go module proxy, once per version,
-# into a cache outside the work tree; prints the binary's path.
+# Builds the tools the build and the end-to-end suites run for real (Jaeger,
+# VictoriaLogs, kube-apiserver; staticcheck and the protoc plugins) from the
+# Go module proxy, once per version, into a cache outside the work tree;
+# prints the binary's path.
 #
-#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver|kubectl|otelcol
+#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver|kubectl|otelcol|staticcheck|protoc-gen-go|protoc-gen-micro
+#
+# staticcheck and the protoc plugins take their versions from tools/go.mod and
+# go.mod; staticcheck's cache key also holds the Go version, because it must
+# be built by the toolchain whose code it checks.
 #
 # The cache is ${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}.
 # A build goes to a temporary name and is renamed into place, so an
@@ -45,13 +50,23 @@ build_kubernetes() {
   mv "$out.partial" "$out"
 }
 
+# modversion DIR MODULE: the version of MODULE that DIR's go.mod pins.
+modversion() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
+
+# build_pinned OUT DIR PACKAGE: go build PACKAGE at the version DIR's go.mod pins.
+build_pinned() {
+  (cd "$2" && go build -trimpath -ldflags "-s -w" -o "$1.partial" "$3")
+  mv "$1.partial" "$1"
+}
+
 # build_otelcol OUT: the OpenTelemetry Collector's builder assembles the
 # components of deploy/otelcol/builder.yaml (otlp and filelog receivers,
 # batch, otlp/otlphttp/debug exporters) into one binary.
 build_otelcol() {
   local out=$1 work
   work=$(mktemp -d)
-  trap 'chmod -R u+w "${work:-}" 2>/dev/null; rm -rf "${work:-}"; trap - RETURN' RETURN
+  # The RETURN trap is not local to the function: it clears itself.
+  trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"; trap - RETURN' RETURN
   GOBIN=$work go install "go.opentelemetry.io/collector/cmd/builder@$OTELCOL_VERSION"
   sed "s#output_path: .*#output_path: $work/build#" deploy/otelcol/builder.yaml >"$work/builder.yaml"
   "$work/builder" --config="$work/builder.yaml" >&2
@@ -61,11 +76,14 @@ build_otelcol() {
 tool() {
   local name=$1 out
   case "$name" in
+  staticcheck) out=$CACHE/staticcheck-$(modversion tools honnef.co/go/tools)-$(go env GOVERSION)/staticcheck ;;
+  protoc-gen-go) out=$CACHE/protoc-gen-go-$(modversion . google.golang.org/protobuf)/protoc-gen-go ;;
+  protoc-gen-micro) out=$CACHE/protoc-gen-micro-$(modversion . go-micro.dev/v6)/protoc-gen-micro ;;
   jaeger) out=$CACHE/jaeger-$JAEGER_VERSION/jaeger ;;
   victoria-logs) out=$CACHE/victoria-logs-$VICTORIALOGS_VERSION/victoria-logs ;;
   kube-apiserver) out=$CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver ;;
-  otelcol) out=$CACHE/otelcol-$OTELCOL_VERSION/otelcol ;;
   kubectl) out=$CACHE/kubectl-$KUBERNETES_VERSION/kubectl ;;
+  otelcol) out=$CACHE/otelcol-$OTELCOL_VERSION/otelcol ;;
   *) log "unknown tool $name"; return 2 ;;
   esac
   if [ ! -x "$out" ]; then
@@ -78,6 +96,9 @@ tool() {
     kube-apiserver) build_kubernetes "$out" k8s.io/kubernetes/cmd/kube-apiserver ;;
     kubectl) build_kubernetes "$out" k8s.io/kubernetes/cmd/kubectl ;;
     otelcol) build_otelcol "$out" ;;
+    staticcheck) build_pinned "$out" tools honnef.co/go/tools/cmd/staticcheck ;;
+    protoc-gen-go) build_pinned "$out" . google.golang.org/protobuf/cmd/protoc-gen-go ;;
+    protoc-gen-micro) build_pinned "$out" . go-micro.dev/v6/cmd/protoc-gen-micro ;;
     esac
     log "built $name in $((SECONDS - start))s"
   fi

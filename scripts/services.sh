@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Provisions the servers the test suite talks to over real connections:
-# MariaDB, Redis and RabbitMQ. For each one it installs the Debian
-# package when the server is missing and starts it when it is not running;
-# whatever it started is recorded in $USERSVC_STARTED_FILE so `stop` can stop
-# exactly that and leave servers it found running alone.
+# Provisions what the test suite needs: the build tools Debian ships
+# prebuilt (protoc with the well-known types, jq) and the servers the tests
+# talk to over real connections: MariaDB, Redis and RabbitMQ. For each
+# server it installs the Debian package when missing and starts it when it
+# is not running; whatever it started or created (a server, the MariaDB
+# account `usersvc`) is recorded in $USERSVC_STARTED_FILE so `stop` undoes
+# exactly that, in reverse order, and leaves what it found alone.
+# Installed packages stay installed (reinstalling them on every run would
+# cost minutes and gain nothing); the README lists them.
+# Needs root or passwordless sudo (apt-get, starting the servers, creating
+# the MariaDB account over the root socket).
 set -euo pipefail
 
-STARTED_FILE=${USERSVC_STARTED_FILE:-${TMPDIR:-/tmp}/usersvc-test-started}
+STARTED_FILE=${USERSVC_STARTED_FILE:?set USERSVC_STARTED_FILE to a file of your own, e.g. \$(mktemp)}
 APT_UPDATED=0
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -51,7 +57,12 @@ start_mariadb() {
     wait_for MariaDB 60 mariadb_up
     echo mariadb >>"$STARTED_FILE"
   fi
-  # A TCP account for the tests: a fresh MariaDB lets root in only over the socket.
+  # A TCP account for the tests: a fresh MariaDB lets root in only over the
+  # socket. It may only touch databases named usersvc*; the tests create and
+  # drop their own usersvc_test_<random> ones.
+  if [ "$(as_root mysql --protocol=socket -uroot -N -e "SELECT COUNT(*) FROM mysql.user WHERE user='usersvc'")" = 0 ]; then
+    echo mariadb-account >>"$STARTED_FILE"
+  fi
   as_root mysql --protocol=socket -uroot <<'SQL'
 CREATE USER IF NOT EXISTS 'usersvc'@'127.0.0.1' IDENTIFIED BY 'usersvc';
 CREATE USER IF NOT EXISTS 'usersvc'@'localhost' IDENTIFIED BY 'usersvc';
@@ -71,8 +82,7 @@ start_redis() {
   fi
   if ! redis_up; then
     log "starting Redis"
-    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-      --logfile "${TMPDIR:-/tmp}/usersvc-redis.log"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --logfile ""
     wait_for Redis 30 redis_up
     echo redis >>"$STARTED_FILE"
   fi
@@ -92,45 +102,43 @@ start_rabbitmq() {
     wait_for RabbitMQ 60 rabbitmq_up
     echo rabbitmq >>"$STARTED_FILE"
   fi
-  # Outage tests stop and start the app; make sure it runs now.
-  rabbitmqctl -q start_app >/dev/null 2>&1 || true
-}
-
-# Prometheus, promtool, Alertmanager and amtool: the tests run their own
-# instances on free ports (never a system service), so only the packages.
-install_prometheus() {
-  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
-    apt_install prometheus prometheus-alertmanager
-  fi
 }
 
 # Debian packages the suite runs but never starts as system servers: protoc
-# and the well-known .proto files for `make check-generate`, nginx for the
-# edge tests and etcd for the kube-apiserver the Kubernetes manifests are
-# applied to (both run as the tests' own processes on private ports).
-install_tools() {
-  local missing=()
-  command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
-  [ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
-  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-  command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
-  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+# and the well-known .proto files for `make check-generate`, jq for the test
+# summary, nginx for the edge tests and etcd for the kube-apiserver the
+# Kubernetes manifests are applied to (both run as the tests' own processes
+# on private ports).
+need_tools() {
+  local pkgs=()
+  command -v protoc >/dev/null 2>&1 || pkgs+=(protobuf-compiler)
+  [ -f /usr/include/google/protobuf/timestamp.proto ] || pkgs+=(libprotobuf-dev)
+  command -v jq >/dev/null 2>&1 || pkgs+=(jq)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || pkgs+=(nginx)
+  command -v etcd >/dev/null 2>&1 || pkgs+=(etcd-server)
+  # Prometheus, promtool, Alertmanager and amtool: the tests run their own
+  # instances on free ports, never the system services.
+  command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null 2>&1 || pkgs+=(prometheus-alertmanager)
+  [ ${#pkgs[@]} = 0 ] || apt_install "${pkgs[@]}"
 }
 
 stop_started() {
   [ -f "$STARTED_FILE" ] || return 0
-  while read -r svc; do
+  tac "$STARTED_FILE" | while read -r svc; do
     case $svc in
+      mariadb-account) log "dropping the MariaDB account usersvc (this script created it)"
+        as_root mysql --protocol=socket -uroot -e "DROP USER IF EXISTS 'usersvc'@'127.0.0.1', 'usersvc'@'localhost'" || true ;;
       mariadb) log "stopping MariaDB (this script started it)"; as_root mysqladmin --protocol=socket -uroot shutdown || true ;;
       redis) log "stopping Redis (this script started it)"; redis-cli -h 127.0.0.1 -p 6379 shutdown nosave >/dev/null 2>&1 || true ;;
       rabbitmq) log "stopping RabbitMQ (this script started it)"; rabbitmqctl -q stop >/dev/null 2>&1 || true ;;
     esac
-  done <"$STARTED_FILE"
+  done
   rm -f "$STARTED_FILE"
 }
 
 case ${1:-} in
-  start) : >"$STARTED_FILE"; start_mariadb; start_redis; start_rabbitmq; install_tools; install_prometheus ;;
+  start) : >"$STARTED_FILE"; need_tools; start_mariadb; start_redis; start_rabbitmq ;;
   stop) stop_started ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -2,31 +2,43 @@
 # The whole test suite, on a fresh machine: provisions the servers (see
 # scripts/services.sh), checks formatting, generated code, vet and
 # staticcheck, runs every test with the race detector against the real
-# servers, runs each fuzz target briefly, and stops what it started.
+# servers, runs each fuzz target briefly, prints every skipped test with its
+# reason, and stops what it started.
+#
+# It never stops, reconfigures or fills the machine's shared servers: tests
+# that take a server down do it to a TCP proxy in front of it
+# (testenv.Proxy) or to a server of their own (a private redis-server or
+# RabbitMQ node on free ports, in a temporary directory). Its own files live
+# in one `mktemp -d` directory, removed at the end, so two runs at once do
+# not clobber each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZTIME=${FUZZTIME:-10s}
-export USERSVC_STARTED_FILE=$(mktemp -t usersvc-started.XXXXXX)
-trap 'scripts/services.sh stop' EXIT
+work=$(mktemp -d -t usersvc-test.XXXXXX)
+export USERSVC_STARTED_FILE=$work/started
+cleanup() {
+  scripts/services.sh stop || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
 
 step "provision servers"
 scripts/services.sh start
 export USERSVC_TEST_MYSQL_DSN='usersvc:usersvc@tcp(127.0.0.1:3306)/'
 export USERSVC_TEST_REDIS_URL='redis://127.0.0.1:6379/0'
 export USERSVC_TEST_RABBITMQ_URL='amqp://guest:guest@127.0.0.1:5672/'
-export USERSVC_TEST_RABBITMQ_CTL=1
 export USERSVC_TEST_REQUIRE_ALL=1
 # Debian's nginx, run by the edge tests (e2e/nginx_test.go) with the shipped
 # deploy/nginx configuration on private loopback ports.
 export USERSVC_TEST_NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-step "tools"
+step "tools (built once per version into ${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools})"
 make -s tools
 
-step "observability servers (built once, cached: scripts/opstools.sh)"
+step "observability servers (built once per version, cached: scripts/opstools.sh)"
 USERSVC_TEST_JAEGER_BIN=$(scripts/opstools.sh jaeger)
 USERSVC_TEST_VICTORIALOGS_BIN=$(scripts/opstools.sh victoria-logs)
 USERSVC_TEST_OTELCOL_BIN=$(scripts/opstools.sh otelcol)
@@ -38,8 +50,14 @@ step "generated code is current"
 make -s check-generate
 
 step "gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^api/.*\.pb.*\.go$') 2>/dev/null || true)
+unformatted=$(gofmt -l $(git ls-files '*.go' | grep -Ev '^(api/.*\.pb.*\.go|third_party/.*)$') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+make -s staticcheck
 
 step "prometheus config, rules and rule unit tests (promtool, amtool); log shipper config (otelcol validate)"
 # prometheus-k8s.yml is checked by deploy/obstest instead: Debian's
@@ -50,27 +68,19 @@ step "prometheus config, rules and rule unit tests (promtool, amtool); log shipp
 USERSVC_LOG_FILES='/var/log/usersvc/*.log' LOGS_OTLP_ENDPOINT=http://127.0.0.1:9428/insert/opentelemetry/v1/logs \
   "$USERSVC_TEST_OTELCOL_BIN" validate --config=file:deploy/otelcol/logs.yaml
 
-step "go vet"
-go vet ./...
-
-step "staticcheck"
-bin/staticcheck ./...
-
 step "go test -race"
-# Packages whose tests stop and start the shared RabbitMQ or Redis, or run
-# whole process clusters, go one at a time after the rest, so an outage test
-# never hits another package's test.
+# Packages that run whole process clusters or private servers go one at a
+# time after the rest, so the machine's two cores are not oversubscribed
+# into timeouts.
 serial='/e2e$|/events/rabbitmq$|/cache$|/ratelimit$|/app$'
 parallel_pkgs=$(go list ./... | grep -Ev "$serial")
 serial_pkgs=$(go list ./... | grep -E "$serial" || true)
+json=$work/test.json
+status=0
 {
-  go test -race -count=1 -timeout 30m $parallel_pkgs 2>&1
-  [ -z "$serial_pkgs" ] || go test -race -count=1 -timeout 30m -p 1 $serial_pkgs 2>&1
-} | tee /tmp/usersvc-test.log | grep -v '^ok\|no test files' || true
-if grep -q '^FAIL\|^--- FAIL\|^panic:' /tmp/usersvc-test.log; then
-  echo "tests failed"; grep '^FAIL\|^--- FAIL' /tmp/usersvc-test.log; exit 1
-fi
-grep '^ok' /tmp/usersvc-test.log
+  go test -json -race -count=1 -timeout 30m $parallel_pkgs || true
+  [ -z "$serial_pkgs" ] || go test -json -race -count=1 -timeout 30m -p 1 $serial_pkgs || true
+} | tee "$json" | jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"'
 
 step "deployment checks (deploy/deploytest: Dockerfile, compose, Kubernetes on a real kube-apiserver)"
 # A module of its own (buildkit, compose-go and k8s.io stay out of the
@@ -79,32 +89,60 @@ step "deployment checks (deploy/deploytest: Dockerfile, compose, Kubernetes on a
 USERSVC_TEST_KUBE_APISERVER=$(scripts/opstools.sh kube-apiserver)
 USERSVC_TEST_KUBECTL=$(scripts/opstools.sh kubectl) # kustomize included, same version
 export USERSVC_TEST_KUBE_APISERVER USERSVC_TEST_KUBECTL
-(
-  cd deploy/deploytest
-  go vet ./...
-  ../../bin/staticcheck ./...
-  go test -count=1 -timeout 40m ./...
-)
+staticcheck=$(scripts/opstools.sh staticcheck)
+(cd deploy/deploytest && go vet ./... && "$staticcheck" ./...)
+(cd deploy/deploytest && go test -json -count=1 -timeout 40m ./... || true) |
+  tee -a "$json" | jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"'
 
-step "dashboard checks (deploy/obstest: Grafana SDK strict decoding, PromQL parser)"
+step "dashboard and scrape-config checks (deploy/obstest: Grafana SDK, PromQL parser, Prometheus config loader)"
 # A module of its own too: the Grafana SDK and Prometheus stay out of the
 # service's go.mod. The panel queries run against a real Prometheus in e2e.
-(
-  cd deploy/obstest
-  go vet ./...
-  ../../bin/staticcheck ./...
-  go test -count=1 ./...
-)
+(cd deploy/obstest && go vet ./... && "$staticcheck" ./...)
+(cd deploy/obstest && go test -json -count=1 -timeout 10m ./... || true) |
+  tee -a "$json" | jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"'
 
-step "fuzz (${FUZZTIME} each)"
-for pkg in $(go list ./...); do
-  dir=$(go list -f '{{.Dir}}' "$pkg")
-  for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/func //'); do
-    echo "fuzz $pkg $fz"
-    go test -run='^$' -fuzz="^${fz}\$" -fuzztime="$FUZZTIME" "$pkg" >/tmp/usersvc-fuzz.log 2>&1 || { cat /tmp/usersvc-fuzz.log; exit 1; }
+# Build failures and panics show as package output with no test.
+failed=$(jq -r 'select(.Action == "fail" and .Test != null) | "\(.Package) \(.Test)"' "$json")
+failed_pkgs=$(jq -r 'select(.Action == "fail" and .Test == null) | .Package' "$json")
+if [ -n "$failed$failed_pkgs" ]; then
+  echo; echo "== output of what failed"
+  jq -rs '
+    ([.[] | select(.Action == "fail") | [.Package, (.Test // "")]] ) as $f
+    | .[] | select(.Action == "output" and ([.Package, (.Test // "")] as $k | $f | index([$k])) != null) | .Output' "$json" | tail -400
+  echo; echo "FAILED tests:"; echo "${failed:-none}"
+  echo "FAILED packages:"; echo "$failed_pkgs"
+  status=1
+fi
+
+skips() {
+  # Every skipped test with the reason it logged, so "passed" never hides
+  # "not run".
+  jq -rs '
+    group_by([.Package, .Test]) | .[]
+    | select(.[0].Test != null and any(.[]; .Action == "skip"))
+    | "\(.[0].Package | sub("^github.com/usersvc/usersvc/"; "")) \(.[0].Test): "
+      + ([.[] | select(.Action == "output") | .Output
+          | select(test("^\\s*(=== |--- SKIP)") | not) | sub("^\\s+"; "") | rtrimstr("\n")] | join(" "))' "$json"
+}
+
+if [ "$status" = 0 ]; then
+  step "fuzz (${FUZZTIME} each)"
+  for pkg in $(go list ./...); do
+    dir=$(go list -f '{{.Dir}}' "$pkg")
+    for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/func //'); do
+      echo "fuzz $pkg $fz"
+      go test -run='^$' -fuzz="^${fz}\$" -fuzztime="$FUZZTIME" "$pkg" >"$work/fuzz.log" 2>&1 || { cat "$work/fuzz.log"; status=1; break 2; }
+    done
   done
-done
+fi
 
-passed=$(grep -c '^ok' /tmp/usersvc-test.log || true)
+passed=$(jq -r 'select(.Test == null and .Action == "pass") | .Package' "$json" | wc -l)
+nfailed=$(jq -r 'select(.Test == null and .Action == "fail") | .Package' "$json" | wc -l)
+ntests=$(jq -r 'select(.Test != null and .Action == "pass") | .Test' "$json" | wc -l)
+skipped=$(skips)
 echo
-echo "go test: $passed packages passed, 0 failed"
+echo "== skipped tests: $(printf '%s' "$skipped" | grep -c . || true)"
+[ -z "$skipped" ] || printf '%s\n' "$skipped"
+echo
+echo "go test: $passed packages passed ($ntests tests and subtests), $nfailed failed; ${SECONDS}s in all"
+exit "$status"

@@ -39,8 +39,12 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("usersvc dev mode", "url.full", "http://"+gwLn.Addr().String(), "data_dir", cfg.DataDir, "mail_dir", cfg.MailDir)
+	// Shutdown runs from the outside in, as in a deployment: the gateway
+	// drains first while the API behind it still answers, then the API
+	// while the service still answers, then the events. Stopped all at once
+	// (one context), the internal hops were cut under requests the gateway
+	// had accepted, and they got 502.
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return runEmbeddedEvents(gctx, cfg, log, core) })
 	// One ops listener for the whole process: /metrics has every role's
 	// metrics, since every role runs here.
 	g.Go(func() error { return serveOps(gctx, cfg, log, core.checks, coreMetrics(core)) })
@@ -49,7 +53,17 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// the edge, believes only the proxies USERSVC_TRUSTED_PROXIES names.
 	apiCfg := *cfg
 	apiCfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	g.Go(func() error { return RunAPI(gctx, &apiCfg, log, reg, apiLn) })
-	g.Go(func() error { return RunGateway(gctx, cfg, log, reg, gwLn) })
+	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+	evCtx, stopEvents := context.WithCancel(context.WithoutCancel(ctx))
+	stopOnFailure := context.AfterFunc(gctx, func() {
+		if ctx.Err() == nil { // a part failed: stop the rest now
+			stopAPI()
+			stopEvents()
+		}
+	})
+	defer stopOnFailure()
+	g.Go(func() error { defer stopEvents(); return runEmbeddedEvents(evCtx, cfg, log, core) })
+	g.Go(func() error { defer stopEvents(); return RunAPI(apiCtx, &apiCfg, log, reg, apiLn) })
+	g.Go(func() error { defer stopAPI(); return RunGateway(gctx, cfg, log, reg, gwLn) })
 	return g.Wait()
 }

@@ -28,7 +28,7 @@ func newEventPipeline(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		return &eventPipeline{run: func(ctx context.Context) error { return runEmbeddedEvents(ctx, cfg, log, core) },
 			close: func() {}}, nil
 	}
-	broker, err := rabbitmq.Dial(ctx, cfg.RabbitMQURL, log)
+	broker, err := dialBroker(ctx, cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq (USERSVC_RABBITMQ_URL): %w", err)
 	}
@@ -87,13 +87,14 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	broker, err := rabbitmq.Dial(ctx, cfg.RabbitMQURL, log)
+	broker, err := dialBroker(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("rabbitmq (USERSVC_RABBITMQ_URL): %w", err)
 	}
 	defer broker.Close()
 	checks := []check{{name: "database", fn: st.Ping}, {name: "rabbitmq", fn: func(context.Context) error { return broker.Ping() }}}
-	queues := []string{worker.MailerSubscription.Queue}
+	mailerSub, indexerSub := inNamespace(cfg, worker.MailerSubscription), inNamespace(cfg, worker.IndexerSubscription)
+	queues := []string{mailerSub.Queue}
 	g, gctx := errgroup.WithContext(ctx)
 	// Only Elasticsearch can be shared with the service processes that
 	// search it; the embedded index lives inside the dev process.
@@ -104,13 +105,33 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		}
 		defer idx.Close()
 		checks = append(checks, check{name: "search", fn: idx.Ping})
-		queues = append(queues, worker.IndexerSubscription.Queue)
-		g.Go(func() error { return broker.Consume(gctx, worker.IndexerSubscription, worker.Indexer(idx)) })
+		queues = append(queues, indexerSub.Queue)
+		g.Go(func() error { return broker.Consume(gctx, indexerSub, worker.Indexer(idx)) })
 	}
 	g.Go(func() error { return serveOps(gctx, cfg, log, checks, storeMetrics(st, false)) })
 	g.Go(func() error {
-		return broker.Consume(gctx, worker.MailerSubscription, worker.Mailer(st, mailer, time.Now, log))
+		return broker.Consume(gctx, mailerSub, worker.Mailer(st, mailer, time.Now, log))
 	})
 	log.Info("worker started", "queues", queues)
 	return g.Wait()
+}
+
+// dialBroker connects to USERSVC_RABBITMQ_URL, on the exchange of the
+// deployment's namespace.
+func dialBroker(ctx context.Context, cfg *config.Config, log *slog.Logger) (*rabbitmq.Broker, error) {
+	var opts []rabbitmq.Option
+	if cfg.Namespace != "" {
+		opts = append(opts, rabbitmq.WithExchange(cfg.Namespace+"."+events.Exchange))
+	}
+	return rabbitmq.Dial(ctx, cfg.RabbitMQURL, log, opts...)
+}
+
+// inNamespace is sub with its queue in the deployment's namespace
+// ("<namespace>.usersvc.mailer"), so two deployments on one broker never
+// consume each other's events.
+func inNamespace(cfg *config.Config, sub events.Subscription) events.Subscription {
+	if cfg.Namespace != "" {
+		sub.Queue = cfg.Namespace + "." + sub.Queue
+	}
+	return sub
 }

@@ -19,8 +19,13 @@ import (
 )
 
 // redisPrefix namespaces every key usersvc writes, so a shared Redis is
-// safe.
-const redisPrefix = "usersvc:"
+// safe: "usersvc:", or "usersvc:<namespace>:" for a named deployment.
+func redisPrefix(cfg *config.Config) string {
+	if cfg.Namespace == "" {
+		return "usersvc:"
+	}
+	return "usersvc:" + cfg.Namespace + ":"
+}
 
 // NewRedis connects to USERSVC_REDIS_URL (nil when unset). The client
 // reconnects by itself; nothing here needs Redis to be up at start.
@@ -82,18 +87,18 @@ func sharedState(ctx context.Context, cfg *config.Config, log *slog.Logger, mode
 	if err != nil {
 		return nil, err
 	}
-	deny, err := revocation.New(ctx, st, revocation.Options{Redis: rc, Prefix: redisPrefix + "revoked:",
+	deny, err := revocation.New(ctx, st, revocation.Options{Redis: rc, Prefix: redisPrefix(cfg) + "revoked:",
 		Exclusive: mode == ModeDev, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 	denyCheck := check{name: "revocations", fn: func(context.Context) error { return deny.Healthy() }, optional: true}
-	tries := newLimiter(rc, log, "login-account", cfg.RateLoginAccount)
-	resets := newLimiter(rc, log, "reset-account", cfg.RateResetAccount)
+	tries := newLimiter(rc, redisPrefix(cfg), log, "login-account", cfg.RateLoginAccount)
+	resets := newLimiter(rc, redisPrefix(cfg), log, "reset-account", cfg.RateResetAccount)
 	opts := cache.Options{Logger: log}
 	switch {
 	case rc != nil:
-		cs := cache.NewStore(st, cache.NewRedis(rc, redisPrefix), opts)
+		cs := cache.NewStore(st, cache.NewRedis(rc, redisPrefix(cfg)), opts)
 		return &shared{store: cs, denylist: deny, passwordAttempts: tries, resetRequests: resets,
 			checks: []check{{name: "redis", fn: func(context.Context) error { return cs.Healthy() }, optional: true}, denyCheck},
 			close:  rc.Close}, nil
@@ -108,13 +113,13 @@ func sharedState(ctx context.Context, cfg *config.Config, log *slog.Logger, mode
 // newLimiter is a limiter for rule r named name: in Redis (rc), shared by
 // every instance, falling back to an in-process limiter while Redis is down;
 // in process without Redis.
-func newLimiter(rc *redis.Client, log *slog.Logger, name string, r config.Rate) ratelimit.Limiter {
+func newLimiter(rc *redis.Client, prefix string, log *slog.Logger, name string, r config.Rate) ratelimit.Limiter {
 	rule := ratelimit.Rule{Limit: r.N, Window: r.Window}
 	local := ratelimit.NewLocal(rule)
 	if rc == nil {
 		return countRejections(name, local)
 	}
-	return countRejections(name, ratelimit.NewFallback(ratelimit.NewRedis(rc, redisPrefix+"rate:"+name+":", rule), local, log))
+	return countRejections(name, ratelimit.NewFallback(ratelimit.NewRedis(rc, prefix+"rate:"+name+":", rule), local, log))
 }
 
 // rateLimits builds the API's per-IP limits and the reset limit per email:
@@ -126,7 +131,9 @@ func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func
 	if err != nil {
 		return nil, nil, err
 	}
-	limiter := func(name string, r config.Rate) httpapi.Limiter { return newLimiter(rc, log, name, r) }
+	limiter := func(name string, r config.Rate) httpapi.Limiter {
+		return newLimiter(rc, redisPrefix(cfg), log, name, r)
+	}
 	// The per-account password budget is the service's (sharedState): it
 	// also covers current-password checks and callers of the RPC port.
 	limits := []httpapi.RateLimit{

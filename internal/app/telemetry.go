@@ -14,11 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/usersvc/usersvc/internal/config"
-	"github.com/usersvc/usersvc/internal/password"
 	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/telemetry"
+	"github.com/usersvc/usersvc/internal/user"
 )
 
 // WorkerServiceName is the worker's service.name.
@@ -184,16 +184,16 @@ func (l countingLimiter) Allow(ctx context.Context, key string) (bool, time.Dura
 // timedHasher times every argon2id computation in
 // usersvc_password_hash_duration_seconds (the password package itself
 // stays free of the metrics library).
-type timedHasher struct{ *password.Hasher }
+type timedHasher struct{ h user.PasswordHasher }
 
-func (h timedHasher) Hash(ctx context.Context, pw string) (string, error) {
+func (t timedHasher) Hash(ctx context.Context, pw string) (string, error) {
 	defer observeSince("hash", time.Now())
-	return h.Hasher.Hash(ctx, pw)
+	return t.h.Hash(ctx, pw)
 }
 
-func (h timedHasher) Verify(ctx context.Context, pw, encoded string) (bool, bool, error) {
+func (t timedHasher) Verify(ctx context.Context, pw, encoded string) (bool, bool, error) {
 	defer observeSince("verify", time.Now())
-	return h.Hasher.Verify(ctx, pw, encoded)
+	return t.h.Verify(ctx, pw, encoded)
 }
 
 func observeSince(op string, start time.Time) {

@@ -12,8 +12,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mail"
@@ -49,12 +52,26 @@ func Embedded(cfg *config.Config) bool { return cfg.MySQLDSN == "" }
 // OpenStore opens MySQL when a DSN is configured, else SQLite in the data dir.
 func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.Store, error) {
 	if !Embedded(cfg) {
-		return sqlstore.Open(ctx, "mysql", cfg.MySQLDSN)
+		st, err := sqlstore.Open(ctx, "mysql", cfg.MySQLDSN)
+		if err != nil {
+			return nil, fmt.Errorf("MySQL%s (USERSVC_MYSQL_DSN): %w", mysqlAddr(cfg.MySQLDSN), err)
+		}
+		return st, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s (USERSVC_DATA_DIR): %w", cfg.DataDir, err)
 	}
 	return sqlstore.Open(ctx, "sqlite", filepath.Join(cfg.DataDir, "usersvc.db"))
+}
+
+// mysqlAddr is " at host:port" of a DSN, for errors (never the password),
+// or "" when the DSN does not parse.
+func mysqlAddr(dsn string) string {
+	c, err := mysql.ParseDSN(dsn)
+	if err != nil || c.Addr == "" {
+		return ""
+	}
+	return " at " + c.Addr
 }
 
 // PrepareSchema migrates the embedded database automatically; a MySQL
@@ -94,14 +111,24 @@ func LoadKeys(cfg *config.Config) (*token.Keyring, error) {
 }
 
 // NewHasher builds the argon2id hasher from the configured parameters.
-func NewHasher(cfg *config.Config) (*password.Hasher, error) {
+// NewHasher returns the argon2id hasher, limited to USERSVC_HASH_CONCURRENCY
+// hashes at once (default the CPU count): each holds its whole memory cost
+// while it runs, so the limit is what bounds the process's memory under a
+// burst of logins. Requests beyond the queue are refused with
+// user.ErrOverloaded (503 + Retry-After).
+func NewHasher(cfg *config.Config) (*password.Limited, error) {
 	p := password.DefaultParams()
 	p.Memory, p.Iterations, p.Parallelism = uint32(cfg.Argon2MemoryKiB), uint32(cfg.Argon2Iterations), uint8(cfg.Argon2Threads)
 	h, err := password.NewHasher(p)
 	if err != nil {
 		return nil, fmt.Errorf("argon2 settings (USERSVC_ARGON2_*): %w", err)
 	}
-	return h, nil
+	n := cfg.HashConcurrency
+	if n == 0 {
+		n = runtime.NumCPU()
+	}
+	return password.NewLimited(h, password.Limit{InFlight: n, Queue: cfg.HashQueue, Wait: cfg.HashQueueWait,
+		Busy: user.ErrOverloaded}), nil
 }
 
 // NewMailSender returns the SMTP sender when a host is configured, else the

@@ -21,7 +21,7 @@ var outageKinds = []struct {
 	new  func(t *testing.T) outage
 }{
 	{"redis", func(t *testing.T) outage {
-		sw := testenv.NewRedisSwitch(t)
+		sw := testenv.NewRedisProxy(t)
 		direct, prefix := testenv.RedisClient(t)
 		return outage{a: NewRedis(sw.Client(t), prefix), b: NewRedis(direct, prefix), down: sw.Down, up: sw.Up}
 	}},
@@ -183,7 +183,7 @@ func TestRepairRetriesUntilBackendReturns(t *testing.T) {
 // A Store whose Redis is unreachable from the start serves from the
 // database, and starts using the cache once Redis appears.
 func TestRedisUnreachableFromStart(t *testing.T) {
-	sw := testenv.NewRedisSwitch(t)
+	sw := testenv.NewRedisProxy(t)
 	_, prefix := testenv.RedisClient(t)
 	sw.Down()
 	s := NewStore(openDB(t), NewRedis(sw.Client(t), prefix), Options{RetryInterval: 20 * time.Millisecond})

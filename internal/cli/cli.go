@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -27,30 +28,93 @@ import (
 	"github.com/usersvc/usersvc/internal/worker"
 )
 
-const usage = `usersvc: a user service (accounts, tokens, password reset) on go-micro.
+// commands is every command with its one-line summary and the settings it
+// takes as flags (groups below). `usersvc --help`, `usersvc CMD --help` and
+// the unknown-command check all read it: a new command needs a row here.
+var commands = []struct {
+	name, summary string
+	groups        []string // nil = every setting
+}{
+	{"dev", "gateway + API + service + worker in one process, on embedded defaults (SQLite, in-process registry, bus and index)", nil},
+	{"gateway", "the HTTP gateway: routes to the API instances it finds in etcd", []string{"gateway", "registry", "http"}},
+	{"api", "the HTTP API (gin): calls the user service over gRPC", []string{"api", "registry", "http", "redis", "limits"}},
+	{"service", "the user service (gRPC, registered in etcd): owns the data and the rules", []string{"service", "registry", "store", "tokens", "password", "mail", "redis", "events", "search", "ops"}},
+	{"worker", "consumes user events from RabbitMQ: sends reset mail, keeps the search index current", []string{"store", "mail", "events", "search", "ops", "registry"}},
+	{"migrate", "apply the database migrations (an operator decides when the schema changes)", []string{"store"}},
+	{"reindex", "rebuild the search index (Elasticsearch, or the embedded one of the data dir) from the database", []string{"store", "search"}},
+	{"admin create", "create an admin account; the password is read from the first line of standard input", []string{"store", "tokens", "password"}},
+	{"keys generate", "write a new Ed25519 signing key (<kid>.pem) to the keys directory", []string{"keys"}},
+	{"admin service-account create", "create a service account (--name, --scopes); prints its client id and secret once", []string{"store", "tokens", "password"}},
+	{"admin service-account list", "list the service accounts", []string{"store"}},
+	{"admin service-account revoke", "revoke a service account (--id)", []string{"store"}},
+	{"certs generate", "write a development CA and gRPC server/client certificates (--dir)", []string{}},
+	{"healthcheck", "exit 0 if the role's /healthz answers 200 (container health check; --url)", nil},
+	{"version", "print the version and commit of this binary", []string{}},
+}
 
-Usage:
-  usersvc dev                     gateway + API + service in one process, embedded defaults
-  usersvc gateway                 the HTTP gateway (routes to API instances found in etcd)
-  usersvc api                     the HTTP API (gin), calls the service over gRPC
-  usersvc service                 the user service (gRPC, registered in etcd)
-  usersvc worker                  consumes user events from RabbitMQ: reset mail, search index
-  usersvc migrate                 apply database migrations
-  usersvc reindex                 rebuild the search index (Elasticsearch, or the embedded one) from the database
-  usersvc admin create --email E  create an admin; the password is read from standard input
-  usersvc keys generate           write a new Ed25519 signing key to the keys directory
-  usersvc admin service-account create --name N --scopes S
-                                  create a service account; prints its client id and secret once
-  usersvc admin service-account list
-  usersvc admin service-account revoke --id ID
-  usersvc certs generate --dir D  write a development CA and gRPC server/client certificates
-  usersvc healthcheck [--url U]   exit 0 if the role's /healthz answers 200 (container health check)
-  usersvc version                 print the version and commit of this binary
+// groups maps a group to the settings (keys, or prefixes ending in _) in it.
+// Settings in no group are offered by every command, so a setting added
+// without a group still works everywhere.
+var groups = map[string][]string{
+	"gateway":  {"http_addr"},
+	"api":      {"api_addr", "rpc_timeout"},
+	"service":  {"grpc_addr"},
+	"registry": {"etcd_endpoints", "registry_ttl", "shutdown_timeout"},
+	"http":     {"max_body_bytes"},
+	"store":    {"data_dir", "mysql_dsn"},
+	"keys":     {"data_dir", "jwt_keys_dir"},
+	"tokens":   {"jwt_", "access_ttl", "refresh_ttl", "reset_ttl", "data_dir"},
+	"password": {"argon2_", "hash_", "password_min_score"},
+	"mail":     {"smtp_", "mail_", "public_url"},
+	"redis":    {"redis_url", "namespace"},
+	"events":   {"rabbitmq_url", "namespace"},
+	"search":   {"elasticsearch_"},
+	"ops":      {"ops_addr"},
+	"limits":   {"rate_"},
+}
 
-Every command takes the settings below as flags (--http-addr), USERSVC_* environment
-variables or keys of a YAML file given by --config; flags win over the environment,
-the environment over the file.
-`
+func inGroup(key, member string) bool {
+	if strings.HasSuffix(member, "_") {
+		return strings.HasPrefix(key, member)
+	}
+	return key == member
+}
+
+// flagsOf returns the filter of settings a command takes as flags.
+func flagsOf(names []string) func(string) bool {
+	if names == nil {
+		return nil
+	}
+	return func(key string) bool {
+		grouped := false
+		for g, members := range groups {
+			for _, m := range members {
+				if inGroup(key, m) {
+					grouped = true
+					if slices.Contains(names, g) {
+						return true
+					}
+				}
+			}
+		}
+		return !grouped
+	}
+}
+
+func topUsage() string {
+	var b strings.Builder
+	b.WriteString("usersvc: a user service (accounts, tokens, password reset) on go-micro.\n\nUsage: usersvc <command> [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-30s %s\n", c.name, c.summary)
+	}
+	b.WriteString(`
+Run 'usersvc <command> --help' for a command's flags, 'usersvc help settings'
+for every setting. Settings come from flags, USERSVC_* environment variables
+or a YAML file (--config); flags win over the environment, the environment
+over the file.
+`)
+	return b.String()
+}
 
 // IO is where a command reads and writes; tests pass buffers.
 type IO struct {
@@ -69,39 +133,53 @@ func Main(args []string) int {
 // Run runs one command with args (without the program name).
 func Run(ctx context.Context, args []string, io IO) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(io.Stderr, usage, "\nSettings:\n", config.Usage())
+		if len(args) == 2 && args[0] == "help" && args[1] == "settings" {
+			fmt.Fprint(io.Stdout, "Settings (environment variable, flag, default):\n\n", config.Text())
+			return 0
+		}
+		fmt.Fprint(io.Stderr, topUsage())
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "version" {
+	if cmd == "version" && len(rest) == 0 {
 		fmt.Fprintln(io.Stdout, buildinfo.String())
 		return 0
 	}
-	if cmd == "admin" || cmd == "keys" || cmd == "certs" {
-		if len(rest) == 0 {
-			fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand\n", cmd)
+	if cmd == "admin" && len(rest) > 0 && rest[0] == "service-account" {
+		cmd, rest = "admin service-account", rest[1:]
+	}
+	if cmd == "admin" || cmd == "keys" || cmd == "certs" || cmd == "admin service-account" {
+		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help") {
+			fmt.Fprintf(io.Stderr, "Usage: usersvc %s <subcommand> [flags]\n\nSubcommands:\n", cmd)
+			for _, c := range commands {
+				if strings.HasPrefix(c.name, cmd+" ") {
+					fmt.Fprintf(io.Stderr, "  %-30s %s\n", c.name, c.summary)
+				}
+			}
+			return 0
+		}
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand (usersvc %s --help lists them)\n", cmd, cmd)
 			return 2
 		}
 		cmd, rest = cmd+" "+rest[0], rest[1:]
-		if cmd == "admin service-account" {
-			if len(rest) == 0 {
-				fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand (create, list or revoke)\n", cmd)
-				return 2
-			}
-			cmd, rest = cmd+" "+rest[0], rest[1:]
-		}
 	}
-	err := run(ctx, cmd, rest, io)
+	spec, ok := lookup(cmd)
+	if !ok {
+		fmt.Fprintf(io.Stderr, "usersvc: unknown command %q (usersvc --help lists the commands)\n", cmd)
+		return 2
+	}
+	err := run(ctx, spec, rest, io)
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintln(io.Stderr, "usersvc:", err)
+		fmt.Fprintf(io.Stderr, "usersvc %s: %s\n", cmd, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		return 2
 	default:
 		fmt.Fprintln(io.Stderr, "usersvc:", err)
@@ -109,31 +187,50 @@ func Run(ctx context.Context, args []string, io IO) int {
 	}
 }
 
+// required lists the settings a command cannot run without beyond those
+// every command checks: the roles that mail links must be told where users
+// reach the gateway (defaulting to their own address mailed links to
+// themselves).
+func required(cmd string, cfg *config.Config) []string {
+	switch {
+	case cmd == "worker", cmd == "service" && cfg.RabbitMQURL == "":
+		return []string{"public_url"}
+	}
+	return nil
+}
+
+func lookup(name string) (config.Command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return config.Command{Name: c.name, Summary: c.summary, Flags: flagsOf(c.groups)}, true
+		}
+	}
+	return config.Command{}, false
+}
+
 var errUsage = errors.New("usage")
 
-func run(ctx context.Context, cmd string, args []string, io IO) error {
+func run(ctx context.Context, spec config.Command, args []string, io IO) error {
+	cmd := spec.Name
 	var adminEmail, adminName, healthURL string
-	var extra func(*flag.FlagSet)
+	var sa serviceAccountFlags
+	var certs certsFlags
 	switch cmd {
 	case "admin create":
-		extra = func(fs *flag.FlagSet) {
+		spec.Extra = func(fs *flag.FlagSet) {
 			fs.StringVar(&adminEmail, "email", "", "email of the new admin (required)")
 			fs.StringVar(&adminName, "name", "Administrator", "display name of the new admin")
 		}
 	case "healthcheck":
-		extra = func(fs *flag.FlagSet) {
+		spec.Extra = func(fs *flag.FlagSet) {
 			fs.StringVar(&healthURL, "url", "", "URL to probe; default the /healthz of the configured listeners")
 		}
-	}
-	var sa serviceAccountFlags
-	var certs certsFlags
-	switch cmd {
 	case "admin service-account create", "admin service-account revoke", "admin service-account list":
-		extra = sa.define(cmd)
+		spec.Extra = sa.define(cmd)
 	case "certs generate":
-		extra = certs.define
+		spec.Extra = certs.define
 	}
-	cfg, rest, err := config.LoadWith(cmd, args, io.Getenv, io.Stderr, extra)
+	cfg, rest, err := config.LoadCommand(spec, args, io.Getenv, io.Stderr)
 	if err != nil {
 		var ue *config.UsageError
 		if errors.As(err, &ue) {
@@ -147,7 +244,7 @@ func run(ctx context.Context, cmd string, args []string, io IO) error {
 	if cmd == "admin create" && adminEmail == "" {
 		return fmt.Errorf("%w: admin create needs --email", errUsage)
 	}
-	if err := cfg.Require(); err != nil {
+	if err := cfg.Require(required(cmd, cfg)...); err != nil {
 		return err
 	}
 	log := app.NewLogger(cfg, io.Stderr, telemetry.ServiceName(app.ServiceName(cmd)))
@@ -216,16 +313,16 @@ func run(ctx context.Context, cmd string, args []string, io IO) error {
 			fmt.Fprintln(io.Stdout, "applied", v)
 		}
 		return nil
-	case "reindex":
-		return reindex(ctx, cfg, io)
 	case "healthcheck":
 		return healthcheck(ctx, cfg, healthURL, io)
-	case "admin create":
-		return adminCreate(ctx, cfg, io, adminEmail, adminName)
 	case "admin service-account create", "admin service-account revoke", "admin service-account list":
 		return sa.run(ctx, cmd, cfg, io)
 	case "certs generate":
 		return certs.run(io)
+	case "reindex":
+		return reindex(ctx, cfg, io)
+	case "admin create":
+		return adminCreate(ctx, cfg, io, adminEmail, adminName)
 	case "keys generate":
 		k, err := token.GenerateKeyFile(cfg.JWTKeysDir)
 		if err != nil {
@@ -234,7 +331,7 @@ func run(ctx context.Context, cmd string, args []string, io IO) error {
 		fmt.Fprintln(io.Stdout, k)
 		return nil
 	}
-	return fmt.Errorf("%w: unknown command %q (see usersvc --help)", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %q (usersvc --help lists the commands)", errUsage, cmd)
 }
 
 // serving are the commands that run a server process, and so trace.

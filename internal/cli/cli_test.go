@@ -100,17 +100,47 @@ var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-
 func TestUsage(t *testing.T) {
 	e := newEnv(t)
 	r := run(t, e, "")
-	expect(t, r, 2, "Usage:", "usersvc migrate", "usersvc admin create --email", "Settings:", "USERSVC_DATA_DIR", "--data-dir")
+	expect(t, r, 2, "Usage:", "migrate", "admin create", "keys generate", "usersvc <command> --help", "help settings")
 	if r.stdout != "" {
 		t.Errorf("usage written to stdout: %q", r.stdout)
 	}
+	if strings.Contains(r.stderr, "|") {
+		t.Errorf("top-level help holds a Markdown table:\n%s", r.stderr)
+	}
 	for _, help := range []string{"--help", "-h", "help"} {
 		r := run(t, e, "", help)
-		expect(t, r, 0, "Usage:", "usersvc migrate", "USERSVC_ACCESS_TTL")
+		expect(t, r, 0, "Usage:", "migrate", "reindex")
+	}
+	r = run(t, e, "", "help", "settings")
+	if r.code != 0 || !strings.Contains(r.stdout, "USERSVC_ACCESS_TTL, --access-ttl (default 15m)") {
+		t.Errorf("help settings:\n%s", r)
 	}
 	if _, err := os.Stat(e["USERSVC_DATA_DIR"]); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("usage touched the data dir: %v", err)
 	}
+}
+
+// TestCommandLineMistakes: an unknown command or flag exits 2 with a short
+// message and a hint, whatever follows it (even --help).
+func TestCommandLineMistakes(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bogus", "--help"}, `unknown command "bogus"`},
+		{[]string{"migrate", "--bogus"}, "flag provided but not defined: -bogus (usersvc migrate --help lists its flags)"},
+		{[]string{"api", "--mysql-dsn", "x"}, "flag provided but not defined: -mysql-dsn"},
+		{[]string{"admin", "--bogus"}, "missing subcommand"},
+	} {
+		r := run(t, e, "", tc.args...)
+		expect(t, r, 2, tc.want)
+		if n := strings.Count(r.stderr, "\n"); n > 5 {
+			t.Errorf("%v: %d lines on stderr, want a short message:\n%s", tc.args, n, r.stderr)
+		}
+	}
+	r := run(t, e, "", "admin", "--help")
+	expect(t, r, 0, "admin create", "standard input")
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -150,8 +180,13 @@ func TestBadSetting(t *testing.T) {
 		{"env duration", map[string]string{"USERSVC_ACCESS_TTL": "soon"}, []string{"migrate"}, "USERSVC_ACCESS_TTL"},
 		{"env choice", map[string]string{"USERSVC_LOG_LEVEL": "loud"}, []string{"migrate"}, "USERSVC_LOG_LEVEL"},
 		{"env integer", map[string]string{"USERSVC_ARGON2_ITERATIONS": "many"}, []string{"admin", "create", "--email", "a@example.com"}, "USERSVC_ARGON2_ITERATIONS"},
-		{"flag", nil, []string{"migrate", "--access-ttl=soon"}, "--access-ttl"},
+		{"flag", nil, []string{"admin", "create", "--email", "a@example.com", "--access-ttl=soon"}, "--access-ttl"},
 		{"public url", map[string]string{"USERSVC_PUBLIC_URL": "ftp://example.com"}, []string{"migrate"}, "USERSVC_PUBLIC_URL"},
+		{"malformed dsn", map[string]string{"USERSVC_MYSQL_DSN": "u:secret@tcp(127.0.0.1:3306"}, []string{"migrate"}, "MySQL (USERSVC_MYSQL_DSN)"},
+		// The roles that mail links refuse to guess where users reach the
+		// gateway: their own address would be wrong.
+		{"worker without public url", map[string]string{"USERSVC_RABBITMQ_URL": "amqp://127.0.0.1:1/"}, []string{"worker"}, "USERSVC_PUBLIC_URL (--public-url) is required"},
+		{"service without public url", map[string]string{"USERSVC_ETCD_ENDPOINTS": "127.0.0.1:1"}, []string{"service"}, "USERSVC_PUBLIC_URL (--public-url) is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -394,15 +429,23 @@ func TestSubcommandHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"migrate", "--help"}, []string{"-data-dir", "-mysql-dsn"}},
-		{[]string{"keys", "generate", "-h"}, []string{"-jwt-keys-dir"}},
-		{[]string{"reindex", "--help"}, []string{"-data-dir", "-elasticsearch-url"}},
-		{[]string{"admin", "create", "--help"}, []string{"-email", "-name", "-data-dir"}},
+		{[]string{"migrate", "--help"}, []string{"apply the database migrations", "Usage: usersvc migrate [flags]", "--data-dir (default ./data)", "--mysql-dsn", "USERSVC_MYSQL_DSN"}},
+		{[]string{"keys", "generate", "-h"}, []string{"--jwt-keys-dir"}},
+		{[]string{"reindex", "--help"}, []string{"--data-dir", "--elasticsearch-url"}},
+		{[]string{"admin", "create", "--help"}, []string{"--email", "--name (default Administrator)", "--data-dir"}},
+		{[]string{"api", "--help"}, []string{"--api-addr (default 127.0.0.1:8081)", "--etcd-endpoints", "--rate-login-ip"}},
+		{[]string{"gateway", "--help"}, []string{"--http-addr (default 127.0.0.1:8080)", "--etcd-endpoints"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			e := newEnv(t)
 			r := run(t, e, "", tc.args...)
 			expect(t, r, 0, tc.want...)
+			// Only the command's own flags: the gateway has no database,
+			// migrate no HTTP listener.
+			if tc.args[0] == "gateway" && strings.Contains(r.stderr, "--mysql-dsn") ||
+				tc.args[0] == "migrate" && strings.Contains(r.stderr, "--http-addr") {
+				t.Errorf("help lists flags of other commands:\n%s", r.stderr)
+			}
 			if _, err := os.Stat(e["USERSVC_DATA_DIR"]); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("--help ran the command: data dir %v", err)
 			}

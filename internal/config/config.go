@@ -44,6 +44,9 @@ type Config struct {
 	Argon2MemoryKiB  int
 	Argon2Iterations int
 	Argon2Threads    int
+	HashConcurrency  int           // argon2id hashes at once; 0 = CPU count
+	HashQueue        int           // callers waiting for a hash slot
+	HashQueueWait    time.Duration // how long one waits before 503
 	PasswordMinScore int
 
 	SMTPHost     string
@@ -54,6 +57,7 @@ type Config struct {
 	MailFrom     string
 	MailDir      string // empty = <data dir>/mail; used when SMTPHost is empty
 
+	Namespace        string // separates deployments sharing RabbitMQ and Redis; empty = none
 	RedisURL         string // empty = in-process cache, limiter and denylist
 	RabbitMQURL      string // empty = in-process event bus inside the service
 	ElasticsearchURL string // empty = embedded index (dev) or database search
@@ -79,7 +83,14 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+
+	publicURLDefaulted bool // no public_url given: derived from http_addr
 }
+
+// OpsPorts are the fixed default health listeners of the roles without an
+// HTTP API of their own, so a probe knows where to look without reading
+// the log; distinct so a service and a worker can share a host.
+var OpsPorts = map[string]string{"service": "127.0.0.1:9091", "worker": "127.0.0.1:9092"}
 
 type setting struct {
 	key    string // YAML key; the env var is USERSVC_ + upper(key), the flag key with - for _
@@ -129,6 +140,18 @@ func list(p func(*Config) *[]string) func(*Config, string) error {
 		*p(c) = out
 		return nil
 	}
+}
+
+func namespace(c *Config, v string) error {
+	ok := len(v) <= 32
+	for _, r := range v {
+		ok = ok && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-')
+	}
+	if !ok {
+		return fmt.Errorf("must be up to 32 of a-z, 0-9 and -, got %q", v)
+	}
+	c.Namespace = v
+	return nil
 }
 
 // Rate is a limit of N requests per Window.
@@ -201,7 +224,7 @@ var settings = []setting{
 	{key: "grpc_addr", def: "127.0.0.1:9090", usage: "address the user service's gRPC server listens on (service role)", set: addr(func(c *Config) *string { return &c.GRPCAddr })},
 	{key: "etcd_endpoints", usage: "comma-separated etcd endpoints (host:port); required by gateway, api and service", set: list(func(c *Config) *[]string { return &c.Etcd })},
 	{key: "mysql_dsn", secret: true, usage: "MySQL DSN, e.g. user:pass@tcp(127.0.0.1:3306)/usersvc; empty = SQLite in the data dir", set: str(func(c *Config) *string { return &c.MySQLDSN })},
-	{key: "public_url", usage: "public base URL used in mailed links; default http://<http_addr>", set: str(func(c *Config) *string { return &c.PublicURL })},
+	{key: "public_url", usage: "public base URL of the gateway (or the proxy in front of it) used in mailed links; required by the roles that mail (worker; service without RabbitMQ); default in dev http://<http_addr>", set: str(func(c *Config) *string { return &c.PublicURL })},
 	{key: "jwt_issuer", def: "usersvc", usage: "iss claim of access tokens", set: str(func(c *Config) *string { return &c.JWTIssuer })},
 	{key: "jwt_audience", def: "usersvc", usage: "aud claim of access tokens", set: str(func(c *Config) *string { return &c.JWTAudience })},
 	{key: "jwt_keys_dir", usage: "directory of Ed25519 PEM keys (<kid>.pem); default <data dir>/keys", set: str(func(c *Config) *string { return &c.JWTKeysDir })},
@@ -212,6 +235,9 @@ var settings = []setting{
 	{key: "argon2_memory_kib", def: "19456", usage: "argon2id memory in KiB (OWASP: 19456)", set: integer(8, 4<<20, func(c *Config) *int { return &c.Argon2MemoryKiB })},
 	{key: "argon2_iterations", def: "2", usage: "argon2id iterations", set: integer(1, 100, func(c *Config) *int { return &c.Argon2Iterations })},
 	{key: "argon2_threads", def: "1", usage: "argon2id parallelism", set: integer(1, 255, func(c *Config) *int { return &c.Argon2Threads })},
+	{key: "hash_concurrency", def: "0", usage: "password hashes computed at once (each holds argon2_memory_kib while it runs, so this bounds their memory); 0 = the CPU count", set: integer(0, 4096, func(c *Config) *int { return &c.HashConcurrency })},
+	{key: "hash_queue", def: "64", usage: "logins and password changes that may wait for a hash slot; beyond them requests are refused at once with 503 and Retry-After", set: integer(0, 1<<20, func(c *Config) *int { return &c.HashQueue })},
+	{key: "hash_queue_wait", def: "2s", usage: "how long a request waits for a hash slot before it is refused with 503 and Retry-After", set: dur(func(c *Config) *time.Duration { return &c.HashQueueWait })},
 	{key: "password_min_score", def: "2", usage: "minimum zxcvbn score (0-4) of a new password", set: integer(0, 4, func(c *Config) *int { return &c.PasswordMinScore })},
 	{key: "smtp_host", usage: "SMTP server; empty = write mail as .eml files to mail_dir", set: str(func(c *Config) *string { return &c.SMTPHost })},
 	{key: "smtp_port", def: "587", usage: "SMTP port", set: integer(1, 65535, func(c *Config) *int { return &c.SMTPPort })},
@@ -220,11 +246,12 @@ var settings = []setting{
 	{key: "smtp_tls", def: "starttls", usage: "starttls, tls (implicit) or none (loopback only)", set: oneOf([]string{"starttls", "tls", "none"}, func(c *Config) *string { return &c.SMTPTLS })},
 	{key: "mail_from", def: "usersvc <no-reply@localhost>", usage: "From of mails", set: str(func(c *Config) *string { return &c.MailFrom })},
 	{key: "mail_dir", usage: "directory mailer target; default <data dir>/mail", set: str(func(c *Config) *string { return &c.MailDir })},
+	{key: "namespace", usage: "name of this deployment (a-z, 0-9, -; up to 32): prefixes the RabbitMQ exchange and queues and the Redis keys, so deployments sharing a broker and a Redis stay apart; empty = none", set: namespace},
 	{key: "redis_url", secret: true, usage: "Redis URL (redis://host:6379/0) for the user cache, rate limits and logout denylist; empty = in-process", set: str(func(c *Config) *string { return &c.RedisURL })},
 	{key: "rabbitmq_url", secret: true, usage: "RabbitMQ URL (amqp://user:pass@host:5672/) for user events; empty = in-process bus and mailer inside the service", set: str(func(c *Config) *string { return &c.RabbitMQURL })},
 	{key: "elasticsearch_url", usage: "Elasticsearch URL for user search; empty = embedded index in dev mode, database prefix search otherwise", set: str(func(c *Config) *string { return &c.ElasticsearchURL })},
 	{key: "elasticsearch_index", def: "users", usage: "Elasticsearch index name", set: str(func(c *Config) *string { return &c.ElasticsearchIdx })},
-	{key: "ops_addr", def: "127.0.0.1:0", usage: "ops listener of every role: /metrics (Prometheus), and /healthz, /readyz for the service and worker; port 0 = any free port (logged)", set: addr(func(c *Config) *string { return &c.OpsAddr })},
+	{key: "ops_addr", usage: "ops listener: /metrics on every role, /healthz and /readyz on the service and worker; default 127.0.0.1:9091 (service), 127.0.0.1:9092 (worker), else port 0 = any free port (logged)", set: addr(func(c *Config) *string { return &c.OpsAddr })},
 	{key: "rate_login_ip", def: "20/1m", usage: "POST /user/token attempts per client IP", set: rate(func(c *Config) *Rate { return &c.RateLoginIP })},
 	{key: "rate_login_account", def: "5/1m", usage: "password attempts per account, sign-ins and current_password checks together: slows guessing without locking the owner out for longer than the window", set: rate(func(c *Config) *Rate { return &c.RateLoginAccount })},
 	{key: "rate_register_ip", def: "10/1m", usage: "POST /user per client IP", set: rate(func(c *Config) *Rate { return &c.RateRegisterIP })},
@@ -260,6 +287,26 @@ func Load(cmd string, args []string, getenv func(string) string, out io.Writer) 
 // LoadWith is Load with extra command-specific flags, defined by extra on
 // the same flag set, so they parse (and show in -help) with the settings.
 func LoadWith(cmd string, args []string, getenv func(string) string, out io.Writer, extra func(*flag.FlagSet)) (*Config, []string, error) {
+	return LoadCommand(Command{Name: cmd, Extra: extra}, args, getenv, out)
+}
+
+// Command describes a subcommand to LoadCommand: its help text, its own
+// flags, and which settings it offers as flags.
+type Command struct {
+	Name    string // as typed: "api", "admin create"
+	Summary string // one line: what the command does
+	Extra   func(*flag.FlagSet)
+	// Flags reports whether the command takes the setting with this key as
+	// a flag; nil = every setting. The environment and the config file may
+	// still set any setting (one file serves every role).
+	Flags func(key string) bool
+}
+
+// LoadCommand builds the configuration for cmd: defaults, then the file
+// named by --config or USERSVC_CONFIG, then the environment, then args.
+// --help writes the command's help to out and returns flag.ErrHelp; a
+// command line that does not parse returns a short UsageError.
+func LoadCommand(cmd Command, args []string, getenv func(string) string, out io.Writer) (*Config, []string, error) {
 	c := &Config{}
 	for _, s := range settings {
 		if s.def != "" {
@@ -268,21 +315,25 @@ func LoadWith(cmd string, args []string, getenv func(string) string, out io.Writ
 			}
 		}
 	}
-	fs := flag.NewFlagSet("usersvc "+cmd, flag.ContinueOnError)
-	fs.SetOutput(out)
-	if extra != nil {
-		extra(fs)
+	fs := flag.NewFlagSet("usersvc "+cmd.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported short, help by commandHelp
+	fs.Usage = func() {}
+	if cmd.Extra != nil {
+		cmd.Extra(fs)
 	}
 	configFile := fs.String("config", getenv("USERSVC_CONFIG"), "YAML config file (env USERSVC_CONFIG)")
 	flagVals := map[string]*string{}
 	for _, s := range settings {
-		flagVals[s.key] = fs.String(s.flag(), "", fmt.Sprintf("%s (env %s)", s.usage, s.env()))
+		if cmd.Flags == nil || cmd.Flags(s.key) {
+			flagVals[s.key] = fs.String(s.flag(), "", fmt.Sprintf("%s (env %s)", s.usage, s.env()))
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			commandHelp(out, cmd, fs)
 			return nil, nil, err
 		}
-		return nil, nil, &UsageError{Err: err}
+		return nil, nil, &UsageError{Err: fmt.Errorf("%w (usersvc %s --help lists its flags)", err, cmd.Name)}
 	}
 	if *configFile != "" {
 		if err := c.applyFile(*configFile); err != nil {
@@ -299,13 +350,19 @@ func LoadWith(cmd string, args []string, getenv func(string) string, out io.Writ
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, s := range settings {
-		if set[s.flag()] {
+		if set[s.flag()] && flagVals[s.key] != nil {
 			if err := s.set(c, *flagVals[s.key]); err != nil {
 				return nil, nil, fmt.Errorf("config: --%s: %w", s.flag(), err)
 			}
 		}
 	}
 	c.derive()
+	if c.OpsAddr == "" {
+		c.OpsAddr = OpsPorts[cmd.Name]
+		if c.OpsAddr == "" {
+			c.OpsAddr = "127.0.0.1:0"
+		}
+	}
 	return c, fs.Args(), nil
 }
 
@@ -365,6 +422,7 @@ func (c *Config) derive() {
 		c.MailDir = filepath.Join(c.DataDir, "mail")
 	}
 	if c.PublicURL == "" {
+		c.publicURLDefaulted = true
 		c.PublicURL = "http://" + c.HTTPAddr
 	}
 }
@@ -381,6 +439,11 @@ func (c *Config) Require(keys ...string) error {
 		case "mysql_dsn":
 			if c.MySQLDSN == "" {
 				errs = append(errs, errors.New("config: USERSVC_MYSQL_DSN (--mysql-dsn) is required by this command"))
+			}
+		case "public_url":
+			if c.publicURLDefaulted {
+				errs = append(errs, errors.New("config: USERSVC_PUBLIC_URL (--public-url) is required by this command: "+
+					"the base URL of the links it mails, i.e. where users reach the gateway (e.g. https://accounts.example.com)"))
 			}
 		}
 	}
@@ -405,6 +468,44 @@ func Usage() string {
 			usage += " (secret: prefer the environment or a file readable only by the service to a flag)"
 		}
 		fmt.Fprintf(&b, "| `%s` | `--%s` | `%s` | %s |\n", s.env(), s.flag(), def, usage)
+	}
+	return b.String()
+}
+
+// commandHelp prints a command's help: what it does, how to call it, and
+// each of its flags with its environment variable and default.
+func commandHelp(out io.Writer, cmd Command, fs *flag.FlagSet) {
+	fmt.Fprintf(out, "usersvc %s", cmd.Name)
+	if cmd.Summary != "" {
+		fmt.Fprintf(out, ": %s", cmd.Summary)
+	}
+	fmt.Fprintf(out, "\n\nUsage: usersvc %s [flags]\n\nFlags (each also an environment variable or a key of the --config file;\na flag wins over the environment, the environment over the file):\n", cmd.Name)
+	defaults := map[string]string{}
+	for _, s := range settings {
+		defaults[s.flag()] = s.def
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		def, ok := defaults[f.Name]
+		if !ok {
+			def = f.DefValue
+		}
+		line := "  --" + f.Name
+		if def != "" {
+			line += " (default " + def + ")"
+		}
+		fmt.Fprintf(out, "%s\n      %s\n", line, f.Usage)
+	})
+}
+
+// Text lists every setting as plain text, for `usersvc help settings`.
+func Text() string {
+	var b strings.Builder
+	for _, s := range settings {
+		fmt.Fprintf(&b, "  %s, --%s", s.env(), s.flag())
+		if s.def != "" {
+			fmt.Fprintf(&b, " (default %s)", s.def)
+		}
+		fmt.Fprintf(&b, "\n      %s\n", s.usage)
 	}
 	return b.String()
 }

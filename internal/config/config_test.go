@@ -109,3 +109,18 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestOpsAddrDefaults: the service and worker roles have fixed, distinct
+// health ports by default; a setting overrides them.
+func TestOpsAddrDefaults(t *testing.T) {
+	for cmd, want := range map[string]string{"service": "127.0.0.1:9091", "worker": "127.0.0.1:9092", "migrate": "127.0.0.1:0"} {
+		c, _, err := Load(cmd, nil, env(nil), io.Discard)
+		if err != nil || c.OpsAddr != want {
+			t.Errorf("%s: ops addr %q (%v), want %s", cmd, c.OpsAddr, err, want)
+		}
+	}
+	c, _, err := Load("service", []string{"--ops-addr", "127.0.0.1:7000"}, env(nil), io.Discard)
+	if err != nil || c.OpsAddr != "127.0.0.1:7000" {
+		t.Errorf("--ops-addr: %q (%v)", c.OpsAddr, err)
+	}
+}

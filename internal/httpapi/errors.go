@@ -63,6 +63,7 @@ func (s *server) fail(c *gin.Context, op string, err error) {
 	status, known := user.HTTPStatus(e.Code)
 	if e.Code == user.CodeUnavailable {
 		s.log.ErrorContext(c.Request.Context(), "user service unavailable", "op", op, "error", err)
+		c.Header("Retry-After", "1") // shed load or a restarting instance: soon
 		writeError(c, status, codeUnavailable, e.Message, nil)
 		return
 	}

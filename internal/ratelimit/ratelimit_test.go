@@ -264,7 +264,7 @@ func TestInvalidRulePanics(t *testing.T) {
 // each switch is logged once.
 func TestFallback(t *testing.T) {
 	rule := Rule{Limit: 3, Window: time.Minute}
-	sw := testenv.NewRedisSwitch(t)
+	sw := testenv.NewRedisProxy(t)
 	direct, prefix := testenv.RedisClient(t)
 	observer := NewRedis(direct, prefix, rule) // sees the shared Redis state
 	logs := &testenv.LogBuffer{}

@@ -150,7 +150,7 @@ func TestRedisThatLostItsDataIsRefilled(t *testing.T) {
 func TestRedisDownFailsClosed(t *testing.T) {
 	ctx := context.Background()
 	st := openDB(t)
-	sw := testenv.NewRedisSwitch(t)
+	sw := testenv.NewRedisProxy(t)
 	direct, prefix := testenv.RedisClient(t)
 	clk := &clock{now: time.Now()}
 	o := revocation.Options{Redis: sw.Client(t), Prefix: prefix, Now: clk.Now}

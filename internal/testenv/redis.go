@@ -2,9 +2,6 @@ package testenv
 
 import (
 	"context"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -80,44 +77,25 @@ func redisOptions(t testing.TB) *redis.Options {
 	return opt
 }
 
-// RedisSwitch is a TCP relay in front of the test Redis that a test can
-// take down and bring back, to see what code does while Redis is
-// unreachable and after it returns. Unlike Relay it can be reopened, and it
-// keeps its listening port throughout: while down it accepts connections
-// and closes them at once, so a client fails fast (EOF) instead of waiting
-// for a timeout, and never sees the address taken by someone else.
-type RedisSwitch struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	closed bool
-	conns  map[net.Conn]struct{}
-}
+// RedisProxy is a Proxy in front of the test Redis, for tests of what code
+// does while Redis is unreachable (Down) and after it returns (Up).
+type RedisProxy struct{ *Proxy }
 
-// NewRedisSwitch starts a switch (up) in front of USERSVC_TEST_REDIS_URL's
+// NewRedisProxy starts a proxy (up) in front of USERSVC_TEST_REDIS_URL's
 // server; it stops when the test ends.
-func NewRedisSwitch(t testing.TB) *RedisSwitch {
+func NewRedisProxy(t testing.TB) *RedisProxy {
 	t.Helper()
-	opt := redisOptions(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("redis switch: %v", err)
-	}
-	s := &RedisSwitch{ln: ln, target: opt.Addr, conns: map[net.Conn]struct{}{}}
-	go s.serve()
-	t.Cleanup(s.close)
-	return s
+	return &RedisProxy{NewProxy(t, redisOptions(t).Addr)}
 }
 
-// Client returns a client that reaches the test Redis through the switch,
+// Client returns a client that reaches the test Redis through the proxy,
 // with the URL's database and credentials, and settings that make an
 // outage show at once: no command retries, one dial attempt, one-second
 // timeouts. It is closed when the test ends.
-func (s *RedisSwitch) Client(t testing.TB) *redis.Client {
+func (p *RedisProxy) Client(t testing.TB) *redis.Client {
 	t.Helper()
 	opt := redisOptions(t)
-	opt.Addr = s.ln.Addr().String()
+	opt.Addr = p.Addr()
 	opt.MaxRetries = -1
 	opt.DialerRetries = 1
 	opt.DialTimeout = time.Second
@@ -127,81 +105,4 @@ func (s *RedisSwitch) Client(t testing.TB) *redis.Client {
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-// Down cuts every connection through the switch and refuses new ones (they
-// are accepted and closed) until Up.
-func (s *RedisSwitch) Down() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = true
-	for c := range s.conns {
-		c.Close()
-	}
-	clear(s.conns)
-}
-
-// Up lets connections through again.
-func (s *RedisSwitch) Up() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = false
-}
-
-func (s *RedisSwitch) serve() {
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		go s.pipe(c)
-	}
-}
-
-func (s *RedisSwitch) pipe(c net.Conn) {
-	s.mu.Lock()
-	refuse := s.down || s.closed
-	s.mu.Unlock()
-	if refuse {
-		c.Close()
-		return
-	}
-	u, err := net.DialTimeout("tcp", s.target, 5*time.Second)
-	if err != nil {
-		c.Close()
-		return
-	}
-	s.mu.Lock()
-	if s.down || s.closed {
-		s.mu.Unlock()
-		c.Close()
-		u.Close()
-		return
-	}
-	s.conns[c], s.conns[u] = struct{}{}, struct{}{}
-	s.mu.Unlock()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
-	<-done
-	c.Close()
-	u.Close()
-	s.mu.Lock()
-	delete(s.conns, c)
-	delete(s.conns, u)
-	s.mu.Unlock()
-}
-
-func (s *RedisSwitch) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	s.closed = true
-	s.ln.Close()
-	for c := range s.conns {
-		c.Close()
-	}
-	clear(s.conns)
 }

@@ -23,9 +23,9 @@ const (
 	CodePermissionDenied  Code = "permission_denied"
 	CodeResourceExhausted Code = "resource_exhausted"
 	CodeInternal          Code = "internal"
-	// CodeUnavailable is a transport's: no instance of the service could
-	// answer (none registered, unreachable, or out of time). The service
-	// itself never returns it; a client may retry.
+	// CodeUnavailable: no instance of the service could answer (none
+	// registered, unreachable, or out of time: the transport's), or the
+	// service is overloaded (ErrOverloaded). A client may retry.
 	CodeUnavailable Code = "unavailable"
 	// CodeFailedPrecondition: the request is well-formed and allowed, but
 	// the system's state forbids it (removing the last active admin).
@@ -140,6 +140,9 @@ var (
 	// ErrBadClient is one message for an unknown, revoked or wrongly
 	// authenticated service account.
 	ErrBadClient = &Error{Code: CodeUnauthenticated, Message: "invalid client id or secret"}
+	// ErrOverloaded answers a request that needs a password hash while too
+	// many are in progress (the hasher's limit bounds their memory).
+	ErrOverloaded = &Error{Code: CodeUnavailable, Message: "too many sign-ins in progress; retry shortly"}
 	// ErrResetTokenInvalid is deliberately one message for unknown, used and
 	// expired reset tokens.
 	ErrResetTokenInvalid = &Error{Code: CodeInvalidArgument, Message: "invalid or expired reset token",
@@ -171,5 +174,8 @@ func Unavailable(err error) *Error {
 
 // Internal wraps an unexpected failure; the client sees only "internal error".
 func Internal(op string, err error) *Error {
+	if errors.Is(err, ErrOverloaded) { // shed load is no fault: keep it retryable
+		return ErrOverloaded
+	}
 	return &Error{Code: CodeInternal, Message: "internal error", cause: fmt.Errorf("%s: %w", op, err)}
 }

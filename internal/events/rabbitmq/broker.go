@@ -90,9 +90,10 @@ const (
 // Broker is a self-healing connection to RabbitMQ. It is safe for
 // concurrent use.
 type Broker struct {
-	url  string
-	host string // url without credentials, for messages
-	log  *slog.Logger
+	url      string
+	exchange string // events.Exchange, or a namespaced one (WithExchange)
+	host     string // url without credentials, for messages
+	log      *slog.Logger
 
 	// life ends at Close: it stops the supervisor, reconnect attempts and
 	// consumers.
@@ -111,11 +112,18 @@ type Broker struct {
 	pub publisher
 }
 
+// Option adjusts a Broker at Dial.
+type Option func(*Broker)
+
+// WithExchange publishes to and binds queues on exchange instead of
+// events.Exchange, so deployments sharing a broker (and vhost) stay apart.
+func WithExchange(exchange string) Option { return func(b *Broker) { b.exchange = exchange } }
+
 // Dial connects to the broker at url (amqp://user:pass@host:5672/vhost)
 // and declares the exchange. It fails when the broker is unreachable now,
 // so a wrong URL or credentials stop startup loudly instead of being
 // retried forever; later outages are survived. ctx bounds the connect.
-func Dial(ctx context.Context, url string, log *slog.Logger) (*Broker, error) {
+func Dial(ctx context.Context, url string, log *slog.Logger, opts ...Option) (*Broker, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -126,14 +134,18 @@ func Dial(ctx context.Context, url string, log *slog.Logger) (*Broker, error) {
 	}
 	life, stop := context.WithCancel(context.Background())
 	b := &Broker{
-		url:     url,
-		host:    fmt.Sprintf("%s:%d%s", uri.Host, uri.Port, uri.Vhost),
-		log:     log.With("broker", fmt.Sprintf("%s:%d", uri.Host, uri.Port)),
-		life:    life,
-		stop:    stop,
-		done:    make(chan struct{}),
-		changed: make(chan struct{}),
-		pub:     publisher{sem: make(chan struct{}, 1)},
+		url:      url,
+		exchange: events.Exchange,
+		host:     fmt.Sprintf("%s:%d%s", uri.Host, uri.Port, uri.Vhost),
+		log:      log.With("broker", fmt.Sprintf("%s:%d", uri.Host, uri.Port)),
+		life:     life,
+		stop:     stop,
+		done:     make(chan struct{}),
+		changed:  make(chan struct{}),
+		pub:      publisher{sem: make(chan struct{}, 1)},
+	}
+	for _, o := range opts {
+		o(b)
 	}
 	conn, err := b.connect(ctx)
 	if err != nil {
@@ -249,12 +261,12 @@ func (b *Broker) connect(ctx context.Context) (*amqp.Connection, error) {
 	}
 	ch, err := conn.Channel()
 	if err == nil {
-		err = declareExchange(ch)
+		err = declareExchange(ch, b.exchange)
 		_ = ch.Close()
 	}
 	if err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("declare exchange %s: %w", events.Exchange, err)
+		return nil, fmt.Errorf("declare exchange %s: %w", b.exchange, err)
 	}
 	return conn, nil
 }

@@ -146,7 +146,7 @@ func (c *consumer) session(ctx context.Context, conn *amqp.Connection) (started 
 	defer ch.Close()
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 
-	if err := declareSubscription(ch, c.sub); err != nil {
+	if err := declareSubscription(ch, c.b.exchange, c.sub); err != nil {
 		return false, setupError(err)
 	}
 	// Prefetch no more than we handle at once: a message prefetched by a

@@ -130,12 +130,12 @@ func TestEveryEventTypeArrives(t *testing.T) {
 	})
 }
 
-// TestBrokerOutageLosesNothing: with RabbitMQ stopped, writes still
+// TestBrokerOutageLosesNothing: with RabbitMQ unreachable (its proxy cut), writes still
 // succeed and their events wait in the outbox; when it returns all arrive,
 // and the consumer's effect happens once per event.
 func TestBrokerOutageLosesNothing(t *testing.T) {
-	testenv.RabbitMQCtl(t, "await_startup") // skips unless the test may stop the broker
-	b, _ := newBroker(t)
+	url, proxy := testenv.RabbitMQProxy(t)
+	b, _ := newBrokerAt(t, url)
 	st := stack.New(t, stack.Options{NoEvents: true})
 	q := uniqueQueue(t)
 	var mu sync.Mutex
@@ -152,8 +152,8 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 		})
 	startRelay(t, st, b)
 
-	t.Cleanup(func() { testenv.RabbitMQCtl(t, "start_app"); testenv.RabbitMQCtl(t, "await_startup") })
-	testenv.RabbitMQCtl(t, "stop_app")
+	t.Cleanup(proxy.Up)
+	proxy.Down()
 	ctx := t.Context()
 	for i := range 100 {
 		if _, err := st.Service.Create(ctx, user.Actor{}, user.CreateInput{Email: fmt.Sprintf("o%03d@example.com", i), Password: pw, Name: "O"}); err != nil {
@@ -164,8 +164,7 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 	if err != nil || pending != 100 {
 		t.Fatalf("outbox holds %d events during the outage (%v), want 100", pending, err)
 	}
-	testenv.RabbitMQCtl(t, "start_app")
-	testenv.RabbitMQCtl(t, "await_startup")
+	proxy.Up()
 	testenv.Eventually(t, 60*time.Second, "all 100 events", func() bool { mu.Lock(); defer mu.Unlock(); return len(effects) == 100 })
 	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
 	mu.Lock()

@@ -61,7 +61,7 @@ func (b *Broker) Publish(ctx context.Context, msgs []events.Message) error {
 	now := time.Now()
 	out := make([]outgoing, len(msgs))
 	for i, m := range msgs {
-		out[i] = outgoing{exchange: events.Exchange, key: m.RoutingKey, msg: amqp.Publishing{
+		out[i] = outgoing{exchange: b.exchange, key: m.RoutingKey, msg: amqp.Publishing{
 			MessageId:    m.ID,
 			Type:         m.RoutingKey,
 			ContentType:  "application/json",
@@ -182,9 +182,9 @@ func (b *Broker) confirmChannel() (*amqp.Channel, error) {
 	}
 	// Redeclared with each new channel: a channel dies when the exchange
 	// was deleted under us (404), and this brings it back.
-	if err := declareExchange(ch); err != nil {
+	if err := declareExchange(ch, b.exchange); err != nil {
 		_ = ch.Close()
-		return nil, fmt.Errorf("declare exchange %s: %w", events.Exchange, err)
+		return nil, fmt.Errorf("declare exchange %s: %w", b.exchange, err)
 	}
 	p.ch, p.conn = ch, conn
 	p.returns = ch.NotifyReturn(make(chan amqp.Return, returnsBuffer))

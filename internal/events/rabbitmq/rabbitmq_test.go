@@ -313,12 +313,12 @@ func TestDialFailsWithoutLeakingPassword(t *testing.T) {
 	}
 }
 
-// The broker goes away (rabbitmqctl stop_app) and comes back: Publish fails
-// fast meanwhile, Ping says so, and afterwards the same Broker publishes and
-// the consumer that ran before the outage receives.
+// The broker goes away (the proxy in front of it is cut) and comes back:
+// Publish fails fast meanwhile, Ping says so, and afterwards the same Broker
+// publishes and the consumer that ran before the outage receives.
 func TestOutageAndReconnect(t *testing.T) {
-	testenv.RabbitMQCtl(t, "await_startup") // skips unless allowed to stop the broker
-	b, logs := newBroker(t)
+	url, proxy := testenv.RabbitMQProxy(t)
+	b, logs := newBrokerAt(t, url)
 	q, key := uniqueQueue(t), uniqueKey()
 	got := make(chan events.Message, 10)
 	startConsumer(t, b, events.Subscription{Queue: q, RoutingKeys: []string{key}},
@@ -340,14 +340,10 @@ func TestOutageAndReconnect(t *testing.T) {
 	publish(t, b, events.Message{ID: q + "-before", RoutingKey: key, Body: []byte(`{}`)})
 	receive(q+"-before", 5*time.Second)
 
-	// Registered last, so it runs first: the broker is back before the
-	// other cleanups (stopping the consumer, deleting the queues) run,
-	// whatever failed.
-	t.Cleanup(func() {
-		testenv.RabbitMQCtl(t, "start_app")
-		testenv.RabbitMQCtl(t, "await_startup")
-	})
-	testenv.RabbitMQCtl(t, "stop_app")
+	// Registered last, so it runs first: the broker is reachable again
+	// before the other cleanups (stopping the consumer) run, whatever failed.
+	t.Cleanup(proxy.Up)
+	proxy.Down()
 	outage := time.Now()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -367,8 +363,7 @@ func TestOutageAndReconnect(t *testing.T) {
 	}
 	time.Sleep(time.Second) // let a few reconnect attempts fail
 
-	testenv.RabbitMQCtl(t, "start_app")
-	testenv.RabbitMQCtl(t, "await_startup")
+	proxy.Up()
 	back := time.Now()
 	testenv.Eventually(t, 30*time.Second, "Ping to report the reconnect", func() bool { return b.Ping() == nil })
 	t.Logf("outage %v; reconnected %v after the broker was back", back.Sub(outage), time.Since(back))
@@ -391,7 +386,12 @@ func TestOutageAndReconnect(t *testing.T) {
 // returned log holds what the Broker logged.
 func newBroker(t *testing.T) (*rabbitmq.Broker, *testLog) {
 	t.Helper()
-	url := testenv.RabbitMQURL(t)
+	return newBrokerAt(t, testenv.RabbitMQURL(t))
+}
+
+// newBrokerAt is newBroker on the broker at url (a proxy, a private node).
+func newBrokerAt(t *testing.T, url string) (*rabbitmq.Broker, *testLog) {
+	t.Helper()
 	logs := &testLog{t: t}
 	t.Cleanup(logs.stop) // registered first: runs after the Broker is closed
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -610,14 +610,16 @@ func assertDeadLetter(t *testing.T, d amqp.Delivery, sent events.Message, attemp
 // While a resource alarm blocks publishers, Publish fails at once (after
 // at most one publish that waits for its confirmation) instead of hanging,
 // and works again when the alarm clears.
+//
+// The alarm blocks every publisher of a node, so the test runs a node of
+// its own rather than alarm the machine's broker.
 func TestBlockedBrokerFailsFast(t *testing.T) {
-	testenv.RabbitMQCtl(t, "await_startup") // skips unless allowed to alter the broker
-	b, logs := newBroker(t)
+	node := testenv.PrivateRabbitMQ(t)
+	b, logs := newBrokerAt(t, node.URL)
 	key := uniqueKey()
 	publish(t, b, events.Message{ID: "before-alarm", RoutingKey: key, Body: []byte(`{}`)})
 
-	t.Cleanup(func() { testenv.RabbitMQCtl(t, "set_vm_memory_high_watermark", "0.4") }) // the default
-	testenv.RabbitMQCtl(t, "set_vm_memory_high_watermark", "0.0000001")
+	node.Ctl("set_vm_memory_high_watermark", "0.0000001")
 
 	// RabbitMQ tells a connection it is blocked when it next publishes.
 	testenv.Eventually(t, 20*time.Second, "the broker to block publishing", func() bool {
@@ -638,7 +640,7 @@ func TestBlockedBrokerFailsFast(t *testing.T) {
 		t.Errorf("Ping while blocked = %v; the connection is up", err)
 	}
 
-	testenv.RabbitMQCtl(t, "set_vm_memory_high_watermark", "0.4")
+	node.Ctl("set_vm_memory_high_watermark", "0.4") // the default
 	testenv.Eventually(t, 20*time.Second, "the broker to unblock publishing", func() bool {
 		return strings.Contains(logs.String(), "broker unblocked publishing")
 	})

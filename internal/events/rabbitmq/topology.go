@@ -23,17 +23,17 @@ func RetryQueue(queue string) string { return queue + ".retry" }
 // parked for an operator.
 func DeadLetterQueue(queue string) string { return queue + ".dlq" }
 
-func declareExchange(ch *amqp.Channel) error {
-	return ch.ExchangeDeclare(events.Exchange, amqp.ExchangeTopic, true, false, false, false, nil)
+func declareExchange(ch *amqp.Channel, exchange string) error {
+	return ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, true, false, false, false, nil)
 }
 
 // declareSubscription declares the exchange, the subscription's three
 // queues and the bindings. Every declaration is idempotent, and the
 // arguments must not change between versions: RabbitMQ refuses (406
 // PRECONDITION_FAILED) to redeclare a queue with different arguments.
-func declareSubscription(ch *amqp.Channel, sub events.Subscription) error {
-	if err := declareExchange(ch); err != nil {
-		return fmt.Errorf("declare exchange %s: %w", events.Exchange, err)
+func declareSubscription(ch *amqp.Channel, exchange string, sub events.Subscription) error {
+	if err := declareExchange(ch, exchange); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", exchange, err)
 	}
 	queues := []struct {
 		name string
@@ -52,8 +52,8 @@ func declareSubscription(ch *amqp.Channel, sub events.Subscription) error {
 		}
 	}
 	for _, key := range sub.RoutingKeys {
-		if err := ch.QueueBind(sub.Queue, key, events.Exchange, false, nil); err != nil {
-			return fmt.Errorf("bind queue %s to %s with key %q: %w", sub.Queue, events.Exchange, key, err)
+		if err := ch.QueueBind(sub.Queue, key, exchange, false, nil); err != nil {
+			return fmt.Errorf("bind queue %s to %s with key %q: %w", sub.Queue, exchange, key, err)
 		}
 	}
 	return nil

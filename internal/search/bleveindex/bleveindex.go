@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis"
@@ -31,6 +33,7 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/regexp"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search/query"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/usersvc/usersvc/internal/search"
 )
@@ -65,14 +68,26 @@ type Index struct {
 	idx      bleve.Index
 	analyzer analysis.Analyzer
 	mu       sync.Mutex
+	owner    string // the file naming this process as the index's holder
 }
+
+// lockWait is how long Open waits for another process to release the
+// index before failing: one process at a time holds it (bolt's file lock),
+// and a second one must fail fast and say who holds it, not hang.
+const lockWait = time.Second
+
+// ErrLocked is returned by Open when another process holds the index.
+var ErrLocked = errors.New("index in use by another process")
 
 var _ search.Index = (*Index)(nil)
 
 // Open opens the index at path, creating it (and the directory) if missing
 // or if path is an empty directory (a freshly mounted volume, say).
 func Open(path string) (*Index, error) {
-	idx, err := bleve.Open(path)
+	idx, err := bleve.OpenUsing(path, map[string]any{"bolt_timeout": lockWait.String()})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("bleveindex: open %s: %w (held by %s); stop that process first", path, ErrLocked, holder(path))
+	}
 	if errors.Is(err, bleve.ErrorIndexMetaMissing) && os.Remove(path) == nil {
 		// os.Remove removes only an empty directory: nothing is lost.
 		err = bleve.ErrorIndexPathDoesNotExist
@@ -97,7 +112,20 @@ func Open(path string) (*Index, error) {
 		_ = idx.Close()
 		return nil, fmt.Errorf("bleveindex: %s: analyzer %s missing", path, analyzerText)
 	}
-	return &Index{idx: idx, analyzer: a}, nil
+	owner := path + ".owner"
+	_ = os.WriteFile(owner, fmt.Appendf(nil, "pid %d (%s) since %s\n", os.Getpid(),
+		strings.Join(os.Args, " "), time.Now().UTC().Format(time.RFC3339)), 0o644)
+	return &Index{idx: idx, analyzer: a, owner: owner}, nil
+}
+
+// holder names the process that holds the index at path, from the owner
+// file the holder wrote when it opened it.
+func holder(path string) string {
+	b, err := os.ReadFile(path + ".owner")
+	if err != nil || len(b) == 0 {
+		return "an unknown process"
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func create(path string) (bleve.Index, error) {
@@ -380,4 +408,7 @@ func (x *Index) Ping(ctx context.Context) error {
 }
 
 // Close flushes and closes the index and releases the directory lock.
-func (x *Index) Close() error { return x.idx.Close() }
+func (x *Index) Close() error {
+	_ = os.Remove(x.owner)
+	return x.idx.Close()
+}

@@ -111,6 +111,8 @@ func Start(t TB, o Options) *Cluster {
 		"USERSVC_ARGON2_MEMORY_KIB": "64",
 		"USERSVC_ARGON2_ITERATIONS": "1",
 		"USERSVC_LOG_LEVEL":         "info",
+		// Many services on one host: not the fixed default health port.
+		"USERSVC_OPS_ADDR": "127.0.0.1:0",
 	}
 	for k, v := range unthrottled {
 		c.base[k] = v

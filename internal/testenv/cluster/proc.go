@@ -94,15 +94,25 @@ func (p *Proc) LogsContain(s string) bool {
 // both return nil, so a cluster's cleanup does not report again what the
 // test has seen. Stop is safe to call concurrently; every call returns
 // once the process is gone.
-func (p *Proc) Stop() error { return p.end(false) }
+func (p *Proc) Stop() error { return p.end(false, syscall.SIGTERM) }
+
+// StopWith is Stop with another signal than SIGTERM (SIGINT: Ctrl-C).
+func (p *Proc) StopWith(sig syscall.Signal) error { return p.end(false, sig) }
 
 // Kill ends the process with SIGKILL, as a crash or an OOM kill would: no
 // deregistration, no draining, connections reset. It waits until the
 // process is gone. Like Stop it reports a process that had already exited
 // on its own, once.
-func (p *Proc) Kill() error { return p.end(true) }
+func (p *Proc) Kill() error { return p.end(true, syscall.SIGKILL) }
 
-func (p *Proc) end(kill bool) error {
+func signalName(sig syscall.Signal) string {
+	if sig == syscall.SIGINT {
+		return "SIGINT"
+	}
+	return "SIGTERM"
+}
+
+func (p *Proc) end(kill bool, sig syscall.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock() // concurrent callers wait for the first to finish
 	if p.ended {
@@ -120,14 +130,14 @@ func (p *Proc) end(kill bool) error {
 		<-p.done
 		return nil
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
-		return p.exitError("after SIGTERM")
+		return p.exitError("after " + signalName(sig))
 	case <-time.After(StopTimeout):
 		_ = p.cmd.Process.Kill()
 		<-p.done
-		return fmt.Errorf("%s did not exit within %s of SIGTERM; killed it", p.name, StopTimeout)
+		return fmt.Errorf("%s did not exit within %s of %s; killed it", p.name, StopTimeout, signalName(sig))
 	}
 }
 

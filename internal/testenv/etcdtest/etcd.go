@@ -5,14 +5,13 @@ package etcdtest
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/testenv"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -108,85 +107,11 @@ func freePorts(n int) ([]string, error) {
 	return addrs, nil
 }
 
-// Relay forwards TCP connections from a new 127.0.0.1 listener to target
-// until cut (or the test ends), which closes the listener and every
-// connection at once: to the clients behind it, target is gone — a crash
-// or a network partition, as the client sees it. cut is idempotent.
+// Relay puts a testenv.Proxy in front of target; cut closes it for good:
+// to the clients behind it, target is gone — a crash or a network
+// partition, as the client sees it. cut is idempotent.
 func Relay(t testing.TB, target string) (addr string, cut func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("relay: %v", err)
-	}
-	r := &relay{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	go r.serve()
-	t.Cleanup(r.cut)
-	return ln.Addr().String(), r.cut
-}
-
-type relay struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-}
-
-func (r *relay) serve() {
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		go r.pipe(c)
-	}
-}
-
-func (r *relay) pipe(c net.Conn) {
-	u, err := net.DialTimeout("tcp", r.target, 5*time.Second)
-	if err != nil {
-		c.Close()
-		return
-	}
-	if !r.track(c, u) {
-		return
-	}
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
-	<-done // either side ended: end both
-	c.Close()
-	u.Close()
-	r.mu.Lock()
-	delete(r.conns, c)
-	delete(r.conns, u)
-	r.mu.Unlock()
-}
-
-func (r *relay) track(conns ...net.Conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		for _, c := range conns {
-			c.Close()
-		}
-		return false
-	}
-	for _, c := range conns {
-		r.conns[c] = struct{}{}
-	}
-	return true
-}
-
-func (r *relay) cut() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return
-	}
-	r.closed = true
-	r.ln.Close()
-	for c := range r.conns {
-		c.Close()
-	}
+	p := testenv.NewProxy(t, target)
+	return p.Addr(), p.Close
 }
