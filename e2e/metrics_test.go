@@ -18,6 +18,7 @@ import (
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
 	"github.com/usersvc/usersvc/internal/testenv/observe"
+	"github.com/usersvc/usersvc/internal/testenv/tcpproxy"
 )
 
 // TestMetricsAndAlerts runs the distributed deployment (gateway, API,
@@ -36,7 +37,7 @@ func TestMetricsAndAlerts(t *testing.T) {
 	hook := newWebhook(t)
 	am := observe.StartAlertmanager(t, hook.URL)
 	etcd := etcdtest.StartEtcd(t)
-	broker := testenv.NewProxy(t, hostOf(amqpURL))
+	broker := tcpproxy.Start(t, hostOf(amqpURL))
 	c := cluster.Start(t, cluster.Options{Services: 1, APIs: 1, Workers: 1, MySQLDSN: dsn, Etcd: etcd,
 		Env: map[string]string{
 			"USERSVC_RABBITMQ_URL":       strings.Replace(amqpURL, hostOf(amqpURL), broker.Addr(), 1),
@@ -109,7 +110,7 @@ func TestMetricsAndAlerts(t *testing.T) {
 
 	// The broker goes away: writes still succeed, their events wait in the
 	// outbox, and the outbox alert reaches the webhook.
-	broker.Down()
+	broker.Cut()
 	for i := range 3 {
 		cl.do("POST", "/user", "", map[string]any{"email": fmt.Sprintf("queued%d-%s", i, email),
 			"password": userPassword, "name": "Queued"}).wantStatus(201)
@@ -121,7 +122,7 @@ func TestMetricsAndAlerts(t *testing.T) {
 	if alert.Labels["severity"] != "page" || alert.Annotations["runbook"] == "" || !strings.Contains(alert.Annotations["summary"], "outbox") {
 		t.Errorf("alert %+v", alert)
 	}
-	broker.Up()
+	broker.Restore()
 	if _, err := waitValue(prom, `sum(usersvc_outbox_pending_events)`, eq(0), 60*time.Second); err != nil {
 		t.Errorf("after the broker came back: %v", err)
 	}

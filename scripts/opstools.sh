@@ -4,7 +4,7 @@
 # Go module proxy, once per version, into a cache outside the work tree;
 # prints the binary's path.
 #
-#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver|kubectl|otelcol|staticcheck|protoc-gen-go|protoc-gen-micro
+#   scripts/opstools.sh jaeger|victoria-logs|otelcol|kube-apiserver|kubectl|staticcheck|protoc-gen-go|protoc-gen-micro
 #
 # staticcheck and the protoc plugins take their versions from tools/go.mod and
 # go.mod; staticcheck's cache key also holds the Go version, because it must
@@ -50,6 +50,19 @@ build_kubernetes() {
   mv "$out.partial" "$out"
 }
 
+# build_otelcol OUT: the OpenTelemetry Collector's builder assembles the
+# components of deploy/otelcol/builder.yaml (otlp and filelog receivers,
+# batch, otlp/otlphttp/debug exporters) into one binary.
+build_otelcol() {
+  local out=$1 work
+  work=$(mktemp -d)
+  trap 'chmod -R u+w "${work:-}" 2>/dev/null; rm -rf "${work:-}"; trap - RETURN' RETURN
+  GOBIN=$work go install "go.opentelemetry.io/collector/cmd/builder@$OTELCOL_VERSION"
+  sed "s#output_path: .*#output_path: $work/build#" deploy/otelcol/builder.yaml >"$work/builder.yaml"
+  "$work/builder" --config="$work/builder.yaml" >&2
+  mv "$work/build/otelcol-ops" "$out"
+}
+
 # modversion DIR MODULE: the version of MODULE that DIR's go.mod pins.
 modversion() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
 
@@ -57,20 +70,6 @@ modversion() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
 build_pinned() {
   (cd "$2" && go build -trimpath -ldflags "-s -w" -o "$1.partial" "$3")
   mv "$1.partial" "$1"
-}
-
-# build_otelcol OUT: the OpenTelemetry Collector's builder assembles the
-# components of deploy/otelcol/builder.yaml (otlp and filelog receivers,
-# batch, otlp/otlphttp/debug exporters) into one binary.
-build_otelcol() {
-  local out=$1 work
-  work=$(mktemp -d)
-  # The RETURN trap is not local to the function: it clears itself.
-  trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"; trap - RETURN' RETURN
-  GOBIN=$work go install "go.opentelemetry.io/collector/cmd/builder@$OTELCOL_VERSION"
-  sed "s#output_path: .*#output_path: $work/build#" deploy/otelcol/builder.yaml >"$work/builder.yaml"
-  "$work/builder" --config="$work/builder.yaml" >&2
-  mv "$work/build/otelcol-ops" "$out"
 }
 
 tool() {

@@ -184,16 +184,16 @@ func (l countingLimiter) Allow(ctx context.Context, key string) (bool, time.Dura
 // timedHasher times every argon2id computation in
 // usersvc_password_hash_duration_seconds (the password package itself
 // stays free of the metrics library).
-type timedHasher struct{ h user.PasswordHasher }
+type timedHasher struct{ inner user.PasswordHasher }
 
-func (t timedHasher) Hash(ctx context.Context, pw string) (string, error) {
+func (h timedHasher) Hash(ctx context.Context, pw string) (string, error) {
 	defer observeSince("hash", time.Now())
-	return t.h.Hash(ctx, pw)
+	return h.inner.Hash(ctx, pw)
 }
 
-func (t timedHasher) Verify(ctx context.Context, pw, encoded string) (bool, bool, error) {
+func (h timedHasher) Verify(ctx context.Context, pw, encoded string) (bool, bool, error) {
 	defer observeSince("verify", time.Now())
-	return t.h.Verify(ctx, pw, encoded)
+	return h.inner.Verify(ctx, pw, encoded)
 }
 
 func observeSince(op string, start time.Time) {

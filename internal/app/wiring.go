@@ -127,7 +127,9 @@ func NewHasher(cfg *config.Config) (*password.Limited, error) {
 	if n == 0 {
 		n = runtime.NumCPU()
 	}
-	return password.NewLimited(h, password.Limit{InFlight: n, Queue: cfg.HashQueue, Wait: cfg.HashQueueWait,
+	// The limit wraps the timer: the histogram measures the computation,
+	// not the wait for a slot.
+	return password.NewLimited(timedHasher{h}, password.Limit{InFlight: n, Queue: cfg.HashQueue, Wait: cfg.HashQueueWait,
 		Busy: user.ErrOverloaded}), nil
 }
 
@@ -240,7 +242,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	}
 	policy := password.DefaultPolicy()
 	policy.MinScore = cfg.PasswordMinScore
-	deps := user.Deps{Store: st, Hasher: timedHasher{hasher}, Policy: policy, Tokens: tokens, Logger: log}
+	deps := user.Deps{Store: st, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
 	if mode != ModeTool {
 		sh, err := sharedState(ctx, cfg, log, mode, st)
 		if err != nil {

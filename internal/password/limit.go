@@ -49,7 +49,7 @@ func NewLimited(h hasher, l Limit) *Limited {
 
 // Hash hashes within the limit.
 func (l *Limited) Hash(ctx context.Context, password string) (string, error) {
-	release, err := l.acquire()
+	release, err := l.acquire(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -59,7 +59,7 @@ func (l *Limited) Hash(ctx context.Context, password string) (string, error) {
 
 // Verify verifies within the limit.
 func (l *Limited) Verify(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error) {
-	release, err := l.acquire()
+	release, err := l.acquire(ctx)
 	if err != nil {
 		return false, false, err
 	}
@@ -67,7 +67,9 @@ func (l *Limited) Verify(ctx context.Context, password, encoded string) (ok, nee
 	return l.h.Verify(ctx, password, encoded)
 }
 
-func (l *Limited) acquire() (release func(), err error) {
+// acquire takes a slot, waiting in the queue up to the wait (or until the
+// caller gives up: a hash nobody will read is not worth a slot).
+func (l *Limited) acquire(ctx context.Context) (release func(), err error) {
 	release = func() { <-l.slots }
 	select {
 	case l.slots <- struct{}{}:
@@ -87,5 +89,7 @@ func (l *Limited) acquire() (release func(), err error) {
 		return release, nil
 	case <-t.C:
 		return nil, l.busy
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }

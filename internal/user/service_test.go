@@ -313,7 +313,16 @@ func TestValidate(t *testing.T) {
 	if v.User.ID != u.ID || v.Claims.Subject != u.ID {
 		t.Fatalf("validated %+v", v)
 	}
-	for name, tok := range map[string]string{"empty": "", "garbage": "abc.def.ghi", "tampered": s.AccessToken[:len(s.AccessToken)-2] + "AA"} {
+	// Tampered in the middle of the signature: its last byte is the top
+	// byte of Ed25519's S, below 0x10, so "AA" at the end was the original
+	// one time in sixteen.
+	i := len(s.AccessToken) - 20
+	flipped := byte('A')
+	if s.AccessToken[i] == 'A' {
+		flipped = 'B'
+	}
+	tampered := s.AccessToken[:i] + string(flipped) + s.AccessToken[i+1:]
+	for name, tok := range map[string]string{"empty": "", "garbage": "abc.def.ghi", "tampered": tampered} {
 		if _, err := e.svc.Validate(ctx, tok); !errors.Is(err, user.ErrInvalidToken) {
 			t.Errorf("%s: got %v", name, err)
 		}
