@@ -41,7 +41,7 @@ func TestDistributedWalk(t *testing.T) {
 	found := false
 	for deadline := time.Now().Add(5 * time.Second); !found && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		for _, api := range c.APIs() {
-			found = found || api.LogsContain(`"request_id":"`+id+`"`)
+			found = found || api.LogsContain(`"transaction.id":"`+id+`"`)
 		}
 	}
 	if !found {

@@ -140,7 +140,7 @@ func TestRateLimitSharedAcrossAPIs(t *testing.T) {
 		t.Fatalf("statuses %v, want %v: the limit is not shared by the two APIs", statuses, want)
 	}
 	for _, api := range c.APIs() {
-		if !api.LogsContain(`"route":"/user/token"`) {
+		if !api.LogsContain(`"http.route":"/user/token"`) {
 			t.Errorf("%s served no login: the gateway did not spread the attempts", api.Name())
 		}
 	}

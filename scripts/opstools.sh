@@ -4,7 +4,7 @@
 # Go module proxy, once per version, into a cache outside the work tree;
 # prints the binary's path.
 #
-#   scripts/opstools.sh jaeger|victoria-logs|kube-apiserver|kubectl|staticcheck|protoc-gen-go|protoc-gen-micro
+#   scripts/opstools.sh jaeger|victoria-logs|otelcol|kube-apiserver|kubectl|staticcheck|protoc-gen-go|protoc-gen-micro
 #
 # staticcheck and the protoc plugins take their versions from tools/go.mod and
 # go.mod; staticcheck's cache key also holds the Go version, because it must
@@ -19,6 +19,7 @@ cd "$(dirname "$0")/.."
 JAEGER_VERSION=v1.76.0
 VICTORIALOGS_VERSION=v1.52.1
 KUBERNETES_VERSION=v1.37.2
+OTELCOL_VERSION=v0.140.0
 
 CACHE=${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
@@ -49,6 +50,19 @@ build_kubernetes() {
   mv "$out.partial" "$out"
 }
 
+# build_otelcol OUT: the OpenTelemetry Collector's builder assembles the
+# components of deploy/otelcol/builder.yaml (otlp and filelog receivers,
+# batch, otlp/otlphttp/debug exporters) into one binary.
+build_otelcol() {
+  local out=$1 work
+  work=$(mktemp -d)
+  trap 'chmod -R u+w "${work:-}" 2>/dev/null; rm -rf "${work:-}"; trap - RETURN' RETURN
+  GOBIN=$work go install "go.opentelemetry.io/collector/cmd/builder@$OTELCOL_VERSION"
+  sed "s#output_path: .*#output_path: $work/build#" deploy/otelcol/builder.yaml >"$work/builder.yaml"
+  "$work/builder" --config="$work/builder.yaml" >&2
+  mv "$work/build/otelcol-ops" "$out"
+}
+
 # modversion DIR MODULE: the version of MODULE that DIR's go.mod pins.
 modversion() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
 
@@ -68,6 +82,7 @@ tool() {
   victoria-logs) out=$CACHE/victoria-logs-$VICTORIALOGS_VERSION/victoria-logs ;;
   kube-apiserver) out=$CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver ;;
   kubectl) out=$CACHE/kubectl-$KUBERNETES_VERSION/kubectl ;;
+  otelcol) out=$CACHE/otelcol-$OTELCOL_VERSION/otelcol ;;
   *) log "unknown tool $name"; return 2 ;;
   esac
   if [ ! -x "$out" ]; then
@@ -79,6 +94,7 @@ tool() {
     victoria-logs) build_in_module "$out" "github.com/VictoriaMetrics/VictoriaLogs@$VICTORIALOGS_VERSION" ./app/victoria-logs ;;
     kube-apiserver) build_kubernetes "$out" k8s.io/kubernetes/cmd/kube-apiserver ;;
     kubectl) build_kubernetes "$out" k8s.io/kubernetes/cmd/kubectl ;;
+    otelcol) build_otelcol "$out" ;;
     staticcheck) build_pinned "$out" tools honnef.co/go/tools/cmd/staticcheck ;;
     protoc-gen-go) build_pinned "$out" . google.golang.org/protobuf/cmd/protoc-gen-go ;;
     protoc-gen-micro) build_pinned "$out" . go-micro.dev/v6/cmd/protoc-gen-micro ;;

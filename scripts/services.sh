@@ -106,9 +106,10 @@ start_rabbitmq() {
 
 # Debian packages the suite runs but never starts as system servers: protoc
 # and the well-known .proto files for `make check-generate`, jq for the test
-# summary, nginx for the edge tests and etcd for the kube-apiserver the
-# Kubernetes manifests are applied to (both run as the tests' own processes
-# on private ports).
+# summary, nginx for the edge tests, etcd for the kube-apiserver the
+# Kubernetes manifests are applied to, Prometheus and Alertmanager (with
+# promtool and amtool) for the observability tests: all run as the tests' own
+# processes on private ports.
 need_tools() {
   local pkgs=()
   command -v protoc >/dev/null 2>&1 || pkgs+=(protobuf-compiler)
@@ -116,6 +117,8 @@ need_tools() {
   command -v jq >/dev/null 2>&1 || pkgs+=(jq)
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || pkgs+=(nginx)
   command -v etcd >/dev/null 2>&1 || pkgs+=(etcd-server)
+  command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null 2>&1 || pkgs+=(prometheus-alertmanager)
   [ ${#pkgs[@]} = 0 ] || apt_install "${pkgs[@]}"
 }
 

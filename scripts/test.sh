@@ -38,12 +38,29 @@ export USERSVC_TEST_NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 step "tools (built once per version into ${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools})"
 make -s tools
 
+step "observability servers (built once, cached: scripts/opstools.sh)"
+USERSVC_TEST_JAEGER_BIN=$(scripts/opstools.sh jaeger)
+USERSVC_TEST_VICTORIALOGS_BIN=$(scripts/opstools.sh victoria-logs)
+USERSVC_TEST_OTELCOL_BIN=$(scripts/opstools.sh otelcol)
+USERSVC_TEST_PROMETHEUS_BIN=$(command -v prometheus)
+USERSVC_TEST_ALERTMANAGER_BIN=$(command -v prometheus-alertmanager || command -v alertmanager)
+export USERSVC_TEST_JAEGER_BIN USERSVC_TEST_VICTORIALOGS_BIN USERSVC_TEST_OTELCOL_BIN USERSVC_TEST_PROMETHEUS_BIN USERSVC_TEST_ALERTMANAGER_BIN
+
 step "generated code is current"
 make -s check-generate
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' | grep -Ev '^(api/.*\.pb.*\.go|third_party/.*)$') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
+
+step "prometheus config, rules and rule unit tests (promtool, amtool); log shipper config (otelcol validate)"
+# prometheus-k8s.yml is checked by deploy/obstest instead: Debian's
+# Prometheus is built without Kubernetes service discovery.
+(cd deploy/prometheus && promtool check config --syntax-only prometheus.yml \
+  && promtool check rules rules/*.yml && promtool test rules tests/*.yml \
+  && amtool check-config alertmanager.yml)
+USERSVC_LOG_FILES='/var/log/usersvc/*.log' LOGS_OTLP_ENDPOINT=http://127.0.0.1:9428/insert/opentelemetry/v1/logs \
+  "$USERSVC_TEST_OTELCOL_BIN" validate --config=file:deploy/otelcol/logs.yaml
 
 step "go vet"
 go vet ./...
@@ -75,6 +92,13 @@ export USERSVC_TEST_KUBE_APISERVER USERSVC_TEST_KUBECTL
 staticcheck=$(scripts/opstools.sh staticcheck)
 (cd deploy/deploytest && go vet ./... && "$staticcheck" ./...)
 (cd deploy/deploytest && go test -json -count=1 -timeout 40m ./... || true) |
+  tee -a "$json" | jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"'
+
+step "dashboard checks (deploy/obstest: Grafana SDK strict decoding, PromQL parser)"
+# A module of its own too: the Grafana SDK and Prometheus stay out of the
+# service's go.mod. The panel queries run against a real Prometheus in e2e.
+(cd deploy/obstest && go vet ./... && "$staticcheck" ./...)
+(cd deploy/obstest && go test -json -count=1 -timeout 10m ./... || true) |
   tee -a "$json" | jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"'
 
 # Build failures and panics show as package output with no test.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -40,13 +41,13 @@ func measureHash(n int) (hashTiming, error) {
 		return hashTiming{}, fmt.Errorf("argon2id hasher: %v", err)
 	}
 	const pw = "correct horse battery staple"
-	if _, err := h.Hash(pw); err != nil {
+	if _, err := h.Hash(context.Background(), pw); err != nil {
 		return hashTiming{}, fmt.Errorf("argon2id hash: %v", err)
 	}
 	var total, lowest time.Duration
 	for i := range n {
 		start := time.Now()
-		if _, err := h.Hash(pw); err != nil {
+		if _, err := h.Hash(context.Background(), pw); err != nil {
 			return hashTiming{}, fmt.Errorf("argon2id hash: %v", err)
 		}
 		d := time.Since(start)
@@ -65,7 +66,7 @@ func measureHash(n int) (hashTiming, error) {
 	for c := range cores {
 		wg.Go(func() {
 			for range n {
-				if _, err := h.Hash(pw); err != nil {
+				if _, err := h.Hash(context.Background(), pw); err != nil {
 					errs[c] = err
 					return
 				}

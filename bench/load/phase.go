@@ -136,15 +136,6 @@ func (d *driver) runPhase(ctx context.Context, name string) (*phaseResult, error
 			return nil, err
 		}
 		spec = d.getSpec()
-	case "validate":
-		route = "GET /user?page_size=0 (400 after Validate)"
-		if err := d.ensureTokens(ctx); err != nil {
-			return nil, err
-		}
-		if err := d.checkValidatePath(ctx); err != nil {
-			return nil, err
-		}
-		spec = d.validateSpec()
 	case "list":
 		route = "GET /user?page_size=20 (admin)"
 		if err := d.ensureAdmin(ctx); err != nil {
@@ -352,43 +343,8 @@ func (d *driver) getSpec() phaseSpec {
 	}}
 }
 
-// validatePath is the cheapest route that authenticates and then does
-// nothing else: the API's authenticate middleware calls the Validate RPC,
-// then the list handler rejects page_size=0 with 400 before any further
-// RPC. (Every authenticated route of the API calls a second RPC once the
-// request is valid, so no route answers 2xx after Validate alone.)
-const validatePath = "/user?page_size=0"
-
-// checkValidatePath makes sure validatePath still is Validate-only: a bad
-// token gets 401 (authentication runs first) and a good one 400 (the
-// handler refuses the query without calling the service).
-func (d *driver) checkValidatePath(ctx context.Context) error {
-	st, b, err := d.request(ctx, http.MethodGet, validatePath, "not-a-token", nil, true)
-	if err != nil || st != http.StatusUnauthorized {
-		return fmt.Errorf("GET %s with a bad token: %d %.200s %v, want 401: the validate phase's route no longer authenticates first", validatePath, st, b, err)
-	}
-	st, b, err = d.request(ctx, http.MethodGet, validatePath, *d.authed[0].token.Load(), nil, true)
-	if err != nil || st != http.StatusBadRequest {
-		return fmt.Errorf("GET %s with a valid token: %d %.200s %v, want 400: the validate phase's route changed", validatePath, st, b, err)
-	}
-	return nil
-}
-
-// validateSpec authenticates with each user's token: Validate only.
-func (d *driver) validateSpec() phaseSpec {
-	users := d.authed
-	return phaseSpec{name: "validate", expect: http.StatusBadRequest, warmup: true, do: func(ctx context.Context, n int) outcome {
-		u := users[n%len(users)]
-		st, b, err := d.request(ctx, http.MethodGet, validatePath, *u.token.Load(), nil, false)
-		if err != nil || st != http.StatusBadRequest {
-			return fail(st, b, err)
-		}
-		return outcome{status: st}
-	}}
-}
-
-// listSpec lists the first page of 20 as an admin: Validate + Pagination
-// (with its COUNT).
+// listSpec lists the first page of 20 as an admin: one Pagination RPC (with
+// its COUNT).
 func (d *driver) listSpec() phaseSpec {
 	return phaseSpec{name: "list", expect: http.StatusOK, warmup: true, do: func(ctx context.Context, n int) outcome {
 		st, b, err := d.request(ctx, http.MethodGet, "/user?page_size=20", d.admin, nil, false)

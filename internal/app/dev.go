@@ -38,13 +38,16 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		_ = apiLn.Close()
 		return err
 	}
-	log.Info("usersvc dev mode", "url", "http://"+gwLn.Addr().String(), "data_dir", cfg.DataDir, "mail_dir", cfg.MailDir)
+	log.Info("usersvc dev mode", "url.full", "http://"+gwLn.Addr().String(), "data_dir", cfg.DataDir, "mail_dir", cfg.MailDir)
 	// Shutdown runs from the outside in, as in a deployment: the gateway
 	// drains first while the API behind it still answers, then the API
 	// while the service still answers, then the events. Stopped all at once
 	// (one context), the internal hops were cut under requests the gateway
 	// had accepted, and they got 502.
 	g, gctx := errgroup.WithContext(ctx)
+	// One ops listener for the whole process: /metrics has every role's
+	// metrics, since every role runs here.
+	g.Go(func() error { return serveOps(gctx, cfg, log, core.checks, coreMetrics(core)) })
 	// The internal API hears only the gateway beside it, on loopback: it
 	// believes the X-Forwarded-For the gateway sets, and the gateway, as
 	// the edge, believes only the proxies USERSVC_TRUSTED_PROXIES names.

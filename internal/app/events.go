@@ -108,7 +108,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		queues = append(queues, indexerSub.Queue)
 		g.Go(func() error { return broker.Consume(gctx, indexerSub, worker.Indexer(idx)) })
 	}
-	g.Go(func() error { return serveOps(gctx, cfg, log, checks, nil) })
+	g.Go(func() error { return serveOps(gctx, cfg, log, checks, storeMetrics(st, false)) })
 	g.Go(func() error {
 		return broker.Consume(gctx, mailerSub, worker.Mailer(st, mailer, time.Now, log))
 	})

@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
 // check is one named readiness dependency. An optional one (Redis: the
@@ -47,7 +46,7 @@ func readiness(ctx context.Context, checks []check) (map[string]string, bool) {
 
 // serveOps serves /healthz and /readyz for the roles without an HTTP API
 // (service, worker), so every process can be probed the same way.
-func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks []check, metrics *prometheus.Registry) error {
+func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks []check, metrics prometheus.Gatherer) error {
 	ln, err := Listen(cfg.OpsAddr, "USERSVC_OPS_ADDR")
 	if err != nil {
 		return err
@@ -64,8 +63,11 @@ func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks 
 		}
 		writeJSON(w, code, map[string]any{"status": status, "checks": detail})
 	})
+	// The shared metrics (telemetry.Registry) plus the process's own.
 	if metrics != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", telemetry.MetricsHandler(metrics))
+	} else {
+		mux.Handle("GET /metrics", telemetry.MetricsHandler())
 	}
 	log.Info("ops listener started", "address", ln.Addr().String())
 	return serve(ctx, cfg, log, ln, mux, nil)
@@ -78,12 +80,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// coreMetrics exposes the service's own counters: the user cache's hits and
-// misses (hit ratio = hits / (hits + misses)) and the events waiting in the
-// outbox (growing while the broker is down).
+// coreMetrics are a service process's own collectors, served beside the
+// shared telemetry.Registry: the user cache's hits and misses (hit ratio =
+// hits / (hits + misses)), the database pool, and the outbox backlog.
 func coreMetrics(core *Core) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := storeMetrics(core.Store, true)
 	if cs, ok := core.Service.Store().(interface{ Stats() (uint64, uint64) }); ok {
 		reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "usersvc_user_cache_hits_total",
@@ -91,15 +92,15 @@ func coreMetrics(core *Core) *prometheus.Registry {
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "usersvc_user_cache_misses_total",
 				Help: "User reads that went to the database."}, func() float64 { _, m := cs.Stats(); return float64(m) }))
 	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "usersvc_outbox_pending_events",
-		Help: "Events committed but not yet confirmed by the broker."}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		n, err := core.Store.OutboxLen(ctx)
-		if err != nil {
-			return -1
-		}
-		return float64(n)
-	}))
+	if h, ok := core.Service.Store().(interface{ Healthy() error }); ok {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "usersvc_user_cache_backend_up",
+			Help: "1 while the user cache's backend (Redis) answers, 0 while reads bypass it to the database."},
+			func() float64 {
+				if h.Healthy() != nil {
+					return 0
+				}
+				return 1
+			}))
+	}
 	return reg
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/usersvc/usersvc/internal/cache"
@@ -43,7 +44,17 @@ func NewRedis(cfg *config.Config) (*redis.Client, error) {
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout =
 		250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
 	opt.MaxRetries = -1
-	return redis.NewClient(opt), nil
+	rc := redis.NewClient(opt)
+	// A client span per command, named by the command only: the statement
+	// would carry keys, and ours contain emails (per-account rate limits).
+	// Pings (health checks) are left out: they are not part of a request.
+	if err := redisotel.InstrumentTracing(rc, redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false),
+		redisotel.WithDialFilter(true),
+		redisotel.WithCommandFilter(func(cmd redis.Cmder) bool { return cmd.Name() == "ping" })); err != nil {
+		return nil, fmt.Errorf("redis tracing: %w", err)
+	}
+	registerRedisPool(rc)
+	return rc, nil
 }
 
 // shared is what a service instance shares with the others through Redis,
@@ -106,9 +117,9 @@ func newLimiter(rc *redis.Client, prefix string, log *slog.Logger, name string, 
 	rule := ratelimit.Rule{Limit: r.N, Window: r.Window}
 	local := ratelimit.NewLocal(rule)
 	if rc == nil {
-		return local
+		return countRejections(name, local)
 	}
-	return ratelimit.NewFallback(ratelimit.NewRedis(rc, prefix+"rate:"+name+":", rule), local, log)
+	return countRejections(name, ratelimit.NewFallback(ratelimit.NewRedis(rc, prefix+"rate:"+name+":", rule), local, log))
 }
 
 // rateLimits builds the API's per-IP limits and the reset limit per email:

@@ -15,6 +15,7 @@ import (
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/mtls"
 	"github.com/usersvc/usersvc/internal/rpc"
+	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
 // APIServiceName is the API's name in the registry; the gateway routes to it.
@@ -109,7 +110,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 		return fmt.Errorf("register api: %w", err)
 	}
 	log.Info("api started", "address", addr, "registry.name", APIServiceName)
-	return serve(ctx, cfg, log, ln, h, deregister)
+	return serve(ctx, cfg, log, ln, telemetry.HTTPServer("api", h, apiRoute), deregister)
 }
 
 // RunGateway runs the gateway on ln until ctx ends.
@@ -120,7 +121,7 @@ func RunGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 		return err
 	}
 	log.Info("gateway started", "address", ln.Addr().String())
-	return serve(ctx, cfg, log, ln, gw, nil)
+	return serve(ctx, cfg, log, ln, telemetry.HTTPServer("gateway", gw, gatewayRoute), nil)
 }
 
 // grpcTLS builds one side's mutual-TLS configuration from the

@@ -25,35 +25,24 @@ import (
 	"github.com/usersvc/usersvc/internal/search/bleveindex"
 	"github.com/usersvc/usersvc/internal/search/elastic"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
+	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
-// NewLogger returns a slog logger writing JSON lines with ECS field names
-// (@timestamp, log.level, message), so Filebeat/Logstash need no parsing
-// rules, or plain text for a terminal.
-func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+// NewLogger returns the process's logger: JSON lines with ECS field names
+// (@timestamp, log.level, message, service.name, trace.id, span.id,
+// transaction.id — see telemetry.NewJSONLogger), so Filebeat or the OTel
+// Collector need no parsing rules; or plain text for a terminal. service is
+// the service.name every line carries.
+func NewLogger(cfg *config.Config, w io.Writer, service string) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+		l := slog.New(telemetry.ContextHandler{Handler: slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})})
+		return l.With(telemetry.FieldServiceName, service)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) > 0 {
-				return a
-			}
-			switch a.Key {
-			case slog.TimeKey:
-				a.Key = "@timestamp"
-			case slog.LevelKey:
-				a.Key = "log.level"
-				a.Value = slog.StringValue(strings.ToLower(a.Value.String()))
-			case slog.MessageKey:
-				a.Key = "message"
-			}
-			return a
-		}}))
+	return telemetry.NewJSONLogger(w, level, service)
 }
 
 // Embedded reports whether the configuration uses the embedded SQLite
@@ -138,7 +127,9 @@ func NewHasher(cfg *config.Config) (*password.Limited, error) {
 	if n == 0 {
 		n = runtime.NumCPU()
 	}
-	return password.NewLimited(h, password.Limit{InFlight: n, Queue: cfg.HashQueue, Wait: cfg.HashQueueWait,
+	// The limit wraps the timer: the histogram measures the computation,
+	// not the wait for a slot.
+	return password.NewLimited(timedHasher{h}, password.Limit{InFlight: n, Queue: cfg.HashQueue, Wait: cfg.HashQueueWait,
 		Busy: user.ErrOverloaded}), nil
 }
 

@@ -49,7 +49,7 @@ func (f *serviceAccountFlags) run(ctx context.Context, cmd string, cfg *config.C
 			return fmt.Errorf("%w: %s needs --id", errUsage, cmd)
 		}
 	}
-	core, err := app.NewCore(ctx, cfg, app.NewLogger(cfg, io.Stderr), app.ModeTool)
+	core, err := app.NewCore(ctx, cfg, app.NewLogger(cfg, io.Stderr, app.ServiceName("cli")), app.ModeTool)
 	if err != nil {
 		return err
 	}

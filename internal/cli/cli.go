@@ -10,16 +10,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/usersvc/usersvc/internal/app"
 	"github.com/usersvc/usersvc/internal/buildinfo"
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/rpc"
+	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
 	"github.com/usersvc/usersvc/internal/worker"
@@ -244,8 +247,22 @@ func run(ctx context.Context, spec config.Command, args []string, io IO) error {
 	if err := cfg.Require(required(cmd, cfg)...); err != nil {
 		return err
 	}
-	log := app.NewLogger(cfg, io.Stderr)
+	log := app.NewLogger(cfg, io.Stderr, telemetry.ServiceName(app.ServiceName(cmd)))
 	rpc.UseLogger(log)
+	if serving[cmd] {
+		tr, err := telemetry.Setup(ctx, app.ServiceName(cmd), log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			// Flush the spans of the last requests before exiting.
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(sctx); err != nil {
+				log.Warn("flushing traces failed", "error", err)
+			}
+		}()
+	}
 	switch cmd {
 	case "dev":
 		return app.RunDev(ctx, cfg, log)
@@ -264,6 +281,7 @@ func run(ctx context.Context, spec config.Command, args []string, io IO) error {
 		if err != nil {
 			return err
 		}
+		go metricsListener(ctx, cfg, log)
 		return app.RunAPI(ctx, cfg, log, reg, ln)
 	case "gateway":
 		reg, err := app.Registry(cfg)
@@ -274,6 +292,7 @@ func run(ctx context.Context, spec config.Command, args []string, io IO) error {
 		if err != nil {
 			return err
 		}
+		go metricsListener(ctx, cfg, log)
 		return app.RunGateway(ctx, cfg, log, reg, ln)
 	case "worker":
 		return app.RunWorker(ctx, cfg, log)
@@ -315,6 +334,17 @@ func run(ctx context.Context, spec config.Command, args []string, io IO) error {
 	return fmt.Errorf("%w: unknown command %q (usersvc --help lists the commands)", errUsage, cmd)
 }
 
+// serving are the commands that run a server process, and so trace.
+var serving = map[string]bool{"dev": true, "service": true, "api": true, "gateway": true, "worker": true}
+
+// metricsListener serves /metrics (and /healthz) on the ops address of the
+// api and gateway roles, whose probes are on their main listener.
+func metricsListener(ctx context.Context, cfg *config.Config, log *slog.Logger) {
+	if err := app.ServeMetrics(ctx, cfg, log); err != nil {
+		log.Error("ops listener failed", "error", err)
+	}
+}
+
 // adminCreate bootstraps an admin against the configured database. The
 // password comes from standard input (first line), never from a flag, so it
 // stays out of shell history and the process list.
@@ -324,7 +354,7 @@ func adminCreate(ctx context.Context, cfg *config.Config, io IO, email, name str
 		return fmt.Errorf("read password from standard input: %w", err)
 	}
 	pw := strings.TrimRight(line, "\r\n")
-	log := app.NewLogger(cfg, io.Stderr)
+	log := app.NewLogger(cfg, io.Stderr, app.ServiceName("cli"))
 	core, err := app.NewCore(ctx, cfg, log, app.ModeTool)
 	if err != nil {
 		return err
@@ -347,7 +377,7 @@ func reindex(ctx context.Context, cfg *config.Config, io IO) error {
 		return err
 	}
 	defer st.Close()
-	if err := app.PrepareSchema(ctx, cfg, st, app.NewLogger(cfg, io.Stderr)); err != nil {
+	if err := app.PrepareSchema(ctx, cfg, st, app.NewLogger(cfg, io.Stderr, app.ServiceName("cli"))); err != nil {
 		return err
 	}
 	idx, err := app.OpenSearch(ctx, cfg, app.ModeDev)

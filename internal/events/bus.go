@@ -98,6 +98,7 @@ func (e *busFullError) Error() string { return "events: in-process queue " + e.q
 // Consume handles the subscription's messages until ctx ends.
 func (b *Bus) Consume(ctx context.Context, sub Subscription, h Handler) error {
 	sub = sub.Defaults()
+	h = Traced(sub, h)
 	q := b.queue(sub)
 	var wg sync.WaitGroup
 	for range sub.Concurrency {
@@ -119,9 +120,11 @@ func (b *Bus) Consume(ctx context.Context, sub Subscription, h Handler) error {
 func (b *Bus) handle(ctx context.Context, sub Subscription, q *busQueue, bm busMsg, h Handler) {
 	err := h(ctx, bm.m)
 	if err == nil {
+		CountDelivery(sub.Queue, "ok")
 		return
 	}
 	if IsPermanent(err) || bm.attempt >= sub.MaxAttempts {
+		CountDelivery(sub.Queue, "dead_lettered")
 		b.log.ErrorContext(ctx, "event dead-lettered", "event.id", bm.m.ID, "event.action", bm.m.RoutingKey,
 			"queue", sub.Queue, "attempt", bm.attempt, "error", err)
 		b.mu.Lock()
@@ -129,6 +132,7 @@ func (b *Bus) handle(ctx context.Context, sub Subscription, q *busQueue, bm busM
 		b.mu.Unlock()
 		return
 	}
+	CountDelivery(sub.Queue, "retry")
 	b.log.WarnContext(ctx, "event handling failed, will retry", "event.id", bm.m.ID, "queue", sub.Queue,
 		"attempt", bm.attempt, "error", err)
 	delay := sub.Delay(bm.attempt)

@@ -21,6 +21,9 @@ type Message struct {
 	ID         string // event ID; also the AMQP message-id
 	RoutingKey string // event type
 	Body       []byte // JSON, see user.Event
+	// Headers carry the W3C trace context (traceparent, tracestate) from
+	// the relay's publish to the consumer; AMQP headers on RabbitMQ.
+	Headers map[string]string
 }
 
 // Publisher delivers messages to the exchange. Publish returns nil only

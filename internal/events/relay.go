@@ -4,6 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
 // Outbox is the relay's view of the store: it hands out pending events as
@@ -40,7 +46,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	wait, failing := interval, false
 	for {
-		n, err := r.Outbox.DrainOutbox(ctx, batch, r.Publisher.Publish)
+		n, err := r.Outbox.DrainOutbox(ctx, batch, r.publish)
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -66,4 +72,32 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// publish sends one batch inside an "outbox relay batch" span; each message
+// gets a producer span in the trace of the request that wrote it (its
+// traceparent header, from the outbox row; see startPublish), linked to the
+// batch.
+func (r *Relay) publish(ctx context.Context, msgs []Message) error {
+	ctx, batch := tracer.Start(ctx, "outbox relay batch", trace.WithNewRoot(),
+		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(msgs))))
+	defer batch.End()
+	spans := make([]trace.Span, len(msgs))
+	for i := range msgs {
+		parent := msgs[i].Headers["traceparent"]
+		if sc := remoteParent(parent); sc.IsValid() {
+			batch.AddLink(trace.Link{SpanContext: sc})
+		}
+		msgs[i].Headers = nil // replaced by the producer span's context
+		spans[i] = startPublish(ctx, &msgs[i], parent)
+	}
+	err := r.Publisher.Publish(ctx, msgs)
+	endSpans(spans, err)
+	if err != nil {
+		batch.SetStatus(codes.Error, "publish failed")
+		telemetry.RelayFailures.Inc()
+		return err
+	}
+	telemetry.RelayPublished.Add(float64(len(msgs)))
+	return nil
 }

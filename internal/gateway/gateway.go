@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/reqmeta"
+	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
 const (
@@ -178,13 +179,14 @@ func (g *Gateway) follow(ctx context.Context, d Discovery, p *pool) {
 	err := d.Watch(ctx, p.service, func(addrs []string) { g.setInstances(p, addrs) })
 	if ctx.Err() == nil {
 		g.log.Error("gateway: discovery stopped; the service's instance list is frozen",
-			"service", p.service, "error", err)
+			"upstream.service", p.service, "error", err)
 	}
 }
 
 func (g *Gateway) setInstances(p *pool, addrs []string) {
+	telemetry.GatewayInstances.WithLabelValues(p.service).Set(float64(len(addrs)))
 	if added, removed := p.set(addrs); added > 0 || removed > 0 {
-		g.log.Info("gateway: instances changed", "service", p.service, "instances", addrs,
+		g.log.Info("gateway: instances changed", "upstream.service", p.service, "upstream.instances", addrs,
 			"added", added, "removed", removed)
 	}
 }
@@ -242,12 +244,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, id, http.StatusServiceUnavailable, "unavailable", noInstanceMessage(rt.pool.service))
 		return
 	}
-	out := r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	out := r.WithContext(telemetry.WithRequestID(context.WithValue(r.Context(), requestIDKey{}, id), id))
 	if status, err := g.bufferBody(out); err != nil {
 		if status == http.StatusRequestEntityTooLarge {
 			writeError(w, id, status, "payload_too_large", err.Error())
 		} else {
-			g.log.Debug("gateway: reading request body failed", "request_id", id, "error", err)
+			g.log.DebugContext(out.Context(), "gateway: reading request body failed", "error", err)
 			writeError(w, id, status, "invalid_argument", "could not read the request body")
 		}
 		return
@@ -391,7 +393,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	var ue *upstreamError
 	if !errors.As(err, &ue) {
 		// ReverseProxy's own refusals, e.g. an invalid Upgrade.
-		g.log.Warn("gateway: proxying failed", "request_id", id, "error", err)
+		g.log.WarnContext(r.Context(), "gateway: proxying failed", "error", err)
 		writeError(w, id, http.StatusBadGateway, "bad_gateway", "the request could not be forwarded")
 		return
 	}
@@ -401,15 +403,15 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	case clientGone:
 		// Nobody is listening; this only keeps the status in access logs
 		// honest.
-		g.log.Debug("gateway: client went away", "service", ue.service, "request_id", id, "error", ue.err)
+		g.log.DebugContext(r.Context(), "gateway: client went away", "upstream.service", ue.service, "error", ue.err)
 		writeError(w, id, http.StatusBadGateway, "bad_gateway", "the client closed the request")
 	case timedOut:
-		g.log.Warn("gateway: instance did not answer in time", "service", ue.service, "instance", ue.instance,
-			"timeout", g.cfg.UpstreamTimeout, "request_id", id)
+		g.log.WarnContext(r.Context(), "gateway: instance did not answer in time", "upstream.service", ue.service, "upstream.instance", ue.instance,
+			"timeout", g.cfg.UpstreamTimeout)
 		writeError(w, id, http.StatusGatewayTimeout, "gateway_timeout", ue.service+" did not answer in time")
 	default:
-		g.log.Warn("gateway: no instance answered", "service", ue.service, "attempts", ue.attempts,
-			"last_instance", ue.instance, "request_id", id, "error", ue.err)
+		g.log.WarnContext(r.Context(), "gateway: no instance answered", "upstream.service", ue.service, "attempts", ue.attempts,
+			"upstream.instance", ue.instance, "error", ue.err)
 		writeError(w, id, http.StatusBadGateway, "bad_gateway", "no instance of "+ue.service+" answered")
 	}
 }
@@ -487,6 +489,7 @@ type pool struct {
 
 func (g *Gateway) newPool(service string) *pool {
 	p := &pool{service: service}
+	telemetry.GatewayRetries.WithLabelValues(service) // exported at 0 from the start
 	empty := []*instance{}
 	p.instances.Store(&empty)
 	p.proxy = &httputil.ReverseProxy{
@@ -495,7 +498,9 @@ func (g *Gateway) newPool(service string) *pool {
 		ErrorHandler:   g.proxyError,
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 		BufferPool:     sharedBuffers,
-		Transport: &upstream{pool: p, base: g.transport, timeout: g.cfg.UpstreamTimeout,
+		// Each attempt is a client span whose context the instance gets as
+		// traceparent.
+		Transport: &upstream{pool: p, base: telemetry.HTTPClient(g.transport), timeout: g.cfg.UpstreamTimeout,
 			cooldown: g.cfg.FailCooldown, now: g.cfg.Now, log: g.log},
 	}
 	return p

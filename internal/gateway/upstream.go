@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
 // dialTimeout is short on purpose: instances are on the local network and
@@ -110,14 +112,17 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		attempts++
 		resp, retry, fail := u.try(req, in)
 		if fail == nil {
+			telemetry.GatewayUpstreamRequests.WithLabelValues(u.pool.service, "ok").Inc()
 			return resp, nil
 		}
+		telemetry.GatewayUpstreamRequests.WithLabelValues(u.pool.service, fail.kind.String()).Inc()
 		last = fail
 		if !retry {
 			break
 		}
-		u.log.Debug("gateway: retrying on another instance", "service", u.pool.service,
-			"instance", in.addr, "error", fail.err)
+		telemetry.GatewayRetries.WithLabelValues(u.pool.service).Inc()
+		u.log.DebugContext(req.Context(), "gateway: retrying on another instance", "upstream.service", u.pool.service,
+			"upstream.instance", in.addr, "error", fail.err)
 	}
 	last.attempts = attempts // the loop ran at least once: some instance was in rotation, or all were tried
 	return nil, last
@@ -163,8 +168,8 @@ func (u *upstream) try(req *http.Request, in *instance) (resp *http.Response, re
 	case isDialError(err):
 		now := u.now()
 		if in.coolDown(now.UnixNano(), now.Add(u.cooldown).UnixNano()) {
-			u.log.Warn("gateway: instance unreachable; leaving it out of the rotation",
-				"service", u.pool.service, "instance", in.addr, "for", u.cooldown, "error", err)
+			u.log.WarnContext(req.Context(), "gateway: instance unreachable; leaving it out of the rotation",
+				"upstream.service", u.pool.service, "upstream.instance", in.addr, "for", u.cooldown, "error", err)
 		}
 		return nil, true, fail(unreachable, err)
 	case timedOutNow:
@@ -225,6 +230,23 @@ const (
 	noInstance
 	clientGone
 )
+
+// String is the failure's outcome label in
+// usersvc_gateway_upstream_requests_total.
+func (k failureKind) String() string {
+	switch k {
+	case unreachable:
+		return "unreachable"
+	case timedOut:
+		return "timeout"
+	case noInstance:
+		return "no_instance"
+	case clientGone:
+		return "client_gone"
+	default:
+		return "error"
+	}
+}
 
 // upstreamError is why a request got no response; proxyError maps its kind
 // to the status.

@@ -19,6 +19,7 @@ import (
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
+	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
@@ -76,7 +77,7 @@ func newEnvOn(t *testing.T, so stack.Options, opts ...envOption) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	logs := &testenv.LogBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := telemetry.NewJSONLogger(logs, slog.LevelDebug, "user.api") // the processes' logger
 
 	so.Logger = log
 	st := stack.New(t, so)
@@ -323,7 +324,7 @@ func (e *env) expiredToken(subject string) string {
 	if err != nil {
 		e.t.Fatalf("token manager: %v", err)
 	}
-	tok, _, err := m.Issue(subject, "user", 0, "")
+	tok, _, err := m.Issue(context.Background(), subject, "user", 0, "")
 	if err != nil {
 		e.t.Fatalf("issue: %v", err)
 	}

@@ -62,15 +62,13 @@ func (s *server) fail(c *gin.Context, op string, err error) {
 	e := user.AsError(err)
 	status, known := user.HTTPStatus(e.Code)
 	if e.Code == user.CodeUnavailable {
-		s.log.ErrorContext(c.Request.Context(), "user service unavailable", "op", op,
-			"request_id", requestIDOf(c), "error", err)
+		s.log.ErrorContext(c.Request.Context(), "user service unavailable", "op", op, "error", err)
 		c.Header("Retry-After", "1") // shed load or a restarting instance: soon
 		writeError(c, status, codeUnavailable, e.Message, nil)
 		return
 	}
 	if status >= http.StatusInternalServerError {
-		s.log.ErrorContext(c.Request.Context(), "user service call failed", "op", op,
-			"request_id", requestIDOf(c), "error", err)
+		s.log.ErrorContext(c.Request.Context(), "user service call failed", "op", op, "error", err)
 		// The message of an internal error never says more than this, even
 		// if a future service version put a cause into it.
 		writeError(c, http.StatusInternalServerError, codeInternal, "internal error", nil)

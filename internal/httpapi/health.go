@@ -32,7 +32,7 @@ func (s *server) readyz(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RPCTimeout)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
-			s.log.WarnContext(c.Request.Context(), "not ready", "request_id", requestIDOf(c), "error", err)
+			s.log.WarnContext(c.Request.Context(), "not ready", "error", err)
 			c.JSON(http.StatusServiceUnavailable, healthJSON{Status: "unavailable", Error: err.Error()})
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/usersvc/usersvc/internal/reqmeta"
+	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
 const (
@@ -28,6 +29,9 @@ const (
 func (s *server) requestID(c *gin.Context) {
 	id := reqmeta.RequestID(c.GetHeader(requestIDHeader))
 	c.Set(ctxKeyRequestID, id)
+	// In the request's context too, so every line logged with it carries
+	// the ID (transaction.id), and the next hops get it.
+	c.Request = c.Request.WithContext(telemetry.WithRequestID(c.Request.Context(), id))
 	c.Header(requestIDHeader, id)
 	c.Next()
 }
@@ -35,27 +39,36 @@ func (s *server) requestID(c *gin.Context) {
 // requestIDOf returns the ID the requestID middleware chose.
 func requestIDOf(c *gin.Context) string { return c.GetString(ctxKeyRequestID) }
 
-// accessLog writes one structured line per request. It logs the route
-// pattern (gin's FullPath, "" for unknown routes), not the raw path, so
-// lines group by endpoint and client-chosen paths cannot bloat the log.
+// accessLog writes one structured line per request in ECS fields. It logs
+// the route pattern (gin's FullPath, "" for unknown routes) and the path
+// cut to maxLoggedPath, so client-chosen paths cannot bloat the log. It
+// also hands the route to the server span and the request metric.
 func (s *server) accessLog(c *gin.Context) {
 	start := time.Now()
+	telemetry.SetRoute(c.Request.Context(), c.Request.Method, c.FullPath())
 	c.Next()
 	status := c.Writer.Status()
 	level := slog.LevelInfo
 	if status >= http.StatusInternalServerError {
 		level = slog.LevelWarn // the cause is logged at error level where it happened
 	}
+	path := c.Request.URL.Path
+	if len(path) > maxLoggedPath {
+		path = path[:maxLoggedPath]
+	}
 	s.log.LogAttrs(c.Request.Context(), level, "http request",
-		slog.String("method", c.Request.Method),
-		slog.String("route", c.FullPath()),
-		slog.Int("status", status),
-		slog.Duration("duration", time.Since(start)),
-		slog.Int("bytes", c.Writer.Size()),
-		slog.String("request_id", requestIDOf(c)),
-		slog.String("client_ip", c.ClientIP()),
+		slog.String("http.request.method", c.Request.Method),
+		slog.String("http.route", c.FullPath()),
+		slog.String("url.path", path),
+		slog.Int("http.response.status_code", status),
+		slog.Int64("event.duration", time.Since(start).Nanoseconds()),
+		slog.Int("http.response.body.bytes", max(c.Writer.Size(), 0)),
+		slog.String("client.ip", c.ClientIP()),
 	)
 }
+
+// maxLoggedPath bounds url.path in the access log.
+const maxLoggedPath = 256
 
 // recovery turns a panic in a handler into a logged error and a JSON 500.
 // The stack goes to the log only; the client learns nothing about the code.
@@ -72,7 +85,7 @@ func (s *server) recovery(c *gin.Context) {
 		}
 		s.log.ErrorContext(c.Request.Context(), "panic in HTTP handler",
 			"panic", fmt.Sprint(p), "stack", string(debug.Stack()),
-			"route", c.FullPath(), "request_id", requestIDOf(c))
+			"http.route", c.FullPath())
 		if c.Writer.Written() {
 			c.Abort() // too late for a clean answer; the client sees a cut response
 			return

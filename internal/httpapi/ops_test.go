@@ -112,7 +112,7 @@ func TestRequestID(t *testing.T) {
 	if calls := e.spy.callsOf(mine); !slices.Equal(calls, []string{"Get"}) {
 		t.Errorf("service saw %q with request ID %q, want exactly one Get", calls, mine)
 	}
-	if !strings.Contains(e.logs.String(), `"request_id":"`+mine+`"`) {
+	if !strings.Contains(e.logs.String(), `"transaction.id":"`+mine+`"`) {
 		t.Error("request ID not in the access log")
 	}
 
@@ -137,16 +137,19 @@ func TestAccessLog(t *testing.T) {
 	h.Set("X-Request-ID", "log-test-1")
 	e.send("GET", "/user/"+e.admin.ID, h, "").wantStatus(200)
 
-	line := e.logLine(func(m map[string]any) bool { return m["msg"] == "http request" && m["request_id"] == "log-test-1" })
+	line := e.logLine(func(m map[string]any) bool {
+		return m["message"] == "http request" && m["transaction.id"] == "log-test-1"
+	})
 	if line == nil {
 		t.Fatalf("no access log line in\n%s", e.logs.String())
 	}
-	if line["method"] != "GET" || line["route"] != "/user/:id" || line["status"] != float64(200) ||
-		line["client_ip"] != "127.0.0.1" || line["level"] != "INFO" {
+	if line["http.request.method"] != "GET" || line["http.route"] != "/user/:id" || line["http.response.status_code"] != float64(200) ||
+		line["client.ip"] != "127.0.0.1" || line["log.level"] != "info" || line["url.path"] != "/user/"+e.admin.ID ||
+		line["service.name"] != "user.api" {
 		t.Errorf("access log line %v", line)
 	}
-	if d, ok := line["duration"].(float64); !ok || d <= 0 {
-		t.Errorf("duration %v", line["duration"])
+	if d, ok := line["event.duration"].(float64); !ok || d <= 0 {
+		t.Errorf("event.duration %v", line["event.duration"])
 	}
 }
 
@@ -175,8 +178,8 @@ func TestClientIPTrustedProxies(t *testing.T) {
 		h.Set("X-Forwarded-For", tc.forwarded)
 		h.Set("X-Request-ID", "ip-"+tc.peer)
 		e.serveFrom(tc.peer, "GET", "/healthz", h).wantStatus(200)
-		line := e.logLine(func(m map[string]any) bool { return m["request_id"] == "ip-"+tc.peer })
-		if line == nil || line["client_ip"] != tc.want {
+		line := e.logLine(func(m map[string]any) bool { return m["transaction.id"] == "ip-"+tc.peer })
+		if line == nil || line["client.ip"] != tc.want {
 			t.Errorf("peer %s forwarding for %s: logged %v, want client_ip %s", tc.peer, tc.forwarded, line, tc.want)
 		}
 	}
@@ -198,8 +201,8 @@ func TestRecovery(t *testing.T) {
 	if strings.Contains(string(r.Body), "boom") || strings.Contains(string(r.Body), "goroutine") {
 		t.Errorf("response reveals the panic: %s", r.Body)
 	}
-	line := e.logLine(func(m map[string]any) bool { return m["msg"] == "panic in HTTP handler" })
-	if line == nil || line["request_id"] != "panic-1" || !strings.Contains(line["panic"].(string), "boom") ||
+	line := e.logLine(func(m map[string]any) bool { return m["message"] == "panic in HTTP handler" })
+	if line == nil || line["transaction.id"] != "panic-1" || !strings.Contains(line["panic"].(string), "boom") ||
 		!strings.Contains(line["stack"].(string), "goroutine") {
 		t.Errorf("panic log line %v", line)
 	}

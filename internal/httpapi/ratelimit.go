@@ -36,6 +36,7 @@ func (s *server) rateLimit(c *gin.Context) {
 			continue
 		}
 		if rl.PerIP != nil && !s.allow(c, rl.PerIP, "ip|"+route+"|"+c.ClientIP()) {
+			countLimited(rl.Method, rl.Path)
 			return
 		}
 	}

@@ -101,6 +101,7 @@ func (s *server) issueToken(c *gin.Context) {
 		var sess *user.Session
 		if grant == grantPassword {
 			sess, err = s.users.Auth(ctx, in.Email, in.Password)
+			countLogin(err)
 		} else {
 			sess, err = s.users.Refresh(ctx, in.RefreshToken)
 		}

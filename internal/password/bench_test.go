@@ -1,6 +1,7 @@
 package password
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -11,7 +12,7 @@ import (
 func BenchmarkHashDefault(b *testing.B) {
 	h := newTestHasher(b, DefaultParams())
 	for b.Loop() {
-		if _, err := h.Hash("correct horse battery staple"); err != nil {
+		if _, err := h.Hash(context.Background(), "correct horse battery staple"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -23,7 +24,7 @@ func BenchmarkVerifyDefault(b *testing.B) {
 	h := newTestHasher(b, DefaultParams())
 	enc := mustHash(b, h, "correct horse battery staple")
 	for b.Loop() {
-		if ok, _, err := h.Verify("correct horse battery staple", enc); !ok || err != nil {
+		if ok, _, err := h.Verify(context.Background(), "correct horse battery staple", enc); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
 	}

@@ -1,6 +1,7 @@
 package password
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func FuzzVerify(f *testing.F) {
 			uint64(p.Memory)*uint64(p.Iterations) > 4096 {
 			t.Skip("valid but expensive parameters")
 		}
-		ok, rehash, err := h.Verify(password, encoded)
+		ok, rehash, err := h.Verify(context.Background(), password, encoded)
 		if err != nil {
 			if ok || rehash {
 				t.Fatalf("Verify() = %v, %v, %v: error with a positive result", ok, rehash, err)

@@ -130,14 +130,8 @@ func NewHasher(p Params) (*Hasher, error) {
 	return &Hasher{params: p}, nil
 }
 
-// Hash returns a PHC string:
-//
-//	$argon2id$v=19$m=19456,t=2,p=1$<salt b64 raw std>$<hash b64 raw std>
-//
-// The format is the one used by the argon2 reference implementation and
-// libraries in other languages. Hashes stay portable, and each one records
-// the parameters needed to verify it.
-func (h *Hasher) Hash(password string) (string, error) {
+// hash computes a new salted argon2id hash; see Hash.
+func (h *Hasher) hash(password string) (string, error) {
 	// Checked on every call because the zero Hasher has Iterations == 0,
 	// which makes argon2 panic.
 	if err := h.params.validate(); err != nil {
@@ -155,25 +149,8 @@ func (h *Hasher) Hash(password string) (string, error) {
 		phcBase64().EncodeToString(salt), phcBase64().EncodeToString(key)), nil
 }
 
-// Verify recomputes the hash of password with the salt and parameters stored in
-// encoded and compares the keys in constant time (crypto/subtle), so response
-// timing does not show how many bytes matched.
-//
-// needsRehash is true only when ok is true and the stored m, t, p or key
-// length differ from the hasher's. The caller can then store Hash(password)
-// and move users to new parameters as they log in. It is never true for a wrong
-// password: a caller that rehashed on that signal would overwrite the real
-// password with the attacker's guess.
-//
-// A wrong password returns (false, false, nil). A hash that cannot be parsed
-// or whose parameters are out of bounds returns an error wrapping
-// ErrMalformedHash. Verify does not panic, and it returns before doing any
-// costly work on such hashes.
-//
-// To avoid revealing which accounts exist, callers should also call Verify
-// against a dummy hash when the user does not exist, so both paths take
-// similar time.
-func (h *Hasher) Verify(password, encoded string) (ok, needsRehash bool, err error) {
+// verify checks password against encoded; see Verify.
+func (h *Hasher) verify(password, encoded string) (ok, needsRehash bool, err error) {
 	stored, salt, want, err := decode(encoded)
 	if err != nil {
 		return false, false, err

@@ -1,6 +1,7 @@
 package password
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"strings"
@@ -23,7 +24,7 @@ func newTestHasher(t testing.TB, p Params) *Hasher {
 
 func mustHash(t testing.TB, h *Hasher, password string) string {
 	t.Helper()
-	encoded, err := h.Hash(password)
+	encoded, err := h.Hash(context.Background(), password)
 	if err != nil {
 		t.Fatalf("Hash(%q): %v", password, err)
 	}
@@ -116,17 +117,17 @@ func TestDefaultParamsRoundTrip(t *testing.T) {
 	if p != DefaultParams() || len(salt) != 16 || len(key) != 32 {
 		t.Fatalf("decoded %+v, salt %d bytes, key %d bytes; want DefaultParams", p, len(salt), len(key))
 	}
-	if ok, rehash, err := h.Verify("correct horse battery staple", enc); !ok || rehash || err != nil {
+	if ok, rehash, err := h.Verify(context.Background(), "correct horse battery staple", enc); !ok || rehash || err != nil {
 		t.Fatalf("Verify(right) = %v, %v, %v; want true, false, nil", ok, rehash, err)
 	}
-	if ok, rehash, err := h.Verify("correct horse battery stapler", enc); ok || rehash || err != nil {
+	if ok, rehash, err := h.Verify(context.Background(), "correct horse battery stapler", enc); ok || rehash || err != nil {
 		t.Fatalf("Verify(wrong) = %v, %v, %v; want false, false, nil", ok, rehash, err)
 	}
 }
 
 func TestHashZeroHasher(t *testing.T) {
 	var h Hasher
-	if enc, err := h.Hash("correct horse"); err == nil {
+	if enc, err := h.Hash(context.Background(), "correct horse"); err == nil {
 		t.Fatalf("zero Hasher Hash() = %q, nil; want error", enc)
 	}
 }
@@ -142,7 +143,7 @@ func TestHashVerifyRoundTrip(t *testing.T) {
 		strings.Repeat("long ", 1000),
 	} {
 		enc := mustHash(t, h, pw)
-		ok, rehash, err := h.Verify(pw, enc)
+		ok, rehash, err := h.Verify(context.Background(), pw, enc)
 		if !ok || rehash || err != nil {
 			t.Errorf("Verify(%.20q) = %v, %v, %v; want true, false, nil", pw, ok, rehash, err)
 		}
@@ -161,7 +162,7 @@ func TestVerifyWrongPassword(t *testing.T) {
 		"correct horse battery staple\x00",
 		"correcthorsebatterystaple",
 	} {
-		ok, rehash, err := h.Verify(wrong, enc)
+		ok, rehash, err := h.Verify(context.Background(), wrong, enc)
 		if ok || rehash || err != nil {
 			t.Errorf("Verify(%q) = %v, %v, %v; want false, false, nil", wrong, ok, rehash, err)
 		}
@@ -183,7 +184,7 @@ func TestVerifyKnownVectors(t *testing.T) {
 		{"$argon2id$v=19$m=256,t=3,p=2$c29tZXNhbHQ$RmjTCsQYfmh47t6s8P2DxaCjDbLMFu8L", true},
 	}
 	for _, tt := range tests {
-		ok, rehash, err := h.Verify("password", tt.encoded)
+		ok, rehash, err := h.Verify(context.Background(), "password", tt.encoded)
 		if !ok || rehash != tt.needsRehash || err != nil {
 			t.Errorf("Verify(%q) = %v, %v, %v; want true, %v, nil", tt.encoded, ok, rehash, err, tt.needsRehash)
 		}
@@ -213,13 +214,13 @@ func TestVerifyNeedsRehash(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			enc := mustHash(t, newTestHasher(t, tt.stored), "correct horse")
-			ok, rehash, err := current.Verify("correct horse", enc)
+			ok, rehash, err := current.Verify(context.Background(), "correct horse", enc)
 			if !ok || rehash != tt.want || err != nil {
 				t.Fatalf("Verify(right) = %v, %v, %v; want true, %v, nil", ok, rehash, err, tt.want)
 			}
 			// Never signal a rehash for a wrong password: the caller would
 			// overwrite the real password with the guess.
-			ok, rehash, err = current.Verify("wrong horse", enc)
+			ok, rehash, err = current.Verify(context.Background(), "wrong horse", enc)
 			if ok || rehash || err != nil {
 				t.Fatalf("Verify(wrong) = %v, %v, %v; want false, false, nil", ok, rehash, err)
 			}
@@ -245,7 +246,7 @@ func TestVerifyMalformed(t *testing.T) {
 	withKey := func(k string) string { return build("argon2id", "v=19", cost, salt, k) }
 	b64 := func(n int) string { return strings.Repeat("A", (n*8+5)/6) } // n zero bytes, canonical
 
-	if ok, _, err := h.Verify("password", valid); !ok || err != nil {
+	if ok, _, err := h.Verify(context.Background(), "password", valid); !ok || err != nil {
 		t.Fatalf("base case %q does not verify: %v, %v", valid, ok, err)
 	}
 	tests := []struct {
@@ -300,7 +301,7 @@ func TestVerifyMalformed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ok, rehash, err := h.Verify("password", tt.encoded)
+			ok, rehash, err := h.Verify(context.Background(), "password", tt.encoded)
 			if ok || rehash {
 				t.Fatalf("Verify() = %v, %v, %v; want false, false, error", ok, rehash, err)
 			}
@@ -324,12 +325,12 @@ func TestConcurrentUse(t *testing.T) {
 	for i := range 8 {
 		pw := strings.Repeat("x", i) + "correct horse battery staple"
 		wg.Go(func() {
-			enc, err := h.Hash(pw)
+			enc, err := h.Hash(context.Background(), pw)
 			if err != nil {
 				t.Errorf("Hash: %v", err)
 				return
 			}
-			if ok, _, err := h.Verify(pw, enc); !ok || err != nil {
+			if ok, _, err := h.Verify(context.Background(), pw, enc); !ok || err != nil {
 				t.Errorf("Verify = %v, %v", ok, err)
 			}
 			if err := policy.Check(pw, "alice@example.com"); err != nil {

@@ -1,6 +1,7 @@
 package password
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -31,8 +32,8 @@ type Limited struct {
 }
 
 type hasher interface {
-	Hash(password string) (string, error)
-	Verify(password, encoded string) (ok, needsRehash bool, err error)
+	Hash(ctx context.Context, password string) (string, error)
+	Verify(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error)
 }
 
 // NewLimited wraps h. InFlight and Queue below 1 are taken as 1 and 0.
@@ -47,26 +48,28 @@ func NewLimited(h hasher, l Limit) *Limited {
 }
 
 // Hash hashes within the limit.
-func (l *Limited) Hash(password string) (string, error) {
-	release, err := l.acquire()
+func (l *Limited) Hash(ctx context.Context, password string) (string, error) {
+	release, err := l.acquire(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer release()
-	return l.h.Hash(password)
+	return l.h.Hash(ctx, password)
 }
 
 // Verify verifies within the limit.
-func (l *Limited) Verify(password, encoded string) (ok, needsRehash bool, err error) {
-	release, err := l.acquire()
+func (l *Limited) Verify(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error) {
+	release, err := l.acquire(ctx)
 	if err != nil {
 		return false, false, err
 	}
 	defer release()
-	return l.h.Verify(password, encoded)
+	return l.h.Verify(ctx, password, encoded)
 }
 
-func (l *Limited) acquire() (release func(), err error) {
+// acquire takes a slot, waiting in the queue up to the wait (or until the
+// caller gives up: a hash nobody will read is not worth a slot).
+func (l *Limited) acquire(ctx context.Context) (release func(), err error) {
 	release = func() { <-l.slots }
 	select {
 	case l.slots <- struct{}{}:
@@ -86,5 +89,7 @@ func (l *Limited) acquire() (release func(), err error) {
 		return release, nil
 	case <-t.C:
 		return nil, l.busy
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }

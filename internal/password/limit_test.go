@@ -1,6 +1,7 @@
 package password
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,8 @@ func (s *slowHasher) enter() {
 	s.now.Add(-1)
 }
 
-func (s *slowHasher) Hash(string) (string, error) { s.enter(); return "h", nil }
-func (s *slowHasher) Verify(string, string) (bool, bool, error) {
+func (s *slowHasher) Hash(context.Context, string) (string, error) { s.enter(); return "h", nil }
+func (s *slowHasher) Verify(context.Context, string, string) (bool, bool, error) {
 	s.enter()
 	return true, false, nil
 }
@@ -50,7 +51,7 @@ func TestLimitedBoundsInFlightAndSheds(t *testing.T) {
 		var shedLate atomic.Bool
 		for range 200 {
 			wg.Go(func() {
-				_, _, err := l.Verify("pw", "enc")
+				_, _, err := l.Verify(context.Background(), "pw", "enc")
 				switch {
 				case err == nil:
 					ok.Add(1)
@@ -86,20 +87,20 @@ func TestLimitedQueueDeadline(t *testing.T) {
 		l := NewLimited(inner, Limit{InFlight: 1, Queue: 10, Wait: 300 * time.Millisecond})
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			if _, err := l.Hash("a"); err != nil {
+			if _, err := l.Hash(context.Background(), "a"); err != nil {
 				t.Errorf("first Hash: %v", err)
 			}
 		})
 		synctest.Wait() // the first holds the only slot
 		start := time.Now()
-		if _, err := l.Hash("b"); !errors.Is(err, ErrBusy) {
+		if _, err := l.Hash(context.Background(), "b"); !errors.Is(err, ErrBusy) {
 			t.Errorf("queued Hash = %v, want ErrBusy", err)
 		}
 		if d := time.Since(start); d != 300*time.Millisecond {
 			t.Errorf("shed after %v, want the 300ms wait", d)
 		}
 		wg.Wait()
-		if _, err := l.Hash("c"); err != nil {
+		if _, err := l.Hash(context.Background(), "c"); err != nil {
 			t.Errorf("Hash after the slot freed: %v", err)
 		}
 		if n := inner.calls.Load(); n != 2 {

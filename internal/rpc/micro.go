@@ -77,7 +77,7 @@ func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	opts := []server.Option{
+	opts := append(serverTelemetry(),
 		server.Name(cfg.Name),
 		// go-micro's default node ID is one UUID per process; several
 		// servers in one process (dev mode, tests) would overwrite each
@@ -85,10 +85,10 @@ func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
 		server.Id(uuid.NewString()),
 		server.Address(cfg.Address),
 		server.RegisterTTL(cfg.TTL),
-		server.RegisterInterval(cfg.TTL / 3),
+		server.RegisterInterval(cfg.TTL/3),
 		mgrpcserver.GracefulStopTimeout(cfg.GracePeriod),
 		server.WrapHandler(logCalls(cfg.Logger)),
-	}
+	)
 	if cfg.TLS != nil {
 		opts = append(opts, mgrpcserver.AuthTLS(cfg.TLS))
 	}
@@ -110,8 +110,8 @@ func logCalls(log *slog.Logger) server.HandlerWrapper {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
 			start := time.Now()
 			err := next(ctx, req, rsp)
-			attrs := []any{"rpc.method", req.Endpoint(), "http.request.id", RequestID(ctx),
-				"event.duration", time.Since(start).Nanoseconds()}
+			// The request ID comes from ctx (telemetry.WithRequestID).
+			attrs := []any{"rpc.method", req.Endpoint(), "event.duration", time.Since(start).Nanoseconds()}
 			if cause, ok := err.(internalError); ok {
 				log.ErrorContext(ctx, "rpc failed", append(attrs, "error", cause.cause.Error())...)
 				return cause.public
@@ -156,14 +156,14 @@ func NewUserClient(cfg ClientConfig) (userv1.UserService, client.Client) {
 		cfg.Retries = 2
 	}
 	sel := newHealthSelector(cfg.Registry, 5*time.Second)
-	opts := []client.Option{
+	opts := append(clientTelemetry(),
 		client.Selector(sel),
 		client.RequestTimeout(cfg.Timeout),
 		client.DialTimeout(cfg.Timeout),
 		client.Retries(cfg.Retries),
 		client.Retry(retryUnreachable),
 		client.Backoff(func(context.Context, client.Request, int) (time.Duration, error) { return 0, nil }),
-	}
+	)
 	if cfg.TLS != nil {
 		opts = append(opts, mgrpcclient.AuthTLS(cfg.TLS))
 	}

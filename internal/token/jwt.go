@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -149,22 +150,24 @@ type parsedClaims struct {
 // ("" for none). Times are truncated to whole
 // seconds (the JWT NumericDate precision) so the returned Claims equal what
 // Parse will return for the token.
-func (m *Manager) Issue(subject, role string, sessionVersion int64, sessionID string) (token string, claims Claims, err error) {
-	return m.issue(Claims{Subject: subject, Role: role, SessionVersion: sessionVersion, SessionID: sessionID})
+func (m *Manager) Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string) (token string, claims Claims, err error) {
+	return m.issue(ctx, Claims{Subject: subject, Role: role, SessionVersion: sessionVersion, SessionID: sessionID})
 }
 
 // IssueClient signs an access token for a service account (the OAuth 2.0
 // client credentials grant): sub and client_id are the account, scope its
 // granted scopes, and there is no role and no session version.
-func (m *Manager) IssueClient(clientID, scope string) (token string, claims Claims, err error) {
+func (m *Manager) IssueClient(ctx context.Context, clientID, scope string) (token string, claims Claims, err error) {
 	if clientID == "" {
 		return "", Claims{}, errors.New("token: issue: empty client id")
 	}
-	return m.issue(Claims{Subject: clientID, ClientID: clientID, Scope: scope})
+	return m.issue(ctx, Claims{Subject: clientID, ClientID: clientID, Scope: scope})
 }
 
-// issue fills in jti, iat and exp and signs c.
-func (m *Manager) issue(claims Claims) (token string, _ Claims, err error) {
+// issue fills in jti, iat and exp and signs c, inside a "token issue" span.
+func (m *Manager) issue(ctx context.Context, claims Claims) (token string, _ Claims, err error) {
+	_, span := startIssue(ctx, m.keys.signing.ID)
+	defer func() { endIssue(span, err) }()
 	if claims.Subject == "" {
 		return "", Claims{}, errors.New("token: issue: empty subject")
 	}

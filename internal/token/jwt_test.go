@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -20,7 +21,7 @@ func TestIssueParseRoundTrip(t *testing.T) {
 	key := fixedKey(1)
 	m := mustManager(t, mustKeyring(t, key), fixedClock(t0.Add(123*time.Millisecond)))
 
-	tok, issued, err := m.Issue("user-42", "admin", 7, "family-9")
+	tok, issued, err := m.Issue(context.Background(), "user-42", "admin", 7, "family-9")
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -83,7 +84,7 @@ func TestIssueUniqueIDs(t *testing.T) {
 	m := mustManager(t, mustKeyring(t, fixedKey(1)), nil)
 	seen := map[string]bool{}
 	for range 100 {
-		_, c, err := m.Issue("u", "r", 0, "")
+		_, c, err := m.Issue(context.Background(), "u", "r", 0, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,14 +97,14 @@ func TestIssueUniqueIDs(t *testing.T) {
 
 func TestIssueEmptySubject(t *testing.T) {
 	m := mustManager(t, mustKeyring(t, fixedKey(1)), nil)
-	if _, _, err := m.Issue("", "admin", 1, ""); err == nil {
+	if _, _, err := m.Issue(context.Background(), "", "admin", 1, ""); err == nil {
 		t.Fatal("Issue with empty subject succeeded")
 	}
 }
 
 func TestParseDefaultClock(t *testing.T) {
 	m := mustManager(t, mustKeyring(t, fixedKey(1)), nil) // real time.Now
-	tok, _, err := m.Issue("u", "r", 1, "")
+	tok, _, err := m.Issue(context.Background(), "u", "r", 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestParseRejects(t *testing.T) {
 	key := fixedKey(1)
 	kr := mustKeyring(t, key)
 	m := mustManager(t, kr, fixedClock(t0))
-	valid, _, err := m.Issue("user-1", "user", 3, "")
+	valid, _, err := m.Issue(context.Background(), "user-1", "user", 3, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +270,7 @@ func TestParseRejects(t *testing.T) {
 
 func (m *Manager) mustIssue(t testing.TB) string {
 	t.Helper()
-	tok, _, err := m.Issue("user-1", "user", 3, "")
+	tok, _, err := m.Issue(context.Background(), "user-1", "user", 3, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +290,7 @@ func TestParseAcceptsAudienceList(t *testing.T) {
 func TestParseExpired(t *testing.T) {
 	kr := mustKeyring(t, fixedKey(1))
 	issuer := mustManager(t, kr, fixedClock(t0))
-	tok, _, err := issuer.Issue("user-1", "user", 3, "")
+	tok, _, err := issuer.Issue(context.Background(), "user-1", "user", 3, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +409,7 @@ func TestConcurrentUse(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50 {
-				tok, want, err := m.Issue("user", "role", int64(g*1000+i), "")
+				tok, want, err := m.Issue(context.Background(), "user", "role", int64(g*1000+i), "")
 				if err != nil {
 					t.Error(err)
 					return
@@ -428,7 +429,7 @@ func BenchmarkIssue(b *testing.B) {
 	m := mustManager(b, mustKeyring(b, fixedKey(1)), nil)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := m.Issue("user-42", "admin", 7, ""); err != nil {
+		if _, _, err := m.Issue(context.Background(), "user-42", "admin", 7, ""); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -436,7 +437,7 @@ func BenchmarkIssue(b *testing.B) {
 
 func BenchmarkParse(b *testing.B) {
 	m := mustManager(b, mustKeyring(b, fixedKey(1)), nil)
-	tok, _, err := m.Issue("user-42", "admin", 7, "")
+	tok, _, err := m.Issue(context.Background(), "user-42", "admin", 7, "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -124,8 +124,8 @@ type PasswordReset struct {
 
 // PasswordHasher hashes and verifies passwords (argon2id in production).
 type PasswordHasher interface {
-	Hash(password string) (string, error)
-	Verify(password, encoded string) (ok, needsRehash bool, err error)
+	Hash(ctx context.Context, password string) (string, error)
+	Verify(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error)
 }
 
 // PasswordPolicy judges a new password; a non-nil error is shown to the
@@ -137,8 +137,8 @@ type PasswordPolicy interface {
 // AccessTokens issues and verifies signed access tokens.
 type AccessTokens interface {
 	// Issue signs a token of the session sessionID (the refresh family).
-	Issue(subject, role string, sessionVersion int64, sessionID string) (string, token.Claims, error)
-	IssueClient(clientID, scope string) (string, token.Claims, error)
+	Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string) (string, token.Claims, error)
+	IssueClient(ctx context.Context, clientID, scope string) (string, token.Claims, error)
 	Parse(tok string) (token.Claims, error)
 	TTL() time.Duration
 }

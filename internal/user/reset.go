@@ -90,7 +90,7 @@ func (s *Service) ResetPassword(ctx context.Context, resetToken, newPassword str
 	if p := s.checkPassword(newPassword, u.Email); p != "" {
 		return Invalid(map[string]string{"password": p})
 	}
-	h, err := s.hasher.Hash(newPassword)
+	h, err := s.hasher.Hash(ctx, newPassword)
 	if err != nil {
 		return Internal("hash password", err)
 	}

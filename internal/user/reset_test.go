@@ -33,12 +33,12 @@ type hashSpy struct {
 	inTxHash atomic.Int32
 }
 
-func (h *hashSpy) Hash(pw string) (string, error) {
+func (h *hashSpy) Hash(ctx context.Context, pw string) (string, error) {
 	h.hashes.Add(1)
 	if h.tx.open.Load() {
 		h.inTxHash.Add(1)
 	}
-	return h.PasswordHasher.Hash(pw)
+	return h.PasswordHasher.Hash(ctx, pw)
 }
 
 // On SQLite a write transaction holds the database's only write lock, so an

@@ -1,6 +1,7 @@
 package user
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -98,7 +99,7 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if _, err := rand.Read(seed[:]); err != nil {
 		return nil, fmt.Errorf("user: dummy password: %w", err)
 	}
-	h, err := s.hasher.Hash(base64.RawURLEncoding.EncodeToString(seed[:]))
+	h, err := s.hasher.Hash(context.Background(), base64.RawURLEncoding.EncodeToString(seed[:]))
 	if err != nil {
 		return nil, fmt.Errorf("user: dummy hash: %w", err)
 	}

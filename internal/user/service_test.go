@@ -75,11 +75,11 @@ type countingHasher struct {
 	verifies int
 }
 
-func (c *countingHasher) Verify(pw, enc string) (bool, bool, error) {
+func (c *countingHasher) Verify(ctx context.Context, pw, enc string) (bool, bool, error) {
 	c.mu.Lock()
 	c.verifies++
 	c.mu.Unlock()
-	return c.Hasher.Verify(pw, enc)
+	return c.Hasher.Verify(ctx, pw, enc)
 }
 
 type clock struct {
@@ -289,7 +289,7 @@ func TestAuthRehashesOutdatedHash(t *testing.T) {
 	if got.PasswordHash == u.PasswordHash {
 		t.Fatal("hash was not upgraded")
 	}
-	if _, rehash, _ := upgraded.hasher.Verify(strongPW, got.PasswordHash); rehash {
+	if _, rehash, _ := upgraded.hasher.Verify(context.Background(), strongPW, got.PasswordHash); rehash {
 		t.Fatal("new hash still uses old parameters")
 	}
 	if _, err := upgraded.svc.Auth(ctx, "alice@example.com", strongPW); err != nil {
@@ -313,7 +313,16 @@ func TestValidate(t *testing.T) {
 	if v.User.ID != u.ID || v.Claims.Subject != u.ID {
 		t.Fatalf("validated %+v", v)
 	}
-	for name, tok := range map[string]string{"empty": "", "garbage": "abc.def.ghi", "tampered": s.AccessToken[:len(s.AccessToken)-2] + "AA"} {
+	// Tampered in the middle of the signature: its last byte is the top
+	// byte of Ed25519's S, below 0x10, so "AA" at the end was the original
+	// one time in sixteen.
+	i := len(s.AccessToken) - 20
+	flipped := byte('A')
+	if s.AccessToken[i] == 'A' {
+		flipped = 'B'
+	}
+	tampered := s.AccessToken[:i] + string(flipped) + s.AccessToken[i+1:]
+	for name, tok := range map[string]string{"empty": "", "garbage": "abc.def.ghi", "tampered": tampered} {
 		if _, err := e.svc.Validate(ctx, tok); !errors.Is(err, user.ErrInvalidToken) {
 			t.Errorf("%s: got %v", name, err)
 		}

@@ -163,7 +163,7 @@ func (s *Service) AuthClient(ctx context.Context, clientID, secret string) (*Cli
 		return nil, ErrBadClient
 	}
 	scope := joinScopes(a.Scopes)
-	access, claims, err := s.tokens.IssueClient(a.ID, scope)
+	access, claims, err := s.tokens.IssueClient(ctx, a.ID, scope)
 	if err != nil {
 		return nil, Internal("issue access token", err)
 	}

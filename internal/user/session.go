@@ -44,13 +44,13 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
-		_, _, _ = s.hasher.Verify(pw, s.dummyHash)
+		_, _, _ = s.hasher.Verify(ctx, pw, s.dummyHash)
 		return nil, ErrBadCredentials
 	}
 	if err != nil {
 		return nil, storeErr("find user", err)
 	}
-	ok, rehash, err := s.hasher.Verify(pw, u.PasswordHash)
+	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
 	if err != nil {
 		return nil, Internal("verify password", err)
 	}
@@ -89,7 +89,7 @@ func (s *Service) allowAttempt(ctx context.Context, l Limiter, key string) error
 // rehash upgrades a stored hash to the current parameters. A failure only
 // delays the upgrade to the next login, so it is logged, not returned.
 func (s *Service) rehash(ctx context.Context, u *User, pw string) {
-	h, err := s.hasher.Hash(pw)
+	h, err := s.hasher.Hash(ctx, pw)
 	if err == nil {
 		var ok bool
 		if ok, err = s.store.ReplacePasswordHash(ctx, u.ID, u.PasswordHash, h); ok {
@@ -103,7 +103,7 @@ func (s *Service) rehash(ctx context.Context, u *User, pw string) {
 
 // startSession issues an access token and a refresh token of the family.
 func (s *Service) startSession(ctx context.Context, r Repo, u *User, family string) (*Session, error) {
-	access, claims, err := s.tokens.Issue(u.ID, string(u.Role), u.SessionVersion, family)
+	access, claims, err := s.tokens.Issue(ctx, u.ID, string(u.Role), u.SessionVersion, family)
 	if err != nil {
 		return nil, Internal("issue access token", err)
 	}

@@ -48,7 +48,7 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 	}
 	var hash string
 	if p.password != nil {
-		if hash, err = s.hasher.Hash(*p.password); err != nil {
+		if hash, err = s.hasher.Hash(ctx, *p.password); err != nil {
 			return nil, Internal("hash password", err)
 		}
 	}
@@ -256,7 +256,7 @@ func (s *Service) verifyCurrent(ctx context.Context, u *User, current string) er
 	if len(current) > MaxPasswordBytes {
 		return Invalid(map[string]string{"current_password": "is incorrect"})
 	}
-	ok, _, err := s.hasher.Verify(current, u.PasswordHash)
+	ok, _, err := s.hasher.Verify(ctx, current, u.PasswordHash)
 	if err != nil {
 		return Internal("verify password", err)
 	}

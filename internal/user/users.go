@@ -39,7 +39,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*Use
 	if role != RoleUser && !actor.isAdmin() {
 		return nil, Forbidden("only an admin may create an admin")
 	}
-	hash, err := s.hasher.Hash(in.Password)
+	hash, err := s.hasher.Hash(ctx, in.Password)
 	if err != nil {
 		return nil, Internal("hash password", err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/search"
+	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -23,6 +24,8 @@ var IndexerSubscription = events.Subscription{
 // its version and the index keeps the newest, so a redelivered or late
 // event changes nothing.
 func Indexer(idx search.Index) events.Handler {
+	telemetry.SearchIndexWrites.WithLabelValues("ok")
+	telemetry.SearchIndexWrites.WithLabelValues("failed")
 	return func(ctx context.Context, m events.Message) error {
 		e, err := user.ParseEvent(m.Body)
 		if err != nil {
@@ -35,6 +38,7 @@ func Indexer(idx search.Index) events.Handler {
 		} else {
 			return nil
 		}
+		telemetry.SearchIndexWrites.WithLabelValues(outcome(err)).Inc()
 		if errors.Is(err, search.ErrInvalidDoc) {
 			return events.Permanent(err)
 		}

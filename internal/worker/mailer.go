@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/events"
+	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -42,6 +43,8 @@ func Mailer(p Processed, sender ResetSender, now func() time.Time, log *slog.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	telemetry.MailDeliveries.WithLabelValues("sent")
+	telemetry.MailDeliveries.WithLabelValues("failed")
 	return func(ctx context.Context, m events.Message) error {
 		e, err := user.ParseEvent(m.Body)
 		if err != nil {
@@ -55,7 +58,9 @@ func Mailer(p Processed, sender ResetSender, now func() time.Time, log *slog.Log
 			return nil
 		}
 		ran, err := p.ProcessOnce(ctx, "mailer", e.ID, func(ctx context.Context) error {
-			return sender.SendPasswordReset(ctx, e.Reset.Email, e.Reset.Name, e.Reset.Token)
+			err := sender.SendPasswordReset(ctx, e.Reset.Email, e.Reset.Name, e.Reset.Token)
+			telemetry.MailDeliveries.WithLabelValues(map[bool]string{true: "sent", false: "failed"}[err == nil]).Inc()
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("mailer: event %s: %w", e.ID, err)
@@ -65,4 +70,12 @@ func Mailer(p Processed, sender ResetSender, now func() time.Time, log *slog.Log
 		}
 		return nil
 	}
+}
+
+// outcome is "ok" or "failed", for the counters.
+func outcome(err error) string {
+	if err != nil {
+		return "failed"
+	}
+	return "ok"
 }

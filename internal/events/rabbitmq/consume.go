@@ -55,7 +55,7 @@ func (b *Broker) Consume(ctx context.Context, sub events.Subscription, h events.
 	c := &consumer{
 		b:   b,
 		sub: sub,
-		h:   h,
+		h:   events.Traced(sub, h),
 		log: b.log.With("queue", sub.Queue),
 		sem: make(chan struct{}, sub.Concurrency),
 	}
@@ -210,12 +210,13 @@ func consumerTag(queue string) string {
 // move a copy to the retry or dead-letter queue and ack only once the
 // broker has confirmed the copy.
 func (c *consumer) handle(ctx context.Context, d amqp.Delivery) {
-	m := events.Message{ID: d.MessageId, RoutingKey: routingKey(d), Body: d.Body}
+	m := events.Message{ID: d.MessageId, RoutingKey: routingKey(d), Body: d.Body, Headers: traceFields(d.Headers)}
 	attempt := attemptOf(d.Headers)
 	log := c.log.With("event.id", m.ID, "event.action", m.RoutingKey, "attempt", attempt)
 
 	herr := c.call(ctx, log, m)
 	if herr == nil {
+		events.CountDelivery(c.sub.Queue, "ok")
 		if err := d.Ack(false); err != nil {
 			log.Warn("rabbitmq: ack failed; the message will be delivered again", "error", err)
 		}
@@ -260,6 +261,7 @@ func (c *consumer) handle(ctx context.Context, d amqp.Delivery) {
 		// the handler will see this message once more.
 		log.Warn("rabbitmq: ack after moving the message failed; it will be delivered again", "error", err)
 	}
+	events.CountDelivery(c.sub.Queue, map[bool]string{true: "dead_lettered", false: "retry"}[dead])
 	if dead {
 		log.Error("event dead-lettered", "dlq", target, "error", herr)
 	} else {

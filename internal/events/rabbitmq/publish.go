@@ -8,6 +8,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/usersvc/usersvc/internal/events"
+	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
 // publisher owns the one confirm-mode channel that every publish of a
@@ -67,6 +68,7 @@ func (b *Broker) Publish(ctx context.Context, msgs []events.Message) error {
 			DeliveryMode: amqp.Persistent,
 			Timestamp:    now,
 			Body:         m.Body,
+			Headers:      traceHeaders(m.Headers),
 		}}
 	}
 	if err := b.publish(ctx, out); err != nil {
@@ -110,6 +112,9 @@ func (b *Broker) publish(ctx context.Context, out []outgoing) error {
 	for i, dc := range pending {
 		id := out[i].msg.MessageId
 		acked, err := dc.WaitContext(ctx)
+		if err == nil {
+			telemetry.BrokerConfirms.WithLabelValues(map[bool]string{true: "ack", false: "nack"}[acked]).Inc()
+		}
 		switch {
 		case err != nil:
 			return fmt.Errorf("wait for the broker to confirm message %s: %w", id, err)
@@ -205,4 +210,31 @@ func drainReturns(c chan amqp.Return) {
 			return
 		}
 	}
+}
+
+// traceHeaders are a message's trace-context headers as an AMQP table
+// (nil when there are none).
+func traceHeaders(h map[string]string) amqp.Table {
+	if len(h) == 0 {
+		return nil
+	}
+	t := make(amqp.Table, len(h))
+	for k, v := range h {
+		t[k] = v
+	}
+	return t
+}
+
+// traceFields are the trace-context headers of a delivery.
+func traceFields(t amqp.Table) map[string]string {
+	var out map[string]string
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v, ok := t[k].(string); ok && v != "" {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
 }

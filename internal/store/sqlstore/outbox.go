@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/user"
 )
@@ -17,12 +19,21 @@ func (r repo) AppendEvent(ctx context.Context, e user.Event) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: encode event: %w", err)
 	}
-	_, err = r.q.ExecContext(ctx, `INSERT INTO outbox (id, type, user_id, occurred_at, body) VALUES (?, ?, ?, ?, ?)`,
-		e.ID, string(e.Type), e.UserID, r.d.timeArg(e.OccurredAt), string(body))
+	_, err = r.q.ExecContext(ctx, `INSERT INTO outbox (id, type, user_id, occurred_at, body, trace_parent) VALUES (?, ?, ?, ?, ?, ?)`,
+		e.ID, string(e.Type), e.UserID, r.d.timeArg(e.OccurredAt), string(body), traceParent(ctx))
 	if err != nil {
 		return fmt.Errorf("sqlstore: append event: %w", err)
 	}
 	return nil
+}
+
+// traceParent is ctx's span as a W3C traceparent, "" without a span: the
+// event's row keeps it, so the relay's publish and the consumer's work join
+// the trace of the request that wrote the event.
+func traceParent(ctx context.Context) string {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c.Get("traceparent")
 }
 
 // DrainOutbox hands up to limit of the oldest pending events to publish, as
@@ -37,7 +48,7 @@ func (r repo) AppendEvent(ctx context.Context, e user.Event) error {
 func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []events.Message) error) (int, error) {
 	n := 0
 	err := s.repo.atomic(ctx, func(r repo) error {
-		q := `SELECT id, type, body FROM outbox ORDER BY id LIMIT ?`
+		q := `SELECT id, type, body, trace_parent FROM outbox ORDER BY id LIMIT ?`
 		if r.d.name == "mysql" {
 			q += ` FOR UPDATE SKIP LOCKED`
 		}
@@ -48,12 +59,15 @@ func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context
 		var msgs []events.Message
 		for rows.Next() {
 			var m events.Message
-			var body string
-			if err := rows.Scan(&m.ID, &m.RoutingKey, &body); err != nil {
+			var body, tp string
+			if err := rows.Scan(&m.ID, &m.RoutingKey, &body, &tp); err != nil {
 				rows.Close()
 				return fmt.Errorf("sqlstore: read outbox: %w", err)
 			}
 			m.Body = []byte(body)
+			if tp != "" {
+				m.Headers = map[string]string{"traceparent": tp}
+			}
 			msgs = append(msgs, m)
 		}
 		rows.Close()
@@ -87,6 +101,19 @@ func (s *Store) OutboxLen(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("sqlstore: count outbox: %w", err)
 	}
 	return n, nil
+}
+
+// OutboxOldest is when the oldest pending event occurred, the zero time
+// when the outbox is empty: its age is how late the events are.
+func (s *Store) OutboxOldest(ctx context.Context) (time.Time, error) {
+	var t *time.Time
+	if err := s.repo.q.QueryRowContext(ctx, `SELECT MIN(occurred_at) FROM outbox`).Scan(nullTimeDest{&t}); err != nil {
+		return time.Time{}, fmt.Errorf("sqlstore: oldest outbox event: %w", err)
+	}
+	if t == nil {
+		return time.Time{}, nil
+	}
+	return *t, nil
 }
 
 // ProcessOnce runs fn for (consumer, eventID) unless it already ran to

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/XSAM/otelsql"
 	"github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -116,7 +117,7 @@ func openMySQL(dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: mysql connector: %w", err)
 	}
-	db := sql.OpenDB(conn)
+	db := openTraced(conn, "mysql")
 	db.SetMaxOpenConns(mysqlMaxOpenConns)
 	db.SetMaxIdleConns(mysqlMaxIdleConns)
 	db.SetConnMaxLifetime(mysqlConnMaxLifetime)
@@ -188,7 +189,7 @@ func openSQLite(dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("sqlite", full)
+	db, err := otelsql.Open("sqlite", full, traceOptions("sqlite")...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
 	}

@@ -234,7 +234,7 @@ func (c *Cluster) waitReady() error {
 			if !seen[i] {
 				logs := api.Logs()
 				for _, id := range ids {
-					if strings.Contains(logs, `"request_id":"`+id+`"`) {
+					if strings.Contains(logs, `"transaction.id":"`+id+`"`) {
 						seen[i] = true
 						break
 					}
@@ -293,6 +293,7 @@ func StartDev(t TB, env map[string]string) (*Proc, string) {
 	bin := Build(t)
 	dir := t.TempDir()
 	settings := map[string]string{
+		"USERSVC_OPS_ADDR":          "127.0.0.1:0", // several dev processes at once: not the fixed default
 		"USERSVC_DATA_DIR":          filepath.Join(dir, "data"),
 		"USERSVC_SHUTDOWN_TIMEOUT":  "5s",
 		"USERSVC_ARGON2_MEMORY_KIB": "64",

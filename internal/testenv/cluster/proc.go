@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -319,7 +320,11 @@ func (p *Proc) tail() string {
 // ephemeral ports in rotation, so that is rare, and startProc retries when
 // it happens. (Passing the listener itself to the child would close the
 // window but needs socket-activation support the binary does not have.)
-func freeAddr() (string, error) {
+func freeAddr() (string, error) { return FreeAddr() }
+
+// FreeAddr is freeAddr for the other servers a test starts beside a
+// cluster (Jaeger, Prometheus, …), with the same caveat.
+func FreeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("find a free port: %w", err)
@@ -387,3 +392,23 @@ func getOK(url, requestID string) error {
 	}
 	return nil
 }
+
+// OpsAddr is the address of the process's ops listener (/healthz, /readyz,
+// /metrics), read from the line it logs when it starts; "" until then.
+func (p *Proc) OpsAddr() string {
+	for _, line := range strings.Split(p.Logs(), "\n") {
+		if !strings.Contains(line, `"message":"ops listener started"`) {
+			continue
+		}
+		var m struct {
+			Address string `json:"address"`
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m.Address != "" {
+			return m.Address
+		}
+	}
+	return ""
+}
+
+// LogPath is the file the process writes its log lines to.
+func (p *Proc) LogPath() string { return p.logPath }

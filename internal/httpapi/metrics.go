@@ -1,0 +1,48 @@
+package httpapi
+
+import (
+	"github.com/usersvc/usersvc/internal/telemetry"
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// countLogin records a password sign-in's outcome in usersvc_logins_total:
+// a fixed word, never the account.
+func countLogin(err error) {
+	telemetry.Logins.WithLabelValues(loginOutcome(err)).Inc()
+}
+
+func loginOutcome(err error) string {
+	if err == nil {
+		return "success"
+	}
+	switch user.AsError(err).Code {
+	case user.CodeUnauthenticated:
+		return "bad_credentials"
+	case user.CodePermissionDenied:
+		return "disabled"
+	case user.CodeResourceExhausted:
+		return "limited"
+	case user.CodeInvalidArgument:
+		return "invalid"
+	default:
+		return "error"
+	}
+}
+
+// countLimited records a sign-in the API refused with 429 (its per-IP
+// limit) as a limited login; the limiters count their own rejections.
+func countLimited(method, path string) {
+	if method == "POST" && path == "/user/token" {
+		telemetry.Logins.WithLabelValues("limited").Inc()
+	}
+}
+
+// loginOutcomes are the label values of usersvc_logins_total, exported at 0
+// from the start so rates and ratios exist before the first failure.
+var loginOutcomes = []string{"success", "bad_credentials", "disabled", "limited", "invalid", "error"}
+
+func init() {
+	for _, o := range loginOutcomes {
+		telemetry.Logins.WithLabelValues(o)
+	}
+}

@@ -1,0 +1,126 @@
+package telemetry
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// The platform's metrics. They are process-wide, like the process itself:
+// the dev mode's one process serves gateway, API, service and worker and
+// so exports all of them, a distributed role only those it moves. Every
+// label takes a bounded set of values: route templates (never raw paths),
+// RPC method names, status classes and codes, fixed outcome words — never
+// an id, an email or a token.
+var (
+	// HTTPServerDuration: server = gateway|api, route = a route template
+	// (gin's full path, or the gateway's route prefix; "unmatched" for
+	// unknown routes), status_class = 2xx..5xx.
+	HTTPServerDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "usersvc_http_server_request_duration_seconds",
+		Help:    "Time to answer an HTTP request, by server, route template, method and status class.",
+		Buckets: latencyBuckets,
+	}, []string{"server", "route", "method", "status_class"})
+
+	RPCServerDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "usersvc_rpc_server_duration_seconds",
+		Help:    "Time the user service took to handle an RPC, by method and result code.",
+		Buckets: latencyBuckets,
+	}, []string{"method", "code"})
+
+	RPCClientDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "usersvc_rpc_client_duration_seconds",
+		Help:    "Time an RPC to the user service took as seen by its caller (one attempt), by method and result code.",
+		Buckets: latencyBuckets,
+	}, []string{"method", "code"})
+
+	GatewayUpstreamRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usersvc_gateway_upstream_requests_total",
+		Help: "Attempts the gateway made to reach an instance, by service and outcome (ok, unreachable, timeout, error).",
+	}, []string{"service", "outcome"})
+	GatewayRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usersvc_gateway_upstream_retries_total",
+		Help: "Requests the gateway moved to another instance after one could not be reached.",
+	}, []string{"service"})
+	GatewayInstances = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "usersvc_gateway_upstream_instances",
+		Help: "Instances of each service the gateway currently routes to.",
+	}, []string{"service"})
+
+	RateLimitRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usersvc_ratelimit_rejections_total",
+		Help: "Requests refused with 429, by limit (login-ip, login-account, register-ip, reset-ip, reset-account).",
+	}, []string{"limit"})
+	Logins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usersvc_logins_total",
+		Help: "Password sign-ins by outcome: success, bad_credentials, disabled, limited, error.",
+	}, []string{"outcome"})
+
+	PasswordHashDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "usersvc_password_hash_duration_seconds",
+		Help:    "Time one argon2id computation took, by operation (hash, verify).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"operation"})
+
+	RelayPublished = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "usersvc_outbox_relay_published_events_total",
+		Help: "Outbox events the relay handed to the broker and the broker confirmed.",
+	})
+	RelayFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "usersvc_outbox_relay_failures_total",
+		Help: "Relay batches the broker did not take (down, nack, timeout); their events stay in the outbox.",
+	})
+	BrokerConfirms = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usersvc_amqp_publish_confirms_total",
+		Help: "Publisher confirms received from RabbitMQ, by result (ack, nack).",
+	}, []string{"result"})
+
+	ConsumerDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usersvc_events_consumed_total",
+		Help: "Event deliveries handled by a consumer, by queue and outcome (ok, retry, dead_lettered).",
+	}, []string{"queue", "outcome"})
+
+	MailDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usersvc_mail_deliveries_total",
+		Help: "Password-reset mails by outcome (sent, failed).",
+	}, []string{"outcome"})
+	SearchIndexWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usersvc_search_index_writes_total",
+		Help: "Writes of the search indexer by outcome (ok, failed).",
+	}, []string{"outcome"})
+)
+
+// latencyBuckets span a cached read (sub-millisecond) to a request near its
+// timeout (5s).
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Registry holds the metrics above plus the Go runtime and process
+// collectors; /metrics serves it together with a process's own collectors.
+var Registry = prometheus.NewRegistry()
+
+func init() {
+	Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		HTTPServerDuration, RPCServerDuration, RPCClientDuration,
+		GatewayUpstreamRequests, GatewayRetries, GatewayInstances,
+		RateLimitRejections, Logins, PasswordHashDuration,
+		RelayPublished, RelayFailures, BrokerConfirms, ConsumerDeliveries,
+		MailDeliveries, SearchIndexWrites)
+}
+
+// MetricsHandler serves Registry and the extra registries (a process's
+// own collectors: its database pool, its outbox) in the text format.
+func MetricsHandler(extra ...prometheus.Gatherer) http.Handler {
+	g := append(prometheus.Gatherers{Registry}, extra...)
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}
+
+// StatusClass is "2xx".."5xx" for an HTTP status.
+func StatusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status/100) + "xx"
+}
