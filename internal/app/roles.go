@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/usersvc/usersvc/internal/config"
@@ -28,12 +29,35 @@ var GatewayRoutes = []gateway.Route{
 	{Prefix: "/openapi.yaml", Service: APIServiceName},
 }
 
-// Registry connects to etcd.
+// Registry connects to etcd and checks that it answers, so a role whose
+// registry is unreachable says so, naming the address, instead of starting
+// (and logging "started") without being findable.
 func Registry(cfg *config.Config) (rpc.Registry, error) {
 	if len(cfg.Etcd) == 0 {
 		return nil, errors.New("config: USERSVC_ETCD_ENDPOINTS (--etcd-endpoints) is required by this command")
 	}
-	return rpc.NewEtcdRegistry(cfg.Etcd, 5*time.Second), nil
+	reg := rpc.NewEtcdRegistry(cfg.Etcd, 5*time.Second)
+	if _, err := reg.ListServices(); err != nil {
+		return nil, etcdError(cfg, err)
+	}
+	return reg, nil
+}
+
+// etcdError names the registry and its configured address in err.
+func etcdError(cfg *config.Config, err error) error {
+	return fmt.Errorf("etcd at %s (USERSVC_ETCD_ENDPOINTS) is unreachable: %w", strings.Join(cfg.Etcd, ","), err)
+}
+
+// instancesReady is a readiness check that the registry lists an instance
+// of name; an unanswering registry is named as the cause, not the service.
+func instancesReady(cfg *config.Config, reg rpc.Registry, name string) func(context.Context) error {
+	return func(context.Context) error {
+		err := rpc.HasInstances(reg, name)
+		if err != nil && !errors.Is(err, rpc.ErrNoInstance) && len(cfg.Etcd) > 0 {
+			return etcdError(cfg, err)
+		}
+		return err
+	}
 }
 
 // RunService runs the user service (gRPC, registered) until ctx ends.
@@ -96,7 +120,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 		return err
 	}
 	users := rpc.NewUsers(rpc.ClientConfig{Registry: reg, Timeout: cfg.RPCTimeout, TLS: tlsConf})
-	ready := func(context.Context) error { return rpc.HasInstances(reg, rpc.ServiceName) }
+	ready := instancesReady(cfg, reg, rpc.ServiceName)
 	limits, closeLimits, err := rateLimits(cfg, log)
 	if err != nil {
 		return err

@@ -2,20 +2,26 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"strings"
+	"sync/atomic"
 
 	"go-micro.dev/v6/logger"
+	"go.uber.org/zap"
 )
 
 // UseLogger sends go-micro's own log lines (server start, registration,
-// deregistration) through log, so every line of the process is one JSON
+// deregistration) and the etcd client's through log, so every line of the process is one JSON
 // format with the same fields. go-micro keeps its logger in a package
 // variable, so this is process-wide; call it once at start-up.
 func UseLogger(log *slog.Logger) {
 	logger.DefaultLogger = &microLogger{log: log.With("log.logger", "go-micro")}
 	logger.DefaultHelper = logger.NewHelper(logger.DefaultLogger)
+	etcdLog.Store(log.With("log.logger", "etcd-client"))
 }
 
 // microLogger adapts slog to go-micro's Logger interface.
@@ -57,3 +63,67 @@ func (m *microLogger) emit(level logger.Level, msg string) {
 }
 
 func (m *microLogger) String() string { return "slog" }
+
+// etcdLog is where the etcd client's own log lines go (set by UseLogger);
+// the client logs through zap, which can only be given a configuration, so
+// its JSON lines are decoded by a zap sink and logged again through slog.
+var etcdLog atomic.Pointer[slog.Logger]
+
+const etcdSinkScheme = "usersvc-etcd"
+
+func init() {
+	// Registered once per process; the sink reads etcdLog at each write.
+	if err := zap.RegisterSink(etcdSinkScheme, func(*url.URL) (zap.Sink, error) { return etcdSink{}, nil }); err != nil {
+		panic(err)
+	}
+}
+
+// etcdLogConfig is the zap configuration of the etcd client: JSON to the
+// sink above, info and up.
+func etcdLogConfig() *zap.Config {
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(zap.InfoLevel)
+	cfg.Sampling = nil
+	cfg.OutputPaths = []string{etcdSinkScheme + ":"}
+	cfg.ErrorOutputPaths = []string{etcdSinkScheme + ":"}
+	return &cfg
+}
+
+// etcdSink re-logs zap's JSON lines through slog, with their message,
+// level and fields.
+type etcdSink struct{}
+
+func (etcdSink) Write(p []byte) (int, error) {
+	log := etcdLog.Load()
+	if log == nil {
+		log = slog.Default().With("log.logger", "etcd-client")
+	}
+	var fields map[string]any
+	if json.Unmarshal(p, &fields) != nil {
+		log.Warn(strings.TrimSpace(string(p)))
+		return len(p), nil
+	}
+	msg, _ := fields["msg"].(string)
+	level := slog.LevelInfo
+	switch fields["level"] {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error", "dpanic", "panic", "fatal":
+		level = slog.LevelError
+	}
+	attrs := make([]any, 0, 2*len(fields))
+	for k, v := range fields {
+		switch k {
+		case "msg", "level", "ts", "caller", "logger":
+		default:
+			attrs = append(attrs, "etcd."+k, v)
+		}
+	}
+	log.Log(context.Background(), level, msg, attrs...)
+	return len(p), nil
+}
+
+func (etcdSink) Sync() error  { return nil }
+func (etcdSink) Close() error { return nil }

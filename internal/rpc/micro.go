@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -33,7 +34,7 @@ type Registry = registry.Registry
 // NewEtcdRegistry connects to etcd. Registrations carry a lease (the
 // server's RegisterTTL), so a crashed instance disappears on its own.
 func NewEtcdRegistry(endpoints []string, timeout time.Duration) Registry {
-	return etcd.NewEtcdRegistry(registry.Addrs(endpoints...), registry.Timeout(timeout))
+	return etcd.NewEtcdRegistry(registry.Addrs(endpoints...), registry.Timeout(timeout), etcd.LogConfig(etcdLogConfig()))
 }
 
 // NewMemoryRegistry is the in-process registry of the embedded mode.
@@ -99,6 +100,15 @@ func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
 	}
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("rpc: start server on %s: %w", cfg.Address, err)
+	}
+	// go-micro's Start only logs a failed registration; register once more
+	// to learn the outcome, so the caller never reports a server started
+	// that no client can find.
+	if r, ok := srv.(interface{ Register() error }); ok {
+		if err := r.Register(); err != nil {
+			_ = srv.Stop()
+			return nil, fmt.Errorf("rpc: register %s in the registry: %w", cfg.Name, err)
+		}
 	}
 	return &Server{srv: srv}, nil
 }
@@ -215,10 +225,18 @@ func dialFailed(err error) bool {
 	return strings.Contains(msg, "error while dialing") || strings.Contains(msg, "connection refused")
 }
 
+// ErrNoInstance is HasInstances' answer when the registry answered but
+// lists no node of the service.
+var ErrNoInstance = errors.New("no instance registered")
+
 // HasInstances reports, for readiness checks, whether the registry lists at
-// least one node of the service.
+// least one node of the service: nil, an error wrapping ErrNoInstance, or
+// the registry's own failure.
 func HasInstances(reg Registry, name string) error {
 	svcs, err := reg.GetService(name)
+	if errors.Is(err, registry.ErrNotFound) {
+		return fmt.Errorf("registry: %s: %w", name, ErrNoInstance)
+	}
 	if err != nil {
 		return fmt.Errorf("registry: %s: %w", name, err)
 	}
@@ -227,5 +245,5 @@ func HasInstances(reg Registry, name string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("registry: no instance of %s", name)
+	return fmt.Errorf("registry: %s: %w", name, ErrNoInstance)
 }
