@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/testenv"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 	"github.com/usersvc/usersvc/internal/testenv/nginxtest"
 )
@@ -70,7 +71,7 @@ func TestNginxWalk(t *testing.T) {
 		t.Errorf("access log line without @timestamp: %v", e)
 	}
 	line := apiLogLine(t, c, id)
-	if !strings.Contains(line, `"client_ip":"127.0.0.2"`) {
+	if !strings.Contains(line, `"client.ip":"127.0.0.2"`) {
 		t.Errorf("the API logged request %s without the real client address 127.0.0.2: %s", id, line)
 	}
 	// Every line of the log is ECS JSON with a request ID.
@@ -156,7 +157,7 @@ func TestNginxClientAddress(t *testing.T) {
 	if e := edge.Entry(t, id); e["nginx.upstream.status"] != "429" {
 		t.Errorf("the 429 did not come from upstream: %v", e)
 	}
-	if line := apiLogLine(t, c, id); !strings.Contains(line, `"client_ip":"127.0.0.3"`) {
+	if line := apiLogLine(t, c, id); !strings.Contains(line, `"client.ip":"127.0.0.3"`) {
 		t.Errorf("the API took request %s for another client than 127.0.0.3: %s", id, line)
 	}
 
@@ -246,20 +247,19 @@ func TestNginxCredentialFlood(t *testing.T) {
 // apiLogLine waits for the API log line of request id and returns it.
 func apiLogLine(t *testing.T, c *cluster.Cluster, id string) string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var found string
+	testenv.Eventually(t, 5*time.Second, "the API's access line for request "+id, func() bool {
 		for _, api := range c.APIs() {
 			for _, line := range strings.Split(api.Logs(), "\n") {
-				if strings.Contains(line, `"request_id":"`+id+`"`) && strings.Contains(line, `"client_ip"`) {
-					return line
+				if strings.Contains(line, `"transaction.id":"`+id+`"`) && strings.Contains(line, `"client.ip"`) {
+					found = line
+					return true
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no API logged an access line for request %s", id)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
+	return found
 }
 
 func mustJSON(t *testing.T, v any) []byte {
