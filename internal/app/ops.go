@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/health"
 	"github.com/usersvc/usersvc/internal/telemetry"
 )
 
@@ -24,24 +25,12 @@ type check struct {
 
 // readiness runs every check and reports each one's state; ready only when
 // every required one passes.
-func readiness(ctx context.Context, checks []check) (map[string]string, bool) {
-	out := make(map[string]string, len(checks))
-	ok := true
-	for _, c := range checks {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := c.fn(cctx)
-		cancel()
-		switch {
-		case err != nil && c.optional:
-			out[c.name] = "degraded: " + err.Error()
-		case err != nil:
-			out[c.name] = err.Error()
-			ok = false
-		default:
-			out[c.name] = "ok"
-		}
+func readiness(ctx context.Context, checks []check) (health.Report, bool) {
+	hc := make([]health.Check, len(checks))
+	for i, c := range checks {
+		hc[i] = health.Check{Name: c.name, Fn: c.fn, Optional: c.optional}
 	}
-	return out, ok
+	return health.Ready(ctx, 2*time.Second, hc)
 }
 
 // serveOps serves /healthz and /readyz for the roles without an HTTP API
@@ -53,15 +42,15 @@ func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks 
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, health.Live)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		detail, ok := readiness(r.Context(), checks)
-		status, code := "ready", http.StatusOK
+		rep, ok := readiness(r.Context(), checks)
+		code := http.StatusOK
 		if !ok {
-			status, code = "unavailable", http.StatusServiceUnavailable
+			code = http.StatusServiceUnavailable
 		}
-		writeJSON(w, code, map[string]any{"status": status, "checks": detail})
+		writeJSON(w, code, rep)
 	})
 	// The shared metrics (telemetry.Registry) plus the process's own.
 	if metrics != nil {

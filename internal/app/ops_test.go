@@ -17,13 +17,13 @@ import (
 func TestReadinessOptionalChecks(t *testing.T) {
 	fail := func(context.Context) error { return errors.New("down") }
 	ok := func(context.Context) error { return nil }
-	detail, ready := readiness(context.Background(), []check{{name: "db", fn: ok}, {name: "redis", fn: fail, optional: true}})
-	if !ready || detail["db"] != "ok" || !strings.HasPrefix(detail["redis"], "degraded") {
-		t.Fatalf("optional failure: ready=%v %v", ready, detail)
+	rep, ready := readiness(context.Background(), []check{{name: "db", fn: ok}, {name: "redis", fn: fail, optional: true}})
+	if !ready || rep.Status != "ready" || rep.Checks["db"] != "ok" || !strings.HasPrefix(rep.Checks["redis"], "degraded") || rep.Error != "" {
+		t.Fatalf("optional failure: ready=%v %+v", ready, rep)
 	}
-	_, ready = readiness(context.Background(), []check{{name: "db", fn: fail}})
-	if ready {
-		t.Fatal("required failure reported ready")
+	rep, ready = readiness(context.Background(), []check{{name: "db", fn: fail}})
+	if ready || rep.Status != "unavailable" || rep.Error != "db: down" {
+		t.Fatalf("required failure: ready=%v %+v", ready, rep)
 	}
 }
 

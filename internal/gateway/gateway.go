@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/health"
 	"github.com/usersvc/usersvc/internal/reqmeta"
 	"github.com/usersvc/usersvc/internal/telemetry"
 )
@@ -207,6 +208,21 @@ func (g *Gateway) Ready() error {
 	return nil
 }
 
+// readyChecks is one readiness check per routed service: an instance of it
+// is known.
+func (g *Gateway) readyChecks() []health.Check {
+	checks := make([]health.Check, len(g.pools))
+	for i, p := range g.pools {
+		checks[i] = health.Check{Name: p.service, Fn: func(context.Context) error {
+			if len(p.list()) == 0 {
+				return errors.New(noInstanceMessage(p.service))
+			}
+			return nil
+		}}
+	}
+	return checks
+}
+
 // ServeHTTP answers GET|HEAD /healthz (200 while the process serves) and
 // /readyz (200 or 503, from Ready) itself — they take precedence over every
 // route, so a catch-all "/" route cannot shadow them — and proxies every
@@ -220,10 +236,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := reqmeta.RequestID(r.Header.Get(headerRequestID))
 	switch r.URL.Path {
 	case "/healthz":
-		g.serveProbe(w, r, id, nil)
+		g.serveProbe(w, r, id, http.StatusOK, health.Live)
 		return
 	case "/readyz":
-		g.serveProbe(w, r, id, g.Ready())
+		rep, ok := health.Ready(r.Context(), time.Second, g.readyChecks())
+		status := http.StatusOK
+		if !ok {
+			status = http.StatusServiceUnavailable
+		}
+		g.serveProbe(w, r, id, status, rep)
 		return
 	}
 
@@ -272,7 +293,7 @@ func (g *Gateway) route(path string) *route {
 // serveProbe answers a health probe in the API's Health shape: 200
 // {"status":"ok"} when err is nil, 503 {"status":"unavailable","error":…}
 // otherwise, with the request ID like every other answer.
-func (g *Gateway) serveProbe(w http.ResponseWriter, r *http.Request, id string, err error) {
+func (g *Gateway) serveProbe(w http.ResponseWriter, r *http.Request, id string, status int, report any) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, id, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
@@ -282,11 +303,7 @@ func (g *Gateway) serveProbe(w http.ResponseWriter, r *http.Request, id string, 
 	h.Set(headerRequestID, id)
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Type", "application/json; charset=utf-8")
-	body, status := []byte(`{"status":"ok"}`), http.StatusOK
-	if err != nil {
-		body, _ = json.Marshal(map[string]string{"status": "unavailable", "error": err.Error()})
-		status = http.StatusServiceUnavailable
-	}
+	body, _ := json.Marshal(report)
 	w.WriteHeader(status)
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(body)

@@ -650,7 +650,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("/healthz = %d %s", r.status, r.body)
 	}
 	if r := e.get("/readyz"); r.status != http.StatusServiceUnavailable ||
-		r.body != `{"error":"no instance of user.api is available","status":"unavailable"}` {
+		r.body != `{"status":"unavailable","checks":{"user.api":"no instance of user.api is available"},"error":"user.api: no instance of user.api is available"}` {
 		t.Errorf("/readyz with no instance = %d %s", r.status, r.body)
 	}
 	if r := e.do(http.MethodGet, "/healthz", nil); r.header.Get("X-Request-ID") == "" {
@@ -661,7 +661,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 
 	e.disc.Set(api, b.addr())
-	if r := e.get("/readyz"); r.status != http.StatusOK || r.body != `{"status":"ok"}` {
+	if r := e.get("/readyz"); r.status != http.StatusOK || r.body != `{"status":"ready","checks":{"user.api":"ok"}}` {
 		t.Errorf("/readyz = %d %s", r.status, r.body)
 	}
 	if r := e.do(http.MethodHead, "/healthz", nil); r.status != http.StatusOK {

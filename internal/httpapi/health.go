@@ -1,26 +1,20 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/usersvc/usersvc/api"
+	"github.com/usersvc/usersvc/internal/health"
 )
-
-// healthJSON is the Health schema.
-type healthJSON struct {
-	Status string `json:"status"`
-	Error  string `json:"error,omitempty"`
-}
 
 // healthz is liveness: the process answers HTTP. It deliberately checks no
 // dependency, so an outage of the user service does not get every gateway
 // restarted.
 func (s *server) healthz(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, healthJSON{Status: "ok"})
+	c.JSON(http.StatusOK, health.Live)
 }
 
 // readyz is readiness: Config.Ready decides whether traffic should be sent
@@ -28,16 +22,17 @@ func (s *server) healthz(c *gin.Context) {
 // RPCTimeout so a probe never hangs.
 func (s *server) readyz(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
+	var checks []health.Check
 	if s.cfg.Ready != nil {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RPCTimeout)
-		defer cancel()
-		if err := s.cfg.Ready(ctx); err != nil {
-			s.log.WarnContext(c.Request.Context(), "not ready", "error", err)
-			c.JSON(http.StatusServiceUnavailable, healthJSON{Status: "unavailable", Error: err.Error()})
-			return
-		}
+		checks = append(checks, health.Check{Name: "user.service", Fn: s.cfg.Ready})
 	}
-	c.JSON(http.StatusOK, healthJSON{Status: "ready"})
+	rep, ok := health.Ready(c.Request.Context(), s.cfg.RPCTimeout, checks)
+	if !ok {
+		s.log.WarnContext(c.Request.Context(), "not ready", "error.message", rep.Error)
+		c.JSON(http.StatusServiceUnavailable, rep)
+		return
+	}
+	c.JSON(http.StatusOK, rep)
 }
 
 // openAPI serves the API's contract (application/yaml, RFC 9512).

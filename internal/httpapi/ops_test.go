@@ -23,7 +23,10 @@ import (
 func TestHealthAndReadiness(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	var h struct{ Status, Error string }
+	var h struct {
+		Status, Error string
+		Checks        map[string]string
+	}
 	e.do("GET", "/healthz", "", nil).wantStatus(200).decode(&h)
 	if h.Status != "ok" {
 		t.Errorf("healthz %+v", h)
@@ -45,7 +48,8 @@ func TestHealthAndReadiness(t *testing.T) {
 	e2.do("GET", "/readyz", "", nil).wantStatus(200)
 	ready.set(errors.New("no user service instance registered"))
 	e2.do("GET", "/readyz", "", nil).wantStatus(503).decode(&h)
-	if h.Status != "unavailable" || h.Error != "no user service instance registered" {
+	if h.Status != "unavailable" || h.Error != "user.service: no user service instance registered" ||
+		h.Checks["user.service"] != "no user service instance registered" {
 		t.Errorf("readyz %+v", h)
 	}
 	// Liveness does not depend on readiness.
