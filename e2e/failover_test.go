@@ -261,7 +261,7 @@ func removalLogged(t *testing.T, gw *cluster.Proc, addr string) time.Time {
 		var e struct {
 			Time      time.Time `json:"@timestamp"`
 			Message   string    `json:"message"`
-			Instances []string  `json:"instances"`
+			Instances []string  `json:"upstream.instances"`
 		}
 		if json.Unmarshal([]byte(line), &e) != nil || e.Message != "gateway: instances changed" {
 			continue
