@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/events/rabbitmq"
@@ -68,9 +71,13 @@ func TestNamespacesSeparateDeployments(t *testing.T) {
 
 // testNamespace returns a namespace of the test's own and, when the test
 // ends, deletes the exchange and queues a deployment in it declared on the
-// shared broker.
+// shared broker, and the keys it left in the shared Redis (some, such as
+// the revocation list's sync marker, have no expiry).
 func testNamespace(t *testing.T, amqpURL string) string {
 	ns := "test-" + testenv.RandomHex(4)
+	if redisURL := os.Getenv("USERSVC_TEST_REDIS_URL"); redisURL != "" {
+		t.Cleanup(func() { deleteRedisKeys(t, redisURL, "usersvc:"+ns+":*") })
+	}
 	t.Cleanup(func() {
 		conn, err := amqp.Dial(amqpURL)
 		if err != nil {
@@ -97,4 +104,26 @@ func testNamespace(t *testing.T, amqpURL string) string {
 		}
 	})
 	return ns
+}
+
+// deleteRedisKeys removes the keys matching pattern from the Redis at url.
+func deleteRedisKeys(t *testing.T, url, pattern string) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, pattern, 100).Iterator()
+	for iter.Next(ctx) {
+		if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+			t.Errorf("cleanup: delete %s: %v", iter.Val(), err)
+			return
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Errorf("cleanup: scan %s: %v", pattern, err)
+	}
 }

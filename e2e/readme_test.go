@@ -68,7 +68,7 @@ func TestReadmeDistributedBlock(t *testing.T) {
 		// Not the README's business, but this machine's: several
 		// processes of one role at once, and another test's namespace.
 		"USERSVC_OPS_ADDR=127.0.0.1:0",
-		"USERSVC_NAMESPACE=readme"+testenv.RandomHex(3),
+		"USERSVC_NAMESPACE="+testNamespace(t, amqpURL),
 		// The walk signs in more often than the production limits allow
 		// one address.
 		"USERSVC_RATE_LOGIN_IP=10000/1m", "USERSVC_RATE_LOGIN_ACCOUNT=10000/1m", "USERSVC_RATE_REGISTER_IP=10000/1m",
