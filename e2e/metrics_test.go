@@ -18,7 +18,6 @@ import (
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
 	"github.com/usersvc/usersvc/internal/testenv/observe"
-	"github.com/usersvc/usersvc/internal/testenv/tcpproxy"
 )
 
 // TestMetricsAndAlerts runs the distributed deployment (gateway, API,
@@ -31,16 +30,17 @@ import (
 // Alertmanager. The alert's 5-minute threshold is shortened to 3 seconds
 // in the test's copy of the rules: the expression is the shipped one.
 func TestMetricsAndAlerts(t *testing.T) {
-	amqpURL := testenv.RabbitMQURL(t)
+	// The broker behind testenv's proxy, which the test cuts; the
+	// machine's RabbitMQ itself stays up.
+	amqpURL, broker := testenv.RabbitMQProxy(t)
 	redisURL := testenv.RedisURL(t)
 	dsn := testenv.MySQLDSN(t)
 	hook := newWebhook(t)
 	am := observe.StartAlertmanager(t, hook.URL)
 	etcd := etcdtest.StartEtcd(t)
-	broker := tcpproxy.Start(t, hostOf(amqpURL))
 	c := cluster.Start(t, cluster.Options{Services: 1, APIs: 1, Workers: 1, MySQLDSN: dsn, Etcd: etcd,
 		Env: map[string]string{
-			"USERSVC_RABBITMQ_URL":       strings.Replace(amqpURL, hostOf(amqpURL), broker.Addr(), 1),
+			"USERSVC_RABBITMQ_URL":       amqpURL,
 			"USERSVC_REDIS_URL":          redisURL,
 			"USERSVC_RATE_LOGIN_ACCOUNT": "3/1m", // the sign-up's, two wrong: the fourth is refused
 		}})
@@ -110,7 +110,7 @@ func TestMetricsAndAlerts(t *testing.T) {
 
 	// The broker goes away: writes still succeed, their events wait in the
 	// outbox, and the outbox alert reaches the webhook.
-	broker.Cut()
+	broker.Down()
 	for i := range 3 {
 		cl.do("POST", "/user", "", map[string]any{"email": fmt.Sprintf("queued%d-%s", i, email),
 			"password": userPassword, "name": "Queued"}).wantStatus(201)
@@ -122,7 +122,7 @@ func TestMetricsAndAlerts(t *testing.T) {
 	if alert.Labels["severity"] != "page" || alert.Annotations["runbook"] == "" || !strings.Contains(alert.Annotations["summary"], "outbox") {
 		t.Errorf("alert %+v", alert)
 	}
-	broker.Restore()
+	broker.Up()
 	if _, err := waitValue(prom, `sum(usersvc_outbox_pending_events)`, eq(0), 60*time.Second); err != nil {
 		t.Errorf("after the broker came back: %v", err)
 	}
@@ -159,18 +159,6 @@ func waitOpsAddr(t *testing.T, p *cluster.Proc) string {
 	}
 	t.Fatalf("%s logged no ops listener address", p.Name())
 	return ""
-}
-
-// hostOf is the host:port of an amqp:// URL.
-func hostOf(u string) string {
-	rest := u[strings.Index(u, "://")+3:]
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		rest = rest[at+1:]
-	}
-	if slash := strings.Index(rest, "/"); slash >= 0 {
-		rest = rest[:slash]
-	}
-	return rest
 }
 
 // shortenedAlerts writes deploy/prometheus/rules/alerts.yml with the

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,7 +35,7 @@ func TestReadmeDistributedBlock(t *testing.T) {
 	}
 	script := readmeBlock(t, string(readme), "usersvc gateway")
 	dir := t.TempDir()
-	gateway, api, grpc := freeAddr(t), freeAddr(t), freeAddr(t)
+	gateway, api, grpc := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
 	for old, new := range map[string]string{
 		"127.0.0.1:2379":                     etcd,
 		"/etc/usersvc/keys":                  filepath.Join(dir, "keys"),
@@ -139,14 +138,4 @@ func readmeBlock(t *testing.T, readme, marker string) string {
 	}
 	t.Fatalf("README.md has no sh block with %q", marker)
 	return ""
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

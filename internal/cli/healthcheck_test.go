@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"github.com/usersvc/usersvc/internal/testenv"
 	"net"
 	"os"
 	"strings"
@@ -30,8 +31,8 @@ func TestHealthcheck(t *testing.T) {
 	// ports, as in a container of another role.
 	e := newEnv(t)
 	e["USERSVC_HTTP_ADDR"] = "0.0.0.0:" + port
-	e["USERSVC_API_ADDR"] = freeAddr(t)
-	e["USERSVC_OPS_ADDR"] = freeAddr(t)
+	e["USERSVC_API_ADDR"] = testenv.FreeAddr(t)
+	e["USERSVC_OPS_ADDR"] = testenv.FreeAddr(t)
 	r := run(t, e, "", "healthcheck")
 	expect(t, r, 0)
 	if !strings.Contains(r.stdout, "http://127.0.0.1:"+port+"/healthz ok") {
@@ -53,15 +54,4 @@ func TestVersion(t *testing.T) {
 	if strings.TrimSpace(r.stdout) != buildinfo.String() || !strings.HasPrefix(r.stdout, "usersvc dev (commit unknown, go") {
 		t.Errorf("version printed %q", r.stdout)
 	}
-}
-
-// freeAddr is a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -233,7 +233,9 @@ func startProc(spec procSpec) (*Proc, error) {
 		}
 		addr := ""
 		if spec.addrKey != "" {
-			a, err := freeAddr()
+			// Free a moment ago: startProc retries when another process
+			// took it before the child could bind it.
+			a, err := testenv.FindFreeAddr()
 			if err != nil {
 				return nil, err
 			}
@@ -311,27 +313,6 @@ func (p *Proc) tail() string {
 		s = "…" + s[len(s)-maxLogOnFailure:]
 	}
 	return s
-}
-
-// freeAddr returns 127.0.0.1:<port> for a port that was free a moment ago:
-// it listens on port 0, reads the port the kernel chose and closes the
-// listener, so that the child can bind it. Between the close and the
-// child's bind another process may take the port; the kernel hands out
-// ephemeral ports in rotation, so that is rare, and startProc retries when
-// it happens. (Passing the listener itself to the child would close the
-// window but needs socket-activation support the binary does not have.)
-func freeAddr() (string, error) { return FreeAddr() }
-
-// FreeAddr is freeAddr for the other servers a test starts beside a
-// cluster (Jaeger, Prometheus, …), with the same caveat.
-func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr, nil
 }
 
 // waitHTTP polls url until it answers 200, for at most timeout. It fails

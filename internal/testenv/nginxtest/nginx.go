@@ -73,7 +73,7 @@ func New(t testing.TB) *Edge {
 		t.Fatal(err)
 	}
 	e.Roots = writeCert(t, e.dir)
-	e.httpAddr, e.httpsAddr = freeAddr(t), freeAddr(t)
+	e.httpAddr, e.httpsAddr = testenv.FreeAddr(t), testenv.FreeAddr(t)
 	e.HTTPSURL, e.HTTPURL = "https://"+e.httpsAddr, "http://"+e.httpAddr
 	e.AccessLog, e.errorLog = filepath.Join(e.dir, "access.log"), filepath.Join(e.dir, "error.log")
 	return e
@@ -307,15 +307,4 @@ func write(t testing.TB, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// freeAddr is a loopback address whose port was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/testenv"
-	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
 
 // RepoRoot is the repository's root directory (where go.mod is).
@@ -109,11 +108,7 @@ func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	out := make([]string, n)
 	for i := range out {
-		a, err := cluster.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = a
+		out[i] = testenv.FreeAddr(t)
 	}
 	return out
 }
