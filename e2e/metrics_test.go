@@ -40,8 +40,10 @@ func TestMetricsAndAlerts(t *testing.T) {
 	etcd := etcdtest.StartEtcd(t)
 	c := cluster.Start(t, cluster.Options{Services: 1, APIs: 1, Workers: 1, MySQLDSN: dsn, Etcd: etcd,
 		Env: map[string]string{
-			"USERSVC_RABBITMQ_URL":       amqpURL,
-			"USERSVC_REDIS_URL":          redisURL,
+			"USERSVC_RABBITMQ_URL": amqpURL,
+			"USERSVC_REDIS_URL":    redisURL,
+			// Cleaned up through the broker itself: the proxy is cut.
+			"USERSVC_NAMESPACE":          testNamespace(t, testenv.RabbitMQURL(t)),
 			"USERSVC_RATE_LOGIN_ACCOUNT": "3/1m", // the sign-up's, two wrong: the fourth is refused
 		}})
 	var targets []observe.Target
@@ -85,7 +87,7 @@ func TestMetricsAndAlerts(t *testing.T) {
 		{`sum(usersvc_gateway_upstream_instances{service="user.api"})`, eq(1)},
 		{`sum(usersvc_outbox_relay_published_events_total)`, ge(2)},
 		{`sum(usersvc_amqp_publish_confirms_total{result="ack"})`, ge(2)},
-		{`sum(usersvc_events_consumed_total{queue="usersvc.mailer",outcome="ok"})`, ge(1)},
+		{`sum(usersvc_events_consumed_total{queue=~".*usersvc.mailer",outcome="ok"})`, ge(1)},
 		{`sum(usersvc_mail_deliveries_total{outcome="sent"})`, ge(1)},
 		{`sum(usersvc_outbox_pending_events)`, eq(0)},
 		{`sum(usersvc_outbox_oldest_event_age_seconds)`, eq(0)},

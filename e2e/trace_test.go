@@ -35,10 +35,12 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	jaeger := observe.StartJaeger(t)
 	logStore := observe.StartVictoriaLogs(t)
 	etcd := etcdtest.StartEtcd(t)
+	ns := testNamespace(t, amqpURL)
 	c := cluster.Start(t, cluster.Options{Services: 1, APIs: 1, Workers: 1, MySQLDSN: dsn, Etcd: etcd,
 		Env: map[string]string{
 			"USERSVC_RABBITMQ_URL":        amqpURL,
 			"USERSVC_REDIS_URL":           redisURL,
+			"USERSVC_NAMESPACE":           ns,
 			"OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.OTLPEndpoint,
 			"OTEL_BSP_SCHEDULE_DELAY":     "100",
 		}})
@@ -69,7 +71,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	// ends at the broker's confirm, which can come after the worker has
 	// already handled (and exported) the message.
 	spans := waitTrace(t, jaeger, traceID, func(spans []observe.Span) bool {
-		return hasSpan(spans, "user.worker", "usersvc.mailer process") && hasSpan(spans, "user.worker", "INSERT processed_events") &&
+		return hasSpan(spans, "user.worker", ns+".usersvc.mailer process") && hasSpan(spans, "user.worker", "INSERT processed_events") &&
 			hasSpan(spans, "user.service", "user.events publish")
 	})
 	checkParents(t, spans, clientSpan)
@@ -84,7 +86,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 		// The relay's publish is a child of the span that wrote the event
 		// (the RPC's, whose INSERT outbox is checked below).
 		{"user.service", "user.events publish"},
-		{"user.worker", "usersvc.mailer process"},
+		{"user.worker", ns + ".usersvc.mailer process"},
 		{"user.worker", "INSERT processed_events"},
 	}
 	byID := map[string]observe.Span{}
