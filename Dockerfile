@@ -3,7 +3,8 @@
 #
 #   docker build --build-arg VERSION=1.2.3 --build-arg COMMIT=$(git rev-parse HEAD) -t usersvc/usersvc:1.2.3 .
 #
-# Stage 1 builds a static binary (no cgo: SQLite is the pure-Go driver);
+# Stage 1 builds a static binary (no cgo: SQLite is the pure-Go driver;
+# -tags nomsgpack leaves gin's MessagePack codec out, as `make build` does);
 # stage 2 is distroless/static as the nonroot user, with nothing in it but
 # the binary, CA certificates and tzdata: no shell, so the health check is
 # the binary's own `usersvc healthcheck`. deploy/deploytest runs this file's
@@ -22,7 +23,7 @@ COPY internal ./internal
 ARG VERSION=dev
 ARG COMMIT=unknown
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags="-s -w -X github.com/usersvc/usersvc/internal/buildinfo.Version=${VERSION} -X github.com/usersvc/usersvc/internal/buildinfo.Commit=${COMMIT}" -o /out/usersvc ./cmd/usersvc
+    go build -trimpath -tags nomsgpack -ldflags="-s -w -X github.com/usersvc/usersvc/internal/buildinfo.Version=${VERSION} -X github.com/usersvc/usersvc/internal/buildinfo.Commit=${COMMIT}" -o /out/usersvc ./cmd/usersvc
 # The data dir must belong to the user the container runs as.
 RUN mkdir -p /out/data
 

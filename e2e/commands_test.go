@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -68,63 +67,13 @@ func TestDevEndsOnSIGINT(t *testing.T) {
 func TestDevDrainsLoginsOnSIGTERM(t *testing.T) {
 	dev, url := cluster.StartDev(t, map[string]string{
 		"USERSVC_ARGON2_MEMORY_KIB": "19456", "USERSVC_ARGON2_ITERATIONS": "2", "USERSVC_SHUTDOWN_TIMEOUT": "30s"})
-	cl := newClient(t, url)
-	register(cl, "drain@example.com", "Drain")
-	body := `{"email":"drain@example.com","password":"` + userPassword + `"}`
-	const clients = 6
-	var (
-		wg             sync.WaitGroup
-		mu             sync.Mutex
-		ok, unaccepted int
-		failures       []string
-	)
-	first := make(chan struct{}, clients)
-	for range clients {
-		wg.Go(func() {
-			// A connection per request: a kept-alive one would be closed by
-			// the draining server between requests, which a client retries
-			// and is not what this test is about.
-			hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-			for i := 0; ; i++ {
-				if i == 1 {
-					first <- struct{}{}
-				}
-				resp, err := hc.Post(url+"/user/token", "application/json", strings.NewReader(body))
-				mu.Lock()
-				switch {
-				case err != nil && errors.Is(err, syscall.ECONNREFUSED):
-					mu.Unlock()
-					return
-				case err != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
-					unaccepted++
-				case err != nil:
-					failures = append(failures, err.Error())
-				default:
-					resp.Body.Close()
-					if resp.StatusCode == 200 {
-						ok++
-					} else {
-						failures = append(failures, resp.Status)
-					}
-				}
-				mu.Unlock()
-				if err != nil {
-					return
-				}
-			}
-		})
-	}
-	for range clients {
-		<-first // every client has had an answer and sent again
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- dev.Stop() }() // SIGTERM, then wait for the exit
-	wg.Wait()
-	if err := <-stopped; err != nil {
+	register(newClient(t, url), "drain@example.com", "Drain")
+	load := startLogins(url, "drain@example.com", 6, true)
+	load.waitStarted()                 // every client has had an answer and sent again
+	if err := dev.Stop(); err != nil { // SIGTERM, then wait for the exit
 		t.Error(err)
 	}
-	t.Logf("%d logins answered 200, %d reset in the listen queue, %d failed", ok, unaccepted, len(failures))
-	if len(failures) > 0 {
+	if ok, _, failures := load.end(t); len(failures) > 0 || ok == 0 {
 		t.Errorf("%d accepted logins were not answered with 200: %v", len(failures), failures)
 	}
 }

@@ -161,8 +161,8 @@ func TestDockerfileBuild(t *testing.T) {
 	for _, s := range info.Settings {
 		settings[s.Key] = s.Value
 	}
-	if settings["CGO_ENABLED"] != "0" || settings["-trimpath"] != "true" {
-		t.Errorf("build settings %v: want CGO_ENABLED=0 and -trimpath", settings)
+	if settings["CGO_ENABLED"] != "0" || settings["-trimpath"] != "true" || settings["-tags"] != "nomsgpack" {
+		t.Errorf("build settings %v: want CGO_ENABLED=0, -trimpath and -tags nomsgpack", settings)
 	}
 	f, err := elf.Open(out)
 	if err != nil {

@@ -119,7 +119,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 // dialBroker connects to USERSVC_RABBITMQ_URL, on the exchange of the
 // deployment's namespace.
 func dialBroker(ctx context.Context, cfg *config.Config, log *slog.Logger) (*rabbitmq.Broker, error) {
-	var opts []rabbitmq.Option
+	opts := []rabbitmq.Option{rabbitmq.WithDrainTimeout(cfg.ShutdownTimeout)}
 	if cfg.Namespace != "" {
 		opts = append(opts, rabbitmq.WithExchange(cfg.Namespace+"."+events.Exchange))
 	}

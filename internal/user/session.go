@@ -44,7 +44,9 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
-		_, _, _ = s.hasher.Verify(ctx, pw, s.dummyHash)
+		if dummy, err := s.dummy(ctx); err == nil {
+			_, _, _ = s.hasher.Verify(ctx, pw, dummy)
+		}
 		return nil, ErrBadCredentials
 	}
 	if err != nil {

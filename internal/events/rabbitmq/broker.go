@@ -92,8 +92,11 @@ const (
 type Broker struct {
 	url      string
 	exchange string // events.Exchange, or a namespaced one (WithExchange)
-	host     string // url without credentials, for messages
-	log      *slog.Logger
+	// drain bounds how long handlers in flight may run on after Consume's
+	// context ends (WithDrainTimeout).
+	drain time.Duration
+	host  string // url without credentials, for messages
+	log   *slog.Logger
 
 	// life ends at Close: it stops the supervisor, reconnect attempts and
 	// consumers.
@@ -119,6 +122,14 @@ type Option func(*Broker)
 // events.Exchange, so deployments sharing a broker (and vhost) stay apart.
 func WithExchange(exchange string) Option { return func(b *Broker) { b.exchange = exchange } }
 
+// DefaultDrainTimeout is WithDrainTimeout's default.
+const DefaultDrainTimeout = 15 * time.Second
+
+// WithDrainTimeout sets how long a handler in flight may go on once
+// Consume's context ends (the process's shutdown timeout); after it the
+// handler's context is cancelled and its message goes back on the queue.
+func WithDrainTimeout(d time.Duration) Option { return func(b *Broker) { b.drain = d } }
+
 // Dial connects to the broker at url (amqp://user:pass@host:5672/vhost)
 // and declares the exchange. It fails when the broker is unreachable now,
 // so a wrong URL or credentials stop startup loudly instead of being
@@ -136,6 +147,7 @@ func Dial(ctx context.Context, url string, log *slog.Logger, opts ...Option) (*B
 	b := &Broker{
 		url:      url,
 		exchange: events.Exchange,
+		drain:    DefaultDrainTimeout,
 		host:     fmt.Sprintf("%s:%d%s", uri.Host, uri.Port, uri.Vhost),
 		log:      log.With("broker", fmt.Sprintf("%s:%d", uri.Host, uri.Port)),
 		life:     life,

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -59,7 +60,23 @@ func (b *Broker) Consume(ctx context.Context, sub events.Subscription, h events.
 		log: b.log.With("queue", sub.Queue),
 		sem: make(chan struct{}, sub.Concurrency),
 	}
-	defer c.wg.Wait()
+	// Handlers run on a context the stop does not end at once: one in
+	// flight finishes and acks (a reset mail that went out is recorded as
+	// sent) instead of failing half-way, being requeued and sending the
+	// mail a second time from another worker. Only a handler still
+	// running b.drain after the stop is cancelled (and its message
+	// requeued).
+	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	var drainTimer atomic.Pointer[time.Timer]
+	stopDrain := context.AfterFunc(ctx, func() { drainTimer.Store(time.AfterFunc(b.drain, cancelHandlers)) })
+	defer func() {
+		stopDrain()
+		if t := drainTimer.Load(); t != nil {
+			t.Stop()
+		}
+		cancelHandlers()
+	}()
+	defer c.wg.Wait() // before the cancel above: deferred calls run last first
 
 	delay := minBackoff
 	for {
@@ -71,7 +88,7 @@ func (b *Broker) Consume(ctx context.Context, sub events.Subscription, h events.
 		}
 		conn, changed := b.current()
 		if conn != nil && !conn.IsClosed() {
-			started, err := c.session(ctx, conn)
+			started, err := c.session(ctx, hctx, conn)
 			if started {
 				delay = minBackoff
 			}
@@ -136,9 +153,9 @@ func setupError(err error) error {
 }
 
 // session consumes on a new channel of conn until ctx ends (nil) or the
-// channel stops delivering (an error). started reports whether it got as
-// far as consuming.
-func (c *consumer) session(ctx context.Context, conn *amqp.Connection) (started bool, err error) {
+// channel stops delivering (an error), running handlers on hctx. started
+// reports whether it got as far as consuming.
+func (c *consumer) session(ctx, hctx context.Context, conn *amqp.Connection) (started bool, err error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return false, fmt.Errorf("open channel: %w", err)
@@ -194,7 +211,7 @@ func (c *consumer) session(ctx context.Context, conn *amqp.Connection) (started 
 					<-c.sem
 					c.wg.Done()
 				}()
-				c.handle(ctx, d)
+				c.handle(hctx, d)
 			}()
 		}
 	}
@@ -223,8 +240,9 @@ func (c *consumer) handle(ctx context.Context, d amqp.Delivery) {
 		return
 	}
 	if ctx.Err() != nil {
-		// Shutting down: the failure may be our own cancellation, which
-		// must not cost the message an attempt.
+		// Shutting down and past the drain timeout: the failure may be
+		// our own cancellation, which must not cost the message an
+		// attempt.
 		if err := d.Nack(false, true); err != nil {
 			log.Warn("rabbitmq: requeue failed; the broker requeues the message when the channel closes", "error", err)
 		}

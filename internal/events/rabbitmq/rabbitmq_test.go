@@ -266,6 +266,57 @@ func TestConcurrency(t *testing.T) {
 	assertDepth(t, q, 0)
 }
 
+// TestStopFinishesHandlersInFlight: when Consume's context ends, a handler
+// in flight goes on with a live context and its message is acknowledged
+// (a worker stopped by SIGTERM while sending a mail records it as sent,
+// and no other worker sends it again); only one still running after the
+// drain timeout is cancelled, and its message goes back on the queue.
+func TestStopFinishesHandlersInFlight(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		drain     time.Duration
+		blocks    bool // the handler waits for its context to end
+		wantDepth int
+	}{
+		{"finishes", rabbitmq.DefaultDrainTimeout, false, 0},
+		{"drain timeout", 200 * time.Millisecond, true, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b, _ := newBroker(t, rabbitmq.WithDrainTimeout(c.drain))
+			q, key := uniqueQueue(t), uniqueKey()
+			started, release := make(chan struct{}), make(chan struct{})
+			var ctxErr atomic.Value
+			stop := startConsumer(t, b, events.Subscription{Queue: q, RoutingKeys: []string{key}},
+				func(ctx context.Context, _ events.Message) error {
+					close(started)
+					if c.blocks {
+						<-ctx.Done()
+						return ctx.Err()
+					}
+					<-release
+					if err := ctx.Err(); err != nil {
+						ctxErr.Store(err)
+						return err
+					}
+					return nil
+				})
+			publish(t, b, events.Message{ID: q, RoutingKey: key, Body: []byte(`{}`)})
+			<-started
+			stopped := make(chan struct{})
+			go func() { stop(); close(stopped) }()
+			if !c.blocks {
+				time.Sleep(100 * time.Millisecond) // the stop has begun; the handler is still in flight
+				close(release)
+			}
+			<-stopped
+			if err := ctxErr.Load(); err != nil {
+				t.Errorf("the handler's context ended with the stop: %v", err)
+			}
+			assertDepth(t, q, c.wantDepth)
+		})
+	}
+}
+
 func TestPingAndClose(t *testing.T) {
 	b, _ := newBroker(t)
 	if err := b.Ping(); err != nil {
@@ -384,19 +435,19 @@ func TestOutageAndReconnect(t *testing.T) {
 
 // newBroker dials the test broker and closes it when the test ends. The
 // returned log holds what the Broker logged.
-func newBroker(t *testing.T) (*rabbitmq.Broker, *testLog) {
+func newBroker(t *testing.T, opts ...rabbitmq.Option) (*rabbitmq.Broker, *testLog) {
 	t.Helper()
-	return newBrokerAt(t, testenv.RabbitMQURL(t))
+	return newBrokerAt(t, testenv.RabbitMQURL(t), opts...)
 }
 
 // newBrokerAt is newBroker on the broker at url (a proxy, a private node).
-func newBrokerAt(t *testing.T, url string) (*rabbitmq.Broker, *testLog) {
+func newBrokerAt(t *testing.T, url string, opts ...rabbitmq.Option) (*rabbitmq.Broker, *testLog) {
 	t.Helper()
 	logs := &testLog{t: t}
 	t.Cleanup(logs.stop) // registered first: runs after the Broker is closed
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := rabbitmq.Dial(ctx, url, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	b, err := rabbitmq.Dial(ctx, url, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}

@@ -4,11 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"testing"
 	"time"
-
-	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/search/searchtest"
@@ -41,13 +40,13 @@ func TestContract(t *testing.T) {
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			res, err := esapi.IndicesDeleteRequest{Index: []string{name}}.Do(ctx, x.es)
+			res, err := x.do(ctx, http.MethodDelete, "", nil, nil, "")
 			if err != nil {
 				t.Errorf("delete test index %s: %v", name, err)
 			} else {
 				res.Body.Close()
 				if res.IsError() {
-					t.Errorf("delete test index %s: %s", name, res.Status())
+					t.Errorf("delete test index %s: %s", name, res.Status)
 				}
 			}
 			x.Close()

@@ -3,7 +3,10 @@
 // (the embedded bleveindex belongs to one process).
 //
 // It is deliberately thin: the index definition (indexDefinition), bulk
-// writes with external versioning, and one bool query. Elasticsearch itself
+// writes with external versioning, and one bool query, sent as five plain
+// JSON requests over net/http. (The official client was used before; its
+// package links the typed API of every Elasticsearch endpoint into every
+// usersvc role, several megabytes for the five calls made here.) Elasticsearch itself
 // enforces "newer version wins" (version_type=external), so unlike the bleve
 // adapter this one keeps no locks and reads nothing before writing.
 //
@@ -28,11 +31,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
-	"time"
-
-	"github.com/elastic/go-elasticsearch/v8"
-	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/usersvc/usersvc/internal/search"
 )
@@ -85,9 +85,11 @@ func WithAPIKey(key string) Option {
 // Index is a search.Index over one Elasticsearch index. It is safe for
 // concurrent use.
 type Index struct {
-	es      *elasticsearch.Client
+	hc      *http.Client
+	base    *url.URL // the cluster's URL, without credentials
 	index   string
 	refresh string
+	auth    string // the Authorization header, "" for none
 }
 
 var _ search.Index = (*Index)(nil)
@@ -95,8 +97,8 @@ var _ search.Index = (*Index)(nil)
 // New returns an Index on the index named index at url (e.g.
 // "http://localhost:9200"). It does not contact the server; call
 // EnsureIndex at start-up.
-func New(url, index string, opts ...Option) (*Index, error) {
-	if url == "" {
+func New(rawURL, index string, opts ...Option) (*Index, error) {
+	if rawURL == "" {
 		return nil, errors.New("elastic: url is required")
 	}
 	if err := checkIndexName(index); err != nil {
@@ -108,17 +110,61 @@ func New(url, index string, opts ...Option) (*Index, error) {
 			return nil, err
 		}
 	}
-	es, err := elasticsearch.NewClient(elasticsearch.Config{
-		Addresses: []string{url},
-		Transport: c.transport,
-		Username:  c.username,
-		Password:  c.password,
-		APIKey:    c.apiKey,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("elastic: %w", err)
+	base, err := url.Parse(strings.TrimRight(rawURL, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("elastic: url %q: want http(s)://host[:port]", rawURL)
 	}
-	return &Index{es: es, index: index, refresh: c.refresh}, nil
+	if base.User != nil && c.username == "" { // credentials in the URL, as the official client accepts
+		c.username = base.User.Username()
+		c.password, _ = base.User.Password()
+	}
+	base.User = nil
+	x := &Index{hc: &http.Client{Transport: c.transport}, base: base, index: index, refresh: c.refresh}
+	switch {
+	case c.apiKey != "":
+		x.auth = "ApiKey " + c.apiKey
+	case c.username != "":
+		r := http.Request{Header: http.Header{}}
+		r.SetBasicAuth(c.username, c.password)
+		x.auth = r.Header.Get("Authorization")
+	}
+	return x, nil
+}
+
+// response is an answer of Elasticsearch; its body must be closed.
+type response struct {
+	*http.Response
+}
+
+// IsError reports a status of 300 or above, as Elasticsearch's clients do.
+func (r response) IsError() bool { return r.StatusCode > 299 }
+
+// do sends one request: method on the index's path with the API's suffix
+// (e.g. "/_bulk"), query parameters and an optional body.
+func (x *Index) do(ctx context.Context, method, suffix string, query url.Values, body []byte, contentType string) (response, error) {
+	u := *x.base
+	u.Path += "/" + url.PathEscape(x.index) + suffix
+	u.RawQuery = query.Encode()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return response{}, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	if x.auth != "" {
+		req.Header.Set("Authorization", x.auth)
+	}
+	res, err := x.hc.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	return response{res}, nil
 }
 
 // checkIndexName applies Elasticsearch's index name rules, so a bad name
@@ -137,7 +183,7 @@ func checkIndexName(name string) error {
 // EnsureIndex creates the index with indexDefinition if it does not exist,
 // and otherwise checks that it was created from this definition.
 func (x *Index) EnsureIndex(ctx context.Context) error {
-	res, err := esapi.IndicesExistsRequest{Index: []string{x.index}}.Do(ctx, x.es)
+	res, err := x.do(ctx, http.MethodHead, "", nil, nil, "")
 	if err != nil {
 		return fmt.Errorf("elastic: ensure index %s: %w", x.index, err)
 	}
@@ -147,9 +193,9 @@ func (x *Index) EnsureIndex(ctx context.Context) error {
 		return x.checkMapping(ctx)
 	case http.StatusNotFound:
 	default:
-		return fmt.Errorf("elastic: ensure index %s: %s", x.index, res.Status())
+		return fmt.Errorf("elastic: ensure index %s: %s", x.index, res.Status)
 	}
-	res, err = esapi.IndicesCreateRequest{Index: x.index, Body: strings.NewReader(indexDefinition)}.Do(ctx, x.es)
+	res, err = x.do(ctx, http.MethodPut, "", nil, []byte(indexDefinition), "application/json")
 	if err != nil {
 		return fmt.Errorf("elastic: create index %s: %w", x.index, err)
 	}
@@ -168,7 +214,7 @@ func (x *Index) EnsureIndex(ctx context.Context) error {
 // checkMapping refuses an index created from another definition: it would
 // analyze differently and answer queries wrongly without any error.
 func (x *Index) checkMapping(ctx context.Context) error {
-	res, err := esapi.IndicesGetMappingRequest{Index: []string{x.index}}.Do(ctx, x.es)
+	res, err := x.do(ctx, http.MethodGet, "/_mapping", nil, nil, "")
 	if err != nil {
 		return fmt.Errorf("elastic: get mapping %s: %w", x.index, err)
 	}
@@ -230,10 +276,11 @@ func (x *Index) bulk(ctx context.Context, ops []bulkOp) error {
 	if err != nil {
 		return fmt.Errorf("elastic: bulk body: %w", err)
 	}
-	res, err := esapi.BulkRequest{
-		Index: x.index, Body: bytes.NewReader(body), Refresh: x.refresh,
-		Header: http.Header{"Content-Type": {"application/x-ndjson"}},
-	}.Do(ctx, x.es)
+	q := url.Values{}
+	if x.refresh != "" {
+		q.Set("refresh", x.refresh)
+	}
+	res, err := x.do(ctx, http.MethodPost, "/_bulk", q, body, "application/x-ndjson")
 	if err != nil {
 		return fmt.Errorf("elastic: bulk: %w", err)
 	}
@@ -274,11 +321,9 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 	if err != nil {
 		return search.Result{}, err
 	}
-	partial := false
-	res, err := esapi.SearchRequest{
-		Index: []string{x.index}, Body: bytes.NewReader(body),
-		AllowPartialSearchResults: &partial, // a missing shard is an error, not fewer users
-	}.Do(ctx, x.es)
+	// A missing shard is an error, not fewer users.
+	params := url.Values{"allow_partial_search_results": {"false"}}
+	res, err := x.do(ctx, http.MethodPost, "/_search", params, body, "application/json")
 	if err != nil {
 		return search.Result{}, fmt.Errorf("elastic: search: %w", err)
 	}
@@ -310,7 +355,7 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 
 // Ping implements search.Index: the cluster answers and the index exists.
 func (x *Index) Ping(ctx context.Context) error {
-	res, err := esapi.IndicesExistsRequest{Index: []string{x.index}}.Do(ctx, x.es)
+	res, err := x.do(ctx, http.MethodHead, "", nil, nil, "")
 	if err != nil {
 		return fmt.Errorf("elastic: ping: %w", err)
 	}
@@ -321,23 +366,20 @@ func (x *Index) Ping(ctx context.Context) error {
 	case http.StatusNotFound:
 		return fmt.Errorf("elastic: ping: index %s does not exist (EnsureIndex creates it)", x.index)
 	default:
-		return fmt.Errorf("elastic: ping: %s", res.Status())
+		return fmt.Errorf("elastic: ping: %s", res.Status)
 	}
 }
 
-// Close releases the client's connections; the index is left as it is.
+// Close releases the client's idle connections; the index is left as it
+// is.
 func (x *Index) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := x.es.Close(ctx); err != nil && !errors.Is(err, elasticsearch.ErrAlreadyClosed) {
-		return fmt.Errorf("elastic: close: %w", err)
-	}
+	x.hc.CloseIdleConnections()
 	return nil
 }
 
 // responseError describes an error response, with the start of its body
 // (Elasticsearch puts the error type and reason there).
-func responseError(op string, res *esapi.Response) error {
+func responseError(op string, res response) error {
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 1024))
-	return fmt.Errorf("elastic: %s: %s: %s", op, res.Status(), bytes.TrimSpace(b))
+	return fmt.Errorf("elastic: %s: %s: %s", op, res.Status, bytes.TrimSpace(b))
 }

@@ -355,3 +355,38 @@ func TestProtocolErrors(t *testing.T) {
 		t.Error("Search that timed out: nil error")
 	}
 }
+
+// TestProtocolAuth: credentials in the URL (as the contract test's
+// USERSVC_TEST_ELASTICSEARCH_URL carries them) or given as options reach
+// the server as the Authorization header, and never in the request URL.
+func TestProtocolAuth(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get("Authorization"))
+		if r.URL.User != nil || r.URL.Path != "/prefix/users" {
+			t.Errorf("request URL %v", r.URL)
+		}
+	}))
+	defer srv.Close()
+	withUser := strings.Replace(srv.URL, "http://", "http://elastic:secret@", 1) + "/prefix/"
+	for _, c := range []struct {
+		url  string
+		opts []Option
+	}{
+		{withUser, nil},
+		{srv.URL + "/prefix", []Option{WithBasicAuth("elastic", "secret")}},
+		{withUser, []Option{WithAPIKey("a2V5")}},
+	} {
+		x, err := New(c.url, "users", c.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.Ping(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"Basic ZWxhc3RpYzpzZWNyZXQ=", "Basic ZWxhc3RpYzpzZWNyZXQ=", "ApiKey a2V5"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Authorization headers %q, want %q", got, want)
+	}
+}

@@ -78,7 +78,9 @@ func buildBinary() (bin, dir string, err error) {
 		return "", "", err
 	}
 	bin = filepath.Join(dir, "usersvc")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/usersvc")
+	// -tags nomsgpack as in the release build (Makefile, Dockerfile): the
+	// tests run the HTTP stack that ships.
+	cmd := exec.Command("go", "build", "-tags", "nomsgpack", "-o", bin, "./cmd/usersvc")
 	cmd.Dir = root
 	// GOFLAGS from the caller's environment (say -race, exported for the
 	// tests) would apply to this build too; it is meant to be the plain
