@@ -58,6 +58,14 @@ type Repo interface {
 	// whether it existed; consuming a token is this delete, so of two
 	// concurrent uses only one sees true.
 	DeletePasswordReset(ctx context.Context, hash string) (bool, error)
+
+	// PutEmailVerification stores v, replacing any earlier record of the
+	// user: at most one verification token is open per user.
+	PutEmailVerification(ctx context.Context, v EmailVerification) error
+	EmailVerificationByHash(ctx context.Context, hash string) (*EmailVerification, error)
+	// DeleteEmailVerification removes the record with this token hash and
+	// reports whether it existed (consuming a token, as for resets).
+	DeleteEmailVerification(ctx context.Context, hash string) (bool, error)
 }
 
 // ServiceAccountRepo stores service accounts. Lookups of an unknown ID
@@ -117,6 +125,17 @@ type PasswordReset struct {
 	UserID string
 	// Email is the address the token was mailed to: the token is good only
 	// while it is still the user's address.
+	Email     string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// EmailVerification is an open email-verification request, stored by token
+// hash. Email is the address it proves: the user's email or their pending
+// one, whichever it was mailed to.
+type EmailVerification struct {
+	Hash      string
+	UserID    string
 	Email     string
 	CreatedAt time.Time
 	ExpiresAt time.Time
