@@ -156,7 +156,7 @@ type PasswordPolicy interface {
 // AccessTokens issues and verifies signed access tokens.
 type AccessTokens interface {
 	// Issue signs a token of the session sessionID (the refresh family).
-	Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string) (string, token.Claims, error)
+	Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string, emailVerified bool) (string, token.Claims, error)
 	IssueClient(ctx context.Context, clientID, scope string) (string, token.Claims, error)
 	Parse(tok string) (token.Claims, error)
 	TTL() time.Duration

@@ -103,7 +103,7 @@ func (s *Service) rehash(ctx context.Context, u *User, pw string) {
 
 // startSession issues an access token and a refresh token of the family.
 func (s *Service) startSession(ctx context.Context, r Repo, u *User, family string) (*Session, error) {
-	access, claims, err := s.tokens.Issue(ctx, u.ID, string(u.Role), u.SessionVersion, family)
+	access, claims, err := s.tokens.Issue(ctx, u.ID, string(u.Role), u.SessionVersion, family, u.EmailVerified)
 	if err != nil {
 		return nil, Internal("issue access token", err)
 	}
