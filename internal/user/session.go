@@ -60,6 +60,11 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 	if u.Status != StatusActive {
 		return nil, ErrAccountDisabled
 	}
+	// Only now, after the password: the answer reveals the account's state
+	// to nobody but its owner.
+	if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
+		return nil, ErrEmailNotVerified
+	}
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}
@@ -165,6 +170,9 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 		}
 		if u.Status != StatusActive {
 			return ErrAccountDisabled
+		}
+		if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
+			return ErrEmailNotVerified
 		}
 		sess, err = s.startSession(ctx, r, u, rt.FamilyID)
 		return err
