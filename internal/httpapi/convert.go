@@ -13,12 +13,17 @@ type userJSON struct {
 	Name      string `json:"name"`
 	Role      string `json:"role"`
 	Status    string `json:"status"`
-	CreatedAt string `json:"created_at"`
-	UpdatedAt string `json:"updated_at"`
+	// EmailVerified and PendingEmail are always present ("" = no pending
+	// change), like every field of the schema.
+	EmailVerified bool   `json:"email_verified"`
+	PendingEmail  string `json:"pending_email"`
+	CreatedAt     string `json:"created_at"`
+	UpdatedAt     string `json:"updated_at"`
 }
 
 func userToJSON(u *user.User) userJSON {
 	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role), Status: string(u.Status),
+		EmailVerified: u.EmailVerified, PendingEmail: u.PendingEmail,
 		CreatedAt: rfc3339(u.CreatedAt), UpdatedAt: rfc3339(u.UpdatedAt)}
 }
 
