@@ -8,11 +8,11 @@ import (
 
 // userJSON is a user as every response shows it (the User schema).
 type userJSON struct {
-	ID        string `json:"id"`
-	Email     string `json:"email"`
-	Name      string `json:"name"`
-	Role      string `json:"role"`
-	Status    string `json:"status"`
+	ID     string `json:"id"`
+	Email  string `json:"email"`
+	Name   string `json:"name"`
+	Role   string `json:"role"`
+	Status string `json:"status"`
 	// EmailVerified and PendingEmail are always present ("" = no pending
 	// change), like every field of the schema.
 	EmailVerified bool   `json:"email_verified"`

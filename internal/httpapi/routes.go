@@ -33,7 +33,7 @@ func (s *server) routes(e *gin.Engine) {
 	// templates) they are resources of their own: their other methods are
 	// 405, like anywhere else.
 	for path, allowed := range map[string][]string{
-		"/user/token":    {http.MethodPost, http.MethodDelete},
+		"/user/token":        {http.MethodPost, http.MethodDelete},
 		"/user/password":     {http.MethodPost, http.MethodPut},
 		"/user/verification": {http.MethodPost, http.MethodPut},
 	} {
