@@ -105,17 +105,10 @@ func TestTwoInstancesOverEtcd(t *testing.T) {
 // TestErrorsCrossTheWire checks that every domain error arrives typed at the
 // client, with its field details.
 func TestErrorsCrossTheWire(t *testing.T) {
-	st := stack.New(t, stack.Options{})
-	reg := rpc.NewMemoryRegistry()
-	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg}, rpc.NewHandler(st.Service, st.Keys.JWKS))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg})
+	srv, users := serve(t, stack.New(t, stack.Options{}))
 	ctx := t.Context()
 
-	_, err = users.Create(ctx, &userv1.CreateRequest{Email: "nope", Password: "short", Name: ""})
+	_, err := users.Create(ctx, &userv1.CreateRequest{Email: "nope", Password: "short", Name: ""})
 	e := rpc.FromMicro(err)
 	if e == nil || e.Code != user.CodeInvalidArgument || e.Fields["email"] == "" || e.Fields["password"] == "" || e.Fields["name"] == "" {
 		t.Fatalf("invalid create: %#v", e)
@@ -177,13 +170,7 @@ func withBearer(ctx context.Context, tok string) context.Context {
 func TestVerificationOverTheWire(t *testing.T) {
 	st := stack.New(t, stack.Options{NoEvents: true,
 		Config: user.Config{RequireVerifiedEmail: true, SignupEnumerationSafe: true}})
-	reg := rpc.NewMemoryRegistry()
-	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg}, rpc.NewHandler(st.Service, st.Keys.JWKS))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg})
+	_, users := serve(t, st)
 	ctx := t.Context()
 
 	for _, email := range []string{"vera@example.com", "vera@example.com"} {
@@ -192,7 +179,7 @@ func TestVerificationOverTheWire(t *testing.T) {
 			t.Fatalf("enumeration-safe create: %v, %v", resp, err)
 		}
 	}
-	_, err = users.Auth(ctx, &userv1.AuthRequest{Email: "vera@example.com", Password: pw})
+	_, err := users.Auth(ctx, &userv1.AuthRequest{Email: "vera@example.com", Password: pw})
 	if e := rpc.FromMicro(err); e == nil || e.Code != user.CodeEmailNotVerified {
 		t.Fatalf("unverified login: %v", err)
 	}
@@ -216,6 +203,20 @@ func TestVerificationOverTheWire(t *testing.T) {
 	if err != nil || !s.GetUser().GetEmailVerified() {
 		t.Fatalf("verified login: %v, %v", s, err)
 	}
+}
+
+// serve starts the service of st on an in-memory registry, stopped when
+// the test ends, and returns it with a client.
+func serve(t *testing.T, st *stack.Stack) (*rpc.Server, userv1.UserService) {
+	t.Helper()
+	reg := rpc.NewMemoryRegistry()
+	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg}, rpc.NewHandler(st.Service, st.Keys.JWKS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg})
+	return srv, users
 }
 
 // drain returns the bodies of the events in st's outbox.

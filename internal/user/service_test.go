@@ -58,22 +58,22 @@ func (o *outbox) drain(t *testing.T) []user.Event {
 
 // last returns the newest reset token mailed to email, "" if none.
 func (o *outbox) last(t *testing.T, email string) string {
-	evs := o.drain(t)
-	for i := len(evs) - 1; i >= 0; i-- {
-		if r := evs[i].Reset; r != nil && r.Email == email {
-			return r.Token
-		}
-	}
-	return ""
+	return o.newest(t, email, func(e user.Event) *user.EventReset { return e.Reset })
 }
 
 // verification returns the newest verification token mailed to email, ""
 // if none.
 func (o *outbox) verification(t *testing.T, email string) string {
+	return o.newest(t, email, func(e user.Event) *user.EventReset { return e.Verification })
+}
+
+// newest returns the token of the newest event whose pick is mailed to
+// email.
+func (o *outbox) newest(t *testing.T, email string, pick func(user.Event) *user.EventReset) string {
 	evs := o.drain(t)
 	for i := len(evs) - 1; i >= 0; i-- {
-		if v := evs[i].Verification; v != nil && v.Email == email {
-			return v.Token
+		if r := pick(evs[i]); r != nil && r.Email == email {
+			return r.Token
 		}
 	}
 	return ""

@@ -102,22 +102,9 @@ func verifiedAddress(cur *User, email string) ([]string, error) {
 // asks. A pending address (an email change) is not resent here: its owner
 // asks for the change again.
 func (s *Service) ResendVerification(ctx context.Context, email string) error {
-	email, p := ParseEmail(email)
-	if p != "" {
-		return Invalid(map[string]string{"email": p})
-	}
-	if err := s.allowAttempt(ctx, s.resets, "verify|"+email); err != nil {
+	u, err := s.mailRecipient(ctx, "verify", email)
+	if err != nil || u == nil || u.EmailVerified {
 		return err
-	}
-	u, err := s.store.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return storeErr("find user", err)
-	}
-	if u.Status != StatusActive || u.EmailVerified {
-		return nil
 	}
 	err = s.store.Atomic(ctx, func(r Repo) error { return s.requestVerification(ctx, r, u, u.Email) })
 	if err != nil {
