@@ -36,9 +36,16 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*Use
 	}
 	ev.User = eventUser(u)
 	quiet := s.cfg.SignupEnumerationSafe && actor.Anonymous()
+	// The owner of a taken address is told at most as often as the reset
+	// budget allows, so sign-ups cannot flood their mailbox; the budget is
+	// spent on both paths, so its cost tells nothing either.
+	notify := quiet && s.allowAttempt(ctx, s.resets, "signup|"+u.Email) == nil
 	err = s.store.Atomic(ctx, func(r Repo) error {
 		err := r.CreateUser(ctx, u)
 		if quiet && errors.Is(err, ErrEmailTaken) {
+			if !notify {
+				return nil
+			}
 			return s.signupAttempted(ctx, r, u.Email)
 		}
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/password"
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -246,6 +247,29 @@ func TestEnumerationSafeSignup(t *testing.T) {
 	_, err := e.svc.Create(ctx, actorOf(admin), user.CreateInput{Email: "owner@example.com", Password: strongPW, Name: "X"})
 	if !errors.Is(err, user.ErrEmailTaken) {
 		t.Fatalf("an admin's duplicate: %v", err)
+	}
+}
+
+// Repeated sign-ups with a taken address mail its owner only within the
+// per-address budget, and answer the same beyond it.
+func TestSignupAttemptNoticesAreLimited(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	svc, err := user.NewService(user.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
+		ResetRequests: ratelimit.NewLocal(ratelimit.Rule{Limit: 2, Window: time.Hour}), Now: e.clock.Now},
+		user.Config{SignupEnumerationSafe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.create(t, "owner@example.com", user.RoleUser)
+	for range 5 {
+		u, err := svc.Create(ctx, user.Actor{}, user.CreateInput{Email: "owner@example.com", Password: strongPW, Name: "X"})
+		if u != nil || err != nil {
+			t.Fatalf("sign-up with a taken address: %v, %v", u, err)
+		}
+	}
+	if n := len(e.mail.notices(t, user.EventSignupAttempted, "owner@example.com")); n != 2 {
+		t.Fatalf("%d notices to the owner, want 2 (the budget)", n)
 	}
 }
 
