@@ -41,13 +41,15 @@ type target struct {
 
 // userJSON is the User schema.
 type userJSON struct {
-	ID        string `json:"id"`
-	Email     string `json:"email"`
-	Name      string `json:"name"`
-	Role      string `json:"role"`
-	Status    string `json:"status"`
-	CreatedAt string `json:"created_at"`
-	UpdatedAt string `json:"updated_at"`
+	ID            string `json:"id"`
+	Email         string `json:"email"`
+	Name          string `json:"name"`
+	Role          string `json:"role"`
+	Status        string `json:"status"`
+	EmailVerified bool   `json:"email_verified"`
+	PendingEmail  string `json:"pending_email"`
+	CreatedAt     string `json:"created_at"`
+	UpdatedAt     string `json:"updated_at"`
 }
 
 // tokenJSON is the Token schema.
@@ -277,10 +279,10 @@ func walk(t *testing.T, tg target) walkResult {
 
 	// Password reset: 202 whether or not the address is registered; one
 	// mail, to the registered one, carrying a link to this deployment.
-	before := len(readMail(t, tg.mailDir))
+	before := len(mailsWith(t, tg.mailDir, resetSubject))
 	c.do("POST", "/user/password", "", map[string]any{"email": "nobody@example.com"}).wantStatus(202)
 	c.do("POST", "/user/password", "", map[string]any{"email": alice.Email}).wantStatus(202)
-	msg := waitMail(t, tg.mailDir, alice.Email, 15*time.Second)
+	msg := waitMail(t, tg.mailDir, alice.Email, resetSubject, 15*time.Second)
 	resetToken := mail.ResetToken(msg.Text)
 	if resetToken == "" {
 		t.Fatalf("no reset token in the mail:\n%s", msg.Text)
@@ -291,7 +293,7 @@ func walk(t *testing.T, tg target) walkResult {
 	// The relay polls every 100ms; a mail for the unregistered address,
 	// requested first, would have been written by now.
 	time.Sleep(500 * time.Millisecond)
-	if msgs := readMail(t, tg.mailDir); len(msgs) != before+1 {
+	if msgs := mailsWith(t, tg.mailDir, resetSubject); len(msgs) != before+1 {
 		var to []string
 		for _, m := range msgs {
 			to = append(to, m.Header.Get("To"))
@@ -359,6 +361,8 @@ type jwtClaims struct {
 	Role string `json:"role"`
 	Exp  int64  `json:"exp"`
 	Iat  int64  `json:"iat"`
+	// EmailVerified is OpenID Connect's claim; every user token has it.
+	EmailVerified *bool `json:"email_verified"`
 }
 
 // verifyJWT checks an access token the way a third party would, with
@@ -413,17 +417,36 @@ func readMail(t *testing.T, dir string) []mail.Stored {
 	return msgs
 }
 
-// waitMail waits for a mail to addr: mail goes out asynchronously
-// (outbox → relay → bus → mailer), on whichever service's relay takes the
-// event.
-func waitMail(t *testing.T, dir, addr string, timeout time.Duration) mail.Stored {
+// Subjects of the mails the tests wait for: every sign-up is mailed a
+// verification too, so a test names the mail it means.
+const (
+	resetSubject  = "Reset your password"
+	verifySubject = "Confirm your email address"
+)
+
+// mailsWith returns the mails in dir with subject.
+func mailsWith(t *testing.T, dir, subject string) []mail.Stored {
+	t.Helper()
+	var out []mail.Stored
+	for _, m := range readMail(t, dir) {
+		if m.Subject() == subject {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// waitMail waits for a mail with subject to addr, returning the newest:
+// mail goes out asynchronously (outbox → relay → bus → mailer), on
+// whichever service's relay takes the event.
+func waitMail(t *testing.T, dir, addr, subject string, timeout time.Duration) mail.Stored {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		msgs := readMail(t, dir)
-		for _, m := range msgs {
-			if strings.Contains(m.Header.Get("To"), addr) {
-				return m
+		msgs := mailsWith(t, dir, subject)
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if strings.Contains(msgs[i].Header.Get("To"), addr) {
+				return msgs[i]
 			}
 		}
 		if time.Now().After(deadline) {

@@ -140,6 +140,9 @@ func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func
 		{Method: "POST", Path: "/user/token", PerIP: limiter("login-ip", cfg.RateLoginIP)},
 		{Method: "POST", Path: "/user", PerIP: limiter("register-ip", cfg.RateRegisterIP)},
 		{Method: "POST", Path: "/user/password", PerIP: limiter("reset-ip", cfg.RateResetIP)},
+		// Resent verification mails: the reset mails' rule, a budget of
+		// their own.
+		{Method: "POST", Path: "/user/verification", PerIP: limiter("verify-ip", cfg.RateResetIP)},
 	}
 	closeFn := func() error { return nil }
 	if rc != nil {

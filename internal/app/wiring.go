@@ -262,7 +262,8 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 			deps.Searcher = search.Searcher{Index: idx}
 		}
 	}
-	svc, err := user.NewService(deps, user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL})
+	svc, err := user.NewService(deps, user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL, VerifyTTL: cfg.VerifyTTL,
+		RequireVerifiedEmail: cfg.RequireVerifiedEmail, SignupEnumerationSafe: cfg.SignupEnumerationSafe})
 	if err != nil {
 		return err
 	}
@@ -270,11 +271,13 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	return nil
 }
 
-// NewResetMailer builds the mailer the worker hands reset tokens to.
+// NewResetMailer builds the mailer the worker hands reset and verification
+// tokens (and notices) to.
 func NewResetMailer(cfg *config.Config) (mail.ResetMailer, error) {
 	sender, err := NewMailSender(cfg)
 	if err != nil {
 		return mail.ResetMailer{}, err
 	}
-	return mail.ResetMailer{Sender: sender, From: cfg.MailFrom, PublicURL: cfg.PublicURL, TTL: cfg.ResetTTL}, nil
+	return mail.ResetMailer{Sender: sender, From: cfg.MailFrom, PublicURL: cfg.PublicURL, TTL: cfg.ResetTTL,
+		VerifyTTL: cfg.VerifyTTL}, nil
 }

@@ -528,7 +528,7 @@ func isContextErr(err error) bool {
 // entryVersion changes whenever entry's encoding does; an entry of another
 // version is treated as undecodable (and replaced), so instances of two
 // versions can share a Redis during a rolling deploy.
-const entryVersion = 1
+const entryVersion = 2
 
 // entry is the cached form of a user, with its own field names so that
 // refactoring user.User cannot silently change the encoding.
@@ -540,6 +540,8 @@ type entry struct {
 	Role           string    `json:"role"`
 	Status         string    `json:"status"`
 	PasswordHash   string    `json:"password_hash"`
+	EmailVerified  bool      `json:"email_verified"`
+	PendingEmail   string    `json:"pending_email"`
 	SessionVersion int64     `json:"session_version"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
@@ -547,7 +549,8 @@ type entry struct {
 
 func encode(u *user.User) ([]byte, error) {
 	return json.Marshal(entry{V: entryVersion, ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role),
-		Status: string(u.Status), PasswordHash: u.PasswordHash, SessionVersion: u.SessionVersion,
+		Status: string(u.Status), PasswordHash: u.PasswordHash, EmailVerified: u.EmailVerified,
+		PendingEmail: u.PendingEmail, SessionVersion: u.SessionVersion,
 		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
 }
 
@@ -558,5 +561,6 @@ func decode(b []byte, id string) (*user.User, bool) {
 		return nil, false
 	}
 	return &user.User{ID: e.ID, Email: e.Email, Name: e.Name, Role: user.Role(e.Role), Status: user.Status(e.Status),
-		PasswordHash: e.PasswordHash, SessionVersion: e.SessionVersion, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}, true
+		PasswordHash: e.PasswordHash, EmailVerified: e.EmailVerified, PendingEmail: e.PendingEmail,
+		SessionVersion: e.SessionVersion, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}, true
 }

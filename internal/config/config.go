@@ -40,6 +40,13 @@ type Config struct {
 	AccessTTL     time.Duration
 	RefreshTTL    time.Duration
 	ResetTTL      time.Duration
+	VerifyTTL     time.Duration
+
+	// RequireVerifiedEmail refuses sign-in until the address is verified.
+	RequireVerifiedEmail bool
+	// SignupEnumerationSafe answers a sign-up the same for new and taken
+	// addresses; unset, it follows RequireVerifiedEmail.
+	SignupEnumerationSafe bool
 
 	Argon2MemoryKiB  int
 	Argon2Iterations int
@@ -85,6 +92,7 @@ type Config struct {
 	LogFormat       string
 
 	publicURLDefaulted bool // no public_url given: derived from http_addr
+	signupSafeSet      bool // signup_enumeration_safe given explicitly
 }
 
 // OpsPorts are the fixed default ops listeners (metrics; health for the
@@ -127,6 +135,17 @@ func integer(min, max int, p func(*Config) *int) func(*Config, string) error {
 			return fmt.Errorf("must be an integer from %d to %d, got %q", min, max, v)
 		}
 		*p(c) = n
+		return nil
+	}
+}
+
+func boolean(p func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("must be true or false, got %q", v)
+		}
+		*p(c) = b
 		return nil
 	}
 }
@@ -234,6 +253,12 @@ var settings = []setting{
 	{key: "access_ttl", def: "15m", usage: "access token lifetime", set: dur(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{key: "refresh_ttl", def: "720h", usage: "refresh token lifetime", set: dur(func(c *Config) *time.Duration { return &c.RefreshTTL })},
 	{key: "reset_ttl", def: "30m", usage: "password reset token lifetime", set: dur(func(c *Config) *time.Duration { return &c.ResetTTL })},
+	{key: "verify_ttl", def: "24h", usage: "email verification token lifetime", set: dur(func(c *Config) *time.Duration { return &c.VerifyTTL })},
+	{key: "require_verified_email", def: "false", usage: "refuse sign-in (403 email_not_verified) until the account's address is verified through the mailed link; off by default so existing flows keep working, recommended in production", set: boolean(func(c *Config) *bool { return &c.RequireVerifiedEmail })},
+	{key: "signup_enumeration_safe", usage: "POST /user answers 202 alike for a new and a registered address and mails the owner of a registered one, so sign-up does not reveal who is registered; default: the value of require_verified_email", set: func(c *Config, v string) error {
+		c.signupSafeSet = true
+		return boolean(func(c *Config) *bool { return &c.SignupEnumerationSafe })(c, v)
+	}},
 	{key: "argon2_memory_kib", def: "19456", usage: "argon2id memory in KiB (OWASP: 19456)", set: integer(8, 4<<20, func(c *Config) *int { return &c.Argon2MemoryKiB })},
 	{key: "argon2_iterations", def: "2", usage: "argon2id iterations", set: integer(1, 100, func(c *Config) *int { return &c.Argon2Iterations })},
 	{key: "argon2_threads", def: "1", usage: "argon2id parallelism", set: integer(1, 255, func(c *Config) *int { return &c.Argon2Threads })},
@@ -257,8 +282,8 @@ var settings = []setting{
 	{key: "rate_login_ip", def: "20/1m", usage: "POST /user/token attempts per client IP", set: rate(func(c *Config) *Rate { return &c.RateLoginIP })},
 	{key: "rate_login_account", def: "5/1m", usage: "password attempts per account, sign-ins and current_password checks together: slows guessing without locking the owner out for longer than the window", set: rate(func(c *Config) *Rate { return &c.RateLoginAccount })},
 	{key: "rate_register_ip", def: "10/1m", usage: "POST /user per client IP", set: rate(func(c *Config) *Rate { return &c.RateRegisterIP })},
-	{key: "rate_reset_ip", def: "5/1m", usage: "POST /user/password per client IP", set: rate(func(c *Config) *Rate { return &c.RateResetIP })},
-	{key: "rate_reset_account", def: "3/15m", usage: "POST /user/password per email", set: rate(func(c *Config) *Rate { return &c.RateResetAccount })},
+	{key: "rate_reset_ip", def: "5/1m", usage: "POST /user/password per client IP, and POST /user/verification (a budget of its own)", set: rate(func(c *Config) *Rate { return &c.RateResetIP })},
+	{key: "rate_reset_account", def: "3/15m", usage: "POST /user/password per email; POST /user/verification and the mails to the owner of an address someone tried to sign up with have budgets of their own under the same rule", set: rate(func(c *Config) *Rate { return &c.RateResetAccount })},
 	{key: "trusted_proxies", usage: "comma-separated CIDRs of the proxies whose X-Forwarded-For is believed (gateway: nginx; api: the gateways and nginx); empty = none, the peer is the client", set: prefixes(func(c *Config) *[]netip.Prefix { return &c.TrustedProxies })},
 	{key: "grpc_tls_cert", usage: "PEM certificate of this side of the gRPC hop (service: its server certificate; api: its client certificate); with key and CA, mutual TLS 1.3 and no plaintext", set: str(func(c *Config) *string { return &c.GRPCTLSCert })},
 	{key: "grpc_tls_key", usage: "PEM private key of grpc_tls_cert", set: str(func(c *Config) *string { return &c.GRPCTLSKey })},
@@ -422,6 +447,9 @@ func (c *Config) derive() {
 	}
 	if c.MailDir == "" {
 		c.MailDir = filepath.Join(c.DataDir, "mail")
+	}
+	if !c.signupSafeSet {
+		c.SignupEnumerationSafe = c.RequireVerifiedEmail
 	}
 	if c.PublicURL == "" {
 		c.publicURLDefaulted = true

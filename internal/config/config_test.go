@@ -124,3 +124,30 @@ func TestOpsAddrDefaults(t *testing.T) {
 		t.Errorf("--ops-addr: %q (%v)", c.OpsAddr, err)
 	}
 }
+
+// TestVerificationSwitches: both off by default; requiring verified
+// addresses turns enumeration-safe sign-up on unless it is set explicitly.
+func TestVerificationSwitches(t *testing.T) {
+	cases := []struct {
+		env            map[string]string
+		require, quiet bool
+	}{
+		{nil, false, false},
+		{map[string]string{"USERSVC_REQUIRE_VERIFIED_EMAIL": "true"}, true, true},
+		{map[string]string{"USERSVC_REQUIRE_VERIFIED_EMAIL": "true", "USERSVC_SIGNUP_ENUMERATION_SAFE": "false"}, true, false},
+		{map[string]string{"USERSVC_SIGNUP_ENUMERATION_SAFE": "1"}, false, true},
+	}
+	for _, tc := range cases {
+		c, _, err := Load("dev", nil, env(tc.env), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.RequireVerifiedEmail != tc.require || c.SignupEnumerationSafe != tc.quiet || c.VerifyTTL != 24*time.Hour {
+			t.Errorf("%v: require %v, enumeration-safe %v, verify_ttl %v", tc.env, c.RequireVerifiedEmail, c.SignupEnumerationSafe, c.VerifyTTL)
+		}
+	}
+	if _, _, err := Load("dev", nil, env(map[string]string{"USERSVC_REQUIRE_VERIFIED_EMAIL": "yes please"}), io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "USERSVC_REQUIRE_VERIFIED_EMAIL") {
+		t.Errorf("bad boolean: %v", err)
+	}
+}

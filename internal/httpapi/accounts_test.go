@@ -23,6 +23,7 @@ func TestResetTokenMailedBeforeAnEmailChange(t *testing.T) {
 		"current_password": userPassword}).wantStatus(200)
 	e.do("PUT", "/user/password", "", map[string]any{"token": tok, "password": newPassword}).
 		wantError(400, "invalid_argument", "token")
+	e.do("PUT", "/user/verification", "", map[string]any{"token": e.verifyToken("alice@new.example.com")}).wantStatus(204)
 	e.login("alice@new.example.com", userPassword)
 }
 

@@ -160,52 +160,80 @@ func (e *env) register(email, name string) session {
 
 // userJSON mirrors the User schema for decoding responses.
 type userJSON struct {
-	ID        string `json:"id"`
-	Email     string `json:"email"`
-	Name      string `json:"name"`
-	Role      string `json:"role"`
-	Status    string `json:"status"`
-	CreatedAt string `json:"created_at"`
-	UpdatedAt string `json:"updated_at"`
+	ID            string `json:"id"`
+	Email         string `json:"email"`
+	Name          string `json:"name"`
+	Role          string `json:"role"`
+	Status        string `json:"status"`
+	EmailVerified bool   `json:"email_verified"`
+	PendingEmail  string `json:"pending_email"`
+	CreatedAt     string `json:"created_at"`
+	UpdatedAt     string `json:"updated_at"`
 }
+
+// Subjects of the mails the tests read.
+const (
+	resetSubject  = "Reset your password"
+	verifySubject = "Confirm your email address"
+)
 
 // resetToken returns the token of the newest reset mail sent to addr,
 // waiting a few seconds for it to arrive.
 func (e *env) resetToken(addr string) string {
 	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		msgs, err := mail.ReadDir(e.mailDir)
-		if err != nil {
-			e.t.Fatalf("read mail: %v", err)
-		}
-		for i := len(msgs) - 1; i >= 0; i-- {
-			if strings.Contains(msgs[i].Header.Get("To"), addr) {
-				if tok := mail.ResetToken(msgs[i].Text); tok != "" {
-					return tok
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("no reset mail to %s among %d messages", addr, len(msgs))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return e.mailToken(addr, resetSubject)
 }
 
-// mailCount is the number of messages in the mail directory once it holds
-// at least want, or after a few seconds: mail goes out asynchronously
-// (outbox → bus → mailer), so a test waits for what it expects.
-func (e *env) mailCount(want int) int {
+// verifyToken is resetToken for the verification mail.
+func (e *env) verifyToken(addr string) string {
+	e.t.Helper()
+	return e.mailToken(addr, verifySubject)
+}
+
+// mailToken returns the token of the newest mail with subject sent to
+// addr, waiting a few seconds for it to arrive.
+func (e *env) mailToken(addr, subject string) string {
+	e.t.Helper()
+	var tok string
+	testenv.Eventually(e.t, 5*time.Second, subject+" mail to "+addr, func() bool {
+		msgs := e.mails(subject)
+		for i := len(msgs) - 1; i >= 0 && tok == ""; i-- {
+			if strings.Contains(msgs[i].Header.Get("To"), addr) {
+				tok = mail.ResetToken(msgs[i].Text)
+			}
+		}
+		return tok != ""
+	})
+	return tok
+}
+
+// mails returns the messages with subject in the mail directory.
+func (e *env) mails(subject string) []mail.Stored {
+	e.t.Helper()
+	msgs, err := mail.ReadDir(e.mailDir)
+	if err != nil {
+		e.t.Fatalf("read mail: %v", err)
+	}
+	var out []mail.Stored
+	for _, m := range msgs {
+		if m.Subject() == subject {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// mailCount is the number of messages with subject in the mail directory
+// once it holds at least want, or after a few seconds: mail goes out
+// asynchronously (outbox → bus → mailer), so a test waits for what it
+// expects.
+func (e *env) mailCount(subject string, want int) int {
 	e.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		msgs, err := mail.ReadDir(e.mailDir)
-		if err != nil {
-			e.t.Fatalf("read mail: %v", err)
-		}
-		if len(msgs) >= want || time.Now().After(deadline) {
-			return len(msgs)
+		n := len(e.mails(subject))
+		if n >= want || time.Now().After(deadline) {
+			return n
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -298,6 +326,16 @@ func (h *handlerSpy) ResetPassword(ctx context.Context, in *userv1.ResetPassword
 	return h.Handler.ResetPassword(ctx, in, out)
 }
 
+func (h *handlerSpy) VerifyEmail(ctx context.Context, in *userv1.VerifyEmailRequest, out *userv1.VerifyEmailResponse) error {
+	h.record(ctx, "VerifyEmail")
+	return h.Handler.VerifyEmail(ctx, in, out)
+}
+
+func (h *handlerSpy) ResendVerification(ctx context.Context, in *userv1.ResendVerificationRequest, out *userv1.ResendVerificationResponse) error {
+	h.record(ctx, "ResendVerification")
+	return h.Handler.ResendVerification(ctx, in, out)
+}
+
 func (h *handlerSpy) Refresh(ctx context.Context, in *userv1.RefreshRequest, out *userv1.AuthResponse) error {
 	h.record(ctx, "Refresh")
 	return h.Handler.Refresh(ctx, in, out)
@@ -324,7 +362,7 @@ func (e *env) expiredToken(subject string) string {
 	if err != nil {
 		e.t.Fatalf("token manager: %v", err)
 	}
-	tok, _, err := m.Issue(context.Background(), subject, "user", 0, "")
+	tok, _, err := m.Issue(context.Background(), subject, "user", 0, "", false)
 	if err != nil {
 		e.t.Fatalf("issue: %v", err)
 	}

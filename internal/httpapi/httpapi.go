@@ -65,6 +65,9 @@ func (c *Config) setDefaults() {
 // caller's bearer token travel in the context (reqmeta), and the service
 // authenticates every call itself. rpc.Users implements it over go-micro,
 // which this package never links.
+//
+// Create returns nil, nil for an enumeration-safe sign-up: accepted, with
+// no user to show.
 type Users interface {
 	Get(ctx context.Context, id string) (*user.User, error)
 	List(ctx context.Context, in user.ListInput) (*user.Page, error)
@@ -78,6 +81,8 @@ type Users interface {
 	CreatePasswordReset(ctx context.Context, email string) error
 	ResetPassword(ctx context.Context, token, password string) error
 	Keys(ctx context.Context) ([]byte, error)
+	VerifyEmail(ctx context.Context, token string) error
+	ResendVerification(ctx context.Context, email string) error
 }
 
 // server holds what the handlers share.

@@ -39,6 +39,7 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 		"/user/{id}":             {"DELETE", "GET", "PUT"},
 		"/user/token":            {"DELETE", "POST"},
 		"/user/password":         {"POST", "PUT"},
+		"/user/verification":     {"POST", "PUT"},
 		"/.well-known/jwks.json": {"GET"},
 		"/openapi.yaml":          {"GET"},
 		"/healthz":               {"GET"},

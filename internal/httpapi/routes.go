@@ -24,15 +24,18 @@ func (s *server) routes(e *gin.Engine) {
 	e.DELETE("/user/token", s.revokeToken)
 	e.POST("/user/password", s.requestPasswordReset)
 	e.PUT("/user/password", s.resetPassword)
+	e.POST("/user/verification", s.resendVerification)
+	e.PUT("/user/verification", s.verifyEmail)
 
-	// /user/token and /user/password share their prefix with /user/:id, so
+	// /user/token, /user/password and /user/verification share their prefix with /user/:id, so
 	// gin would route GET /user/token to getUser and answer "id must be a
 	// UUID". For clients (and in OpenAPI, where literal paths win over
 	// templates) they are resources of their own: their other methods are
 	// 405, like anywhere else.
 	for path, allowed := range map[string][]string{
-		"/user/token":    {http.MethodPost, http.MethodDelete},
-		"/user/password": {http.MethodPost, http.MethodPut},
+		"/user/token":        {http.MethodPost, http.MethodDelete},
+		"/user/password":     {http.MethodPost, http.MethodPut},
+		"/user/verification": {http.MethodPost, http.MethodPut},
 	} {
 		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 			if !slices.Contains(allowed, m) {

@@ -21,7 +21,12 @@ type createUserRequest struct {
 	Role string `json:"role"`
 }
 
-// createUser registers a user: POST /user → 201 with Location.
+// signupAccepted is the one answer of an enumeration-safe sign-up, the same
+// for every address (the SignupAccepted schema).
+var signupAccepted = gin.H{"message": "Check your mailbox: a mail to this address tells you how to go on."}
+
+// createUser registers a user: POST /user → 201 with Location, or 202 with
+// signupAccepted when the service answers an enumeration-safe sign-up.
 func (s *server) createUser(c *gin.Context) {
 	in, ok := bindJSON[createUserRequest](c)
 	if !ok {
@@ -38,6 +43,10 @@ func (s *server) createUser(c *gin.Context) {
 		Role: user.Role(in.Role)})
 	if err != nil {
 		s.fail(c, "create", err)
+		return
+	}
+	if created == nil {
+		c.JSON(http.StatusAccepted, signupAccepted)
 		return
 	}
 	u := userToJSON(created)

@@ -218,8 +218,14 @@ func TestUpdateUser(t *testing.T) {
 		wantError(409, "already_exists")
 	e.do("PUT", path, alice.Access, map[string]any{"email": "alice2@example.com", "current_password": userPassword}).
 		wantStatus(200).decode(&u)
-	if u.Email != "alice2@example.com" {
-		t.Errorf("email %q", u.Email)
+	// The new address is the login once its mailed link is used.
+	if u.Email != "alice@example.com" || u.PendingEmail != "alice2@example.com" {
+		t.Errorf("email %q, pending %q", u.Email, u.PendingEmail)
+	}
+	e.do("PUT", "/user/verification", "", map[string]any{"token": e.verifyToken("alice2@example.com")}).wantStatus(204)
+	e.do("GET", path, alice.Access, nil).wantStatus(200).decode(&u)
+	if u.Email != "alice2@example.com" || u.PendingEmail != "" || !u.EmailVerified {
+		t.Errorf("after verification: %+v", u)
 	}
 	e.send("PUT", path, jsonHeader(e.admin.Access), `{"name":"`+strings.Repeat("n", 101)+`","email":"x"}`).
 		wantError(400, "invalid_argument", "name", "email")

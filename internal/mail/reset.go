@@ -21,6 +21,8 @@ type ResetMailer struct {
 	From      string
 	PublicURL string        // e.g. "http://127.0.0.1:8080"; trailing slash tolerated
 	TTL       time.Duration // validity stated in the text ("valid for 30 minutes"); <= 0 omits the sentence
+	// VerifyTTL is TTL for the verification mail (verify.go).
+	VerifyTTL time.Duration
 }
 
 // Link returns the reset link for token. It is exported so that tests and
@@ -39,30 +41,36 @@ func (r ResetMailer) Link(token string) string {
 // net/mail quotes or RFC 2047-encodes the name. Errors never contain the
 // token.
 func (r ResetMailer) SendPasswordReset(ctx context.Context, to, name, token string) error {
-	if r.Sender == nil {
-		return errors.New("mail: password reset: no Sender configured")
-	}
 	if token == "" {
 		return errors.New("mail: password reset: empty token")
 	}
+	return r.send(ctx, "password reset", to, name, "Reset your password", func(name string) string { return r.text(name, token) })
+}
+
+// send checks the configuration, cleans name and mails text(name) to to,
+// greeting them by name. what names the mail in errors.
+func (r ResetMailer) send(ctx context.Context, what, to, name, subject string, text func(name string) string) error {
+	if r.Sender == nil {
+		return fmt.Errorf("mail: %s: no Sender configured", what)
+	}
 	if err := checkPublicURL(r.PublicURL); err != nil {
-		return fmt.Errorf("mail: password reset: PublicURL: %w", err)
+		return fmt.Errorf("mail: %s: PublicURL: %w", what, err)
 	}
 	name = cleanName(name)
 	rcpt, err := parseAddress("To", to)
 	if err != nil {
-		return fmt.Errorf("mail: password reset: %w", err)
+		return fmt.Errorf("mail: %s: %w", what, err)
 	}
 	rcpt.Name = name
 
 	m := Message{
 		From:    r.From,
 		To:      rcpt.String(),
-		Subject: "Reset your password",
-		Text:    r.text(name, token),
+		Subject: subject,
+		Text:    text(name),
 	}
 	if err := r.Sender.Send(ctx, m); err != nil {
-		return fmt.Errorf("send password reset mail: %w", err)
+		return fmt.Errorf("send %s mail: %w", what, err)
 	}
 	return nil
 }
@@ -71,11 +79,7 @@ func (r ResetMailer) SendPasswordReset(ctx context.Context, to, name, token stri
 // mail clients linkify it without swallowing adjacent punctuation.
 func (r ResetMailer) text(name, token string) string {
 	var b strings.Builder
-	if name != "" {
-		fmt.Fprintf(&b, "Hello %s,\n\n", name)
-	} else {
-		b.WriteString("Hello,\n\n")
-	}
+	greet(&b, name)
 	b.WriteString("we received a request to reset the password of your account.\n")
 	b.WriteString("To choose a new password, open this link:\n\n")
 	b.WriteString(r.Link(token))
@@ -86,6 +90,15 @@ func (r ResetMailer) text(name, token string) string {
 	b.WriteString("If you did not ask for a password reset, you can ignore this mail;\n")
 	b.WriteString("your password stays unchanged.\n")
 	return b.String()
+}
+
+// greet writes the salutation, by name if there is one.
+func greet(b *strings.Builder, name string) {
+	if name != "" {
+		fmt.Fprintf(b, "Hello %s,\n\n", name)
+	} else {
+		b.WriteString("Hello,\n\n")
+	}
 }
 
 // checkPublicURL makes sure Link produces an absolute, clickable URL; a

@@ -126,6 +126,8 @@ func TestPortRefusesUnauthenticatedCalls(t *testing.T) {
 		{"keys, no token", "", "Keys", &userv1.KeysRequest{}, &userv1.KeysResponse{}, codes.OK},
 		{"validate, no token", "", "Validate", &userv1.ValidateRequest{AccessToken: mallory}, &userv1.ValidateResponse{}, codes.OK},
 		{"reset request, no token", "", "CreatePasswordReset", &userv1.CreatePasswordResetRequest{Email: "root@example.com"}, &userv1.CreatePasswordResetResponse{}, codes.OK},
+		{"resend verification, no token", "", "ResendVerification", &userv1.ResendVerificationRequest{Email: "mallory@example.com"}, &userv1.ResendVerificationResponse{}, codes.OK},
+		{"verify with an unknown token", "", "VerifyEmail", &userv1.VerifyEmailRequest{Token: "not-a-token"}, &userv1.VerifyEmailResponse{}, codes.InvalidArgument},
 	} {
 		if got := d.call(tc.method, tc.token, tc.in, tc.out); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)

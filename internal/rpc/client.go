@@ -49,12 +49,16 @@ func (c *Users) List(ctx context.Context, in user.ListInput) (*user.Page, error)
 	return p, nil
 }
 
-// Create registers a user.
+// Create registers a user. An enumeration-safe sign-up returns nil, nil:
+// accepted, with no user to show (user.Service.Create).
 func (c *Users) Create(ctx context.Context, in user.CreateInput) (*user.User, error) {
 	resp, err := c.rpc.Create(withCall(ctx), &userv1.CreateRequest{Email: in.Email, Password: in.Password,
 		Name: in.Name, Role: RoleToProto(in.Role)})
 	if err != nil {
 		return nil, FromMicro(err)
+	}
+	if resp.GetAccepted() {
+		return nil, nil
 	}
 	return UserFromProto(resp.GetUser()), nil
 }
@@ -138,6 +142,23 @@ func (c *Users) ResetPassword(ctx context.Context, token, password string) error
 	return nil
 }
 
+// VerifyEmail consumes a mailed verification token.
+func (c *Users) VerifyEmail(ctx context.Context, token string) error {
+	if _, err := c.rpc.VerifyEmail(withCall(ctx), &userv1.VerifyEmailRequest{Token: token}); err != nil {
+		return FromMicro(err)
+	}
+	return nil
+}
+
+// ResendVerification mails a new verification link to an unverified
+// address; it answers the same for any address.
+func (c *Users) ResendVerification(ctx context.Context, email string) error {
+	if _, err := c.rpc.ResendVerification(withCall(ctx), &userv1.ResendVerificationRequest{Email: email}); err != nil {
+		return FromMicro(err)
+	}
+	return nil
+}
+
 // Keys returns the JWKS document.
 func (c *Users) Keys(ctx context.Context) ([]byte, error) {
 	resp, err := c.rpc.Keys(withCall(ctx), &userv1.KeysRequest{})
@@ -162,5 +183,6 @@ func sessionFromProto(r *userv1.AuthResponse) *user.Session {
 // UserFromProto is UserToProto's inverse (there is no password hash).
 func UserFromProto(u *userv1.UserInfo) *user.User {
 	return &user.User{ID: u.GetId(), Email: u.GetEmail(), Name: u.GetName(), Role: RoleFromProto(u.GetRole()),
-		Status: StatusFromProto(u.GetStatus()), CreatedAt: u.GetCreatedAt().AsTime(), UpdatedAt: u.GetUpdatedAt().AsTime()}
+		Status: StatusFromProto(u.GetStatus()), EmailVerified: u.GetEmailVerified(), PendingEmail: u.GetPendingEmail(),
+		CreatedAt: u.GetCreatedAt().AsTime(), UpdatedAt: u.GetUpdatedAt().AsTime()}
 }

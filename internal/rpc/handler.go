@@ -102,6 +102,10 @@ func (h *Handler) Create(ctx context.Context, in *userv1.CreateRequest, out *use
 	if err != nil {
 		return toMicro(err)
 	}
+	if u == nil { // enumeration-safe sign-up: accepted, no user to show
+		out.Accepted = true
+		return nil
+	}
 	out.User = UserToProto(u)
 	return nil
 }
@@ -198,6 +202,16 @@ func (h *Handler) ResetPassword(ctx context.Context, in *userv1.ResetPasswordReq
 	return toMicro(h.svc.ResetPassword(ctx, in.GetToken(), in.GetPassword()))
 }
 
+// VerifyEmail and ResendVerification are anonymous like the reset pair:
+// the mailed token, or nothing, is the credential.
+func (h *Handler) VerifyEmail(ctx context.Context, in *userv1.VerifyEmailRequest, _ *userv1.VerifyEmailResponse) error {
+	return toMicro(h.svc.VerifyEmail(ctx, in.GetToken()))
+}
+
+func (h *Handler) ResendVerification(ctx context.Context, in *userv1.ResendVerificationRequest, _ *userv1.ResendVerificationResponse) error {
+	return toMicro(h.svc.ResendVerification(ctx, in.GetEmail()))
+}
+
 func (h *Handler) Keys(_ context.Context, _ *userv1.KeysRequest, out *userv1.KeysResponse) error {
 	b, err := h.jwks()
 	if err != nil {
@@ -220,7 +234,8 @@ func sessionToProto(s *user.Session, out *userv1.AuthResponse) {
 // UserToProto renders a user without its password hash.
 func UserToProto(u *user.User) *userv1.UserInfo {
 	return &userv1.UserInfo{Id: u.ID, Email: u.Email, Name: u.Name, Role: RoleToProto(u.Role),
-		Status: StatusToProto(u.Status), CreatedAt: timestamppb.New(u.CreatedAt), UpdatedAt: timestamppb.New(u.UpdatedAt)}
+		Status: StatusToProto(u.Status), EmailVerified: u.EmailVerified, PendingEmail: u.PendingEmail,
+		CreatedAt: timestamppb.New(u.CreatedAt), UpdatedAt: timestamppb.New(u.UpdatedAt)}
 }
 
 // RoleFromProto maps the enum; unspecified is "" (any/default) and an

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	userv1 "github.com/usersvc/usersvc/api/user/v1"
+	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
@@ -104,17 +105,10 @@ func TestTwoInstancesOverEtcd(t *testing.T) {
 // TestErrorsCrossTheWire checks that every domain error arrives typed at the
 // client, with its field details.
 func TestErrorsCrossTheWire(t *testing.T) {
-	st := stack.New(t, stack.Options{})
-	reg := rpc.NewMemoryRegistry()
-	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg}, rpc.NewHandler(st.Service, st.Keys.JWKS))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg})
+	srv, users := serve(t, stack.New(t, stack.Options{}))
 	ctx := t.Context()
 
-	_, err = users.Create(ctx, &userv1.CreateRequest{Email: "nope", Password: "short", Name: ""})
+	_, err := users.Create(ctx, &userv1.CreateRequest{Email: "nope", Password: "short", Name: ""})
 	e := rpc.FromMicro(err)
 	if e == nil || e.Code != user.CodeInvalidArgument || e.Fields["email"] == "" || e.Fields["password"] == "" || e.Fields["name"] == "" {
 		t.Fatalf("invalid create: %#v", e)
@@ -167,4 +161,76 @@ func TestErrorsCrossTheWire(t *testing.T) {
 // metadata, as any gRPC client sends it.
 func withBearer(ctx context.Context, tok string) context.Context {
 	return metadata.NewContext(ctx, metadata.Metadata{"Authorization": "Bearer " + tok})
+}
+
+// TestVerificationOverTheWire: the verification RPCs are anonymous, the
+// new error code and the user's verification fields cross the wire, and
+// an enumeration-safe sign-up answers "accepted" with no user for a new
+// and a taken address alike.
+func TestVerificationOverTheWire(t *testing.T) {
+	st := stack.New(t, stack.Options{NoEvents: true,
+		Config: user.Config{RequireVerifiedEmail: true, SignupEnumerationSafe: true}})
+	_, users := serve(t, st)
+	ctx := t.Context()
+
+	for _, email := range []string{"vera@example.com", "vera@example.com"} {
+		resp, err := users.Create(ctx, &userv1.CreateRequest{Email: email, Password: pw, Name: "Vera"})
+		if err != nil || !resp.GetAccepted() || resp.GetUser() != nil {
+			t.Fatalf("enumeration-safe create: %v, %v", resp, err)
+		}
+	}
+	_, err := users.Auth(ctx, &userv1.AuthRequest{Email: "vera@example.com", Password: pw})
+	if e := rpc.FromMicro(err); e == nil || e.Code != user.CodeEmailNotVerified {
+		t.Fatalf("unverified login: %v", err)
+	}
+	if _, err := users.ResendVerification(ctx, &userv1.ResendVerificationRequest{Email: "vera@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	var tok string
+	for _, m := range drain(t, st) {
+		if e, _ := user.ParseEvent(m); e.Verification != nil {
+			tok = e.Verification.Token
+		}
+	}
+	_, err = users.VerifyEmail(ctx, &userv1.VerifyEmailRequest{Token: "nope"})
+	if e := rpc.FromMicro(err); e == nil || e.Code != user.CodeInvalidArgument || e.Fields["token"] == "" {
+		t.Fatalf("bad token: %v", err)
+	}
+	if _, err := users.VerifyEmail(ctx, &userv1.VerifyEmailRequest{Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := users.Auth(ctx, &userv1.AuthRequest{Email: "vera@example.com", Password: pw})
+	if err != nil || !s.GetUser().GetEmailVerified() {
+		t.Fatalf("verified login: %v, %v", s, err)
+	}
+}
+
+// serve starts the service of st on an in-memory registry, stopped when
+// the test ends, and returns it with a client.
+func serve(t *testing.T, st *stack.Stack) (*rpc.Server, userv1.UserService) {
+	t.Helper()
+	reg := rpc.NewMemoryRegistry()
+	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg}, rpc.NewHandler(st.Service, st.Keys.JWKS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg})
+	return srv, users
+}
+
+// drain returns the bodies of the events in st's outbox.
+func drain(t *testing.T, st *stack.Stack) [][]byte {
+	t.Helper()
+	var out [][]byte
+	_, err := st.Store.DrainOutbox(t.Context(), 1000, func(_ context.Context, rows []events.Message) error {
+		for _, r := range rows {
+			out = append(out, r.Body)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -51,8 +51,12 @@ type Claims struct {
 	// family), so ending that session can deny every access token it
 	// handed out. Optional: "" for a token of no session.
 	SessionID string
-	IssuedAt  time.Time // "iat", UTC, whole seconds
-	ExpiresAt time.Time // "exp", UTC, whole seconds
+	// EmailVerified ("email_verified", as in OpenID Connect) says whether
+	// the user had proved their address when the token was issued; user
+	// tokens always carry it, service-account tokens never.
+	EmailVerified bool
+	IssuedAt      time.Time // "iat", UTC, whole seconds
+	ExpiresAt     time.Time // "exp", UTC, whole seconds
 }
 
 // Config configures a Manager.
@@ -132,6 +136,9 @@ type issuedClaims struct {
 	SID      string `json:"sid,omitempty"`
 	ClientID string `json:"client_id,omitempty"`
 	Scope    string `json:"scope,omitempty"`
+	// EmailVerified is a pointer so a user's token carries false too, and
+	// a service account's token carries nothing.
+	EmailVerified *bool `json:"email_verified,omitempty"`
 }
 
 // parsedClaims is the payload Parse decodes. "aud" may be a string or a list
@@ -144,14 +151,16 @@ type parsedClaims struct {
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope"`
 	SID      string `json:"sid"`
+	EV       bool   `json:"email_verified"`
 }
 
-// Issue signs a new access token for subject, of the session sessionID
-// ("" for none). Times are truncated to whole
+// Issue signs a new access token for the user subject, of the session
+// sessionID ("" for none), saying whether their email is verified. Times are truncated to whole
 // seconds (the JWT NumericDate precision) so the returned Claims equal what
 // Parse will return for the token.
-func (m *Manager) Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string) (token string, claims Claims, err error) {
-	return m.issue(ctx, Claims{Subject: subject, Role: role, SessionVersion: sessionVersion, SessionID: sessionID})
+func (m *Manager) Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string, emailVerified bool) (token string, claims Claims, err error) {
+	return m.issue(ctx, Claims{Subject: subject, Role: role, SessionVersion: sessionVersion, SessionID: sessionID,
+		EmailVerified: emailVerified})
 }
 
 // IssueClient signs an access token for a service account (the OAuth 2.0
@@ -188,7 +197,7 @@ func (m *Manager) issue(ctx context.Context, claims Claims) (token string, _ Cla
 
 // sign serialises and signs c with the keyring's signing key.
 func (m *Manager) sign(c Claims) (string, error) {
-	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, issuedClaims{
+	claims := issuedClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    m.cfg.Issuer,
 			Subject:   c.Subject,
@@ -202,7 +211,11 @@ func (m *Manager) sign(c Claims) (string, error) {
 		SID:      c.SessionID,
 		ClientID: c.ClientID,
 		Scope:    c.Scope,
-	})
+	}
+	if c.ClientID == "" {
+		claims.EmailVerified = &c.EmailVerified
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	// kid lets verifiers (us, or others via the JWKS) pick the right key
 	// during rotation without trying them all.
 	t.Header["kid"] = m.keys.signing.ID
@@ -253,6 +266,7 @@ func (m *Manager) Parse(token string) (Claims, error) {
 		Scope:          pc.Scope,
 		ID:             pc.ID,
 		SessionID:      pc.SID,
+		EmailVerified:  pc.EV,
 		IssuedAt:       pc.IssuedAt.UTC(),
 		ExpiresAt:      pc.ExpiresAt.UTC(),
 	}

@@ -21,7 +21,7 @@ func TestIssueParseRoundTrip(t *testing.T) {
 	key := fixedKey(1)
 	m := mustManager(t, mustKeyring(t, key), fixedClock(t0.Add(123*time.Millisecond)))
 
-	tok, issued, err := m.Issue(context.Background(), "user-42", "admin", 7, "family-9")
+	tok, issued, err := m.Issue(context.Background(), "user-42", "admin", 7, "family-9", true)
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -31,6 +31,7 @@ func TestIssueParseRoundTrip(t *testing.T) {
 		SessionVersion: 7,
 		ID:             issued.ID,
 		SessionID:      "family-9",
+		EmailVerified:  true,
 		IssuedAt:       t0, // truncated to the second
 		ExpiresAt:      t0.Add(testTTL),
 	}
@@ -66,6 +67,8 @@ func TestIssueParseRoundTrip(t *testing.T) {
 		"role": "admin",
 		"sv":   float64(7),
 		"sid":  "family-9",
+		// OpenID Connect's claim name, so relying parties read it as such.
+		"email_verified": true,
 	}
 	if len(p) != len(wantPayload) {
 		t.Errorf("payload = %v, want %v", p, wantPayload)
@@ -84,7 +87,7 @@ func TestIssueUniqueIDs(t *testing.T) {
 	m := mustManager(t, mustKeyring(t, fixedKey(1)), nil)
 	seen := map[string]bool{}
 	for range 100 {
-		_, c, err := m.Issue(context.Background(), "u", "r", 0, "")
+		_, c, err := m.Issue(context.Background(), "u", "r", 0, "", false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,14 +100,14 @@ func TestIssueUniqueIDs(t *testing.T) {
 
 func TestIssueEmptySubject(t *testing.T) {
 	m := mustManager(t, mustKeyring(t, fixedKey(1)), nil)
-	if _, _, err := m.Issue(context.Background(), "", "admin", 1, ""); err == nil {
+	if _, _, err := m.Issue(context.Background(), "", "admin", 1, "", false); err == nil {
 		t.Fatal("Issue with empty subject succeeded")
 	}
 }
 
 func TestParseDefaultClock(t *testing.T) {
 	m := mustManager(t, mustKeyring(t, fixedKey(1)), nil) // real time.Now
-	tok, _, err := m.Issue(context.Background(), "u", "r", 1, "")
+	tok, _, err := m.Issue(context.Background(), "u", "r", 1, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +120,7 @@ func TestParseRejects(t *testing.T) {
 	key := fixedKey(1)
 	kr := mustKeyring(t, key)
 	m := mustManager(t, kr, fixedClock(t0))
-	valid, _, err := m.Issue(context.Background(), "user-1", "user", 3, "")
+	valid, _, err := m.Issue(context.Background(), "user-1", "user", 3, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +273,7 @@ func TestParseRejects(t *testing.T) {
 
 func (m *Manager) mustIssue(t testing.TB) string {
 	t.Helper()
-	tok, _, err := m.Issue(context.Background(), "user-1", "user", 3, "")
+	tok, _, err := m.Issue(context.Background(), "user-1", "user", 3, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +293,7 @@ func TestParseAcceptsAudienceList(t *testing.T) {
 func TestParseExpired(t *testing.T) {
 	kr := mustKeyring(t, fixedKey(1))
 	issuer := mustManager(t, kr, fixedClock(t0))
-	tok, _, err := issuer.Issue(context.Background(), "user-1", "user", 3, "")
+	tok, _, err := issuer.Issue(context.Background(), "user-1", "user", 3, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +412,7 @@ func TestConcurrentUse(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50 {
-				tok, want, err := m.Issue(context.Background(), "user", "role", int64(g*1000+i), "")
+				tok, want, err := m.Issue(context.Background(), "user", "role", int64(g*1000+i), "", false)
 				if err != nil {
 					t.Error(err)
 					return
@@ -429,7 +432,7 @@ func BenchmarkIssue(b *testing.B) {
 	m := mustManager(b, mustKeyring(b, fixedKey(1)), nil)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := m.Issue(context.Background(), "user-42", "admin", 7, ""); err != nil {
+		if _, _, err := m.Issue(context.Background(), "user-42", "admin", 7, "", false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -437,7 +440,7 @@ func BenchmarkIssue(b *testing.B) {
 
 func BenchmarkParse(b *testing.B) {
 	m := mustManager(b, mustKeyring(b, fixedKey(1)), nil)
-	tok, _, err := m.Issue(context.Background(), "user-42", "admin", 7, "")
+	tok, _, err := m.Issue(context.Background(), "user-42", "admin", 7, "", false)
 	if err != nil {
 		b.Fatal(err)
 	}

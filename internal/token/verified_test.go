@@ -13,7 +13,7 @@ func TestVerifiedCacheKeepsExpiry(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { return now }
 	m := mustManager(t, mustKeyring(t, fixedKey(1)), clock)
-	tok, want, err := m.Issue(context.Background(), "user-1", "user", 3, "")
+	tok, want, err := m.Issue(context.Background(), "user-1", "user", 3, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,11 +30,15 @@ const (
 	// CodeFailedPrecondition: the request is well-formed and allowed, but
 	// the system's state forbids it (removing the last active admin).
 	CodeFailedPrecondition Code = "failed_precondition"
+	// CodeEmailNotVerified: the credentials are right, but the platform
+	// requires a verified address and this account's is not (yet).
+	CodeEmailNotVerified Code = "email_not_verified"
 )
 
 // Codes lists every code, for transports that must map each one.
 var Codes = []Code{CodeInvalidArgument, CodeNotFound, CodeAlreadyExists, CodeUnauthenticated,
-	CodePermissionDenied, CodeResourceExhausted, CodeInternal, CodeUnavailable, CodeFailedPrecondition}
+	CodePermissionDenied, CodeResourceExhausted, CodeInternal, CodeUnavailable, CodeFailedPrecondition,
+	CodeEmailNotVerified}
 
 // statusOf is the one table from domain codes to HTTP statuses. The HTTP
 // API answers with these, and the RPC layer carries them as go-micro error
@@ -50,6 +54,9 @@ var statusOf = map[Code]int{
 	CodeUnavailable:       http.StatusServiceUnavailable,
 	// 409: the request conflicts with the current state (the last admin).
 	CodeFailedPrecondition: http.StatusConflict,
+	// 403: authenticated, but not allowed in until the address is proved;
+	// a code of its own so a client can offer to resend the mail.
+	CodeEmailNotVerified: http.StatusForbidden,
 }
 
 // HTTPStatus returns the HTTP status of code and whether code is one of
@@ -147,6 +154,14 @@ var (
 	// expired reset tokens.
 	ErrResetTokenInvalid = &Error{Code: CodeInvalidArgument, Message: "invalid or expired reset token",
 		Fields: map[string]string{"token": "is invalid or expired"}}
+	// ErrVerifyTokenInvalid is one message for unknown, used, expired and
+	// superseded verification tokens.
+	ErrVerifyTokenInvalid = &Error{Code: CodeInvalidArgument, Message: "invalid or expired verification token",
+		Fields: map[string]string{"token": "is invalid or expired"}}
+	// ErrEmailNotVerified refuses a sign-in with the right password while
+	// verified addresses are required (Config.RequireVerifiedEmail).
+	ErrEmailNotVerified = &Error{Code: CodeEmailNotVerified,
+		Message: "the email address is not verified; open the link in the verification mail or ask for a new one"}
 )
 
 // TooManyAttempts is ErrTooManyAttempts with when to retry.

@@ -16,10 +16,20 @@ const (
 	EventDeleted                EventType = "user.deleted"
 	EventPasswordResetRequested EventType = "user.password_reset_requested"
 	EventPasswordChanged        EventType = "user.password_changed"
+	// EventVerificationRequested carries a verification token for the
+	// address in Verification (at sign-up, a resend, or an email change).
+	EventVerificationRequested EventType = "user.email_verification_requested"
+	// EventEmailChangeRequested tells the current address (Notice) that a
+	// change to Notice.NewEmail was asked for.
+	EventEmailChangeRequested EventType = "user.email_change_requested"
+	// EventSignupAttempted tells the owner of an address (Notice) that
+	// someone tried to register it again (enumeration-safe sign-up).
+	EventSignupAttempted EventType = "user.signup_attempted"
 )
 
 // EventTypes lists every type, for consumers that bind to all of them.
-var EventTypes = []EventType{EventCreated, EventUpdated, EventDeleted, EventPasswordResetRequested, EventPasswordChanged}
+var EventTypes = []EventType{EventCreated, EventUpdated, EventDeleted, EventPasswordResetRequested, EventPasswordChanged,
+	EventVerificationRequested, EventEmailChangeRequested, EventSignupAttempted}
 
 // Event is a committed change, written to the outbox in the same
 // transaction as the change itself and published from there, so an event
@@ -37,6 +47,21 @@ type Event struct {
 	// (password_reset_requested only). The outbox row holding it is deleted
 	// once the broker confirms, so the mailer is then its only holder.
 	Reset *EventReset `json:"reset,omitempty"`
+	// Verification carries a raw verification token the same way
+	// (email_verification_requested only): the address it proves, the
+	// user's name, the token and its expiry.
+	Verification *EventReset `json:"verification,omitempty"`
+	// Notice is a mail that carries no token (email_change_requested,
+	// signup_attempted).
+	Notice *EventNotice `json:"notice,omitempty"`
+}
+
+// EventNotice is what the mailer needs for a notice: to whom, their name,
+// and for an email change the address asked for.
+type EventNotice struct {
+	Email    string `json:"email"`
+	Name     string `json:"name"`
+	NewEmail string `json:"new_email,omitempty"`
 }
 
 // EventUser is the public view of a user inside an event.

@@ -58,6 +58,14 @@ type Repo interface {
 	// whether it existed; consuming a token is this delete, so of two
 	// concurrent uses only one sees true.
 	DeletePasswordReset(ctx context.Context, hash string) (bool, error)
+
+	// PutEmailVerification stores v, replacing any earlier record of the
+	// user: at most one verification token is open per user.
+	PutEmailVerification(ctx context.Context, v EmailVerification) error
+	EmailVerificationByHash(ctx context.Context, hash string) (*EmailVerification, error)
+	// DeleteEmailVerification removes the record with this token hash and
+	// reports whether it existed (consuming a token, as for resets).
+	DeleteEmailVerification(ctx context.Context, hash string) (bool, error)
 }
 
 // ServiceAccountRepo stores service accounts. Lookups of an unknown ID
@@ -122,6 +130,17 @@ type PasswordReset struct {
 	ExpiresAt time.Time
 }
 
+// EmailVerification is an open email-verification request, stored by token
+// hash. Email is the address it proves: the user's email or their pending
+// one, whichever it was mailed to.
+type EmailVerification struct {
+	Hash      string
+	UserID    string
+	Email     string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
 // PasswordHasher hashes and verifies passwords (argon2id in production).
 type PasswordHasher interface {
 	Hash(ctx context.Context, password string) (string, error)
@@ -137,7 +156,7 @@ type PasswordPolicy interface {
 // AccessTokens issues and verifies signed access tokens.
 type AccessTokens interface {
 	// Issue signs a token of the session sessionID (the refresh family).
-	Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string) (string, token.Claims, error)
+	Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string, emailVerified bool) (string, token.Claims, error)
 	IssueClient(ctx context.Context, clientID, scope string) (string, token.Claims, error)
 	Parse(tok string) (token.Claims, error)
 	TTL() time.Duration

@@ -15,24 +15,9 @@ import (
 // delivery happens later in the worker, so its timing and failures do not
 // show here either.
 func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
-	email, p := ParseEmail(email)
-	if p != "" {
-		return Invalid(map[string]string{"email": p})
-	}
-	// Limited per address whether or not it is registered, so the limit
-	// reveals nothing either.
-	if err := s.allowAttempt(ctx, s.resets, "reset|"+email); err != nil {
+	u, err := s.mailRecipient(ctx, "reset", email)
+	if err != nil || u == nil {
 		return err
-	}
-	u, err := s.store.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return storeErr("find user", err)
-	}
-	if u.Status != StatusActive {
-		return nil
 	}
 	plain, hash, err := token.NewOpaque()
 	if err != nil {
@@ -55,6 +40,33 @@ func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
 		return storeErr("store reset", err)
 	}
 	return nil
+}
+
+// mailRecipient starts a request that mails an address whoever asks (a
+// reset, a resent verification): it parses the address, spends one of the
+// address's budget under kind, and returns its user if registered and
+// active, nil otherwise: the caller then does nothing and answers the same.
+func (s *Service) mailRecipient(ctx context.Context, kind, email string) (*User, error) {
+	email, p := ParseEmail(email)
+	if p != "" {
+		return nil, Invalid(map[string]string{"email": p})
+	}
+	// Limited per address whether or not it is registered, so the limit
+	// reveals nothing either.
+	if err := s.allowAttempt(ctx, s.resets, kind+"|"+email); err != nil {
+		return nil, err
+	}
+	u, err := s.store.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storeErr("find user", err)
+	}
+	if u.Status != StatusActive {
+		return nil, nil
+	}
+	return u, nil
 }
 
 // ResetPassword consumes a reset token and sets a new password. The token,

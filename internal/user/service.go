@@ -20,6 +20,14 @@ type Config struct {
 	MaxPageSize     int           // default 100
 	RefreshTTL      time.Duration // default 30 days
 	ResetTTL        time.Duration // default 30 minutes
+	VerifyTTL       time.Duration // email verification token lifetime; default 24 hours
+	// RequireVerifiedEmail refuses sign-in (and refresh) of an account
+	// whose address is not verified, with ErrEmailNotVerified.
+	RequireVerifiedEmail bool
+	// SignupEnumerationSafe makes an anonymous registration answer the
+	// same for a new and a taken address (Create returns nil, nil) and
+	// mails the owner of a taken one instead.
+	SignupEnumerationSafe bool
 }
 
 func (c *Config) setDefaults() {
@@ -34,6 +42,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ResetTTL <= 0 {
 		c.ResetTTL = 30 * time.Minute
+	}
+	if c.VerifyTTL <= 0 {
+		c.VerifyTTL = 24 * time.Hour
 	}
 }
 
@@ -52,7 +63,9 @@ type Deps struct {
 	// nil means unlimited (the API's per-IP limits still apply).
 	PasswordAttempts Limiter
 	// ResetRequests bounds reset mails per address, whoever asks, so the
-	// endpoint cannot be used to flood a mailbox; nil means unlimited.
+	// endpoint cannot be used to flood a mailbox; resent verification mails
+	// have a budget of their own under it (key "verify|"); nil means
+	// unlimited.
 	ResetRequests Limiter
 	// Searcher answers List's text queries; nil means a prefix match on
 	// email and name in the database.

@@ -58,13 +58,36 @@ func (o *outbox) drain(t *testing.T) []user.Event {
 
 // last returns the newest reset token mailed to email, "" if none.
 func (o *outbox) last(t *testing.T, email string) string {
+	return o.newest(t, email, func(e user.Event) *user.EventReset { return e.Reset })
+}
+
+// verification returns the newest verification token mailed to email, ""
+// if none.
+func (o *outbox) verification(t *testing.T, email string) string {
+	return o.newest(t, email, func(e user.Event) *user.EventReset { return e.Verification })
+}
+
+// newest returns the token of the newest event whose pick is mailed to
+// email.
+func (o *outbox) newest(t *testing.T, email string, pick func(user.Event) *user.EventReset) string {
 	evs := o.drain(t)
 	for i := len(evs) - 1; i >= 0; i-- {
-		if r := evs[i].Reset; r != nil && r.Email == email {
+		if r := pick(evs[i]); r != nil && r.Email == email {
 			return r.Token
 		}
 	}
 	return ""
+}
+
+// notices returns the notices of type typ mailed to email.
+func (o *outbox) notices(t *testing.T, typ user.EventType, email string) []user.EventNotice {
+	var out []user.EventNotice
+	for _, e := range o.drain(t) {
+		if e.Type == typ && e.Notice != nil && e.Notice.Email == email {
+			out = append(out, *e.Notice)
+		}
+	}
+	return out
 }
 
 // countingHasher counts verifications, to show Auth does the same work for
@@ -117,6 +140,13 @@ var cheap = password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLengt
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
+	return newEnvOn(t, openStore(t, dir), dir, cheap)
+}
+
+// openStore opens and migrates an SQLite store in dir, closed when the
+// test ends.
+func openStore(t testing.TB, dir string) *sqlstore.Store {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, "sqlite", filepath.Join(dir, "db.sqlite"))
 	if err != nil {
@@ -126,7 +156,7 @@ func newEnv(t testing.TB) *env {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return newEnvOn(t, st, dir, cheap)
+	return st
 }
 
 func newEnvOn(t testing.TB, st *sqlstore.Store, dir string, params password.Params) *env {
@@ -282,14 +312,7 @@ func TestAuthSameWorkForUnknownEmail(t *testing.T) {
 func TestAuthRehashesOutdatedHash(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, "sqlite", filepath.Join(dir, "db.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, dir)
 	old := newEnvOn(t, st, dir, cheap)
 	u := old.create(t, "alice@example.com", user.RoleUser)
 	stronger := cheap
@@ -556,8 +579,11 @@ func TestUpdatePermissions(t *testing.T) {
 	_, err = e.svc.Update(ctx, actorOf(alice), alice.ID, user.UpdateInput{Email: &email, CurrentPassword: &wrong})
 	wantCode(t, err, user.CodeInvalidArgument)
 	cur := strongPW
-	if u, err := e.svc.Update(ctx, actorOf(alice), alice.ID, user.UpdateInput{Email: &email, CurrentPassword: &cur}); err != nil || u.Email != email {
+	if u, err := e.svc.Update(ctx, actorOf(alice), alice.ID, user.UpdateInput{Email: &email, CurrentPassword: &cur}); err != nil || u.PendingEmail != email {
 		t.Fatalf("email change: %v", err)
+	}
+	if err := e.svc.VerifyEmail(ctx, e.mail.verification(t, email)); err != nil {
+		t.Fatalf("verify the new email: %v", err)
 	}
 	taken := "bob@example.com"
 	_, err = e.svc.Update(ctx, actorOf(alice), alice.ID, user.UpdateInput{Email: &taken, CurrentPassword: &cur})

@@ -62,6 +62,11 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 	if u.Status != StatusActive {
 		return nil, ErrAccountDisabled
 	}
+	// Only now, after the password: the answer reveals the account's state
+	// to nobody but its owner.
+	if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
+		return nil, ErrEmailNotVerified
+	}
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}
@@ -105,7 +110,7 @@ func (s *Service) rehash(ctx context.Context, u *User, pw string) {
 
 // startSession issues an access token and a refresh token of the family.
 func (s *Service) startSession(ctx context.Context, r Repo, u *User, family string) (*Session, error) {
-	access, claims, err := s.tokens.Issue(ctx, u.ID, string(u.Role), u.SessionVersion, family)
+	access, claims, err := s.tokens.Issue(ctx, u.ID, string(u.Role), u.SessionVersion, family, u.EmailVerified)
 	if err != nil {
 		return nil, Internal("issue access token", err)
 	}
@@ -167,6 +172,9 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 		}
 		if u.Status != StatusActive {
 			return ErrAccountDisabled
+		}
+		if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
+			return ErrEmailNotVerified
 		}
 		sess, err = s.startSession(ctx, r, u, rt.FamilyID)
 		return err

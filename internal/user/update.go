@@ -2,6 +2,7 @@ package user
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 )
@@ -18,7 +19,10 @@ type UpdateInput struct {
 
 // Update changes a user. Users may change their own name, and their email
 // or password when they also give their current password (so a stolen access
-// token alone cannot take the account over). Admins may change anyone's
+// token alone cannot take the account over). A new email does not replace
+// the address at once, whoever asks (the user or an admin): it becomes the
+// pending email, a verification goes to it and a notice to the current
+// address, and it becomes the login once verified (VerifyEmail). Admins may change anyone's
 // fields, role and status, except their own role and status, and nobody may
 // remove the last active admin. A password change or a disable ends every
 // existing session; a change of email, password, status or role ends an
@@ -146,7 +150,15 @@ func (p updatePlan) applyTo(cur *User, hash string, now time.Time) []string {
 		}
 	}
 	set("name", p.name != nil && cur.Name != *p.name, func() { cur.Name = *p.name })
-	set("email", p.email != nil && cur.Email != *p.email, func() { cur.Email = *p.email })
+	if p.email != nil {
+		// Asking for the current address again cancels a pending change;
+		// asking for the pending one again mails a new verification.
+		pending := *p.email
+		if pending == cur.Email {
+			pending = ""
+		}
+		set("pending_email", cur.PendingEmail != pending || pending != "", func() { cur.PendingEmail = pending })
+	}
 	set("role", p.role != nil && cur.Role != *p.role, func() { cur.Role = *p.role })
 	set("status", p.status != nil && cur.Status != *p.status, func() {
 		cur.Status = *p.status
@@ -218,6 +230,11 @@ func (s *Service) afterUpdate(ctx context.Context, r Repo, cur *User, changed []
 			return err
 		}
 	}
+	if slices.Contains(changed, "pending_email") && cur.PendingEmail != "" {
+		if err := s.requestEmailChange(ctx, r, cur); err != nil {
+			return err
+		}
+	}
 	if sessionsEnded {
 		if err := r.RevokeUserRefreshTokens(ctx, cur.ID, now); err != nil {
 			return err
@@ -239,12 +256,30 @@ func (s *Service) afterUpdate(ctx context.Context, r Repo, cur *User, changed []
 	return appendEvents(ctx, r, evs...)
 }
 
+// requestEmailChange mails a verification to cur's pending address and a
+// notice to its current one. An address another account has is refused
+// now, as a direct change was before pending addresses (ErrEmailTaken);
+// the unique index decides again when the change is verified.
+func (s *Service) requestEmailChange(ctx context.Context, r Repo, cur *User) error {
+	_, err := r.UserByEmail(ctx, cur.PendingEmail)
+	if err == nil {
+		return ErrEmailTaken
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := s.requestVerification(ctx, r, cur, cur.PendingEmail); err != nil {
+		return err
+	}
+	return s.notice(ctx, r, EventEmailChangeRequested, cur, cur.Email, cur.PendingEmail)
+}
+
 // endsReset reports whether a change of field ends the user's open password
-// reset: a new address means the mail went to someone who may no longer own
-// the account; a new password, status or role means the account's owner or
+// reset: a new (or newly asked-for) address means the mail went to someone
+// who may no longer own the account; a new password, status or role means the account's owner or
 // an admin has decided about it since the reset was asked for.
 func endsReset(field string) bool {
-	return field == "email" || field == "password" || field == "status" || field == "role"
+	return field == "email" || field == "pending_email" || field == "password" || field == "status" || field == "role"
 }
 
 // verifyCurrent checks the current password a user gives to change their

@@ -44,6 +44,12 @@ type User struct {
 	Role         Role
 	Status       Status
 	PasswordHash string
+	// EmailVerified: the user proved they receive mail at Email (a link
+	// from a verification mail).
+	EmailVerified bool
+	// PendingEmail is an address the user asked to change to; it becomes
+	// Email, the login, only once verified. "" = none.
+	PendingEmail string
 	// SessionVersion is bumped whenever existing sessions must end (password
 	// change or reset). Access tokens carry the version they were issued
 	// under; Validate rejects older ones. A counter rather than a timestamp

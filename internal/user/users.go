@@ -1,6 +1,9 @@
 package user
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // CreateInput is a registration.
 type CreateInput struct {
@@ -12,8 +15,75 @@ type CreateInput struct {
 
 // Create registers a user. The email's uniqueness is enforced by the store's
 // unique index, so two concurrent registrations yield one user and one
-// ErrEmailTaken.
+// ErrEmailTaken. The address starts unverified and a verification mail
+// goes out, except for the System actor (`usersvc admin create`), whose
+// operator vouches for it.
+//
+// With Config.SignupEnumerationSafe an anonymous registration returns nil,
+// nil for a new and a taken address alike (accepted: the outcome is
+// mailed), after the same work on both paths: one password hash, then one
+// transaction that tries the insert. A taken address gets a mail to its
+// owner instead of an account. Admins and service accounts, who may list
+// users anyway, still get the user or ErrEmailTaken.
 func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*User, error) {
+	u, err := s.newUser(ctx, actor, in)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := s.newEvent(EventCreated, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	ev.User = eventUser(u)
+	quiet := s.cfg.SignupEnumerationSafe && actor.Anonymous()
+	// The owner of a taken address is told at most as often as the reset
+	// budget allows, so sign-ups cannot flood their mailbox; the budget is
+	// spent on both paths, so its cost tells nothing either.
+	notify := quiet && s.allowAttempt(ctx, s.resets, "signup|"+u.Email) == nil
+	err = s.store.Atomic(ctx, func(r Repo) error {
+		err := r.CreateUser(ctx, u)
+		if quiet && errors.Is(err, ErrEmailTaken) {
+			if !notify {
+				return nil
+			}
+			return s.signupAttempted(ctx, r, u.Email)
+		}
+		if err != nil {
+			return err
+		}
+		if !u.EmailVerified {
+			if err := s.requestVerification(ctx, r, u, u.Email); err != nil {
+				return err
+			}
+		}
+		return appendEvents(ctx, r, ev)
+	})
+	if err != nil {
+		return nil, storeErr("create user", err)
+	}
+	if quiet {
+		return nil, nil
+	}
+	return u, nil
+}
+
+// signupAttempted mails the owner of a taken address that someone tried to
+// register it. The failed insert left the transaction usable (a statement
+// error rolls back only the statement, in both databases).
+func (s *Service) signupAttempted(ctx context.Context, r Repo, email string) error {
+	owner, err := r.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) { // deleted in between: nobody to tell
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.notice(ctx, r, EventSignupAttempted, owner, owner.Email, "")
+}
+
+// newUser validates a registration, checks who may create what, and
+// builds the user with its password hashed.
+func (s *Service) newUser(ctx context.Context, actor Actor, in CreateInput) (*User, error) {
 	email, emailProblem := ParseEmail(in.Email)
 	name := NormalizeName(in.Name)
 	role := in.Role
@@ -48,23 +118,8 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*Use
 		return nil, Internal("new id", err)
 	}
 	now := s.clock()
-	u := &User{ID: id, Email: email, Name: name, Role: role, Status: StatusActive,
-		PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
-	ev, err := s.newEvent(EventCreated, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	ev.User = eventUser(u)
-	err = s.store.Atomic(ctx, func(r Repo) error {
-		if err := r.CreateUser(ctx, u); err != nil {
-			return err
-		}
-		return appendEvents(ctx, r, ev)
-	})
-	if err != nil {
-		return nil, storeErr("create user", err)
-	}
-	return u, nil
+	return &User{ID: id, Email: email, Name: name, Role: role, Status: StatusActive,
+		PasswordHash: hash, EmailVerified: actor.System, CreatedAt: now, UpdatedAt: now}, nil
 }
 
 // Get returns a user the actor may see.

@@ -1,5 +1,5 @@
 // Package worker holds the event consumers: the mailer, which sends
-// password-reset mail, and the search indexer, which keeps the search index
+// password-reset, verification and notice mail, and the search indexer, which keeps the search index
 // current. They run in `usersvc worker` (on RabbitMQ), or inside the service
 // process on the in-process bus of the embedded default.
 package worker
@@ -26,20 +26,29 @@ type ResetSender interface {
 	SendPasswordReset(ctx context.Context, to, name, token string) error
 }
 
+// Sender delivers every mail of the mailer (mail.ResetMailer).
+type Sender interface {
+	ResetSender
+	SendVerification(ctx context.Context, to, name, token string) error
+	SendEmailChangeNotice(ctx context.Context, to, name, newEmail string) error
+	SendSignupAttempt(ctx context.Context, to, name string) error
+}
+
 // MailerSubscription is the mailer's queue.
 var MailerSubscription = events.Subscription{
-	Queue:       "usersvc.mailer",
-	RoutingKeys: []string{string(user.EventPasswordResetRequested)},
+	Queue: "usersvc.mailer",
+	RoutingKeys: []string{string(user.EventPasswordResetRequested), string(user.EventVerificationRequested),
+		string(user.EventEmailChangeRequested), string(user.EventSignupAttempted)},
 	MaxAttempts: 8,
 	Backoff:     2 * time.Second,
 	MaxBackoff:  2 * time.Minute,
 }
 
-// Mailer sends the reset mail of each user.password_reset_requested event
-// once: the send runs inside ProcessOnce, so a redelivered event whose mail
-// went out is acknowledged without a second mail, and a failed send leaves
-// no mark and is retried.
-func Mailer(p Processed, sender ResetSender, now func() time.Time, log *slog.Logger) events.Handler {
+// Mailer sends the mail of each event it is subscribed to once: the send
+// runs inside ProcessOnce, so a redelivered event whose mail went out is
+// acknowledged without a second mail, and a failed send leaves no mark and
+// is retried. A token whose expiry passed before delivery is not mailed.
+func Mailer(p Processed, sender Sender, now func() time.Time, log *slog.Logger) events.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -50,15 +59,16 @@ func Mailer(p Processed, sender ResetSender, now func() time.Time, log *slog.Log
 		if err != nil {
 			return events.Permanent(err)
 		}
-		if e.Type != user.EventPasswordResetRequested || e.Reset == nil || e.Reset.Token == "" {
-			return events.Permanent(fmt.Errorf("mailer: event %s (%s) carries no reset", e.ID, e.Type))
+		ml, err := mailOf(e, sender)
+		if err != nil {
+			return events.Permanent(err)
 		}
-		if !now().Before(e.Reset.ExpiresAt) {
-			log.WarnContext(ctx, "reset mail not sent: token already expired", "event.id", e.ID, "user.id", e.UserID)
+		if !ml.expires.IsZero() && !now().Before(ml.expires) {
+			log.WarnContext(ctx, ml.kind+" mail not sent: token already expired", "event.id", e.ID, "user.id", e.UserID)
 			return nil
 		}
 		ran, err := p.ProcessOnce(ctx, "mailer", e.ID, func(ctx context.Context) error {
-			err := sender.SendPasswordReset(ctx, e.Reset.Email, e.Reset.Name, e.Reset.Token)
+			err := ml.send(ctx)
 			telemetry.MailDeliveries.WithLabelValues(map[bool]string{true: "sent", false: "failed"}[err == nil]).Inc()
 			return err
 		})
@@ -66,10 +76,44 @@ func Mailer(p Processed, sender ResetSender, now func() time.Time, log *slog.Log
 			return fmt.Errorf("mailer: event %s: %w", e.ID, err)
 		}
 		if ran {
-			log.InfoContext(ctx, "reset mail sent", "event.id", e.ID, "user.id", e.UserID)
+			log.InfoContext(ctx, ml.kind+" mail sent", "event.id", e.ID, "user.id", e.UserID)
 		}
 		return nil
 	}
+}
+
+// outgoing is the mail an event asks for.
+type outgoing struct {
+	kind    string // for logs: "reset", "verification", …
+	expires time.Time
+	send    func(context.Context) error
+}
+
+// mailOf returns the mail of e, or an error if e carries none it can send.
+func mailOf(e user.Event, s Sender) (outgoing, error) {
+	switch {
+	case e.Type == user.EventPasswordResetRequested && e.Reset != nil && e.Reset.Token != "":
+		r := e.Reset
+		return outgoing{kind: "reset", expires: r.ExpiresAt, send: func(ctx context.Context) error {
+			return s.SendPasswordReset(ctx, r.Email, r.Name, r.Token)
+		}}, nil
+	case e.Type == user.EventVerificationRequested && e.Verification != nil && e.Verification.Token != "":
+		v := e.Verification
+		return outgoing{kind: "verification", expires: v.ExpiresAt, send: func(ctx context.Context) error {
+			return s.SendVerification(ctx, v.Email, v.Name, v.Token)
+		}}, nil
+	case e.Type == user.EventEmailChangeRequested && e.Notice != nil && e.Notice.NewEmail != "":
+		n := e.Notice
+		return outgoing{kind: "email change notice", send: func(ctx context.Context) error {
+			return s.SendEmailChangeNotice(ctx, n.Email, n.Name, n.NewEmail)
+		}}, nil
+	case e.Type == user.EventSignupAttempted && e.Notice != nil:
+		n := e.Notice
+		return outgoing{kind: "sign-up attempt notice", send: func(ctx context.Context) error {
+			return s.SendSignupAttempt(ctx, n.Email, n.Name)
+		}}, nil
+	}
+	return outgoing{}, fmt.Errorf("mailer: event %s (%s) carries no mail", e.ID, e.Type)
 }
 
 // outcome is "ok" or "failed", for the counters.

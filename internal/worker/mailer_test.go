@@ -3,7 +3,9 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -82,10 +84,11 @@ func (f *mailFixture) processedMarks(t *testing.T, ctx context.Context, eventID 
 // countingSender counts sends and fails the first failFirst of them; the
 // others go to next.
 type countingSender struct {
-	next      worker.ResetSender
-	failFirst int
-	mu        sync.Mutex
-	calls     int
+	worker.Sender // only resets are counted; the others go here
+	next          worker.ResetSender
+	failFirst     int
+	mu            sync.Mutex
+	calls         int
 }
 
 var errSMTPDown = errors.New("smtp: connection refused")
@@ -306,5 +309,72 @@ func TestMailerRejectsMalformedEvents(t *testing.T) {
 	}
 	if n := sender.count(); n != 0 {
 		t.Errorf("sender called %d times for malformed events, want 0", n)
+	}
+}
+
+// TestMailerSendsVerificationAndNotices: the account mails other than the
+// reset (verification at sign-up and at an email change, the notice to the
+// old address, the sign-up attempt) each become one mail to the right
+// address, and the verification link really verifies.
+func TestMailerSendsVerificationAndNotices(t *testing.T) {
+	ctx := testCtx(t)
+	st := stack.New(t, stack.Options{NoEvents: true})
+	dir := filepath.Join(t.TempDir(), "mail")
+	sender, err := mail.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := worker.Mailer(st.Store, mail.ResetMailer{Sender: sender, From: "usersvc <no-reply@example.com>",
+		PublicURL: "http://127.0.0.1:8080", VerifyTTL: time.Hour}, time.Now, quietLog())
+	u, err := st.Service.Create(ctx, user.Actor{}, user.CreateInput{Email: "vera@example.com", Password: pw, Name: "Vera"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newEmail, cur := "vera.new@example.com", pw
+	if _, err := st.Service.Update(ctx, user.Actor{ID: u.ID, Role: u.Role}, u.ID, user.UpdateInput{Email: &newEmail, CurrentPassword: &cur}); err != nil {
+		t.Fatal(err)
+	}
+	attempt, err := (user.Event{ID: "0190a8e4-0000-7000-8000-000000000001", Type: user.EventSignupAttempted,
+		OccurredAt: time.Now(), UserID: u.ID, Notice: &user.EventNotice{Email: u.Email, Name: u.Name}}).Body()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := append(drainOutbox(t, ctx, st), events.Message{ID: "0190a8e4-0000-7000-8000-000000000001",
+		RoutingKey: string(user.EventSignupAttempted), Body: attempt})
+	for _, m := range msgs {
+		if !slices.Contains(worker.MailerSubscription.RoutingKeys, m.RoutingKey) {
+			continue
+		}
+		if err := h(ctx, m); err != nil {
+			t.Fatalf("handler(%s): %v", m.RoutingKey, err)
+		}
+	}
+	ms, err := mail.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]mail.Stored{}
+	for _, m := range ms {
+		got[m.Subject()] = append(got[m.Subject()], m)
+	}
+	verifications := got["Confirm your email address"]
+	if len(verifications) != 2 || len(got["Your email address is being changed"]) != 1 ||
+		len(got["Someone tried to create an account with your address"]) != 1 || len(ms) != 4 {
+		t.Fatalf("mails: %v", slices.Collect(maps.Keys(got)))
+	}
+	last := verifications[1]
+	if !strings.Contains(last.Header.Get("To"), newEmail) {
+		t.Fatalf("second verification went to %s", last.Header.Get("To"))
+	}
+	if err := st.Service.VerifyEmail(ctx, mail.ResetToken(last.Text)); err != nil {
+		t.Fatalf("verify from the mailed link: %v", err)
+	}
+	bare, err := (user.Event{ID: "0190a8e4-0000-7000-8000-000000000002", Type: user.EventVerificationRequested,
+		OccurredAt: time.Now(), UserID: u.ID}).Body()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h(ctx, events.Message{ID: "x", RoutingKey: string(user.EventVerificationRequested), Body: bare}); !events.IsPermanent(err) {
+		t.Fatalf("an event without its mail: %v, want a permanent error", err)
 	}
 }

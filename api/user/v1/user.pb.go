@@ -142,14 +142,19 @@ func (Status) EnumDescriptor() ([]byte, []int) {
 
 // UserInfo is a user as every response shows it. It never holds a password hash.
 type UserInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Role          Role                   `protobuf:"varint,4,opt,name=role,proto3,enum=user.v1.Role" json:"role,omitempty"`
-	Status        Status                 `protobuf:"varint,5,opt,name=status,proto3,enum=user.v1.Status" json:"status,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Email     string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	Name      string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Role      Role                   `protobuf:"varint,4,opt,name=role,proto3,enum=user.v1.Role" json:"role,omitempty"`
+	Status    Status                 `protobuf:"varint,5,opt,name=status,proto3,enum=user.v1.Status" json:"status,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The user proved they receive mail at email.
+	EmailVerified bool `protobuf:"varint,8,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
+	// An address the user asked to change to; it becomes email once
+	// verified. Empty = none.
+	PendingEmail  string `protobuf:"bytes,9,opt,name=pending_email,json=pendingEmail,proto3" json:"pending_email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,6 +236,20 @@ func (x *UserInfo) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *UserInfo) GetEmailVerified() bool {
+	if x != nil {
+		return x.EmailVerified
+	}
+	return false
+}
+
+func (x *UserInfo) GetPendingEmail() string {
+	if x != nil {
+		return x.PendingEmail
+	}
+	return ""
 }
 
 type GetRequest struct {
@@ -558,8 +577,12 @@ func (x *CreateRequest) GetRole() Role {
 }
 
 type CreateResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          *UserInfo              `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  *UserInfo              `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// accepted: an enumeration-safe sign-up (anonymous caller, the service's
+	// signup_enumeration_safe on) answers no user for a new and a taken
+	// address alike; the outcome goes to the address by mail.
+	Accepted      bool `protobuf:"varint,2,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -599,6 +622,13 @@ func (x *CreateResponse) GetUser() *UserInfo {
 		return x.User
 	}
 	return nil
+}
+
+func (x *CreateResponse) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
 }
 
 type UpdateRequest struct {
@@ -1494,11 +1524,171 @@ func (x *KeysResponse) GetJwks() string {
 	return ""
 }
 
+type VerifyEmailRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyEmailRequest) Reset() {
+	*x = VerifyEmailRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyEmailRequest) ProtoMessage() {}
+
+func (x *VerifyEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyEmailRequest.ProtoReflect.Descriptor instead.
+func (*VerifyEmailRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *VerifyEmailRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type VerifyEmailResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyEmailResponse) Reset() {
+	*x = VerifyEmailResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyEmailResponse) ProtoMessage() {}
+
+func (x *VerifyEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyEmailResponse.ProtoReflect.Descriptor instead.
+func (*VerifyEmailResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{25}
+}
+
+type ResendVerificationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendVerificationRequest) Reset() {
+	*x = ResendVerificationRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendVerificationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendVerificationRequest) ProtoMessage() {}
+
+func (x *ResendVerificationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendVerificationRequest.ProtoReflect.Descriptor instead.
+func (*ResendVerificationRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ResendVerificationRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type ResendVerificationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendVerificationResponse) Reset() {
+	*x = ResendVerificationResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendVerificationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendVerificationResponse) ProtoMessage() {}
+
+func (x *ResendVerificationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendVerificationResponse.ProtoReflect.Descriptor instead.
+func (*ResendVerificationResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{27}
+}
+
 var File_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_user_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x12user/v1/user.proto\x12\auser.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x02\n" +
+	"\x12user/v1/user.proto\x12\auser.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x02\n" +
 	"\bUserInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
@@ -1508,7 +1698,9 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\")\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12%\n" +
+	"\x0eemail_verified\x18\b \x01(\bR\remailVerified\x12#\n" +
+	"\rpending_email\x18\t \x01(\tR\fpendingEmail\")\n" +
 	"\n" +
 	"GetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02idJ\x04\b\x02\x10\x03R\x05actor\"4\n" +
@@ -1532,9 +1724,10 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12!\n" +
-	"\x04role\x18\x04 \x01(\x0e2\r.user.v1.RoleR\x04roleJ\x04\b\x05\x10\x06R\x05actor\"7\n" +
+	"\x04role\x18\x04 \x01(\x0e2\r.user.v1.RoleR\x04roleJ\x04\b\x05\x10\x06R\x05actor\"S\n" +
 	"\x0eCreateResponse\x12%\n" +
-	"\x04user\x18\x01 \x01(\v2\x11.user.v1.UserInfoR\x04user\"\xd0\x02\n" +
+	"\x04user\x18\x01 \x01(\v2\x11.user.v1.UserInfoR\x04user\x12\x1a\n" +
+	"\baccepted\x18\x02 \x01(\bR\baccepted\"\xd0\x02\n" +
 	"\rUpdateRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x19\n" +
@@ -1593,7 +1786,13 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x0eRevokeResponse\"\r\n" +
 	"\vKeysRequest\"\"\n" +
 	"\fKeysResponse\x12\x12\n" +
-	"\x04jwks\x18\x01 \x01(\tR\x04jwks*;\n" +
+	"\x04jwks\x18\x01 \x01(\tR\x04jwks\"*\n" +
+	"\x12VerifyEmailRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x15\n" +
+	"\x13VerifyEmailResponse\"1\n" +
+	"\x19ResendVerificationRequest\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\"\x1c\n" +
+	"\x1aResendVerificationResponse*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
@@ -1602,7 +1801,7 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +
-	"\x0fSTATUS_DISABLED\x10\x022\x83\x06\n" +
+	"\x0fSTATUS_DISABLED\x10\x022\xac\a\n" +
 	"\x04User\x120\n" +
 	"\x03Get\x12\x13.user.v1.GetRequest\x1a\x14.user.v1.GetResponse\x12E\n" +
 	"\n" +
@@ -1616,7 +1815,9 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\rResetPassword\x12\x1d.user.v1.ResetPasswordRequest\x1a\x1e.user.v1.ResetPasswordResponse\x129\n" +
 	"\aRefresh\x12\x17.user.v1.RefreshRequest\x1a\x15.user.v1.AuthResponse\x129\n" +
 	"\x06Revoke\x12\x16.user.v1.RevokeRequest\x1a\x17.user.v1.RevokeResponse\x123\n" +
-	"\x04Keys\x12\x14.user.v1.KeysRequest\x1a\x15.user.v1.KeysResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
+	"\x04Keys\x12\x14.user.v1.KeysRequest\x1a\x15.user.v1.KeysResponse\x12H\n" +
+	"\vVerifyEmail\x12\x1b.user.v1.VerifyEmailRequest\x1a\x1c.user.v1.VerifyEmailResponse\x12]\n" +
+	"\x12ResendVerification\x12\".user.v1.ResendVerificationRequest\x1a#.user.v1.ResendVerificationResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
 
 var (
 	file_user_v1_user_proto_rawDescOnce sync.Once
@@ -1631,7 +1832,7 @@ func file_user_v1_user_proto_rawDescGZIP() []byte {
 }
 
 var file_user_v1_user_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_user_v1_user_proto_goTypes = []any{
 	(Role)(0),                           // 0: user.v1.Role
 	(Status)(0),                         // 1: user.v1.Status
@@ -1659,13 +1860,17 @@ var file_user_v1_user_proto_goTypes = []any{
 	(*RevokeResponse)(nil),              // 23: user.v1.RevokeResponse
 	(*KeysRequest)(nil),                 // 24: user.v1.KeysRequest
 	(*KeysResponse)(nil),                // 25: user.v1.KeysResponse
-	(*timestamppb.Timestamp)(nil),       // 26: google.protobuf.Timestamp
+	(*VerifyEmailRequest)(nil),          // 26: user.v1.VerifyEmailRequest
+	(*VerifyEmailResponse)(nil),         // 27: user.v1.VerifyEmailResponse
+	(*ResendVerificationRequest)(nil),   // 28: user.v1.ResendVerificationRequest
+	(*ResendVerificationResponse)(nil),  // 29: user.v1.ResendVerificationResponse
+	(*timestamppb.Timestamp)(nil),       // 30: google.protobuf.Timestamp
 }
 var file_user_v1_user_proto_depIdxs = []int32{
 	0,  // 0: user.v1.UserInfo.role:type_name -> user.v1.Role
 	1,  // 1: user.v1.UserInfo.status:type_name -> user.v1.Status
-	26, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
-	26, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
+	30, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
+	30, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: user.v1.GetResponse.user:type_name -> user.v1.UserInfo
 	0,  // 5: user.v1.PaginationRequest.role:type_name -> user.v1.Role
 	1,  // 6: user.v1.PaginationRequest.status:type_name -> user.v1.Status
@@ -1677,7 +1882,7 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	2,  // 12: user.v1.UpdateResponse.user:type_name -> user.v1.UserInfo
 	2,  // 13: user.v1.AuthResponse.user:type_name -> user.v1.UserInfo
 	2,  // 14: user.v1.ValidateResponse.user:type_name -> user.v1.UserInfo
-	26, // 15: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
+	30, // 15: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 16: user.v1.User.Get:input_type -> user.v1.GetRequest
 	5,  // 17: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
 	7,  // 18: user.v1.User.Create:input_type -> user.v1.CreateRequest
@@ -1690,20 +1895,24 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	21, // 25: user.v1.User.Refresh:input_type -> user.v1.RefreshRequest
 	22, // 26: user.v1.User.Revoke:input_type -> user.v1.RevokeRequest
 	24, // 27: user.v1.User.Keys:input_type -> user.v1.KeysRequest
-	4,  // 28: user.v1.User.Get:output_type -> user.v1.GetResponse
-	6,  // 29: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
-	8,  // 30: user.v1.User.Create:output_type -> user.v1.CreateResponse
-	10, // 31: user.v1.User.Update:output_type -> user.v1.UpdateResponse
-	12, // 32: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
-	14, // 33: user.v1.User.Auth:output_type -> user.v1.AuthResponse
-	16, // 34: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
-	18, // 35: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
-	20, // 36: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
-	14, // 37: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
-	23, // 38: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
-	25, // 39: user.v1.User.Keys:output_type -> user.v1.KeysResponse
-	28, // [28:40] is the sub-list for method output_type
-	16, // [16:28] is the sub-list for method input_type
+	26, // 28: user.v1.User.VerifyEmail:input_type -> user.v1.VerifyEmailRequest
+	28, // 29: user.v1.User.ResendVerification:input_type -> user.v1.ResendVerificationRequest
+	4,  // 30: user.v1.User.Get:output_type -> user.v1.GetResponse
+	6,  // 31: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
+	8,  // 32: user.v1.User.Create:output_type -> user.v1.CreateResponse
+	10, // 33: user.v1.User.Update:output_type -> user.v1.UpdateResponse
+	12, // 34: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
+	14, // 35: user.v1.User.Auth:output_type -> user.v1.AuthResponse
+	16, // 36: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
+	18, // 37: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
+	20, // 38: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
+	14, // 39: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
+	23, // 40: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
+	25, // 41: user.v1.User.Keys:output_type -> user.v1.KeysResponse
+	27, // 42: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
+	29, // 43: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
+	30, // [30:44] is the sub-list for method output_type
+	16, // [16:30] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -1721,7 +1930,7 @@ func file_user_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_user_v1_user_proto_rawDesc), len(file_user_v1_user_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

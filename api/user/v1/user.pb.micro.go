@@ -58,6 +58,13 @@ type UserService interface {
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...client.CallOption) (*RevokeResponse, error)
 	// Keys returns the JWKS document of every key that may have signed a live token.
 	Keys(ctx context.Context, in *KeysRequest, opts ...client.CallOption) (*KeysResponse, error)
+	// VerifyEmail consumes a mailed verification token: the address it was
+	// sent to is verified (and, for an email change, becomes the login).
+	// Anonymous: the token is the credential.
+	VerifyEmail(ctx context.Context, in *VerifyEmailRequest, opts ...client.CallOption) (*VerifyEmailResponse, error)
+	// ResendVerification mails a new verification link to a registered,
+	// unverified address; it answers the same for any address. Anonymous.
+	ResendVerification(ctx context.Context, in *ResendVerificationRequest, opts ...client.CallOption) (*ResendVerificationResponse, error)
 }
 
 type userService struct {
@@ -192,6 +199,26 @@ func (c *userService) Keys(ctx context.Context, in *KeysRequest, opts ...client.
 	return out, nil
 }
 
+func (c *userService) VerifyEmail(ctx context.Context, in *VerifyEmailRequest, opts ...client.CallOption) (*VerifyEmailResponse, error) {
+	req := c.c.NewRequest(c.name, "User.VerifyEmail", in)
+	out := new(VerifyEmailResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) ResendVerification(ctx context.Context, in *ResendVerificationRequest, opts ...client.CallOption) (*ResendVerificationResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ResendVerification", in)
+	out := new(ResendVerificationResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for User service
 
 type UserHandler interface {
@@ -224,6 +251,13 @@ type UserHandler interface {
 	Revoke(context.Context, *RevokeRequest, *RevokeResponse) error
 	// Keys returns the JWKS document of every key that may have signed a live token.
 	Keys(context.Context, *KeysRequest, *KeysResponse) error
+	// VerifyEmail consumes a mailed verification token: the address it was
+	// sent to is verified (and, for an email change, becomes the login).
+	// Anonymous: the token is the credential.
+	VerifyEmail(context.Context, *VerifyEmailRequest, *VerifyEmailResponse) error
+	// ResendVerification mails a new verification link to a registered,
+	// unverified address; it answers the same for any address. Anonymous.
+	ResendVerification(context.Context, *ResendVerificationRequest, *ResendVerificationResponse) error
 }
 
 func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.HandlerOption) error {
@@ -240,6 +274,8 @@ func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.Handl
 		Refresh(ctx context.Context, in *RefreshRequest, out *AuthResponse) error
 		Revoke(ctx context.Context, in *RevokeRequest, out *RevokeResponse) error
 		Keys(ctx context.Context, in *KeysRequest, out *KeysResponse) error
+		VerifyEmail(ctx context.Context, in *VerifyEmailRequest, out *VerifyEmailResponse) error
+		ResendVerification(ctx context.Context, in *ResendVerificationRequest, out *ResendVerificationResponse) error
 	}
 	type User struct {
 		user
@@ -298,4 +334,12 @@ func (h *userHandler) Revoke(ctx context.Context, in *RevokeRequest, out *Revoke
 
 func (h *userHandler) Keys(ctx context.Context, in *KeysRequest, out *KeysResponse) error {
 	return h.UserHandler.Keys(ctx, in, out)
+}
+
+func (h *userHandler) VerifyEmail(ctx context.Context, in *VerifyEmailRequest, out *VerifyEmailResponse) error {
+	return h.UserHandler.VerifyEmail(ctx, in, out)
+}
+
+func (h *userHandler) ResendVerification(ctx context.Context, in *ResendVerificationRequest, out *ResendVerificationResponse) error {
+	return h.UserHandler.ResendVerification(ctx, in, out)
 }

@@ -20,8 +20,9 @@ type dialect struct {
 	name string // "mysql" or "sqlite"; also the migrations directory
 
 	// putResetSQL inserts a password reset, replacing the user's earlier
-	// record in the same statement (so no transaction is needed).
-	putResetSQL string
+	// record in the same statement (so no transaction is needed);
+	// putVerificationSQL does the same for an email verification.
+	putResetSQL, putVerificationSQL string
 
 	// putRevocationSQL upserts a revocation, keeping the later expiry.
 	putRevocationSQL string
@@ -55,9 +56,8 @@ var mysqlDialect = &dialect{
 	// a clash on token_hash would mean the same secret token, so taking the
 	// row over is harmless. VALUES() rather than the MySQL 8.0.19 row alias
 	// because MariaDB does not support the alias.
-	putResetSQL: `INSERT INTO password_resets (token_hash, user_id, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
-ON DUPLICATE KEY UPDATE token_hash = VALUES(token_hash), user_id = VALUES(user_id), email = VALUES(email),
-created_at = VALUES(created_at), expires_at = VALUES(expires_at)`,
+	putResetSQL:        mysqlPutByUser("password_resets"),
+	putVerificationSQL: mysqlPutByUser("email_verifications"),
 	putRevocationSQL: `INSERT INTO revoked_tokens (token_key, expires_at) VALUES (?, ?)
 ON DUPLICATE KEY UPDATE expires_at = GREATEST(expires_at, VALUES(expires_at))`,
 	emailKey: "uq_users_email'",
@@ -86,9 +86,8 @@ var sqliteDialect = &dialect{
 	name: "sqlite",
 	// ON CONFLICT(user_id) names the one constraint meant; a clash on the
 	// token_hash primary key still fails loudly.
-	putResetSQL: `INSERT INTO password_resets (token_hash, user_id, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT(user_id) DO UPDATE SET token_hash = excluded.token_hash, email = excluded.email,
-created_at = excluded.created_at, expires_at = excluded.expires_at`,
+	putResetSQL:        sqlitePutByUser("password_resets"),
+	putVerificationSQL: sqlitePutByUser("email_verifications"),
 	putRevocationSQL: `INSERT INTO revoked_tokens (token_key, expires_at) VALUES (?, ?)
 ON CONFLICT(token_key) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`,
 	emailKey: "users.email",
@@ -177,3 +176,18 @@ func decodeTime(src any) (*time.Time, error) {
 
 // normTime is what the database gives back for t: UTC, whole microseconds.
 func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// mysqlPutByUser is the upsert of a token table keyed by token_hash with at
+// most one row per user_id (password_resets, email_verifications).
+func mysqlPutByUser(table string) string {
+	return `INSERT INTO ` + table + ` (token_hash, user_id, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
+ON DUPLICATE KEY UPDATE token_hash = VALUES(token_hash), user_id = VALUES(user_id), email = VALUES(email),
+created_at = VALUES(created_at), expires_at = VALUES(expires_at)`
+}
+
+// sqlitePutByUser is mysqlPutByUser for SQLite.
+func sqlitePutByUser(table string) string {
+	return `INSERT INTO ` + table + ` (token_hash, user_id, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT(user_id) DO UPDATE SET token_hash = excluded.token_hash, email = excluded.email,
+created_at = excluded.created_at, expires_at = excluded.expires_at`
+}

@@ -11,7 +11,7 @@ import (
 	"github.com/usersvc/usersvc/internal/user"
 )
 
-const userCols = `id, email, name, role, status, password_hash, session_version, created_at, updated_at`
+const userCols = `id, email, name, role, status, password_hash, email_verified, pending_email, session_version, created_at, updated_at`
 
 // rowScanner is *sql.Row or *sql.Rows.
 type rowScanner interface{ Scan(dest ...any) error }
@@ -19,7 +19,7 @@ type rowScanner interface{ Scan(dest ...any) error }
 func scanUser(row rowScanner) (*user.User, error) {
 	var u user.User
 	err := row.Scan(&u.ID, &u.Email, &u.Name, (*string)(&u.Role), (*string)(&u.Status), &u.PasswordHash,
-		&u.SessionVersion, timeDest{&u.CreatedAt}, timeDest{&u.UpdatedAt})
+		&u.EmailVerified, &u.PendingEmail, &u.SessionVersion, timeDest{&u.CreatedAt}, timeDest{&u.UpdatedAt})
 	if err != nil {
 		return nil, err
 	}
@@ -38,10 +38,10 @@ func nameKey(name string) string { return strings.ToLower(name) }
 func (r repo) CreateUser(ctx context.Context, u *user.User) error {
 	u.CreatedAt, u.UpdatedAt = normTime(u.CreatedAt), normTime(u.UpdatedAt)
 	_, err := r.q.ExecContext(ctx, `INSERT INTO users
-(id, email, name, name_lower, role, status, password_hash, session_version, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+(id, email, name, name_lower, role, status, password_hash, email_verified, pending_email, session_version, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Email, u.Name, nameKey(u.Name), string(u.Role), string(u.Status), u.PasswordHash,
-		u.SessionVersion, r.d.timeArg(u.CreatedAt), r.d.timeArg(u.UpdatedAt))
+		u.EmailVerified, u.PendingEmail, u.SessionVersion, r.d.timeArg(u.CreatedAt), r.d.timeArg(u.UpdatedAt))
 	if err != nil {
 		if r.d.isEmailTaken(err) {
 			return user.ErrEmailTaken
@@ -134,9 +134,9 @@ func (r repo) UserByEmail(ctx context.Context, email string) (*user.User, error)
 func (r repo) UpdateUser(ctx context.Context, u *user.User) error {
 	u.UpdatedAt = normTime(u.UpdatedAt)
 	res, err := r.q.ExecContext(ctx, `UPDATE users SET email = ?, name = ?, name_lower = ?, role = ?, status = ?,
-password_hash = ?, session_version = ?, updated_at = ? WHERE id = ?`,
+password_hash = ?, email_verified = ?, pending_email = ?, session_version = ?, updated_at = ? WHERE id = ?`,
 		u.Email, u.Name, nameKey(u.Name), string(u.Role), string(u.Status), u.PasswordHash,
-		u.SessionVersion, r.d.timeArg(u.UpdatedAt), u.ID)
+		u.EmailVerified, u.PendingEmail, u.SessionVersion, r.d.timeArg(u.UpdatedAt), u.ID)
 	if err != nil {
 		if r.d.isEmailTaken(err) {
 			return user.ErrEmailTaken
@@ -146,7 +146,7 @@ password_hash = ?, session_version = ?, updated_at = ? WHERE id = ?`,
 	return oneRow(res, "update user")
 }
 
-// DeleteUser removes the user, their refresh tokens and their reset record
+// DeleteUser removes the user, their refresh tokens, reset and verification records
 // in one transaction (the caller's, inside Atomic). The schema cascades
 // these deletes, but they are also done explicitly so the result does not
 // depend on foreign keys being enforced (an SQLite connection opened
@@ -158,6 +158,9 @@ func (r repo) DeleteUser(ctx context.Context, id string) error {
 		}
 		if _, err := r.q.ExecContext(ctx, `DELETE FROM password_resets WHERE user_id = ?`, id); err != nil {
 			return fmt.Errorf("sqlstore: delete user's password reset: %w", err)
+		}
+		if _, err := r.q.ExecContext(ctx, `DELETE FROM email_verifications WHERE user_id = ?`, id); err != nil {
+			return fmt.Errorf("sqlstore: delete user's email verification: %w", err)
 		}
 		res, err := r.q.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
 		if err != nil {

@@ -62,6 +62,8 @@ func Run(t *testing.T, open func(t *testing.T) user.Store) {
 		{"LockActiveAdmins", testLockActiveAdmins},
 		{"LockActiveAdminsSerialisesRemovals", testLockActiveAdminsSerialises},
 		{"ServiceAccounts", testServiceAccounts},
+		{"EmailVerifications", testEmailVerifications},
+		{"ConcurrentAtomicConsumeVerification", testConcurrentConsumeVerification},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,7 +183,8 @@ func checkUser(t *testing.T, got, want *user.User) {
 		t.Fatalf("user is nil, want %s", want.ID)
 	}
 	if got.ID != want.ID || got.Email != want.Email || got.Name != want.Name || got.Role != want.Role ||
-		got.Status != want.Status || got.PasswordHash != want.PasswordHash || got.SessionVersion != want.SessionVersion {
+		got.Status != want.Status || got.PasswordHash != want.PasswordHash || got.SessionVersion != want.SessionVersion ||
+		got.EmailVerified != want.EmailVerified || got.PendingEmail != want.PendingEmail {
 		t.Errorf("user = %+v\nwant %+v", *got, *want)
 	}
 	checkTime(t, "CreatedAt", got.CreatedAt, want.CreatedAt)
@@ -324,6 +327,8 @@ func testUpdateAllFields(t *testing.T, s user.Store) {
 	next.Status = user.StatusDisabled
 	next.PasswordHash = strings.Replace(passwordHash, "t=3", "t=4", 1)
 	next.SessionVersion = 42
+	next.EmailVerified = true
+	next.PendingEmail = "erin.pending@example.com"
 	next.UpdatedAt = baseTime.Add(48*time.Hour + 987654321)
 	next.CreatedAt = baseTime.Add(-time.Hour) // not mutable: must be ignored
 	want := next
@@ -1024,13 +1029,22 @@ func testConcurrentAtomicConsumeReset(t *testing.T, s user.Store) {
 	if err := s.PutPasswordReset(ctx, pr); err != nil {
 		t.Fatalf("PutPasswordReset: %v", err)
 	}
+	raceConsume(t, s, "reset", func(r user.Repo) (bool, error) {
+		if _, err := r.PasswordResetByHash(ctx, pr.Hash); err != nil {
+			return false, err
+		}
+		return r.DeletePasswordReset(ctx, pr.Hash)
+	})
+}
+
+// raceConsume runs consume (a read, then the delete that consumes a token)
+// in many concurrent transactions: exactly one may see true.
+func raceConsume(t *testing.T, s user.Store, what string, consume func(r user.Repo) (bool, error)) {
+	t.Helper()
 	var wins atomic.Int32
 	race(func(int) {
-		err := s.Atomic(ctx, func(r user.Repo) error {
-			if _, err := r.PasswordResetByHash(ctx, pr.Hash); err != nil {
-				return err
-			}
-			ok, err := r.DeletePasswordReset(ctx, pr.Hash)
+		err := s.Atomic(t.Context(), func(r user.Repo) error {
+			ok, err := consume(r)
 			if ok {
 				wins.Add(1)
 			}
@@ -1041,7 +1055,7 @@ func testConcurrentAtomicConsumeReset(t *testing.T, s user.Store) {
 		}
 	})
 	if wins.Load() != 1 {
-		t.Errorf("%d transactions deleted the reset, want exactly 1", wins.Load())
+		t.Errorf("%d transactions consumed the %s, want exactly 1", wins.Load(), what)
 	}
 }
 
@@ -1172,4 +1186,69 @@ func testLockActiveAdminsSerialises(t *testing.T, s user.Store) {
 	if len(left) != 1 {
 		t.Errorf("%d active admins left, want 1", len(left))
 	}
+}
+
+// testEmailVerifications: one open verification per user (a new one
+// replaces it), found by hash, consumed by a delete that only one caller
+// wins, refused for an unknown user, and gone with the user.
+func testEmailVerifications(t *testing.T, s user.Store) {
+	ctx := t.Context()
+	u := seedUser(t, s)
+	verification := func(email string, created time.Time) user.EmailVerification {
+		return user.EmailVerification{Hash: newHash(), UserID: u.ID, Email: email, CreatedAt: created, ExpiresAt: created.Add(24 * time.Hour)}
+	}
+	first, second := verification(u.Email, baseTime), verification("new@example.com", baseTime.Add(time.Minute))
+	for _, v := range []user.EmailVerification{first, second} {
+		if err := s.PutEmailVerification(ctx, v); err != nil {
+			t.Fatalf("PutEmailVerification: %v", err)
+		}
+	}
+	_, err := s.EmailVerificationByHash(ctx, first.Hash)
+	wantErr(t, "EmailVerificationByHash(replaced)", err, user.ErrNotFound)
+	got, err := s.EmailVerificationByHash(ctx, second.Hash)
+	if err != nil {
+		t.Fatalf("EmailVerificationByHash: %v", err)
+	}
+	if got.UserID != u.ID || got.Email != second.Email {
+		t.Errorf("verification = %+v, want %+v", *got, second)
+	}
+	checkTime(t, "CreatedAt", got.CreatedAt, second.CreatedAt)
+	checkTime(t, "ExpiresAt", got.ExpiresAt, second.ExpiresAt)
+	if ok, err := s.DeleteEmailVerification(ctx, second.Hash); !ok || err != nil {
+		t.Errorf("DeleteEmailVerification = %v, %v; want true", ok, err)
+	}
+	if ok, err := s.DeleteEmailVerification(ctx, second.Hash); ok || err != nil {
+		t.Errorf("DeleteEmailVerification(again) = %v, %v; want false", ok, err)
+	}
+	missing := newUser(t, "nobody@example.com", "Nobody")
+	err = s.PutEmailVerification(ctx, user.EmailVerification{Hash: newHash(), UserID: missing.ID, Email: missing.Email,
+		CreatedAt: baseTime, ExpiresAt: baseTime.Add(time.Hour)})
+	wantErr(t, "PutEmailVerification(unknown user)", err, user.ErrNotFound)
+
+	last := verification(u.Email, baseTime)
+	if err := s.PutEmailVerification(ctx, last); err != nil {
+		t.Fatalf("PutEmailVerification: %v", err)
+	}
+	if err := s.Atomic(ctx, func(r user.Repo) error { return r.DeleteUser(ctx, u.ID) }); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	_, err = s.EmailVerificationByHash(ctx, last.Hash)
+	wantErr(t, "EmailVerificationByHash(deleted user's)", err, user.ErrNotFound)
+}
+
+// testConcurrentConsumeVerification: of many transactions consuming one
+// verification token, exactly one wins.
+func testConcurrentConsumeVerification(t *testing.T, s user.Store) {
+	ctx := t.Context()
+	u := seedUser(t, s)
+	v := user.EmailVerification{Hash: newHash(), UserID: u.ID, Email: u.Email, CreatedAt: baseTime, ExpiresAt: baseTime.Add(time.Hour)}
+	if err := s.PutEmailVerification(ctx, v); err != nil {
+		t.Fatalf("PutEmailVerification: %v", err)
+	}
+	raceConsume(t, s, "verification", func(r user.Repo) (bool, error) {
+		if _, err := r.EmailVerificationByHash(ctx, v.Hash); err != nil {
+			return false, err
+		}
+		return r.DeleteEmailVerification(ctx, v.Hash)
+	})
 }

@@ -40,6 +40,8 @@ type Options struct {
 	PasswordAttempts user.Limiter
 	// ResetRequests is the per-address budget of reset mails; nil = none.
 	ResetRequests user.Limiter
+	// Config is the service's rules (verification switches, TTLs).
+	Config user.Config
 }
 
 // Stack is a built user service and what it was built from.
@@ -112,7 +114,7 @@ func New(t testing.TB, o Options) *Stack {
 	}
 	svc, err := user.NewService(user.Deps{Store: st, Hasher: hasher, Policy: password.DefaultPolicy(), Tokens: tokens,
 		Denylist: deny, PasswordAttempts: o.PasswordAttempts,
-		ResetRequests: o.ResetRequests, Logger: log}, user.Config{})
+		ResetRequests: o.ResetRequests, Logger: log}, o.Config)
 	if err != nil {
 		t.Fatalf("user service: %v", err)
 	}
@@ -123,7 +125,7 @@ func New(t testing.TB, o Options) *Stack {
 	}
 	if !o.NoEvents {
 		startEvents(t, st, mail.ResetMailer{Sender: sender, From: "usersvc <no-reply@example.com>",
-			PublicURL: "http://127.0.0.1:8080", TTL: 30 * time.Minute}, log)
+			PublicURL: "http://127.0.0.1:8080", TTL: 30 * time.Minute, VerifyTTL: 24 * time.Hour}, log)
 	}
 	return &Stack{Service: svc, Store: st, Keys: keys, Tokens: tokens, MailDir: mailDir}
 }

@@ -1,0 +1,114 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/usersvc/usersvc/internal/testenv/stack"
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// emailVerifiedClaim decodes the access token's email_verified claim (the
+// signature is the service's business; Validate checks it on every call).
+func emailVerifiedClaim(t *testing.T, access string) bool {
+	t.Helper()
+	parts := strings.Split(access, ".")
+	if len(parts) != 3 {
+		t.Fatalf("access token %q is not a JWT", access)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		EmailVerified *bool `json:"email_verified"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil || c.EmailVerified == nil {
+		t.Fatalf("claims %s: no email_verified (%v)", payload, err)
+	}
+	return *c.EmailVerified
+}
+
+// Sign-up mails a link; the link's token verifies the address once, which
+// the next access token says.
+func TestEmailVerification(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.register("alice@example.com", "Alice")
+	if emailVerifiedClaim(t, alice.Access) {
+		t.Fatal("email_verified before verification")
+	}
+	var u userJSON
+	e.do("GET", "/user/"+alice.ID, alice.Access, nil).wantStatus(200).decode(&u)
+	if u.EmailVerified || u.PendingEmail != "" {
+		t.Fatalf("new user: %+v", u)
+	}
+	tok := e.verifyToken("alice@example.com")
+	e.do("PUT", "/user/verification", "", map[string]any{"token": "not-the-token"}).wantError(400, "invalid_argument", "token")
+	e.send("PUT", "/user/verification", jsonHeader(""), `{}`).wantError(400, "invalid_argument", "token")
+	e.do("PUT", "/user/verification", "", map[string]any{"token": tok}).wantStatus(204)
+	e.do("PUT", "/user/verification", "", map[string]any{"token": tok}).wantError(400, "invalid_argument", "token")
+	if !emailVerifiedClaim(t, e.login("alice@example.com", userPassword).Access) {
+		t.Fatal("no email_verified after verification")
+	}
+	// Resend answers the same for anyone; other methods are 405.
+	for _, addr := range []string{"alice@example.com", "nobody@example.com"} {
+		e.do("POST", "/user/verification", "", map[string]any{"email": addr}).wantStatus(202)
+	}
+	e.send("POST", "/user/verification", jsonHeader(""), `{"email":"not an email"}`).wantError(400, "invalid_argument", "email")
+	for _, m := range []string{"GET", "DELETE"} {
+		if r := e.send(m, "/user/verification", nil, ""); r.Status != 405 || r.Header.Get("Allow") != "POST, PUT" {
+			t.Errorf("%s /user/verification: %d, Allow %q", m, r.Status, r.Header.Get("Allow"))
+		}
+	}
+	if n := e.mailCount(verifySubject, 2); n != 1 {
+		t.Errorf("%d verification mails, want 1 (none to a verified or unknown address)", n)
+	}
+}
+
+// With verified addresses required, the right password of an unverified
+// account is 403 email_not_verified; a resent link lets it in.
+func TestRequireVerifiedEmailOverHTTP(t *testing.T) {
+	t.Parallel()
+	e := newEnvOn(t, stack.Options{Config: user.Config{RequireVerifiedEmail: true}})
+	e.do("POST", "/user", "", map[string]any{"email": "vera@example.com", "password": userPassword, "name": "Vera"}).wantStatus(201)
+	e.do("POST", "/user/token", "", map[string]any{"email": "vera@example.com", "password": "a wrong passphrase!"}).
+		wantError(401, "unauthenticated")
+	e.do("POST", "/user/token", "", map[string]any{"email": "vera@example.com", "password": userPassword}).
+		wantError(403, "email_not_verified")
+	first := e.verifyToken("vera@example.com")
+	e.do("POST", "/user/verification", "", map[string]any{"email": "vera@example.com"}).wantStatus(202)
+	e.mailCount(verifySubject, 2)
+	second := e.verifyToken("vera@example.com")
+	if second == first {
+		t.Fatal("resend mailed the same token")
+	}
+	e.do("PUT", "/user/verification", "", map[string]any{"token": second}).wantStatus(204)
+	if !emailVerifiedClaim(t, e.login("vera@example.com", userPassword).Access) {
+		t.Fatal("no email_verified")
+	}
+}
+
+// In enumeration-safe mode a new and a taken address get the same status
+// and body; the owner of the taken one is mailed; admins still get 201/409.
+func TestEnumerationSafeSignupOverHTTP(t *testing.T) {
+	t.Parallel()
+	e := newEnvOn(t, stack.Options{Config: user.Config{SignupEnumerationSafe: true}})
+	body := func(email string) map[string]any {
+		return map[string]any{"email": email, "password": userPassword, "name": "Someone"}
+	}
+	fresh := e.do("POST", "/user", "", body("new@example.com")).wantStatus(202)
+	taken := e.do("POST", "/user", "", body("admin@example.com")).wantStatus(202)
+	if !bytes.Equal(fresh.Body, taken.Body) || fresh.Header.Get("Location") != "" || taken.Header.Get("Location") != "" {
+		t.Fatalf("answers differ:\n%s %v\n%s %v", fresh.Body, fresh.Header, taken.Body, taken.Header)
+	}
+	if e.mailCount("Someone tried to create an account with your address", 1) != 1 {
+		t.Fatal("the owner of the taken address got no mail")
+	}
+	e.verifyToken("new@example.com")
+	e.do("POST", "/user", e.admin.Access, body("new@example.com")).wantError(409, "already_exists")
+	e.do("POST", "/user", e.admin.Access, body("other@example.com")).wantStatus(201)
+}
