@@ -1,0 +1,73 @@
+package pages
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// accountHome shows the signed-in person their account: GET /account.
+func (p *Pages) accountHome(w http.ResponseWriter, r *http.Request) {
+	s := p.requireSession(w, r, "/account")
+	if s == nil {
+		return
+	}
+	d := pageData{Title: "Your account", Area: "/account", SignedIn: true, Message: notice(r)}
+	ctx, cancel := p.rpcContext(r, s.Access)
+	defer cancel()
+	me, err := p.users.Get(ctx, s.claims.Subject)
+	if err != nil {
+		status := p.failure(r, "get", err, &d)
+		p.renderStatus(w, r, status, "account", d)
+		return
+	}
+	d.Me = me
+	p.render(w, r, "account", d)
+}
+
+// accountUpdate changes the person's name, email or password: POST
+// /account. Fields left empty stay as they are; a new password needs the
+// current one (the service's rule) and must be typed twice.
+func (p *Pages) accountUpdate(w http.ResponseWriter, r *http.Request) {
+	s := p.requireSession(w, r, "/account")
+	if s == nil {
+		return
+	}
+	f := func(k string) string { return r.PostFormValue(k) }
+	d := pageData{Title: "Your account", Area: "/account", SignedIn: true,
+		Form: map[string]string{"name": f("name"), "email": strings.TrimSpace(f("email"))}}
+	var in user.UpdateInput
+	if v := f("name"); v != "" {
+		in.Name = &v
+	}
+	if v := strings.TrimSpace(f("email")); v != "" {
+		in.Email = &v
+	}
+	if pw := f("password"); pw != "" {
+		if pw != f("password_again") {
+			d.Fields = map[string]string{"password_again": "does not match the new password"}
+		}
+		cur := f("current_password")
+		in.Password, in.CurrentPassword = &pw, &cur
+	}
+	ctx, cancel := p.rpcContext(r, s.Access)
+	defer cancel()
+	var err error
+	if d.Fields != nil {
+		err = user.Invalid(d.Fields)
+	} else if _, err = p.users.Update(ctx, s.claims.Subject, in); err == nil {
+		if in.Password != nil {
+			// The service ended every session, this one too: sign in anew.
+			p.clearSession(w)
+			p.render(w, r, "signin", pageData{Title: "Sign in", Area: "/account",
+				Message: "Your password was changed and your sessions ended. Sign in with the new password."})
+			return
+		}
+		seeOther(w, r, "/account?done=saved")
+		return
+	}
+	code := p.failure(r, "update", err, &d)
+	d.Me, _ = p.users.Get(ctx, s.claims.Subject)
+	p.renderStatus(w, r, code, "account", d)
+}
