@@ -58,6 +58,13 @@ type UserService interface {
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...client.CallOption) (*RevokeResponse, error)
 	// Keys returns the JWKS document of every key that may have signed a live token.
 	Keys(ctx context.Context, in *KeysRequest, opts ...client.CallOption) (*KeysResponse, error)
+	// ListSessions returns the live sessions (refresh-token families) of a
+	// user, newest first. The user themself or an admin.
+	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...client.CallOption) (*ListSessionsResponse, error)
+	// EndSessions signs a user out everywhere: every access token already
+	// issued stops validating and every refresh token is revoked. The user
+	// themself or an admin.
+	EndSessions(ctx context.Context, in *EndSessionsRequest, opts ...client.CallOption) (*EndSessionsResponse, error)
 }
 
 type userService struct {
@@ -192,6 +199,26 @@ func (c *userService) Keys(ctx context.Context, in *KeysRequest, opts ...client.
 	return out, nil
 }
 
+func (c *userService) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...client.CallOption) (*ListSessionsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ListSessions", in)
+	out := new(ListSessionsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) EndSessions(ctx context.Context, in *EndSessionsRequest, opts ...client.CallOption) (*EndSessionsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.EndSessions", in)
+	out := new(EndSessionsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for User service
 
 type UserHandler interface {
@@ -224,6 +251,13 @@ type UserHandler interface {
 	Revoke(context.Context, *RevokeRequest, *RevokeResponse) error
 	// Keys returns the JWKS document of every key that may have signed a live token.
 	Keys(context.Context, *KeysRequest, *KeysResponse) error
+	// ListSessions returns the live sessions (refresh-token families) of a
+	// user, newest first. The user themself or an admin.
+	ListSessions(context.Context, *ListSessionsRequest, *ListSessionsResponse) error
+	// EndSessions signs a user out everywhere: every access token already
+	// issued stops validating and every refresh token is revoked. The user
+	// themself or an admin.
+	EndSessions(context.Context, *EndSessionsRequest, *EndSessionsResponse) error
 }
 
 func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.HandlerOption) error {
@@ -240,6 +274,8 @@ func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.Handl
 		Refresh(ctx context.Context, in *RefreshRequest, out *AuthResponse) error
 		Revoke(ctx context.Context, in *RevokeRequest, out *RevokeResponse) error
 		Keys(ctx context.Context, in *KeysRequest, out *KeysResponse) error
+		ListSessions(ctx context.Context, in *ListSessionsRequest, out *ListSessionsResponse) error
+		EndSessions(ctx context.Context, in *EndSessionsRequest, out *EndSessionsResponse) error
 	}
 	type User struct {
 		user
@@ -298,4 +334,12 @@ func (h *userHandler) Revoke(ctx context.Context, in *RevokeRequest, out *Revoke
 
 func (h *userHandler) Keys(ctx context.Context, in *KeysRequest, out *KeysResponse) error {
 	return h.UserHandler.Keys(ctx, in, out)
+}
+
+func (h *userHandler) ListSessions(ctx context.Context, in *ListSessionsRequest, out *ListSessionsResponse) error {
+	return h.UserHandler.ListSessions(ctx, in, out)
+}
+
+func (h *userHandler) EndSessions(ctx context.Context, in *EndSessionsRequest, out *EndSessionsResponse) error {
+	return h.UserHandler.EndSessions(ctx, in, out)
 }
