@@ -22,7 +22,12 @@ func (p *Pages) accountHome(w http.ResponseWriter, r *http.Request) {
 		p.renderStatus(w, r, status, "account", d)
 		return
 	}
-	d.Me = me
+	d.Me, d.CurrentSession = me, s.claims.Session
+	if d.Sessions, err = p.users.Sessions(ctx, me.ID); err != nil {
+		status := p.failure(r, "sessions", err, &d)
+		p.renderStatus(w, r, status, "account", d)
+		return
+	}
 	p.render(w, r, "account", d)
 }
 
@@ -70,4 +75,25 @@ func (p *Pages) accountUpdate(w http.ResponseWriter, r *http.Request) {
 	code := p.failure(r, "update", err, &d)
 	d.Me, _ = p.users.Get(ctx, s.claims.Subject)
 	p.renderStatus(w, r, code, "account", d)
+}
+
+// accountEndSessions signs the person out everywhere, this browser too:
+// POST /account/end-sessions.
+func (p *Pages) accountEndSessions(w http.ResponseWriter, r *http.Request) {
+	s := p.requireSession(w, r, "/account")
+	if s == nil {
+		return
+	}
+	ctx, cancel := p.rpcContext(r, s.Access)
+	defer cancel()
+	if err := p.users.EndSessions(ctx, s.claims.Subject); err != nil {
+		d := pageData{Title: "Your account", Area: "/account", SignedIn: true}
+		code := p.failure(r, "end sessions", err, &d)
+		p.renderStatus(w, r, code, "account", d)
+		return
+	}
+	p.clearSession(w)
+	p.newCSRF(w)
+	p.render(w, r, "signin", pageData{Title: "Sign in", Area: "/account",
+		Message: "You were signed out everywhere, on this device too."})
 }

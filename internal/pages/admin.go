@@ -63,6 +63,11 @@ func (p *Pages) adminUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.User, d.Title = u, "User "+u.Email
+	if d.Sessions, err = p.users.Sessions(ctx, u.ID); err != nil {
+		status := p.failure(r, "sessions", err, &d)
+		p.renderStatus(w, r, status, "admin-user", d)
+		return
+	}
 	p.render(w, r, "admin-user", d)
 }
 
@@ -119,4 +124,30 @@ func (p *Pages) adminDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seeOther(w, r, "/admin?done=deleted")
+}
+
+// adminEndSessions signs the user out everywhere:
+// POST /admin/users/{id}/end-sessions.
+func (p *Pages) adminEndSessions(w http.ResponseWriter, r *http.Request) {
+	s := p.requireSession(w, r, "/admin")
+	if s == nil {
+		return
+	}
+	id := r.PathValue("id")
+	ctx, cancel := p.rpcContext(r, s.Access)
+	defer cancel()
+	if err := p.users.EndSessions(ctx, id); err != nil {
+		d := pageData{Title: "User", Area: "/admin", SignedIn: true}
+		code := p.failure(r, "end sessions", err, &d)
+		d.User, _ = p.users.Get(ctx, id)
+		p.renderStatus(w, r, code, "admin-user", d)
+		return
+	}
+	if id == s.claims.Subject {
+		// The admin ended their own sessions, this one included.
+		p.clearSession(w)
+		seeOther(w, r, "/admin")
+		return
+	}
+	seeOther(w, r, "/admin/users/"+id+"?done=sessions")
 }

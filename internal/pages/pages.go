@@ -49,6 +49,8 @@ type Users interface {
 	Revoke(ctx context.Context, refresh, access string) error
 	CreatePasswordReset(ctx context.Context, email string) error
 	ResetPassword(ctx context.Context, token, password string) error
+	Sessions(ctx context.Context, id string) ([]user.SessionInfo, error)
+	EndSessions(ctx context.Context, id string) error
 }
 
 // Limiter is the per-IP sign-in limiter the API uses for POST /user/token
@@ -175,10 +177,12 @@ func (p *Pages) Routes() []Route {
 		{"GET", "/admin/users/:id", h(p.adminUser)},
 		{"POST", "/admin/users/:id", post(p.adminUpdate)},
 		{"POST", "/admin/users/:id/delete", post(p.adminDelete)},
+		{"POST", "/admin/users/:id/end-sessions", post(p.adminEndSessions)},
 		{"GET", "/account", h(p.accountHome)},
 		{"POST", "/account", post(p.accountUpdate)},
 		{"POST", "/account/sign-in", post(p.signIn("/account"))},
 		{"POST", "/account/sign-out", post(p.signOut("/account"))},
+		{"POST", "/account/end-sessions", post(p.accountEndSessions)},
 	}
 }
 

@@ -24,13 +24,16 @@ type pageData struct {
 
 	User  *user.User   // admin: the user being looked at
 	Users []*user.User // admin: the list
-	Query string
-	Page  int
-	Prev  int
-	Next  int
-	Total int64
-	Roles []user.Role
-	Stati []user.Status
+
+	Sessions       []user.SessionInfo // the user's live sessions
+	CurrentSession string             // account: the session of this browser
+	Query          string
+	Page           int
+	Prev           int
+	Next           int
+	Total          int64
+	Roles          []user.Role
+	Stati          []user.Status
 }
 
 // render writes the page with status 200.

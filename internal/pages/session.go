@@ -32,6 +32,7 @@ type session struct {
 type accessClaims struct {
 	Subject  string `json:"sub"`
 	Role     string `json:"role"`
+	Session  string `json:"sid"`
 	IssuedAt int64  `json:"iat"`
 	Expires  int64  `json:"exp"`
 }
