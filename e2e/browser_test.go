@@ -18,7 +18,6 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/testenv"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
@@ -190,19 +189,11 @@ var resetLinkRE = regexp.MustCompile(`https?://\S+/reset-password\?token=\S+`)
 // directory and returns the link in it, as a person would click it.
 func resetLink(t *testing.T, dev *cluster.Proc, addr string) string {
 	t.Helper()
-	var link string
-	testenv.Eventually(t, 10*time.Second, "a reset mail to "+addr, func() bool {
-		msgs, err := mail.ReadDir(dev.Getenv("USERSVC_MAIL_DIR"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
-			if strings.Contains(m.Header.Get("To"), addr) {
-				link = resetLinkRE.FindString(m.Text)
-			}
-		}
-		return link != ""
-	})
+	m := waitMail(t, dev.Getenv("USERSVC_MAIL_DIR"), addr, 10*time.Second)
+	link := resetLinkRE.FindString(m.Text)
+	if link == "" {
+		t.Fatalf("no reset link in the mail to %s:\n%s", addr, m.Text)
+	}
 	return link
 }
 

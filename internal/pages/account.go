@@ -13,22 +13,12 @@ func (p *Pages) accountHome(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	d := pageData{Title: "Your account", Area: "/account", SignedIn: true, Message: notice(r)}
-	ctx, cancel := p.rpcContext(r, s.Access)
-	defer cancel()
-	me, err := p.users.Get(ctx, s.claims.Subject)
-	if err != nil {
-		status := p.failure(r, "get", err, &d)
-		p.renderStatus(w, r, status, "account", d)
-		return
+	d := pageData{Title: "Your account", Area: "/account", SignedIn: true, Message: notice(r),
+		CurrentSession: s.claims.Session}
+	if p.loadUser(w, r, s, s.claims.Subject, "account", &d) {
+		d.Me, d.User = d.User, nil
+		p.render(w, r, "account", d)
 	}
-	d.Me, d.CurrentSession = me, s.claims.Session
-	if d.Sessions, err = p.users.Sessions(ctx, me.ID); err != nil {
-		status := p.failure(r, "sessions", err, &d)
-		p.renderStatus(w, r, status, "account", d)
-		return
-	}
-	p.render(w, r, "account", d)
 }
 
 // accountUpdate changes the person's name, email or password: POST
@@ -72,9 +62,8 @@ func (p *Pages) accountUpdate(w http.ResponseWriter, r *http.Request) {
 		seeOther(w, r, "/account?done=saved")
 		return
 	}
-	code := p.failure(r, "update", err, &d)
 	d.Me, _ = p.users.Get(ctx, s.claims.Subject)
-	p.renderStatus(w, r, code, "account", d)
+	p.renderFailure(w, r, "account", "update", err, d)
 }
 
 // accountEndSessions signs the person out everywhere, this browser too:
@@ -87,13 +76,29 @@ func (p *Pages) accountEndSessions(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := p.rpcContext(r, s.Access)
 	defer cancel()
 	if err := p.users.EndSessions(ctx, s.claims.Subject); err != nil {
-		d := pageData{Title: "Your account", Area: "/account", SignedIn: true}
-		code := p.failure(r, "end sessions", err, &d)
-		p.renderStatus(w, r, code, "account", d)
+		p.renderFailure(w, r, "account", "end sessions", err, pageData{Title: "Your account", Area: "/account", SignedIn: true})
 		return
 	}
 	p.clearSession(w)
 	p.newCSRF(w)
 	p.render(w, r, "signin", pageData{Title: "Sign in", Area: "/account",
 		Message: "You were signed out everywhere, on this device too."})
+}
+
+// loadUser reads the user with id and their sessions into d, or renders
+// the page name with why it could not and returns false.
+func (p *Pages) loadUser(w http.ResponseWriter, r *http.Request, s *session, id, name string, d *pageData) bool {
+	ctx, cancel := p.rpcContext(r, s.Access)
+	defer cancel()
+	var err error
+	op := "get"
+	if d.User, err = p.users.Get(ctx, id); err == nil {
+		op = "sessions"
+		d.Sessions, err = p.users.Sessions(ctx, id)
+	}
+	if err != nil {
+		p.renderFailure(w, r, name, op, err, *d)
+		return false
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package pages
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,8 +24,7 @@ func (p *Pages) adminHome(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	list, err := p.users.List(ctx, user.ListInput{Page: page, PageSize: p.cfg.PageSize, Query: q})
 	if err != nil {
-		status := p.failure(r, "list", err, &d)
-		p.renderStatus(w, r, status, "admin", d)
+		p.renderFailure(w, r, "admin", "list", err, d)
 		return
 	}
 	d.Users, d.Total = list.Users, list.Total
@@ -54,21 +54,10 @@ func (p *Pages) adminUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := pageData{Title: "User", Area: "/admin", SignedIn: true, Message: notice(r)}
-	ctx, cancel := p.rpcContext(r, s.Access)
-	defer cancel()
-	u, err := p.users.Get(ctx, r.PathValue("id"))
-	if err != nil {
-		status := p.failure(r, "get", err, &d)
-		p.renderStatus(w, r, status, "admin-user", d)
-		return
+	if p.loadUser(w, r, s, r.PathValue("id"), "admin-user", &d) {
+		d.Title = "User " + d.User.Email
+		p.render(w, r, "admin-user", d)
 	}
-	d.User, d.Title = u, "User "+u.Email
-	if d.Sessions, err = p.users.Sessions(ctx, u.ID); err != nil {
-		status := p.failure(r, "sessions", err, &d)
-		p.renderStatus(w, r, status, "admin-user", d)
-		return
-	}
-	p.render(w, r, "admin-user", d)
 }
 
 // adminUpdate changes name, role and status: POST /admin/users/{id}.
@@ -102,52 +91,53 @@ func (p *Pages) adminUpdate(w http.ResponseWriter, r *http.Request) {
 		seeOther(w, r, "/admin/users/"+id+"?done=saved")
 		return
 	}
-	code := p.failure(r, "update", err, &d)
-	d.User, _ = p.users.Get(ctx, id)
-	p.renderStatus(w, r, code, "admin-user", d)
+	p.userFailure(ctx, w, r, "update", err, d)
 }
 
-// adminDelete removes a user: POST /admin/users/{id}/delete.
-func (p *Pages) adminDelete(w http.ResponseWriter, r *http.Request) {
+// userFailure shows the user of the path with why an action on them
+// failed.
+func (p *Pages) userFailure(ctx context.Context, w http.ResponseWriter, r *http.Request, op string, err error, d pageData) {
+	d.User, _ = p.users.Get(ctx, r.PathValue("id"))
+	p.renderFailure(w, r, "admin-user", op, err, d)
+}
+
+// adminAct runs one action on the user of the path as the signed-in admin
+// and, when it fails, shows that user with the reason. It returns the
+// session and the user's ID when the action succeeded.
+func (p *Pages) adminAct(w http.ResponseWriter, r *http.Request, op string,
+	act func(ctx context.Context, id string) error) (*session, string, bool) {
 	s := p.requireSession(w, r, "/admin")
 	if s == nil {
-		return
+		return nil, "", false
 	}
 	id := r.PathValue("id")
 	ctx, cancel := p.rpcContext(r, s.Access)
 	defer cancel()
-	if err := p.users.Delete(ctx, id); err != nil {
-		d := pageData{Title: "User", Area: "/admin", SignedIn: true}
-		code := p.failure(r, "delete", err, &d)
-		d.User, _ = p.users.Get(ctx, id)
-		p.renderStatus(w, r, code, "admin-user", d)
-		return
+	if err := act(ctx, id); err != nil {
+		p.userFailure(ctx, w, r, op, err, pageData{Title: "User", Area: "/admin", SignedIn: true})
+		return nil, "", false
 	}
-	seeOther(w, r, "/admin?done=deleted")
+	return s, id, true
+}
+
+// adminDelete removes a user: POST /admin/users/{id}/delete.
+func (p *Pages) adminDelete(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := p.adminAct(w, r, "delete", p.users.Delete); ok {
+		seeOther(w, r, "/admin?done=deleted")
+	}
 }
 
 // adminEndSessions signs the user out everywhere:
 // POST /admin/users/{id}/end-sessions.
 func (p *Pages) adminEndSessions(w http.ResponseWriter, r *http.Request) {
-	s := p.requireSession(w, r, "/admin")
-	if s == nil {
-		return
-	}
-	id := r.PathValue("id")
-	ctx, cancel := p.rpcContext(r, s.Access)
-	defer cancel()
-	if err := p.users.EndSessions(ctx, id); err != nil {
-		d := pageData{Title: "User", Area: "/admin", SignedIn: true}
-		code := p.failure(r, "end sessions", err, &d)
-		d.User, _ = p.users.Get(ctx, id)
-		p.renderStatus(w, r, code, "admin-user", d)
-		return
-	}
-	if id == s.claims.Subject {
+	s, id, ok := p.adminAct(w, r, "end sessions", p.users.EndSessions)
+	switch {
+	case !ok:
+	case id == s.claims.Subject:
 		// The admin ended their own sessions, this one included.
 		p.clearSession(w)
 		seeOther(w, r, "/admin")
-		return
+	default:
+		seeOther(w, r, "/admin/users/"+id+"?done=sessions")
 	}
-	seeOther(w, r, "/admin/users/"+id+"?done=sessions")
 }

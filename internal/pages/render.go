@@ -104,3 +104,9 @@ func sentence(s string) string {
 	}
 	return s + "."
 }
+
+// renderFailure shows the page name with what went wrong in a service call.
+func (p *Pages) renderFailure(w http.ResponseWriter, r *http.Request, name, op string, err error, d pageData) {
+	status := p.failure(r, op, err, &d)
+	p.renderStatus(w, r, status, name, d)
+}
