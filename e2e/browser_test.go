@@ -299,6 +299,14 @@ func TestBrowserAdmin(t *testing.T) {
 	b.fill("admin sign-in", map[string]string{"email": "root@example.com", "password": browserAdminPW}, "button[type=submit]")
 	b.waitFor("Users")
 	b.screenshot("admin-users")
+	// On a phone-sized screen the page fits its width (the table scrolls
+	// inside its own box rather than the page sideways).
+	b.do("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	if w := read(b, "page width", chromedp.Evaluate[int]("document.documentElement.scrollWidth")); w > 390 {
+		t.Errorf("on a 390px screen the page is %dpx wide", w)
+	}
+	b.screenshot("admin-users-phone")
+	b.do("desktop", chromedp.ResetViewport())
 	if s := b.text("table"); !strings.Contains(s, "<script>alert(1)</script>") {
 		t.Errorf("the script name is not shown as text: %q", s)
 	}

@@ -64,7 +64,12 @@ func newEnv(t *testing.T, cfg pages.Config) *env {
 	for _, r := range web.Routes() {
 		routes = append(routes, httpapi.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
 	}
-	hs.Config.Handler = httpapi.New(httpapi.Config{Routes: routes}, users, log)
+	api := httpapi.Config{Routes: routes}
+	if cfg.SignInLimiter != nil {
+		// As the app wires it: one limiter for the API's login and the pages'.
+		api.RateLimits = []httpapi.RateLimit{{Method: "POST", Path: "/user/token", PerIP: cfg.SignInLimiter}}
+	}
+	hs.Config.Handler = httpapi.New(api, users, log)
 	hs.Start()
 	t.Cleanup(hs.Close)
 	t.Cleanup(func() {
