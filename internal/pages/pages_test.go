@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -340,4 +341,41 @@ func waitResetToken(t *testing.T, dir, addr string) string {
 		return tok != ""
 	})
 	return tok
+}
+
+var (
+	controlRE = regexp.MustCompile(`<(input|select|textarea)\b[^>]*>`)
+	idRE      = regexp.MustCompile(`\bid="([^"]+)"`)
+)
+
+// Every visible form control on every page has a label, and the pages
+// declare a language and a viewport (readable on a phone).
+func TestPagesLabels(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	u := e.createUser("alice@example.com", "Alice")
+	anon, admin, account := e.browser(), e.browser(), e.browser()
+	admin.signIn("/admin", "admin@example.com", adminPassword)
+	account.signIn("/account", "alice@example.com", userPassword)
+	pagesSeen := map[string]string{
+		"reset":         anon.get("/reset-password?token=abc").body,
+		"reset-expired": anon.get("/reset-password").body,
+		"sign-in":       anon.get("/admin").body,
+		"admin":         admin.get("/admin").body,
+		"admin-user":    admin.get("/admin/users/" + u.ID).body,
+		"account":       account.get("/account").body,
+	}
+	for name, body := range pagesSeen {
+		if !strings.Contains(body, `<html lang="en">`) || !strings.Contains(body, `name="viewport"`) {
+			t.Errorf("%s: no lang or viewport", name)
+		}
+		for _, control := range controlRE.FindAllString(body, -1) {
+			if strings.Contains(control, `type="hidden"`) {
+				continue
+			}
+			m := idRE.FindStringSubmatch(control)
+			if m == nil || !strings.Contains(body, `<label for="`+m[1]+`"`) {
+				t.Errorf("%s: control without a label: %s", name, control)
+			}
+		}
+	}
 }
