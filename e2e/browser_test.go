@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/usersvc/usersvc/internal/testenv"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
@@ -272,7 +273,9 @@ func TestBrowserResetPassword(t *testing.T) {
 	b.screenshot("reset-password-expired")
 
 	b.do("account", chromedp.Navigate(base+"/account"))
-	b.fill("account sign-in", map[string]string{"email": "carol@example.com", "password": browserNewPass}, "button[type=submit]")
+	// From the keyboard only: type, Tab to the next field, Enter submits.
+	b.do("account sign-in by keyboard", chromedp.Focus(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), "carol@example.com"+kb.Tab+browserNewPass+kb.Enter))
 	b.waitFor("Your account")
 	b.fill("rename", map[string]string{"name": "Carol Q"}, "form[action='/account'] button[type=submit]")
 	b.waitText(".notice", "saved")

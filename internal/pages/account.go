@@ -22,8 +22,9 @@ func (p *Pages) accountHome(w http.ResponseWriter, r *http.Request) {
 }
 
 // accountUpdate changes the person's name, email or password: POST
-// /account. Fields left empty stay as they are; a new password needs the
-// current one (the service's rule) and must be typed twice.
+// /account. Fields left empty stay as they are; a new email or password
+// needs the current password (the service's rule), and a new password must
+// be typed twice.
 func (p *Pages) accountUpdate(w http.ResponseWriter, r *http.Request) {
 	s := p.requireSession(w, r, "/account")
 	if s == nil {
@@ -43,8 +44,12 @@ func (p *Pages) accountUpdate(w http.ResponseWriter, r *http.Request) {
 		if pw != f("password_again") {
 			d.Fields = map[string]string{"password_again": "does not match the new password"}
 		}
+		in.Password = &pw
+	}
+	if in.Email != nil || in.Password != nil {
+		// The service asks for it before either changes.
 		cur := f("current_password")
-		in.Password, in.CurrentPassword = &pw, &cur
+		in.CurrentPassword = &cur
 	}
 	ctx, cancel := p.rpcContext(r, s.Access)
 	defer cancel()

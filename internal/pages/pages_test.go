@@ -379,3 +379,36 @@ func TestPagesLabels(t *testing.T) {
 		}
 	}
 }
+
+// The account page changes the name, the email (with the current
+// password, which the service asks for) and the password; a new password
+// ends the sessions, this one too.
+func TestPagesAccount(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	u := e.createUser("alice@example.com", "Alice")
+	b := e.browser()
+	b.signIn("/account", "alice@example.com", userPassword)
+	if p := b.post("/account", url.Values{"email": {"alice2@example.com"}}, nil); p.status != http.StatusBadRequest ||
+		!strings.Contains(p.body, `id="current_password-error"`) {
+		t.Errorf("email change without the current password = %d", p.status)
+	}
+	if p := b.post("/account", url.Values{"name": {"Alice B"}, "email": {"alice2@example.com"},
+		"current_password": {userPassword}}, nil); p.status != http.StatusOK || !strings.Contains(p.body, "Changes saved") {
+		t.Fatalf("name and email change = %d %s", p.status, p.body)
+	}
+	got, err := e.st.Service.Get(context.Background(), user.SystemActor, u.ID)
+	if err != nil || got.Name != "Alice B" || got.Email != "alice2@example.com" {
+		t.Fatalf("after the change: %+v, %v", got, err)
+	}
+	const newPW = "kV9#mQ2!xL-7pw"
+	p := b.post("/account", url.Values{"password": {newPW}, "password_again": {newPW}, "current_password": {userPassword}}, nil)
+	if p.status != http.StatusOK || !strings.Contains(p.body, "sessions ended") {
+		t.Fatalf("password change = %d %s", p.status, p.body)
+	}
+	if p := b.get("/account"); !strings.Contains(p.body, `action="/account/sign-in"`) {
+		t.Error("still signed in after the password change")
+	}
+	if _, err := e.st.Service.Auth(context.Background(), "alice2@example.com", newPW); err != nil {
+		t.Errorf("sign-in with the new password: %v", err)
+	}
+}
