@@ -6,6 +6,8 @@ require (
 	github.com/XSAM/otelsql v0.44.0
 	github.com/blevesearch/bleve/v2 v2.6.3
 	github.com/ccojocar/zxcvbn-go v1.0.4
+	github.com/chromedp/cdproto v0.160.1
+	github.com/chromedp/chromedp v0.23.1
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-sql-driver/mysql v1.10.1
@@ -31,6 +33,8 @@ require (
 	modernc.org/sqlite v1.62.0
 	sigs.k8s.io/yaml v1.4.0
 )
+
+require github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 
 require (
 	dario.cat/mergo v1.0.2 // indirect

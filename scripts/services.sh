@@ -106,7 +106,8 @@ start_rabbitmq() {
 
 # Debian packages the suite runs but never starts as system servers: protoc
 # and the well-known .proto files for `make check-generate`, jq for the test
-# summary, nginx for the edge tests, etcd for the kube-apiserver the
+# summary, nginx for the edge tests, chromium for the browser tests of the
+# pages (e2e/browser_test.go), etcd for the kube-apiserver the
 # Kubernetes manifests are applied to, Prometheus and Alertmanager (with
 # promtool and amtool) for the observability tests: all run as the tests' own
 # processes on private ports.
@@ -116,6 +117,7 @@ need_tools() {
   [ -f /usr/include/google/protobuf/timestamp.proto ] || pkgs+=(libprotobuf-dev)
   command -v jq >/dev/null 2>&1 || pkgs+=(jq)
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || pkgs+=(nginx)
+  command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
   command -v etcd >/dev/null 2>&1 || pkgs+=(etcd-server)
   command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
   command -v prometheus-alertmanager >/dev/null 2>&1 || pkgs+=(prometheus-alertmanager)

@@ -34,6 +34,12 @@ export USERSVC_TEST_REQUIRE_ALL=1
 # Debian's nginx, run by the edge tests (e2e/nginx_test.go) with the shipped
 # deploy/nginx configuration on private loopback ports.
 export USERSVC_TEST_NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+# Debian's Chromium, driven headless by the browser tests of the pages
+# (e2e/browser_test.go), which save a screenshot of each page here (not
+# committed: artifacts/ is ignored) for a reviewer to look at.
+export USERSVC_TEST_CHROMIUM=$(command -v chromium || echo /usr/bin/chromium)
+export USERSVC_TEST_SCREENSHOTS="$PWD/artifacts/screenshots"
+rm -rf "$USERSVC_TEST_SCREENSHOTS"
 
 step "tools (built once per version into ${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools})"
 make -s tools
@@ -145,4 +151,5 @@ echo "== skipped tests: $(printf '%s' "$skipped" | grep -c . || true)"
 [ -z "$skipped" ] || printf '%s\n' "$skipped"
 echo
 echo "go test: $passed packages passed ($ntests tests and subtests), $nfailed failed; ${SECONDS}s in all"
+[ ! -d "$USERSVC_TEST_SCREENSHOTS" ] || echo "screenshots of the pages: $USERSVC_TEST_SCREENSHOTS"
 exit "$status"

@@ -126,18 +126,21 @@ func newLimiter(rc *redis.Client, prefix string, log *slog.Logger, name string, 
 // in Redis, shared by every API
 // instance, falling back to an in-process limiter while Redis is down; in
 // process without Redis.
-func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func() error, error) {
+// The login limiter is returned on its own too: the page sign-in
+// (internal/pages) spends the same per-IP budget.
+func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, httpapi.Limiter, func() error, error) {
 	rc, err := NewRedis(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	limiter := func(name string, r config.Rate) httpapi.Limiter {
 		return newLimiter(rc, redisPrefix(cfg), log, name, r)
 	}
 	// The per-account password budget is the service's (sharedState): it
 	// also covers current-password checks and callers of the RPC port.
+	login := limiter("login-ip", cfg.RateLoginIP)
 	limits := []httpapi.RateLimit{
-		{Method: "POST", Path: "/user/token", PerIP: limiter("login-ip", cfg.RateLoginIP)},
+		{Method: "POST", Path: "/user/token", PerIP: login},
 		{Method: "POST", Path: "/user", PerIP: limiter("register-ip", cfg.RateRegisterIP)},
 		{Method: "POST", Path: "/user/password", PerIP: limiter("reset-ip", cfg.RateResetIP)},
 		// Resent verification mails: the reset mails' rule, a budget of
@@ -148,5 +151,5 @@ func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, func
 	if rc != nil {
 		closeFn = rc.Close
 	}
-	return limits, closeFn, nil
+	return limits, login, closeFn, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/usersvc/usersvc/internal/gateway"
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/mtls"
+	"github.com/usersvc/usersvc/internal/pages"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/telemetry"
 )
@@ -23,10 +24,29 @@ import (
 const APIServiceName = "user.api"
 
 // GatewayRoutes are the path prefixes the gateway sends to the user API.
-var GatewayRoutes = []gateway.Route{
+var GatewayRoutes = append([]gateway.Route{
 	{Prefix: "/user", Service: APIServiceName},
 	{Prefix: "/.well-known/", Service: APIServiceName},
 	{Prefix: "/openapi.yaml", Service: APIServiceName},
+}, pageGatewayRoutes()...)
+
+// pageGatewayRoutes sends the web pages' paths (internal/pages) to the API,
+// which serves them.
+func pageGatewayRoutes() []gateway.Route {
+	out := make([]gateway.Route, len(pages.Paths))
+	for i, p := range pages.Paths {
+		out[i] = gateway.Route{Prefix: p, Service: APIServiceName}
+	}
+	return out
+}
+
+// pageRoutes are the pages' routes as the API mounts them.
+func pageRoutes(web *pages.Pages) []httpapi.Route {
+	var out []httpapi.Route
+	for _, r := range web.Routes() {
+		out = append(out, httpapi.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
+	}
+	return out
 }
 
 // Registry connects to etcd and checks that it answers, so a role whose
@@ -121,13 +141,18 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 	}
 	users := rpc.NewUsers(rpc.ClientConfig{Registry: reg, Timeout: cfg.RPCTimeout, TLS: tlsConf})
 	ready := instancesReady(cfg, reg, rpc.ServiceName)
-	limits, closeLimits, err := rateLimits(cfg, log)
+	limits, login, closeLimits, err := rateLimits(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeLimits()
+	web, err := pages.New(pages.Config{PublicURL: cfg.PublicURL, IdleTimeout: cfg.AccessTTL, RPCTimeout: cfg.RPCTimeout,
+		SignInLimiter: login, ClientIP: httpapi.ClientIP}, users, log)
+	if err != nil {
+		return fmt.Errorf("pages: %w", err)
+	}
 	h := httpapi.New(httpapi.Config{MaxBodyBytes: int64(cfg.MaxBodyBytes), RPCTimeout: cfg.RPCTimeout, Ready: ready,
-		RateLimits: limits, TrustedProxies: cfg.TrustedProxies}, users, log)
+		RateLimits: limits, TrustedProxies: cfg.TrustedProxies, Routes: pageRoutes(web)}, users, log)
 	addr := ln.Addr().String()
 	deregister, err := rpc.RegisterHTTP(reg, APIServiceName, advertise(addr), cfg.RegistryTTL)
 	if err != nil {

@@ -44,6 +44,18 @@ type Config struct {
 	// client's address for rate limits and logs. Empty means none: the
 	// client address is the peer's.
 	TrustedProxies []netip.Prefix
+	// Routes are mounted beside the API's own (the web pages,
+	// internal/pages), behind the same request ID, access log, recovery,
+	// body limit and middleware. Their handlers read path parameters with
+	// r.PathValue and the client address with ClientIP.
+	Routes []Route
+}
+
+// Route is one extra route: a gin path pattern (":id", "*file") and a
+// plain net/http handler, so the pages need not know gin.
+type Route struct {
+	Method, Path string
+	Handler      http.Handler
 }
 
 const (

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -44,6 +45,10 @@ func (s *server) routes(e *gin.Engine) {
 		}
 	}
 
+	for _, rt := range s.cfg.Routes {
+		e.Handle(rt.Method, rt.Path, mount(rt.Handler))
+	}
+
 	e.GET("/.well-known/jwks.json", s.jwks)
 	e.GET("/openapi.yaml", s.openAPI)
 	e.GET("/healthz", s.healthz)
@@ -57,4 +62,26 @@ func methodNotAllowed(allowed []string) gin.HandlerFunc {
 		c.Header("Allow", allow)
 		writeError(c, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method not allowed on this route", nil)
 	}
+}
+
+type clientIPKey struct{}
+
+// mount adapts a net/http handler: gin's path parameters become the
+// request's path values, and the client address gin derived (believing
+// only the trusted proxies) travels in the context for ClientIP.
+func mount(h http.Handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		for _, p := range c.Params {
+			c.Request.SetPathValue(p.Key, p.Value)
+		}
+		r := c.Request.WithContext(context.WithValue(c.Request.Context(), clientIPKey{}, c.ClientIP()))
+		h.ServeHTTP(c.Writer, r)
+	}
+}
+
+// ClientIP is the client address of a request served by a mounted route,
+// as the API's rate limits and logs see it ("" outside one).
+func ClientIP(r *http.Request) string {
+	ip, _ := r.Context().Value(clientIPKey{}).(string)
+	return ip
 }

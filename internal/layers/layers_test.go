@@ -30,6 +30,9 @@ var rules = []struct {
 		"the denylist is not part of the user cache"},
 	{"internal/httpapi", []string{"go-micro.dev", "go.etcd.io", "github.com/rabbitmq"},
 		"go-micro stays inside internal/rpc"},
+	{"internal/pages", []string{"go-micro.dev", "go.etcd.io", "github.com/rabbitmq", "github.com/gin-gonic",
+		mod + "internal/rpc", mod + "internal/httpapi", mod + "internal/store"},
+		"the pages are plain net/http over the Users interface; the API mounts them"},
 }
 
 func TestDependenciesPointInward(t *testing.T) {

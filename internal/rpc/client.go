@@ -168,6 +168,28 @@ func (c *Users) Keys(ctx context.Context) ([]byte, error) {
 	return []byte(resp.GetJwks()), nil
 }
 
+// Sessions lists a user's live sessions.
+func (c *Users) Sessions(ctx context.Context, id string) ([]user.SessionInfo, error) {
+	resp, err := c.rpc.ListSessions(withCall(ctx), &userv1.ListSessionsRequest{Id: id})
+	if err != nil {
+		return nil, FromMicro(err)
+	}
+	out := make([]user.SessionInfo, len(resp.GetSessions()))
+	for i, s := range resp.GetSessions() {
+		out[i] = user.SessionInfo{ID: s.GetId(), StartedAt: s.GetStartedAt().AsTime(),
+			LastUsedAt: s.GetLastUsedAt().AsTime(), ExpiresAt: s.GetExpiresAt().AsTime()}
+	}
+	return out, nil
+}
+
+// EndSessions signs a user out everywhere.
+func (c *Users) EndSessions(ctx context.Context, id string) error {
+	if _, err := c.rpc.EndSessions(withCall(ctx), &userv1.EndSessionsRequest{Id: id}); err != nil {
+		return FromMicro(err)
+	}
+	return nil
+}
+
 // sessionFromProto rebuilds a session; the lifetimes travel as seconds.
 func sessionFromProto(r *userv1.AuthResponse) *user.Session {
 	now := timeNow()

@@ -284,3 +284,30 @@ func StatusToProto(s user.Status) userv1.Status {
 	}
 	return userv1.Status_STATUS_UNSPECIFIED
 }
+
+// ListSessions lists a user's live sessions (the user themself or an admin).
+func (h *Handler) ListSessions(ctx context.Context, in *userv1.ListSessionsRequest, out *userv1.ListSessionsResponse) error {
+	actor, _, err := h.identified(ctx)
+	if err != nil {
+		return toMicro(err)
+	}
+	list, err := h.svc.Sessions(ctx, actor, in.GetId())
+	if err != nil {
+		return toMicro(err)
+	}
+	out.Sessions = make([]*userv1.SessionInfo, len(list))
+	for i, s := range list {
+		out.Sessions[i] = &userv1.SessionInfo{Id: s.ID, StartedAt: timestamppb.New(s.StartedAt),
+			LastUsedAt: timestamppb.New(s.LastUsedAt), ExpiresAt: timestamppb.New(s.ExpiresAt)}
+	}
+	return nil
+}
+
+// EndSessions signs a user out everywhere (the user themself or an admin).
+func (h *Handler) EndSessions(ctx context.Context, in *userv1.EndSessionsRequest, _ *userv1.EndSessionsResponse) error {
+	actor, _, err := h.identified(ctx)
+	if err != nil {
+		return toMicro(err)
+	}
+	return toMicro(h.svc.EndSessions(ctx, actor, in.GetId()))
+}

@@ -196,6 +196,8 @@ func retryUnreachable(_ context.Context, req client.Request, _ int, err error) (
 // unused session behind.
 var safeToRepeat = map[string]bool{
 	"User.Get": true, "User.Pagination": true, "User.Validate": true, "User.Keys": true, "User.Auth": true,
+	// Ending every session twice ends them once.
+	"User.ListSessions": true, "User.EndSessions": true,
 }
 
 // unreachable reports whether err is a transport failure to reach a node,

@@ -43,6 +43,10 @@ type Repo interface {
 	RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) error
 	// RevokeUserRefreshTokens revokes every token of the user not yet revoked.
 	RevokeUserRefreshTokens(ctx context.Context, userID string, at time.Time) error
+	// UserSessions returns up to limit live sessions of the user at now,
+	// newest first: the families holding a token neither used, revoked nor
+	// expired. An unknown user has none.
+	UserSessions(ctx context.Context, userID string, now time.Time, limit int) ([]SessionInfo, error)
 
 	// PutPasswordReset stores r, replacing any earlier record of the user:
 	// at most one reset token is open per user.

@@ -1684,6 +1684,248 @@ func (*ResendVerificationResponse) Descriptor() ([]byte, []int) {
 	return file_user_v1_user_proto_rawDescGZIP(), []int{27}
 }
 
+type ListSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's ID.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsRequest) Reset() {
+	*x = ListSessionsRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsRequest) ProtoMessage() {}
+
+func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListSessionsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// SessionInfo is one live session: a refresh-token family.
+type SessionInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The family ID, the "sid" claim of the session's access tokens.
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// The newest refresh, or the sign-in.
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// When the session ends unless refreshed.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionInfo) Reset() {
+	*x = SessionInfo{}
+	mi := &file_user_v1_user_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionInfo) ProtoMessage() {}
+
+func (x *SessionInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionInfo.ProtoReflect.Descriptor instead.
+func (*SessionInfo) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SessionInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SessionInfo) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *SessionInfo) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *SessionInfo) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type ListSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*SessionInfo         `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsResponse) Reset() {
+	*x = ListSessionsResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsResponse) ProtoMessage() {}
+
+func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListSessionsResponse) GetSessions() []*SessionInfo {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+type EndSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's ID.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndSessionsRequest) Reset() {
+	*x = EndSessionsRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndSessionsRequest) ProtoMessage() {}
+
+func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndSessionsRequest.ProtoReflect.Descriptor instead.
+func (*EndSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *EndSessionsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type EndSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndSessionsResponse) Reset() {
+	*x = EndSessionsResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndSessionsResponse) ProtoMessage() {}
+
+func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndSessionsResponse.ProtoReflect.Descriptor instead.
+func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{32}
+}
+
 var File_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_user_v1_user_proto_rawDesc = "" +
@@ -1792,7 +2034,22 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x13VerifyEmailResponse\"1\n" +
 	"\x19ResendVerificationRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\"\x1c\n" +
-	"\x1aResendVerificationResponse*;\n" +
+	"\x1aResendVerificationResponse\"%\n" +
+	"\x13ListSessionsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xd1\x01\n" +
+	"\vSessionInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
+	"\n" +
+	"started_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12<\n" +
+	"\flast_used_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"H\n" +
+	"\x14ListSessionsResponse\x120\n" +
+	"\bsessions\x18\x01 \x03(\v2\x14.user.v1.SessionInfoR\bsessions\"$\n" +
+	"\x12EndSessionsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
+	"\x13EndSessionsResponse*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
@@ -1801,7 +2058,7 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +
-	"\x0fSTATUS_DISABLED\x10\x022\xac\a\n" +
+	"\x0fSTATUS_DISABLED\x10\x022\xc3\b\n" +
 	"\x04User\x120\n" +
 	"\x03Get\x12\x13.user.v1.GetRequest\x1a\x14.user.v1.GetResponse\x12E\n" +
 	"\n" +
@@ -1817,7 +2074,9 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x06Revoke\x12\x16.user.v1.RevokeRequest\x1a\x17.user.v1.RevokeResponse\x123\n" +
 	"\x04Keys\x12\x14.user.v1.KeysRequest\x1a\x15.user.v1.KeysResponse\x12H\n" +
 	"\vVerifyEmail\x12\x1b.user.v1.VerifyEmailRequest\x1a\x1c.user.v1.VerifyEmailResponse\x12]\n" +
-	"\x12ResendVerification\x12\".user.v1.ResendVerificationRequest\x1a#.user.v1.ResendVerificationResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
+	"\x12ResendVerification\x12\".user.v1.ResendVerificationRequest\x1a#.user.v1.ResendVerificationResponse\x12K\n" +
+	"\fListSessions\x12\x1c.user.v1.ListSessionsRequest\x1a\x1d.user.v1.ListSessionsResponse\x12H\n" +
+	"\vEndSessions\x12\x1b.user.v1.EndSessionsRequest\x1a\x1c.user.v1.EndSessionsResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
 
 var (
 	file_user_v1_user_proto_rawDescOnce sync.Once
@@ -1832,7 +2091,7 @@ func file_user_v1_user_proto_rawDescGZIP() []byte {
 }
 
 var file_user_v1_user_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_user_v1_user_proto_goTypes = []any{
 	(Role)(0),                           // 0: user.v1.Role
 	(Status)(0),                         // 1: user.v1.Status
@@ -1864,13 +2123,18 @@ var file_user_v1_user_proto_goTypes = []any{
 	(*VerifyEmailResponse)(nil),         // 27: user.v1.VerifyEmailResponse
 	(*ResendVerificationRequest)(nil),   // 28: user.v1.ResendVerificationRequest
 	(*ResendVerificationResponse)(nil),  // 29: user.v1.ResendVerificationResponse
-	(*timestamppb.Timestamp)(nil),       // 30: google.protobuf.Timestamp
+	(*ListSessionsRequest)(nil),         // 30: user.v1.ListSessionsRequest
+	(*SessionInfo)(nil),                 // 31: user.v1.SessionInfo
+	(*ListSessionsResponse)(nil),        // 32: user.v1.ListSessionsResponse
+	(*EndSessionsRequest)(nil),          // 33: user.v1.EndSessionsRequest
+	(*EndSessionsResponse)(nil),         // 34: user.v1.EndSessionsResponse
+	(*timestamppb.Timestamp)(nil),       // 35: google.protobuf.Timestamp
 }
 var file_user_v1_user_proto_depIdxs = []int32{
 	0,  // 0: user.v1.UserInfo.role:type_name -> user.v1.Role
 	1,  // 1: user.v1.UserInfo.status:type_name -> user.v1.Status
-	30, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
-	30, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
+	35, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: user.v1.GetResponse.user:type_name -> user.v1.UserInfo
 	0,  // 5: user.v1.PaginationRequest.role:type_name -> user.v1.Role
 	1,  // 6: user.v1.PaginationRequest.status:type_name -> user.v1.Status
@@ -1882,40 +2146,48 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	2,  // 12: user.v1.UpdateResponse.user:type_name -> user.v1.UserInfo
 	2,  // 13: user.v1.AuthResponse.user:type_name -> user.v1.UserInfo
 	2,  // 14: user.v1.ValidateResponse.user:type_name -> user.v1.UserInfo
-	30, // 15: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 16: user.v1.User.Get:input_type -> user.v1.GetRequest
-	5,  // 17: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
-	7,  // 18: user.v1.User.Create:input_type -> user.v1.CreateRequest
-	9,  // 19: user.v1.User.Update:input_type -> user.v1.UpdateRequest
-	11, // 20: user.v1.User.Delete:input_type -> user.v1.DeleteRequest
-	13, // 21: user.v1.User.Auth:input_type -> user.v1.AuthRequest
-	15, // 22: user.v1.User.Validate:input_type -> user.v1.ValidateRequest
-	17, // 23: user.v1.User.CreatePasswordReset:input_type -> user.v1.CreatePasswordResetRequest
-	19, // 24: user.v1.User.ResetPassword:input_type -> user.v1.ResetPasswordRequest
-	21, // 25: user.v1.User.Refresh:input_type -> user.v1.RefreshRequest
-	22, // 26: user.v1.User.Revoke:input_type -> user.v1.RevokeRequest
-	24, // 27: user.v1.User.Keys:input_type -> user.v1.KeysRequest
-	26, // 28: user.v1.User.VerifyEmail:input_type -> user.v1.VerifyEmailRequest
-	28, // 29: user.v1.User.ResendVerification:input_type -> user.v1.ResendVerificationRequest
-	4,  // 30: user.v1.User.Get:output_type -> user.v1.GetResponse
-	6,  // 31: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
-	8,  // 32: user.v1.User.Create:output_type -> user.v1.CreateResponse
-	10, // 33: user.v1.User.Update:output_type -> user.v1.UpdateResponse
-	12, // 34: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
-	14, // 35: user.v1.User.Auth:output_type -> user.v1.AuthResponse
-	16, // 36: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
-	18, // 37: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
-	20, // 38: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
-	14, // 39: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
-	23, // 40: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
-	25, // 41: user.v1.User.Keys:output_type -> user.v1.KeysResponse
-	27, // 42: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
-	29, // 43: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
-	30, // [30:44] is the sub-list for method output_type
-	16, // [16:30] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	35, // 15: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 16: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
+	35, // 17: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
+	35, // 18: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 19: user.v1.ListSessionsResponse.sessions:type_name -> user.v1.SessionInfo
+	3,  // 20: user.v1.User.Get:input_type -> user.v1.GetRequest
+	5,  // 21: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
+	7,  // 22: user.v1.User.Create:input_type -> user.v1.CreateRequest
+	9,  // 23: user.v1.User.Update:input_type -> user.v1.UpdateRequest
+	11, // 24: user.v1.User.Delete:input_type -> user.v1.DeleteRequest
+	13, // 25: user.v1.User.Auth:input_type -> user.v1.AuthRequest
+	15, // 26: user.v1.User.Validate:input_type -> user.v1.ValidateRequest
+	17, // 27: user.v1.User.CreatePasswordReset:input_type -> user.v1.CreatePasswordResetRequest
+	19, // 28: user.v1.User.ResetPassword:input_type -> user.v1.ResetPasswordRequest
+	21, // 29: user.v1.User.Refresh:input_type -> user.v1.RefreshRequest
+	22, // 30: user.v1.User.Revoke:input_type -> user.v1.RevokeRequest
+	24, // 31: user.v1.User.Keys:input_type -> user.v1.KeysRequest
+	26, // 32: user.v1.User.VerifyEmail:input_type -> user.v1.VerifyEmailRequest
+	28, // 33: user.v1.User.ResendVerification:input_type -> user.v1.ResendVerificationRequest
+	30, // 34: user.v1.User.ListSessions:input_type -> user.v1.ListSessionsRequest
+	33, // 35: user.v1.User.EndSessions:input_type -> user.v1.EndSessionsRequest
+	4,  // 36: user.v1.User.Get:output_type -> user.v1.GetResponse
+	6,  // 37: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
+	8,  // 38: user.v1.User.Create:output_type -> user.v1.CreateResponse
+	10, // 39: user.v1.User.Update:output_type -> user.v1.UpdateResponse
+	12, // 40: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
+	14, // 41: user.v1.User.Auth:output_type -> user.v1.AuthResponse
+	16, // 42: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
+	18, // 43: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
+	20, // 44: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
+	14, // 45: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
+	23, // 46: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
+	25, // 47: user.v1.User.Keys:output_type -> user.v1.KeysResponse
+	27, // 48: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
+	29, // 49: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
+	32, // 50: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
+	34, // 51: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
+	36, // [36:52] is the sub-list for method output_type
+	20, // [20:36] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_user_v1_user_proto_init() }
@@ -1930,7 +2202,7 @@ func file_user_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_user_v1_user_proto_rawDesc), len(file_user_v1_user_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -65,6 +65,13 @@ type UserService interface {
 	// ResendVerification mails a new verification link to a registered,
 	// unverified address; it answers the same for any address. Anonymous.
 	ResendVerification(ctx context.Context, in *ResendVerificationRequest, opts ...client.CallOption) (*ResendVerificationResponse, error)
+	// ListSessions returns the live sessions (refresh-token families) of a
+	// user, newest first. The user themself or an admin.
+	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...client.CallOption) (*ListSessionsResponse, error)
+	// EndSessions signs a user out everywhere: every access token already
+	// issued stops validating and every refresh token is revoked. The user
+	// themself or an admin.
+	EndSessions(ctx context.Context, in *EndSessionsRequest, opts ...client.CallOption) (*EndSessionsResponse, error)
 }
 
 type userService struct {
@@ -219,6 +226,26 @@ func (c *userService) ResendVerification(ctx context.Context, in *ResendVerifica
 	return out, nil
 }
 
+func (c *userService) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...client.CallOption) (*ListSessionsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ListSessions", in)
+	out := new(ListSessionsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) EndSessions(ctx context.Context, in *EndSessionsRequest, opts ...client.CallOption) (*EndSessionsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.EndSessions", in)
+	out := new(EndSessionsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for User service
 
 type UserHandler interface {
@@ -258,6 +285,13 @@ type UserHandler interface {
 	// ResendVerification mails a new verification link to a registered,
 	// unverified address; it answers the same for any address. Anonymous.
 	ResendVerification(context.Context, *ResendVerificationRequest, *ResendVerificationResponse) error
+	// ListSessions returns the live sessions (refresh-token families) of a
+	// user, newest first. The user themself or an admin.
+	ListSessions(context.Context, *ListSessionsRequest, *ListSessionsResponse) error
+	// EndSessions signs a user out everywhere: every access token already
+	// issued stops validating and every refresh token is revoked. The user
+	// themself or an admin.
+	EndSessions(context.Context, *EndSessionsRequest, *EndSessionsResponse) error
 }
 
 func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.HandlerOption) error {
@@ -276,6 +310,8 @@ func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.Handl
 		Keys(ctx context.Context, in *KeysRequest, out *KeysResponse) error
 		VerifyEmail(ctx context.Context, in *VerifyEmailRequest, out *VerifyEmailResponse) error
 		ResendVerification(ctx context.Context, in *ResendVerificationRequest, out *ResendVerificationResponse) error
+		ListSessions(ctx context.Context, in *ListSessionsRequest, out *ListSessionsResponse) error
+		EndSessions(ctx context.Context, in *EndSessionsRequest, out *EndSessionsResponse) error
 	}
 	type User struct {
 		user
@@ -342,4 +378,12 @@ func (h *userHandler) VerifyEmail(ctx context.Context, in *VerifyEmailRequest, o
 
 func (h *userHandler) ResendVerification(ctx context.Context, in *ResendVerificationRequest, out *ResendVerificationResponse) error {
 	return h.UserHandler.ResendVerification(ctx, in, out)
+}
+
+func (h *userHandler) ListSessions(ctx context.Context, in *ListSessionsRequest, out *ListSessionsResponse) error {
+	return h.UserHandler.ListSessions(ctx, in, out)
+}
+
+func (h *userHandler) EndSessions(ctx context.Context, in *EndSessionsRequest, out *EndSessionsResponse) error {
+	return h.UserHandler.EndSessions(ctx, in, out)
 }

@@ -134,3 +134,30 @@ func affected(res sql.Result, op string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// UserSessions groups the user's refresh tokens by family and keeps the
+// families with a token still usable at now. Each rotation adds a row, so
+// the newest row's created_at is the last use and its expires_at the end.
+func (r repo) UserSessions(ctx context.Context, userID string, now time.Time, limit int) ([]user.SessionInfo, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT family_id, MIN(created_at), MAX(created_at), MAX(expires_at)
+FROM refresh_tokens WHERE user_id = ?
+GROUP BY family_id
+HAVING SUM(CASE WHEN used_at IS NULL AND revoked_at IS NULL AND expires_at > ? THEN 1 ELSE 0 END) > 0
+ORDER BY MAX(created_at) DESC, family_id LIMIT ?`, userID, r.d.timeArg(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []user.SessionInfo
+	for rows.Next() {
+		var s user.SessionInfo
+		if err := rows.Scan(&s.ID, timeDest{&s.StartedAt}, timeDest{&s.LastUsedAt}, timeDest{&s.ExpiresAt}); err != nil {
+			return nil, fmt.Errorf("sqlstore: list sessions: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: list sessions: %w", err)
+	}
+	return out, nil
+}

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) user.Store) {
 		{"ListEdgeCases", testListEdgeCases},
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshTokenRevocation", testRefreshTokenRevocation},
+		{"UserSessions", testUserSessions},
 		{"PasswordResets", testPasswordResets},
 		{"DeleteUserPasswordResets", testDeleteUserPasswordResets},
 		{"AtomicCommits", testAtomicCommits},
@@ -756,6 +757,52 @@ func testRefreshTokenRevocation(t *testing.T, s user.Store) {
 	checkTimePtr(t, "already revoked RevokedAt", getToken(t, s, t2.Hash).RevokedAt, &at1)
 	if got := getToken(t, s, t4.Hash); got.RevokedAt != nil {
 		t.Errorf("other user's token revoked at %v", got.RevokedAt)
+	}
+}
+
+// testUserSessions: a session is a family with a usable token; a rotated
+// family reports its first and newest token, and families whose tokens are
+// all used, revoked or expired are gone.
+func testUserSessions(t *testing.T, s user.Store) {
+	ctx := t.Context()
+	u, other := seedUser(t, s), seedUser(t, s)
+	now := baseTime.Add(2 * time.Hour)
+	rotated, live, revoked, expired := newID(t), newID(t), newID(t), newID(t)
+	first, second := newToken(u, rotated), newToken(u, rotated)
+	second.CreatedAt, second.ExpiresAt = baseTime.Add(time.Hour), baseTime.Add(time.Hour+30*24*time.Hour)
+	usedAt := second.CreatedAt
+	first.UsedAt = &usedAt
+	liveTok := newToken(u, live)
+	liveTok.CreatedAt = baseTime.Add(90 * time.Minute)
+	revokedTok, expiredTok := newToken(u, revoked), newToken(u, expired)
+	revokedTok.RevokedAt = &usedAt
+	expiredTok.ExpiresAt = now
+	for _, rt := range []user.RefreshToken{first, second, liveTok, revokedTok, expiredTok, newToken(other, newID(t))} {
+		if err := s.CreateRefreshToken(ctx, rt); err != nil {
+			t.Fatalf("CreateRefreshToken: %v", err)
+		}
+	}
+	got, err := s.UserSessions(ctx, u.ID, now, 10)
+	if err != nil {
+		t.Fatalf("UserSessions: %v", err)
+	}
+	if len(got) != 2 || got[0].ID != live || got[1].ID != rotated {
+		t.Fatalf("UserSessions = %+v, want the families %s then %s", got, live, rotated)
+	}
+	checkTime(t, "StartedAt", got[1].StartedAt, first.CreatedAt)
+	checkTime(t, "LastUsedAt", got[1].LastUsedAt, second.CreatedAt)
+	checkTime(t, "ExpiresAt", got[1].ExpiresAt, second.ExpiresAt)
+	if got, err := s.UserSessions(ctx, u.ID, now, 1); err != nil || len(got) != 1 || got[0].ID != live {
+		t.Errorf("UserSessions(limit 1) = %+v, %v; want the newest only", got, err)
+	}
+	if err := s.RevokeUserRefreshTokens(ctx, u.ID, now); err != nil {
+		t.Fatalf("RevokeUserRefreshTokens: %v", err)
+	}
+	if got, err := s.UserSessions(ctx, u.ID, now, 10); err != nil || len(got) != 0 {
+		t.Errorf("UserSessions after revoking all = %+v, %v; want none", got, err)
+	}
+	if got, err := s.UserSessions(ctx, newID(t), now, 10); err != nil || len(got) != 0 {
+		t.Errorf("UserSessions(unknown user) = %+v, %v; want none", got, err)
 	}
 }
 

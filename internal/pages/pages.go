@@ -1,0 +1,204 @@
+// Package pages is the small server-rendered web interface of the user
+// service: the page the password-reset mail links to, a self-service
+// account page and an admin console. It is plain html/template over
+// net/http, embedded in the binary, and works without JavaScript (every
+// action is a form post); the API mounts its routes (httpapi.Config.Routes).
+//
+// The pages hold no rules of their own. Every action is one call of the
+// same Users methods the JSON API makes, with the signed-in person's access
+// token in the context (reqmeta), so the service decides who may do what
+// exactly as it does for an API client.
+//
+// Security model (docs/design.md has the reasoning):
+//   - The session is the person's access and refresh token, in an HttpOnly,
+//     SameSite=Strict cookie (Secure and __Host- prefixed when the public
+//     URL is https). No server-side session store: any API replica can serve
+//     any request, and ending the session is revoking the refresh token.
+//   - Idle timeout: the cookie lives IdleTimeout from the last request, and
+//     the server refuses a session whose access token has expired; active
+//     use refreshes (rotates) the tokens.
+//   - CSRF: a double-submit token (random cookie, copied into every form) and
+//     a same-origin check on Sec-Fetch-Site / Origin for every POST.
+//   - Strict headers on every answer (see setHeaders).
+package pages
+
+import (
+	"context"
+	"embed"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// Users is the user service as the pages need it; rpc.Users implements it.
+// The caller's access token travels in the context (reqmeta).
+type Users interface {
+	Get(ctx context.Context, id string) (*user.User, error)
+	List(ctx context.Context, in user.ListInput) (*user.Page, error)
+	Update(ctx context.Context, id string, in user.UpdateInput) (*user.User, error)
+	Delete(ctx context.Context, id string) error
+	Auth(ctx context.Context, email, password string) (*user.Session, error)
+	Refresh(ctx context.Context, refresh string) (*user.Session, error)
+	Revoke(ctx context.Context, refresh, access string) error
+	CreatePasswordReset(ctx context.Context, email string) error
+	ResetPassword(ctx context.Context, token, password string) error
+	Sessions(ctx context.Context, id string) ([]user.SessionInfo, error)
+	EndSessions(ctx context.Context, id string) error
+}
+
+// Limiter is the per-IP sign-in limiter the API uses for POST /user/token
+// (ratelimit.Limiter), so the page sign-in draws on the same budget.
+type Limiter interface {
+	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
+}
+
+// SignInLimitKey is the limiter key of a sign-in from ip: the one the API's
+// rate-limit middleware uses for POST /user/token, so a password sprayer
+// cannot double their budget by alternating the API and the pages.
+func SignInLimitKey(ip string) string { return "ip|POST /user/token|" + ip }
+
+// Config tunes the pages.
+type Config struct {
+	// PublicURL is the origin people reach the service at (USERSVC_PUBLIC_URL).
+	// Form posts must come from it, and https makes the cookies Secure.
+	PublicURL string
+	// IdleTimeout ends a session unused for this long. Default 15 minutes,
+	// the access token lifetime (USERSVC_ACCESS_TTL), which bounds it on the
+	// server side too.
+	IdleTimeout time.Duration
+	// RPCTimeout bounds each call to the user service. Default 5s.
+	RPCTimeout time.Duration
+	// SignInLimiter throttles sign-ins per client IP; nil means none.
+	SignInLimiter Limiter
+	// ClientIP returns the client's address of a request (the API's view,
+	// which believes only trusted proxies); nil means the TCP peer.
+	ClientIP func(*http.Request) string
+	// PageSize is the admin list's page size. Default 20.
+	PageSize int
+}
+
+// Route is one page route for the API to mount.
+type Route struct {
+	Method, Path string
+	Handler      http.Handler
+}
+
+// Pages serves the pages.
+type Pages struct {
+	cfg    Config
+	users  Users
+	log    *slog.Logger
+	secure bool   // the public URL is https
+	origin string // scheme://host of the public URL
+	tmpl   map[string]*template.Template
+}
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// StaticPrefix is where the stylesheet and script are served.
+const StaticPrefix = "/static/"
+
+// Paths are the path prefixes the pages own; the gateway and the edge must
+// send them to the API (app.GatewayRoutes).
+var Paths = []string{"/reset-password", "/admin", "/account", "/verify-email", StaticPrefix}
+
+// New returns the pages. log nil means slog.Default().
+func New(cfg Config, users Users, log *slog.Logger) (*Pages, error) {
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 15 * time.Minute
+	}
+	if cfg.RPCTimeout <= 0 {
+		cfg.RPCTimeout = 5 * time.Second
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 20
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Pages{cfg: cfg, users: users, log: log}
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
+		p.secure = u.Scheme == "https"
+		p.origin = u.Scheme + "://" + u.Host
+	}
+	var err error
+	if p.tmpl, err = parseTemplates(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// parseTemplates parses each page together with the shared layout.
+func parseTemplates() (map[string]*template.Template, error) {
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*template.Template{}
+	for _, n := range names {
+		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if base == "layout" {
+			continue
+		}
+		t, err := template.New("layout.html").ParseFS(templateFS, "templates/layout.html", n)
+		if err != nil {
+			return nil, err
+		}
+		out[base] = t
+	}
+	return out, nil
+}
+
+// Routes lists the pages' routes.
+func (p *Pages) Routes() []Route {
+	static, _ := fs.Sub(staticFS, "static")
+	files := http.StripPrefix(StaticPrefix, http.FileServerFS(static))
+	h := func(f http.HandlerFunc) http.Handler { return p.withHeaders(f) }
+	post := func(f http.HandlerFunc) http.Handler { return p.withHeaders(p.checkCSRF(f)) }
+	return []Route{
+		{"GET", StaticPrefix + "*file", p.withStaticHeaders(files)},
+		{"GET", "/reset-password", h(p.resetForm)},
+		{"POST", "/reset-password", post(p.resetSubmit)},
+		{"POST", "/reset-password/request", post(p.resetRequest)},
+		{"GET", "/admin", h(p.adminHome)},
+		{"POST", "/admin/sign-in", post(p.signIn("/admin"))},
+		{"POST", "/admin/sign-out", post(p.signOut("/admin"))},
+		{"GET", "/admin/users/:id", h(p.adminUser)},
+		{"POST", "/admin/users/:id", post(p.adminUpdate)},
+		{"POST", "/admin/users/:id/delete", post(p.adminDelete)},
+		{"POST", "/admin/users/:id/end-sessions", post(p.adminEndSessions)},
+		{"GET", "/account", h(p.accountHome)},
+		{"POST", "/account", post(p.accountUpdate)},
+		{"POST", "/account/sign-in", post(p.signIn("/account"))},
+		{"POST", "/account/sign-out", post(p.signOut("/account"))},
+		{"POST", "/account/end-sessions", post(p.accountEndSessions)},
+	}
+}
+
+// SignInPaths are the routes that check a password, for the edge's limit.
+var SignInPaths = []string{"/admin/sign-in", "/account/sign-in"}
+
+// clientIP is the request's client address as the API sees it.
+func (p *Pages) clientIP(r *http.Request) string {
+	if p.cfg.ClientIP != nil {
+		if ip := p.cfg.ClientIP(r); ip != "" {
+			return ip
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

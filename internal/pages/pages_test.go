@@ -1,0 +1,414 @@
+package pages_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/mail"
+	"github.com/usersvc/usersvc/internal/pages"
+	"github.com/usersvc/usersvc/internal/ratelimit"
+	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// wantPageHeaders checks the headers every page carries.
+func wantPageHeaders(t *testing.T, what string, h http.Header) {
+	t.Helper()
+	for k, want := range map[string]string{
+		"Content-Security-Policy": pages.ContentSecurityPolicy,
+		"X-Frame-Options":         "DENY",
+		"X-Content-Type-Options":  "nosniff",
+		"Referrer-Policy":         "no-referrer",
+		"Cache-Control":           "no-store",
+	} {
+		if got := h.Get(k); got != want {
+			t.Errorf("%s: %s = %q, want %q", what, k, got, want)
+		}
+	}
+}
+
+// Every page, signed in or not, and every form answer carries the security
+// headers; the CSP has no inline script or style.
+func TestPagesSecurityHeaders(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	u := e.createUser("alice@example.com", "Alice")
+	anon := e.browser()
+	for _, path := range []string{"/reset-password?token=abc", "/reset-password", "/admin", "/account"} {
+		p := anon.get(path)
+		if p.status != http.StatusOK {
+			t.Errorf("GET %s = %d", path, p.status)
+		}
+		wantPageHeaders(t, "GET "+path, p.header)
+	}
+	if strings.Contains(pages.ContentSecurityPolicy, "unsafe-inline") {
+		t.Error("the CSP allows inline code")
+	}
+	admin := e.browser()
+	wantPageHeaders(t, "POST /admin/sign-in", admin.signIn("/admin", "admin@example.com", adminPassword).header)
+	for _, path := range []string{"/admin", "/admin?q=ali", "/admin/users/" + u.ID} {
+		p := admin.get(path)
+		if p.status != http.StatusOK {
+			t.Errorf("GET %s = %d", path, p.status)
+		}
+		wantPageHeaders(t, "GET "+path, p.header)
+	}
+	wantPageHeaders(t, "POST refused", anon.post("/admin/sign-in", url.Values{"csrf": {"forged"}}, nil).header)
+	account := e.browser()
+	account.signIn("/account", "alice@example.com", userPassword)
+	wantPageHeaders(t, "GET /account signed in", account.get("/account").header)
+	css := anon.get("/static/style.css")
+	if css.status != http.StatusOK || css.header.Get("Content-Security-Policy") == "" ||
+		css.header.Get("X-Content-Type-Options") != "nosniff" || !strings.HasPrefix(css.header.Get("Content-Type"), "text/css") {
+		t.Errorf("GET /static/style.css = %d %v", css.status, css.header)
+	}
+}
+
+// postRoutes are every form of the pages, with a valid body each.
+func postRoutes(userID string) map[string]url.Values {
+	return map[string]url.Values{
+		"/reset-password":                          {"token": {"x"}, "password": {"a"}, "password_again": {"a"}},
+		"/reset-password/request":                  {"email": {"alice@example.com"}},
+		"/admin/sign-in":                           {"email": {"admin@example.com"}, "password": {adminPassword}},
+		"/admin/sign-out":                          {},
+		"/admin/users/" + userID:                   {"name": {"Mallory"}, "role": {"admin"}, "status": {"active"}},
+		"/admin/users/" + userID + "/delete":       {},
+		"/admin/users/" + userID + "/end-sessions": {},
+		"/account":                                 {"name": {"Mallory"}},
+		"/account/sign-in":                         {"email": {"alice@example.com"}, "password": {userPassword}},
+		"/account/sign-out":                        {},
+		"/account/end-sessions":                    {},
+	}
+}
+
+// Every form is refused without its CSRF token, with another token, and
+// from another origin even with the right token; the signed-in admin's
+// data is untouched.
+func TestPagesCSRF(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	u := e.createUser("alice@example.com", "Alice")
+	b := e.browser()
+	b.signIn("/admin", "admin@example.com", adminPassword)
+	b.get("/admin")
+	routes := postRoutes(u.ID)
+	if n := countPostRoutes(t); n != len(routes) {
+		t.Fatalf("the pages have %d POST routes, the test knows %d: add the new one", n, len(routes))
+	}
+	for path, form := range routes {
+		for _, tc := range []struct {
+			name string
+			csrf string
+			hdr  map[string]string
+		}{
+			{"no token", "", nil},
+			{"wrong token", "AAAAAAAAAAAAAAAAAAAAAAAAAA", nil},
+			{"cross-site", b.csrf, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"}},
+			{"same-site sibling", b.csrf, map[string]string{"Sec-Fetch-Site": "same-site"}},
+			{"foreign Origin, no Sec-Fetch-Site", b.csrf, map[string]string{"Sec-Fetch-Site": "", "Origin": "http://evil.example"}},
+		} {
+			f := url.Values{}
+			for k, v := range form {
+				f[k] = v
+			}
+			f.Set("csrf", tc.csrf)
+			if p := b.post(path, f, tc.hdr); p.status != http.StatusForbidden || !strings.Contains(p.body, "Request refused") {
+				t.Errorf("POST %s, %s = %d, want 403", path, tc.name, p.status)
+			}
+		}
+	}
+	got, err := e.st.Service.Get(context.Background(), user.SystemActor, u.ID)
+	if err != nil || got.Name != "Alice" || got.Role != user.RoleUser {
+		t.Fatalf("after refused posts: %+v, %v", got, err)
+	}
+	// The same form with its token from this origin goes through.
+	b.get("/admin/users/" + u.ID)
+	if p := b.post("/admin/users/"+u.ID, url.Values{"name": {"Alice B"}, "role": {"user"}, "status": {"active"}},
+		map[string]string{"Origin": e.url}); p.status != http.StatusOK || !strings.Contains(p.body, "Changes saved") {
+		t.Fatalf("same-origin post = %d %s", p.status, p.body)
+	}
+}
+
+// countPostRoutes counts the pages' POST routes.
+func countPostRoutes(t *testing.T) int {
+	t.Helper()
+	web, err := pages.New(pages.Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range web.Routes() {
+		if r.Method == http.MethodPost {
+			n++
+		}
+	}
+	return n
+}
+
+// The session cookie is HttpOnly and SameSite=Strict, lives the idle
+// timeout, and under an https public URL is Secure with the __Host- prefix.
+func TestPagesCookies(t *testing.T) {
+	for _, tc := range []struct {
+		public string
+		name   string
+		secure bool
+	}{
+		{"", "usersvc_session", false},
+		{"https://id.example.com", "__Host-usersvc_session", true},
+	} {
+		e := newEnv(t, pages.Config{PublicURL: tc.public, IdleTimeout: 10 * time.Minute})
+		req, _ := http.NewRequest("GET", e.url+"/admin", nil)
+		b := e.browser()
+		b.read(b.c.Do(req))
+		form := url.Values{"email": {"admin@example.com"}, "password": {adminPassword}, "csrf": {b.csrf}}
+		req, _ = http.NewRequest("POST", e.url+"/admin/sign-in", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		// The jar does not send Secure cookies over http: copy them over.
+		csrfName := strings.TrimSuffix(tc.name, "session") + "csrf"
+		req.AddCookie(&http.Cookie{Name: csrfName, Value: b.csrf})
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var sess *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == tc.name {
+				sess = c
+			}
+		}
+		if resp.StatusCode != http.StatusSeeOther || sess == nil {
+			t.Fatalf("%q: sign-in = %d, cookies %v", tc.public, resp.StatusCode, resp.Cookies())
+		}
+		if !sess.HttpOnly || sess.SameSite != http.SameSiteStrictMode || sess.Secure != tc.secure ||
+			sess.MaxAge != 600 || sess.Path != "/" {
+			t.Errorf("%q: session cookie %+v", tc.public, sess)
+		}
+	}
+}
+
+// A session whose access token has expired has been idle at least that
+// long: the page asks to sign in again and its refresh token is revoked.
+func TestPagesIdleSessionEnds(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	b := e.browser()
+	b.signIn("/admin", "admin@example.com", adminPassword)
+	c := b.cookie("usersvc_session")
+	raw, _ := base64.RawURLEncoding.DecodeString(c.Value)
+	var s struct {
+		A string `json:"a"`
+		R string `json:"r"`
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(s.A, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims map[string]any
+	_ = json.Unmarshal(payload, &claims)
+	claims["exp"] = time.Now().Add(-time.Second).Unix()
+	payload, _ = json.Marshal(claims)
+	parts[1] = base64.RawURLEncoding.EncodeToString(payload)
+	s.A = strings.Join(parts, ".")
+	raw, _ = json.Marshal(s)
+	u, _ := url.Parse(e.url)
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "usersvc_session", Value: base64.RawURLEncoding.EncodeToString(raw), Path: "/"}})
+	if p := b.get("/admin"); !strings.Contains(p.body, `action="/admin/sign-in"`) {
+		t.Fatalf("idle session still signed in: %s", p.body)
+	}
+	if b.cookie("usersvc_session") != nil {
+		t.Error("the session cookie was not cleared")
+	}
+	if _, err := e.st.Service.Refresh(context.Background(), s.R); !errors.Is(err, user.ErrInvalidToken) {
+		t.Errorf("refresh token of the idle session: %v, want revoked", err)
+	}
+}
+
+// Names are attacker-controlled: a script in one is shown as text.
+func TestPagesEscapeNames(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	evil := `<script>alert(1)</script>`
+	u := e.createUser("mallory@example.com", evil)
+	b := e.browser()
+	b.signIn("/admin", "admin@example.com", adminPassword)
+	for _, path := range []string{"/admin?q=mallory", "/admin/users/" + u.ID} {
+		p := b.get(path)
+		if strings.Contains(p.body, evil) || !strings.Contains(p.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+			t.Errorf("GET %s does not escape the name:\n%s", path, p.body)
+		}
+	}
+	m := e.browser()
+	m.signIn("/account", "mallory@example.com", userPassword)
+	if p := m.get("/account"); strings.Contains(p.body, evil) {
+		t.Errorf("/account does not escape the name")
+	}
+}
+
+// The page sign-in draws on the same per-IP budget as POST /user/token
+// (the key the API's middleware uses), and a non-admin cannot sign in to
+// the admin console.
+func TestPagesSignIn(t *testing.T) {
+	e := newEnv(t, pages.Config{SignInLimiter: ratelimit.NewLocal(ratelimit.Rule{Limit: 4, Window: time.Minute})})
+	e.createUser("alice@example.com", "Alice")
+	resp, err := http.Post(e.url+"/user/token", "application/json",
+		strings.NewReader(`{"email":"alice@example.com","password":"`+userPassword+`"}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("API login: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	b := e.browser()
+	if p := b.signIn("/admin", "alice@example.com", userPassword); p.status != http.StatusForbidden ||
+		!strings.Contains(p.body, "not an administrator") || b.cookie("usersvc_session") != nil {
+		t.Errorf("a user's admin sign-in = %d", p.status)
+	}
+	if p := b.signIn("/account", "alice@example.com", "wrong password"); p.status != http.StatusUnauthorized ||
+		!strings.Contains(p.body, "Invalid email or password") {
+		t.Errorf("wrong password = %d %s", p.status, p.body)
+	}
+	if p := b.signIn("/account", "alice@example.com", userPassword); p.status != http.StatusOK || p.url != "/account" ||
+		!strings.Contains(p.body, "Sign out everywhere") {
+		t.Errorf("sign-in = %d at %s", p.status, p.url)
+	}
+	if p := b.signIn("/account", "alice@example.com", userPassword); p.status != http.StatusTooManyRequests ||
+		p.header.Get("Retry-After") == "" {
+		t.Errorf("fifth sign-in in a minute (one over the API) = %d, want 429 with Retry-After", p.status)
+	}
+}
+
+// The reset page: the policy's own reasons next to the field, a mismatch,
+// the used-link page with its request form, and success.
+func TestPagesResetPassword(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	e.createUser("alice@example.com", "Alice")
+	if err := e.st.Service.CreatePasswordReset(context.Background(), "alice@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	tok := waitResetToken(t, e.st.MailDir, "alice@example.com")
+	b := e.browser()
+	b.get("/reset-password?token=" + url.QueryEscape(tok))
+	for _, tc := range []struct{ pw, again, want string }{
+		{"short", "short", `id="password-error" role="alert"`},
+		{"alice@example.com-horse", "alice@example.com-horse", "password-error"},
+		{"kV9#mQ2!xL-7pw", "kV9#mQ2!xL-7pX", `id="password_again-error"`},
+	} {
+		p := b.post("/reset-password", url.Values{"token": {tok}, "password": {tc.pw}, "password_again": {tc.again}}, nil)
+		if p.status != http.StatusBadRequest || !strings.Contains(p.body, tc.want) ||
+			!strings.Contains(p.body, `aria-describedby="`) {
+			t.Errorf("password %q = %d, want 400 with %s:\n%s", tc.pw, p.status, tc.want, p.body)
+		}
+	}
+	p := b.post("/reset-password", url.Values{"token": {tok}, "password": {"kV9#mQ2!xL-7pw"}, "password_again": {"kV9#mQ2!xL-7pw"}}, nil)
+	if p.status != http.StatusOK || !strings.Contains(p.body, "Your password has been changed") {
+		t.Fatalf("reset = %d %s", p.status, p.body)
+	}
+	if _, err := e.st.Service.Auth(context.Background(), "alice@example.com", "kV9#mQ2!xL-7pw"); err != nil {
+		t.Errorf("sign-in with the new password: %v", err)
+	}
+	p = b.post("/reset-password", url.Values{"token": {tok}, "password": {"an0ther-Good-pass!"}, "password_again": {"an0ther-Good-pass!"}}, nil)
+	if p.status != http.StatusBadRequest || !strings.Contains(p.body, `action="/reset-password/request"`) {
+		t.Fatalf("used link = %d %s", p.status, p.body)
+	}
+	if p = b.post("/reset-password/request", url.Values{"email": {"alice@example.com"}}, nil); p.status != http.StatusOK ||
+		!strings.Contains(p.body, "new reset link is on its way") {
+		t.Errorf("new link request = %d", p.status)
+	}
+	if strings.Contains(e.logs.String(), tok) {
+		t.Error("the reset token is in the log")
+	}
+}
+
+// waitResetToken returns the token of the newest reset mail to addr
+// (mail goes out through the outbox, asynchronously).
+func waitResetToken(t *testing.T, dir, addr string) string {
+	t.Helper()
+	var tok string
+	testenv.Eventually(t, 5*time.Second, "the reset mail to "+addr, func() bool {
+		msgs, err := mail.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if strings.Contains(m.Header.Get("To"), addr) {
+				tok = mail.ResetToken(m.Text)
+			}
+		}
+		return tok != ""
+	})
+	return tok
+}
+
+var (
+	controlRE = regexp.MustCompile(`<(input|select|textarea)\b[^>]*>`)
+	idRE      = regexp.MustCompile(`\bid="([^"]+)"`)
+)
+
+// Every visible form control on every page has a label, and the pages
+// declare a language and a viewport (readable on a phone).
+func TestPagesLabels(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	u := e.createUser("alice@example.com", "Alice")
+	anon, admin, account := e.browser(), e.browser(), e.browser()
+	admin.signIn("/admin", "admin@example.com", adminPassword)
+	account.signIn("/account", "alice@example.com", userPassword)
+	pagesSeen := map[string]string{
+		"reset":         anon.get("/reset-password?token=abc").body,
+		"reset-expired": anon.get("/reset-password").body,
+		"sign-in":       anon.get("/admin").body,
+		"admin":         admin.get("/admin").body,
+		"admin-user":    admin.get("/admin/users/" + u.ID).body,
+		"account":       account.get("/account").body,
+	}
+	for name, body := range pagesSeen {
+		if !strings.Contains(body, `<html lang="en">`) || !strings.Contains(body, `name="viewport"`) {
+			t.Errorf("%s: no lang or viewport", name)
+		}
+		for _, control := range controlRE.FindAllString(body, -1) {
+			if strings.Contains(control, `type="hidden"`) {
+				continue
+			}
+			m := idRE.FindStringSubmatch(control)
+			if m == nil || !strings.Contains(body, `<label for="`+m[1]+`"`) {
+				t.Errorf("%s: control without a label: %s", name, control)
+			}
+		}
+	}
+}
+
+// The account page changes the name, the email (with the current
+// password, which the service asks for) and the password; a new password
+// ends the sessions, this one too.
+func TestPagesAccount(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	u := e.createUser("alice@example.com", "Alice")
+	b := e.browser()
+	b.signIn("/account", "alice@example.com", userPassword)
+	if p := b.post("/account", url.Values{"email": {"alice2@example.com"}}, nil); p.status != http.StatusBadRequest ||
+		!strings.Contains(p.body, `id="current_password-error"`) {
+		t.Errorf("email change without the current password = %d", p.status)
+	}
+	if p := b.post("/account", url.Values{"name": {"Alice B"}, "email": {"alice2@example.com"},
+		"current_password": {userPassword}}, nil); p.status != http.StatusOK || !strings.Contains(p.body, "Changes saved") {
+		t.Fatalf("name and email change = %d %s", p.status, p.body)
+	}
+	got, err := e.st.Service.Get(context.Background(), user.SystemActor, u.ID)
+	if err != nil || got.Name != "Alice B" || got.Email != "alice2@example.com" {
+		t.Fatalf("after the change: %+v, %v", got, err)
+	}
+	const newPW = "kV9#mQ2!xL-7pw"
+	p := b.post("/account", url.Values{"password": {newPW}, "password_again": {newPW}, "current_password": {userPassword}}, nil)
+	if p.status != http.StatusOK || !strings.Contains(p.body, "sessions ended") {
+		t.Fatalf("password change = %d %s", p.status, p.body)
+	}
+	if p := b.get("/account"); !strings.Contains(p.body, `action="/account/sign-in"`) {
+		t.Error("still signed in after the password change")
+	}
+	if _, err := e.st.Service.Auth(context.Background(), "alice2@example.com", newPW); err != nil {
+		t.Errorf("sign-in with the new password: %v", err)
+	}
+}

@@ -1,0 +1,98 @@
+package pages
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usersvc/usersvc/internal/user"
+)
+
+// signIn checks an email and password for the area ("/admin" or
+// "/account") and starts a page session: the same Auth call as
+// POST /user/token, under the same per-IP limiter and the service's
+// per-account password budget.
+func (p *Pages) signIn(area string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		email := strings.TrimSpace(r.PostFormValue("email"))
+		d := pageData{Title: "Sign in", Area: area, Form: map[string]string{"email": email}}
+		if !p.allowSignIn(w, r, &d) {
+			p.renderStatus(w, r, http.StatusTooManyRequests, "signin", d)
+			return
+		}
+		ctx, cancel := p.rpcContext(r, "")
+		defer cancel()
+		s, err := p.users.Auth(ctx, email, r.PostFormValue("password"))
+		if err == nil && area == "/admin" && s.User != nil && s.User.Role != user.RoleAdmin {
+			// Not an admin: the session is of no use here; end it at once.
+			p.endSession(r.Context(), &session{Access: s.AccessToken, Refresh: s.RefreshToken})
+			err = user.ErrForbidden
+			d.Error = "This account is not an administrator."
+		}
+		if err != nil {
+			status := http.StatusForbidden
+			if d.Error == "" {
+				status = p.failure(r, "sign in", err, &d)
+			}
+			p.renderStatus(w, r, status, "signin", d)
+			return
+		}
+		p.setSession(w, s)
+		p.newCSRF(w)
+		seeOther(w, r, area)
+	}
+}
+
+// allowSignIn spends one attempt of the client IP's sign-in budget. A
+// limiter that cannot decide lets the attempt through, as the API does.
+func (p *Pages) allowSignIn(w http.ResponseWriter, r *http.Request, d *pageData) bool {
+	if p.cfg.SignInLimiter == nil {
+		return true
+	}
+	ok, retry, err := p.cfg.SignInLimiter.Allow(r.Context(), SignInLimitKey(p.clientIP(r)))
+	if err != nil {
+		p.log.WarnContext(r.Context(), "rate limiter failed; page sign-in let through", "error", err)
+		return true
+	}
+	if ok {
+		return true
+	}
+	w.Header().Set("Retry-After", retryAfterSeconds(retry))
+	d.Error = "Too many sign-in attempts from your network. Please wait a minute and try again."
+	return false
+}
+
+// signOut ends the page session: the refresh family is revoked and the
+// access token denied on every instance, like DELETE /user/token.
+func (p *Pages) signOut(area string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s := p.currentSession(w, r); s != nil {
+			p.endSession(r.Context(), s)
+		}
+		p.clearSession(w)
+		p.newCSRF(w)
+		seeOther(w, r, area)
+	}
+}
+
+// requireSession returns the request's session, or renders the area's
+// sign-in page and returns nil.
+func (p *Pages) requireSession(w http.ResponseWriter, r *http.Request, area string) *session {
+	s := p.currentSession(w, r)
+	if s == nil {
+		p.render(w, r, "signin", pageData{Title: "Sign in", Area: area})
+		return nil
+	}
+	if area == "/admin" && s.claims.Role != string(user.RoleAdmin) {
+		p.renderStatus(w, r, http.StatusForbidden, "signin", pageData{Title: "Sign in", Area: area,
+			Error: "This account is not an administrator. Sign in as one."})
+		return nil
+	}
+	return s
+}
+
+func retryAfterSeconds(d time.Duration) string {
+	secs := int((d + time.Second - 1) / time.Second)
+	return strconv.Itoa(max(secs, 1))
+}

@@ -1,0 +1,21 @@
+// usersvc pages: optional niceties; every page works without this file.
+"use strict";
+(function () {
+  // The reset link carries its token in the URL. The form already holds it,
+  // so take it out of the address bar and the history.
+  if (location.pathname === "/reset-password" && location.search.indexOf("token=") >= 0) {
+    history.replaceState(null, "", "/reset-password");
+  }
+  // Ask before a destructive form is sent.
+  document.addEventListener("submit", function (ev) {
+    var msg = ev.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) {
+      ev.preventDefault();
+    }
+  });
+  // Put the keyboard on the first field with an error.
+  var bad = document.querySelector("[aria-invalid=true]");
+  if (bad) {
+    bad.focus();
+  }
+})();

@@ -1,0 +1,80 @@
+package user
+
+import (
+	"context"
+	"time"
+)
+
+// SessionInfo is one live session of a user: a refresh-token family that
+// still holds a token that can be used.
+type SessionInfo struct {
+	// ID is the family ID, the "sid" of the session's access tokens.
+	ID string
+	// StartedAt is the sign-in; LastUsedAt the newest refresh (or the
+	// sign-in when there was none).
+	StartedAt, LastUsedAt time.Time
+	// ExpiresAt is when the session ends unless refreshed.
+	ExpiresAt time.Time
+}
+
+// MaxSessionsListed bounds Sessions: a user with more live sessions than
+// this sees the newest ones.
+const MaxSessionsListed = 100
+
+// Sessions lists the live sessions of the user with id, newest first. The
+// user themself and admins may (the same rule as reading the user).
+func (s *Service) Sessions(ctx context.Context, actor Actor, id string) ([]SessionInfo, error) {
+	if p := checkID(id); p != "" {
+		return nil, Invalid(map[string]string{"id": p})
+	}
+	if !actor.mayRead(id) {
+		return nil, Forbidden("you may only list your own sessions")
+	}
+	if _, err := s.store.UserByID(ctx, id); err != nil {
+		return nil, storeErr("get user", err)
+	}
+	out, err := s.store.UserSessions(ctx, id, s.clock(), MaxSessionsListed)
+	if err != nil {
+		return nil, storeErr("list sessions", err)
+	}
+	return out, nil
+}
+
+// EndSessions signs the user with id out everywhere: the session version
+// is bumped, so every access token already issued stops validating at
+// once on every instance, and every refresh token is revoked. The user
+// themself and admins may. It is recorded as an update whose changed field
+// is "sessions".
+func (s *Service) EndSessions(ctx context.Context, actor Actor, id string) error {
+	if p := checkID(id); p != "" {
+		return Invalid(map[string]string{"id": p})
+	}
+	if !actor.mayAccess(id) {
+		return Forbidden("you may only end your own sessions")
+	}
+	ev, err := s.newEvent(EventUpdated, id)
+	if err != nil {
+		return err
+	}
+	now := s.clock()
+	err = s.store.Atomic(ctx, func(r Repo) error {
+		cur, err := r.LockUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		cur.SessionVersion++
+		cur.UpdatedAt = now
+		if err := r.UpdateUser(ctx, cur); err != nil {
+			return err
+		}
+		if err := r.RevokeUserRefreshTokens(ctx, id, now); err != nil {
+			return err
+		}
+		ev.User, ev.Changed = eventUser(cur), []string{"sessions"}
+		return appendEvents(ctx, r, ev)
+	})
+	if err != nil {
+		return storeErr("end sessions", err)
+	}
+	return nil
+}
