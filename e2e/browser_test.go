@@ -184,16 +184,16 @@ func (b *browser) screenshot(name string) {
 	}
 }
 
-var resetLinkRE = regexp.MustCompile(`https?://\S+/reset-password\?token=\S+`)
+var linkRE = regexp.MustCompile(`https?://\S+/(reset-password|verify-email)\?token=\S+`)
 
-// resetLink waits for the reset mail to addr in the dev mode's mail
+// mailedLink waits for the mail with subject to addr in the dev mode's mail
 // directory and returns the link in it, as a person would click it.
-func resetLink(t *testing.T, dev *cluster.Proc, addr string) string {
+func mailedLink(t *testing.T, dev *cluster.Proc, addr, subject string) string {
 	t.Helper()
-	m := waitMail(t, dev.Getenv("USERSVC_MAIL_DIR"), addr, resetSubject, 10*time.Second)
-	link := resetLinkRE.FindString(m.Text)
+	m := testenv.WaitMail(t, dev.Getenv("USERSVC_MAIL_DIR"), addr, subject, 10*time.Second)
+	link := linkRE.FindString(m.Text)
 	if link == "" {
-		t.Fatalf("no reset link in the mail to %s:\n%s", addr, m.Text)
+		t.Fatalf("no link in the mail %q to %s:\n%s", subject, addr, m.Text)
 	}
 	return link
 }
@@ -244,7 +244,7 @@ func TestBrowserResetPassword(t *testing.T) {
 		t.Fatalf("reset request: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	link := resetLink(t, dev, "carol@example.com")
+	link := mailedLink(t, dev, "carol@example.com", resetSubject)
 
 	b.do("open the link", chromedp.Navigate(link))
 	b.waitFor("Choose a new password")
@@ -283,6 +283,47 @@ func TestBrowserResetPassword(t *testing.T) {
 		t.Errorf("the sessions table does not mark this browser: %q", s)
 	}
 	b.screenshot("account")
+}
+
+// TestBrowserVerifyEmail: with verified addresses required, a sign-up is
+// accepted (202) and its login refused until the address is confirmed;
+// the link from the mail, opened in Chromium, asks for a click (opening it
+// alone changes nothing), the click confirms the address, and the login
+// over HTTP then works. The used link offers to mail a new one.
+func TestBrowserVerifyEmail(t *testing.T) {
+	dev, base := cluster.StartDev(t, map[string]string{"USERSVC_REQUIRE_VERIFIED_EMAIL": "true"})
+	b := newBrowser(t)
+	body := fmt.Sprintf(`{"email":"dora@example.com","password":%q,"name":"Dora"}`, browserPassword)
+	resp, err := http.Post(base+"/user", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("sign-up: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if got := loginStatus(t, base, "dora@example.com", browserPassword); got != http.StatusForbidden {
+		t.Fatalf("login before the address is confirmed: %d, want 403", got)
+	}
+	link := mailedLink(t, dev, "dora@example.com", verifySubject)
+
+	b.do("open the link", chromedp.Navigate(link))
+	b.waitFor("Confirm your email address")
+	if loc := read(b, "location", chromedp.Location()); strings.Contains(loc, "token=") {
+		t.Errorf("the token is still in the address bar: %s", loc)
+	}
+	if got := loginStatus(t, base, "dora@example.com", browserPassword); got != http.StatusForbidden {
+		t.Errorf("login after only opening the link: %d, want 403", got)
+	}
+	b.screenshot("verify-email")
+	b.fill("confirm", nil, "button[type=submit]")
+	b.waitFor("Email address confirmed")
+	b.screenshot("verify-email-done")
+	if got := loginStatus(t, base, "dora@example.com", browserPassword); got != http.StatusOK {
+		t.Fatalf("login after confirming: %d", got)
+	}
+
+	b.do("open the used link", chromedp.Navigate(link))
+	b.fill("confirm again", nil, "button[type=submit]")
+	b.waitFor("Verification link not valid")
+	b.screenshot("verify-email-expired")
 }
 
 // TestBrowserAdmin: an admin signs in to /admin in Chromium, searches a

@@ -141,7 +141,7 @@ func TestEventsSurviveServiceKill(t *testing.T) {
 	// Reset flow through the gateway; the worker (not the service) mails.
 	reg := register(cl, "reset@example.com", "Reset")
 	cl.do("POST", "/user/password", "", map[string]any{"email": reg.Email}).wantStatus(202)
-	m := waitMail(t, c.MailDir(), reg.Email, resetSubject, 15*time.Second)
+	m := testenv.WaitMail(t, c.MailDir(), reg.Email, resetSubject, 15*time.Second)
 	tok := mail.ResetToken(m.Text)
 	if tok == "" {
 		t.Fatalf("no token in the reset mail:\n%s", m.Text)

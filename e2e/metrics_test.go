@@ -63,7 +63,7 @@ func TestMetricsAndAlerts(t *testing.T) {
 	cl.do("POST", "/user/token", "", map[string]any{"email": email, "password": "not the password"}).wantError(401, "unauthenticated")
 	cl.do("POST", "/user/token", "", map[string]any{"email": email, "password": "not the password"}).wantStatus(429)
 	cl.do("POST", "/user/password", "", map[string]any{"email": email}).wantStatus(202)
-	waitMail(t, c.MailDir(), email, resetSubject, 20*time.Second)
+	testenv.WaitMail(t, c.MailDir(), email, resetSubject, 20*time.Second)
 
 	// Every process is up, and each core series has a sane value.
 	checks := []struct {

@@ -45,7 +45,7 @@ func TestNamespacesSeparateDeployments(t *testing.T) {
 	}{{a, ca, b, "only-a@example.com", "A"}, {b, cb, a, "only-b@example.com", "B"}} {
 		register(d.cl, d.email, d.who)
 		d.cl.do("POST", "/user/password", "", map[string]any{"email": d.email}).wantStatus(202)
-		waitMail(t, d.c.MailDir(), d.email, resetSubject, 20*time.Second)
+		testenv.WaitMail(t, d.c.MailDir(), d.email, resetSubject, 20*time.Second)
 	}
 	// Each reset is mailed once, by its own deployment's worker: the other
 	// deployment's mail directory holds only its own user's mail.

@@ -63,7 +63,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	if got := r.Header.Get("traceresponse"); !strings.HasPrefix(got, "00-"+traceID+"-") || len(got) != 55 {
 		t.Errorf("traceresponse %q, want the trace %s", got, traceID)
 	}
-	m := waitMail(t, c.MailDir(), email, resetSubject, 20*time.Second)
+	m := testenv.WaitMail(t, c.MailDir(), email, resetSubject, 20*time.Second)
 	tok := mail.ResetToken(m.Text)
 	cl.do("PUT", "/user/password", "", map[string]any{"token": tok, "password": "a brand new passphrase"}).wantStatus(204)
 

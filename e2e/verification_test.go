@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/mail"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
 
@@ -43,22 +44,22 @@ func verificationFlow(t *testing.T, tg target) {
 	if !bytes.Equal(fresh.Body, taken.Body) {
 		t.Errorf("sign-up answers differ: %s vs %s", fresh.Body, taken.Body)
 	}
-	attempt := waitMail(t, tg.mailDir, owner, "Someone tried to create an account with your address", 20*time.Second)
+	attempt := testenv.WaitMail(t, tg.mailDir, owner, "Someone tried to create an account with your address", 20*time.Second)
 	if mail.ResetToken(attempt.Text) != "" {
 		t.Errorf("the sign-up attempt notice carries a token:\n%s", attempt.Text)
 	}
 
 	c.do("POST", "/user/token", "", map[string]any{"email": email, "password": userPassword}).wantError(403, "email_not_verified")
-	first := mail.ResetToken(waitMail(t, tg.mailDir, email, verifySubject, 20*time.Second).Text)
+	first := mail.ResetToken(testenv.WaitMail(t, tg.mailDir, email, verifySubject, 20*time.Second).Text)
 	c.do("POST", "/user/verification", "", map[string]any{"email": email}).wantStatus(202)
 	var second string
 	for deadline := time.Now().Add(20 * time.Second); second == "" || second == first; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no second verification mail after the resend")
 		}
-		second = mail.ResetToken(waitMail(t, tg.mailDir, email, verifySubject, time.Second).Text)
+		second = mail.ResetToken(testenv.WaitMail(t, tg.mailDir, email, verifySubject, time.Second).Text)
 	}
-	msg := waitMail(t, tg.mailDir, email, verifySubject, time.Second)
+	msg := testenv.WaitMail(t, tg.mailDir, email, verifySubject, time.Second)
 	if !strings.Contains(msg.Text, tg.url+mail.VerifyPath+"?token=") {
 		t.Errorf("the link does not point at %s%s:\n%s", tg.url, mail.VerifyPath, msg.Text)
 	}
@@ -83,13 +84,13 @@ func emailChange(t *testing.T, c *client, tg target, id, email string) {
 	if u.Email != email || u.PendingEmail != newEmail {
 		t.Fatalf("after the change request: email %q, pending %q", u.Email, u.PendingEmail)
 	}
-	notice := waitMail(t, tg.mailDir, email, "Your email address is being changed", 20*time.Second)
+	notice := testenv.WaitMail(t, tg.mailDir, email, "Your email address is being changed", 20*time.Second)
 	if !strings.Contains(notice.Text, newEmail) {
 		t.Errorf("the notice does not name the new address:\n%s", notice.Text)
 	}
 	c.do("POST", "/user/token", "", map[string]any{"email": newEmail, "password": userPassword}).wantError(401, "unauthenticated")
 	login(c, email, userPassword)
-	link := mail.ResetToken(waitMail(t, tg.mailDir, newEmail, verifySubject, 20*time.Second).Text)
+	link := mail.ResetToken(testenv.WaitMail(t, tg.mailDir, newEmail, verifySubject, 20*time.Second).Text)
 	c.do("PUT", "/user/verification", "", map[string]any{"token": link}).wantStatus(204)
 	if claims := verifiedClaims(t, c, newEmail, userPassword); claims.Sub != id || claims.EmailVerified == nil || !*claims.EmailVerified {
 		t.Errorf("after verification: %+v", claims)

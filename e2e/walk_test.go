@@ -18,6 +18,7 @@ import (
 
 	"github.com/usersvc/usersvc/api"
 	"github.com/usersvc/usersvc/internal/mail"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
 
@@ -282,7 +283,7 @@ func walk(t *testing.T, tg target) walkResult {
 	before := len(mailsWith(t, tg.mailDir, resetSubject))
 	c.do("POST", "/user/password", "", map[string]any{"email": "nobody@example.com"}).wantStatus(202)
 	c.do("POST", "/user/password", "", map[string]any{"email": alice.Email}).wantStatus(202)
-	msg := waitMail(t, tg.mailDir, alice.Email, resetSubject, 15*time.Second)
+	msg := testenv.WaitMail(t, tg.mailDir, alice.Email, resetSubject, 15*time.Second)
 	resetToken := mail.ResetToken(msg.Text)
 	if resetToken == "" {
 		t.Fatalf("no reset token in the mail:\n%s", msg.Text)
@@ -434,24 +435,4 @@ func mailsWith(t *testing.T, dir, subject string) []mail.Stored {
 		}
 	}
 	return out
-}
-
-// waitMail waits for a mail with subject to addr, returning the newest:
-// mail goes out asynchronously (outbox → relay → bus → mailer), on
-// whichever service's relay takes the event.
-func waitMail(t *testing.T, dir, addr, subject string, timeout time.Duration) mail.Stored {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		msgs := mailsWith(t, dir, subject)
-		for i := len(msgs) - 1; i >= 0; i-- {
-			if strings.Contains(msgs[i].Header.Get("To"), addr) {
-				return msgs[i]
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no mail to %s within %s (%d in %s)", addr, timeout, len(msgs), dir)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -194,17 +194,7 @@ func (e *env) verifyToken(addr string) string {
 // addr, waiting a few seconds for it to arrive.
 func (e *env) mailToken(addr, subject string) string {
 	e.t.Helper()
-	var tok string
-	testenv.Eventually(e.t, 5*time.Second, subject+" mail to "+addr, func() bool {
-		msgs := e.mails(subject)
-		for i := len(msgs) - 1; i >= 0 && tok == ""; i-- {
-			if strings.Contains(msgs[i].Header.Get("To"), addr) {
-				tok = mail.ResetToken(msgs[i].Text)
-			}
-		}
-		return tok != ""
-	})
-	return tok
+	return mail.ResetToken(testenv.WaitMail(e.t, e.mailDir, addr, subject, 5*time.Second).Text)
 }
 
 // mails returns the messages with subject in the mail directory.

@@ -54,9 +54,10 @@ func (p *Pages) accountUpdate(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := p.rpcContext(r, s.Access)
 	defer cancel()
 	var err error
+	var u *user.User
 	if d.Fields != nil {
 		err = user.Invalid(d.Fields)
-	} else if _, err = p.users.Update(ctx, s.claims.Subject, in); err == nil {
+	} else if u, err = p.users.Update(ctx, s.claims.Subject, in); err == nil {
 		if in.Password != nil {
 			// The service ended every session, this one too: sign in anew.
 			p.clearSession(w)
@@ -64,7 +65,11 @@ func (p *Pages) accountUpdate(w http.ResponseWriter, r *http.Request) {
 				Message: "Your password was changed and your sessions ended. Sign in with the new password."})
 			return
 		}
-		seeOther(w, r, "/account?done=saved")
+		done := "saved"
+		if in.Email != nil && u.PendingEmail != "" {
+			done = "pending" // the address changes once the mailed link is used
+		}
+		seeOther(w, r, "/account?done="+done)
 		return
 	}
 	d.Me, _ = p.users.Get(ctx, s.claims.Subject)

@@ -42,6 +42,7 @@ func (p *Pages) adminHome(w http.ResponseWriter, r *http.Request) {
 func notice(r *http.Request) string {
 	return map[string]string{
 		"saved":    "Changes saved.",
+		"pending":  "Changes saved. The new email address gets a link to confirm it; until it is used, the current address stays the one to sign in with.",
 		"deleted":  "The user was deleted.",
 		"sessions": "Their sessions were ended.",
 	}[r.URL.Query().Get("done")]

@@ -1,5 +1,6 @@
 // Package pages is the small server-rendered web interface of the user
-// service: the page the password-reset mail links to, a self-service
+// service: the pages the password-reset and verification mails link to, a
+// self-service
 // account page and an admin console. It is plain html/template over
 // net/http, embedded in the binary, and works without JavaScript (every
 // action is a form post); the API mounts its routes (httpapi.Config.Routes).
@@ -51,6 +52,8 @@ type Users interface {
 	ResetPassword(ctx context.Context, token, password string) error
 	Sessions(ctx context.Context, id string) ([]user.SessionInfo, error)
 	EndSessions(ctx context.Context, id string) error
+	VerifyEmail(ctx context.Context, token string) error
+	ResendVerification(ctx context.Context, email string) error
 }
 
 // Limiter is the per-IP sign-in limiter the API uses for POST /user/token
@@ -171,6 +174,9 @@ func (p *Pages) Routes() []Route {
 		{"GET", "/reset-password", h(p.resetForm)},
 		{"POST", "/reset-password", post(p.resetSubmit)},
 		{"POST", "/reset-password/request", post(p.resetRequest)},
+		{"GET", "/verify-email", h(p.verifyForm)},
+		{"POST", "/verify-email", post(p.verifySubmit)},
+		{"POST", "/verify-email/request", post(p.verifyRequest)},
 		{"GET", "/admin", h(p.adminHome)},
 		{"POST", "/admin/sign-in", post(p.signIn("/admin"))},
 		{"POST", "/admin/sign-out", post(p.signOut("/admin"))},
@@ -185,9 +191,6 @@ func (p *Pages) Routes() []Route {
 		{"POST", "/account/end-sessions", post(p.accountEndSessions)},
 	}
 }
-
-// SignInPaths are the routes that check a password, for the edge's limit.
-var SignInPaths = []string{"/admin/sign-in", "/account/sign-in"}
 
 // clientIP is the request's client address as the API sees it.
 func (p *Pages) clientIP(r *http.Request) string {

@@ -41,7 +41,7 @@ func TestPagesSecurityHeaders(t *testing.T) {
 	e := newEnv(t, pages.Config{})
 	u := e.createUser("alice@example.com", "Alice")
 	anon := e.browser()
-	for _, path := range []string{"/reset-password?token=abc", "/reset-password", "/admin", "/account"} {
+	for _, path := range []string{"/reset-password?token=abc", "/reset-password", "/verify-email?token=abc", "/verify-email", "/admin", "/account"} {
 		p := anon.get(path)
 		if p.status != http.StatusOK {
 			t.Errorf("GET %s = %d", path, p.status)
@@ -76,6 +76,8 @@ func postRoutes(userID string) map[string]url.Values {
 	return map[string]url.Values{
 		"/reset-password":                          {"token": {"x"}, "password": {"a"}, "password_again": {"a"}},
 		"/reset-password/request":                  {"email": {"alice@example.com"}},
+		"/verify-email":                            {"token": {"x"}},
+		"/verify-email/request":                    {"email": {"alice@example.com"}},
 		"/admin/sign-in":                           {"email": {"admin@example.com"}, "password": {adminPassword}},
 		"/admin/sign-out":                          {},
 		"/admin/users/" + userID:                   {"name": {"Mallory"}, "role": {"admin"}, "status": {"active"}},
@@ -289,7 +291,7 @@ func TestPagesResetPassword(t *testing.T) {
 	if err := e.st.Service.CreatePasswordReset(context.Background(), "alice@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	tok := waitResetToken(t, e.st.MailDir, "alice@example.com")
+	tok := mailToken(t, e.st.MailDir, "alice@example.com", resetSubject)
 	b := e.browser()
 	b.get("/reset-password?token=" + url.QueryEscape(tok))
 	for _, tc := range []struct{ pw, again, want string }{
@@ -323,25 +325,17 @@ func TestPagesResetPassword(t *testing.T) {
 	}
 }
 
-// waitResetToken returns the token of the newest reset mail to addr
-// (mail goes out through the outbox, asynchronously).
-func waitResetToken(t *testing.T, dir, addr string) string {
+// mailToken returns the token of the newest mail with subject to addr.
+func mailToken(t *testing.T, dir, addr, subject string) string {
 	t.Helper()
-	var tok string
-	testenv.Eventually(t, 5*time.Second, "the reset mail to "+addr, func() bool {
-		msgs, err := mail.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
-			if strings.Contains(m.Header.Get("To"), addr) {
-				tok = mail.ResetToken(m.Text)
-			}
-		}
-		return tok != ""
-	})
-	return tok
+	return mail.ResetToken(testenv.WaitMail(t, dir, addr, subject, 5*time.Second).Text)
 }
+
+// Subjects of the mails the tests read.
+const (
+	resetSubject  = "Reset your password"
+	verifySubject = "Confirm your email address"
+)
 
 var (
 	controlRE = regexp.MustCompile(`<(input|select|textarea)\b[^>]*>`)
@@ -359,6 +353,8 @@ func TestPagesLabels(t *testing.T) {
 	pagesSeen := map[string]string{
 		"reset":         anon.get("/reset-password?token=abc").body,
 		"reset-expired": anon.get("/reset-password").body,
+		"verify":        anon.get("/verify-email?token=abc").body,
+		"verify-used":   anon.get("/verify-email").body,
 		"sign-in":       anon.get("/admin").body,
 		"admin":         admin.get("/admin").body,
 		"admin-user":    admin.get("/admin/users/" + u.ID).body,
@@ -392,13 +388,21 @@ func TestPagesAccount(t *testing.T) {
 		!strings.Contains(p.body, `id="current_password-error"`) {
 		t.Errorf("email change without the current password = %d", p.status)
 	}
+	// A new address waits for its confirmation; the current one stays the
+	// login until then.
 	if p := b.post("/account", url.Values{"name": {"Alice B"}, "email": {"alice2@example.com"},
-		"current_password": {userPassword}}, nil); p.status != http.StatusOK || !strings.Contains(p.body, "Changes saved") {
+		"current_password": {userPassword}}, nil); p.status != http.StatusOK || !strings.Contains(p.body, "link to confirm it") ||
+		!strings.Contains(p.body, "alice2@example.com") {
 		t.Fatalf("name and email change = %d %s", p.status, p.body)
 	}
 	got, err := e.st.Service.Get(context.Background(), user.SystemActor, u.ID)
-	if err != nil || got.Name != "Alice B" || got.Email != "alice2@example.com" {
+	if err != nil || got.Name != "Alice B" || got.Email != "alice@example.com" || got.PendingEmail != "alice2@example.com" {
 		t.Fatalf("after the change: %+v, %v", got, err)
+	}
+	tok := mailToken(t, e.st.MailDir, "alice2@example.com", verifySubject)
+	b.get("/verify-email?token=" + url.QueryEscape(tok))
+	if p := b.post("/verify-email", url.Values{"token": {tok}}, nil); p.status != http.StatusOK {
+		t.Fatalf("confirming the new address = %d %s", p.status, p.body)
 	}
 	const newPW = "kV9#mQ2!xL-7pw"
 	p := b.post("/account", url.Values{"password": {newPW}, "password_again": {newPW}, "current_password": {userPassword}}, nil)
@@ -410,5 +414,46 @@ func TestPagesAccount(t *testing.T) {
 	}
 	if _, err := e.st.Service.Auth(context.Background(), "alice2@example.com", newPW); err != nil {
 		t.Errorf("sign-in with the new password: %v", err)
+	}
+}
+
+// The verification page: opening the link changes nothing (mail scanners
+// open links too); the button confirms; a used link offers a new one; the
+// token is never logged.
+func TestPagesVerifyEmail(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	ctx := context.Background()
+	u, err := e.st.Service.Create(ctx, user.Actor{}, user.CreateInput{Email: "bob@example.com", Password: userPassword, Name: "Bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := mailToken(t, e.st.MailDir, "bob@example.com", verifySubject)
+	b := e.browser()
+	p := b.get("/verify-email?token=" + url.QueryEscape(tok))
+	if p.status != http.StatusOK || !strings.Contains(p.body, `action="/verify-email"`) || !strings.Contains(p.body, `name="token"`) {
+		t.Fatalf("verification page = %d %s", p.status, p.body)
+	}
+	if got, _ := e.st.Service.Get(ctx, user.SystemActor, u.ID); got.EmailVerified {
+		t.Fatal("opening the link verified the address: a link scanner would do the same")
+	}
+	if p := b.post("/verify-email", url.Values{"token": {tok}}, nil); p.status != http.StatusOK || !strings.Contains(p.body, "is confirmed") {
+		t.Fatalf("confirm = %d %s", p.status, p.body)
+	}
+	if got, _ := e.st.Service.Get(ctx, user.SystemActor, u.ID); !got.EmailVerified {
+		t.Error("the address is not verified after confirming")
+	}
+	p = b.post("/verify-email", url.Values{"token": {tok}}, nil)
+	if p.status != http.StatusBadRequest || !strings.Contains(p.body, `action="/verify-email/request"`) {
+		t.Fatalf("used link = %d %s", p.status, p.body)
+	}
+	if p := b.get("/verify-email"); !strings.Contains(p.body, `action="/verify-email/request"`) {
+		t.Errorf("a link without a token = %d, want the page that mails a new one", p.status)
+	}
+	if p := b.post("/verify-email/request", url.Values{"email": {"nobody@example.com"}}, nil); p.status != http.StatusOK ||
+		!strings.Contains(p.body, "new link is on its way") {
+		t.Errorf("new link request = %d %s", p.status, p.body)
+	}
+	if strings.Contains(e.logs.String(), tok) {
+		t.Error("the verification token is in the log")
 	}
 }

@@ -56,6 +56,6 @@ func (p *Pages) resetRequest(w http.ResponseWriter, r *http.Request) {
 		p.renderStatus(w, r, status, "reset-expired", d)
 		return
 	}
-	p.render(w, r, "reset-sent", pageData{Title: "Check your mail",
+	p.render(w, r, "mail-sent", pageData{Title: "Check your mail",
 		Message: "If an account uses this address, a new reset link is on its way."})
 }

@@ -1,10 +1,11 @@
 // usersvc pages: optional niceties; every page works without this file.
 "use strict";
 (function () {
-  // The reset link carries its token in the URL. The form already holds it,
-  // so take it out of the address bar and the history.
-  if (location.pathname === "/reset-password" && location.search.indexOf("token=") >= 0) {
-    history.replaceState(null, "", "/reset-password");
+  // The reset and verification links carry their token in the URL. The
+  // form already holds it, so take it out of the address bar and the history.
+  if ((location.pathname === "/reset-password" || location.pathname === "/verify-email") &&
+      location.search.indexOf("token=") >= 0) {
+    history.replaceState(null, "", location.pathname);
   }
   // Ask before a destructive form is sent.
   document.addEventListener("submit", function (ev) {
