@@ -223,7 +223,7 @@ func drainWorker(t *testing.T, c *cluster.Cluster, cl *client) {
 	}
 	count := func() map[string]int {
 		n := map[string]int{}
-		for _, m := range readMail(t, c.MailDir()) {
+		for _, m := range mailsWith(t, c.MailDir(), resetSubject) {
 			for _, e := range emails {
 				if strings.Contains(m.Header.Get("To"), e) {
 					n[e]++

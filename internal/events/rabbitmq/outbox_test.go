@@ -89,7 +89,7 @@ func TestEveryEventTypeArrives(t *testing.T) {
 	if err := svc.Delete(ctx, self, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	want := []user.EventType{user.EventCreated, user.EventUpdated, user.EventUpdated, user.EventPasswordChanged,
+	want := []user.EventType{user.EventCreated, user.EventVerificationRequested, user.EventUpdated, user.EventUpdated, user.EventPasswordChanged,
 		user.EventPasswordResetRequested, user.EventPasswordChanged, user.EventDeleted}
 	testenv.Eventually(t, 10*time.Second, "every event", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= len(want) })
 	mu.Lock()
@@ -109,6 +109,9 @@ func TestEveryEventTypeArrives(t *testing.T) {
 		}
 		if (e.Reset != nil) != (e.Type == user.EventPasswordResetRequested) {
 			t.Errorf("%s: reset payload present = %v", e.Type, e.Reset != nil)
+		}
+		if (e.Verification != nil) != (e.Type == user.EventVerificationRequested) {
+			t.Errorf("%s: verification payload present = %v", e.Type, e.Verification != nil)
 		}
 		if (e.Type == user.EventCreated || e.Type == user.EventUpdated) && (e.User == nil || e.User.ID != u.ID) {
 			t.Errorf("%s: user payload %+v", e.Type, e.User)
@@ -160,9 +163,11 @@ func TestBrokerOutageLosesNothing(t *testing.T) {
 			t.Fatalf("write %d during the outage: %v", i, err)
 		}
 	}
+	// Each sign-up writes two events: user.created (consumed here) and its
+	// verification mail's.
 	pending, err := st.Store.OutboxLen(ctx)
-	if err != nil || pending != 100 {
-		t.Fatalf("outbox holds %d events during the outage (%v), want 100", pending, err)
+	if err != nil || pending != 200 {
+		t.Fatalf("outbox holds %d events during the outage (%v), want 200", pending, err)
 	}
 	proxy.Up()
 	testenv.Eventually(t, 60*time.Second, "all 100 events", func() bool { mu.Lock(); defer mu.Unlock(); return len(effects) == 100 })
