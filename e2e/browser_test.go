@@ -74,6 +74,9 @@ func newBrowser(t *testing.T) *browser {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
 		chromedp.UserDataDir(t.TempDir()),
+		// Chromium puts its singleton socket directory
+		// (org.chromium.Chromium.*) in TMPDIR and leaves it behind.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.WindowSize(1024, 768),
 		// The tests run as root in containers, where Chromium's sandbox
 		// cannot start; the pages it loads are our own.
