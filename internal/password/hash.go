@@ -143,10 +143,37 @@ func (h *Hasher) hash(password string) (string, error) {
 	}
 	key := argon2.IDKey([]byte(password), salt,
 		h.params.Iterations, h.params.Memory, h.params.Parallelism, h.params.KeyLength)
+	return h.encode(salt, key), nil
+}
+
+// encode formats salt and key with the hasher's parameters as a PHC string.
+func (h *Hasher) encode(salt, key []byte) string {
 	return fmt.Sprintf("$%s$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		algorithmID, argon2.Version,
 		h.params.Memory, h.params.Iterations, h.params.Parallelism,
-		phcBase64().EncodeToString(salt), phcBase64().EncodeToString(key)), nil
+		phcBase64().EncodeToString(salt), phcBase64().EncodeToString(key))
+}
+
+// Unmatchable returns an encoded hash with the hasher's parameters, a random
+// salt and a random key: verifying any password against it costs exactly
+// what verifying against a real hash costs, and fails (the chance of a
+// match is that of guessing KeyLength random bytes). It is the dummy a
+// login for an unknown email is checked against. Making it needs no argon2
+// run: hashing a random password instead took one whole hash (19 MiB,
+// tens of ms) on the start-up path of every process.
+func (h *Hasher) Unmatchable() (string, error) {
+	if err := h.params.validate(); err != nil {
+		return "", fmt.Errorf("password: hasher not created by NewHasher: %w", err)
+	}
+	salt := make([]byte, h.params.SaltLength)
+	key := make([]byte, h.params.KeyLength)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("password: generating salt: %w", err)
+	}
+	if _, err := rand.Read(key); err != nil {
+		return "", fmt.Errorf("password: generating key: %w", err)
+	}
+	return h.encode(salt, key), nil
 }
 
 // verify checks password against encoded; see Verify.

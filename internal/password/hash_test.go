@@ -102,6 +102,30 @@ func TestHashFormat(t *testing.T) {
 	}
 }
 
+// The dummy of unknown-email logins: the same format and parameters as a
+// real hash (so verifying against it costs the same), random each time,
+// and no password matches it.
+func TestUnmatchable(t *testing.T) {
+	h := newTestHasher(t, testParams)
+	phc := regexp.MustCompile(`^\$argon2id\$v=19\$m=64,t=1,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`)
+	a, err := h.Unmatchable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := h.Unmatchable()
+	if !phc.MatchString(a) || a == b {
+		t.Errorf("Unmatchable() = %q, %q: want two different PHC strings with the hasher's params", a, b)
+	}
+	for _, pw := range []string{"", "correct horse", a} {
+		if ok, rehash, err := h.Verify(context.Background(), pw, a); ok || rehash || err != nil {
+			t.Errorf("Verify(%q, unmatchable) = %v, %v, %v; want false, false, nil", pw, ok, rehash, err)
+		}
+	}
+	if _, err := (&Hasher{}).Unmatchable(); err == nil {
+		t.Error("the zero Hasher made a dummy hash")
+	}
+}
+
 // TestDefaultParamsRoundTrip is the one test that pays for production-sized
 // parameters, to make sure they work end to end.
 func TestDefaultParamsRoundTrip(t *testing.T) {

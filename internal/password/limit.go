@@ -34,6 +34,7 @@ type Limited struct {
 type hasher interface {
 	Hash(ctx context.Context, password string) (string, error)
 	Verify(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error)
+	Unmatchable() (string, error)
 }
 
 // NewLimited wraps h. InFlight and Queue below 1 are taken as 1 and 0.
@@ -66,6 +67,9 @@ func (l *Limited) Verify(ctx context.Context, password, encoded string) (ok, nee
 	defer release()
 	return l.h.Verify(ctx, password, encoded)
 }
+
+// Unmatchable is the wrapped hasher's: it runs no hash, so it is not limited.
+func (l *Limited) Unmatchable() (string, error) { return l.h.Unmatchable() }
 
 // acquire takes a slot, waiting in the queue up to the wait (or until the
 // caller gives up: a hash nobody will read is not worth a slot).

@@ -32,6 +32,7 @@ func (s *slowHasher) enter() {
 }
 
 func (s *slowHasher) Hash(context.Context, string) (string, error) { s.enter(); return "h", nil }
+func (s *slowHasher) Unmatchable() (string, error)                 { return "u", nil }
 func (s *slowHasher) Verify(context.Context, string, string) (bool, bool, error) {
 	s.enter()
 	return true, false, nil

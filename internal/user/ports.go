@@ -149,6 +149,9 @@ type EmailVerification struct {
 type PasswordHasher interface {
 	Hash(ctx context.Context, password string) (string, error)
 	Verify(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error)
+	// Unmatchable returns, without hashing, an encoded hash no password
+	// matches that costs a full hash to verify against.
+	Unmatchable() (string, error)
 }
 
 // PasswordPolicy judges a new password; a non-nil error is shown to the

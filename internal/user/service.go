@@ -1,13 +1,9 @@
 package user
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/usersvc/usersvc/internal/password"
@@ -89,14 +85,13 @@ type Service struct {
 	cfg    Config
 	// dummyHash is verified when Auth finds no user, so a login for an
 	// unknown email costs one hash like any other and timing reveals
-	// nothing. It is made on first need (see dummy), not here: a whole
-	// argon2id hash (19 MiB, 20-50 ms) was the largest single cost on the
-	// start-up path of every process, tools included.
-	dummyMu   sync.Mutex
+	// nothing, the first one after start included. Unmatchable makes it
+	// without hashing: a whole argon2id hash (19 MiB, 20-50 ms) was the
+	// largest single cost on the start-up path of every process.
 	dummyHash string
 }
 
-// NewService checks the dependencies.
+// NewService checks the dependencies and makes the dummy hash.
 func NewService(d Deps, cfg Config) (*Service, error) {
 	if d.Store == nil || d.Hasher == nil || d.Policy == nil || d.Tokens == nil {
 		return nil, errors.New("user: NewService needs Store, Hasher, Policy and Tokens")
@@ -113,31 +108,11 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	var err error
+	if s.dummyHash, err = s.hasher.Unmatchable(); err != nil {
+		return nil, fmt.Errorf("user: dummy hash: %w", err)
+	}
 	return s, nil
-}
-
-// dummy returns the hash of a random password, with the hasher's current
-// parameters, making it on the first call. The first login for an unknown
-// email after start therefore costs a second hash; that says nothing about
-// the email (any unknown one would do) and happens once per process. A
-// failure (the hash queue full, ctx ended) is returned and retried by the
-// next caller.
-func (s *Service) dummy(ctx context.Context) (string, error) {
-	s.dummyMu.Lock()
-	defer s.dummyMu.Unlock()
-	if s.dummyHash != "" {
-		return s.dummyHash, nil
-	}
-	var seed [16]byte
-	if _, err := rand.Read(seed[:]); err != nil {
-		return "", fmt.Errorf("user: dummy password: %w", err)
-	}
-	h, err := s.hasher.Hash(ctx, base64.RawURLEncoding.EncodeToString(seed[:]))
-	if err != nil {
-		return "", fmt.Errorf("user: dummy hash: %w", err)
-	}
-	s.dummyHash = h
-	return h, nil
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC() }

@@ -44,9 +44,7 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
-		if dummy, err := s.dummy(ctx); err == nil {
-			_, _, _ = s.hasher.Verify(ctx, pw, dummy)
-		}
+		_, _, _ = s.hasher.Verify(ctx, pw, s.dummyHash)
 		return nil, ErrBadCredentials
 	}
 	if err != nil {
