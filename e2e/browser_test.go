@@ -159,6 +159,19 @@ func (b *browser) waitText(sel, want string) {
 	})
 }
 
+// waitURL waits until the address bar contains want: after a form
+// submission that lands on a page like the one it left (same h1, same
+// links), nodes found before the new page replaced the old are gone.
+func (b *browser) waitURL(want string) {
+	b.t.Helper()
+	testenv.Eventually(b.t, 20*time.Second, "the address "+want, func() bool {
+		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		defer cancel()
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		return err == nil && strings.Contains(loc, want)
+	})
+}
+
 // waitFor waits until the page's h1 contains want.
 func (b *browser) waitFor(want string) {
 	b.t.Helper()
@@ -359,6 +372,7 @@ func TestBrowserAdmin(t *testing.T) {
 	}
 
 	b.fill("search", map[string]string{"q": "dave"}, ".search button")
+	b.waitURL("q=dave")
 	b.do("open dave", chromedp.Click(`//a[text()="dave@example.com"]`))
 	b.waitFor("User dave@example.com")
 	b.do("disable", chromedp.SetValue(chromedp.ID("status"), "disabled"),
