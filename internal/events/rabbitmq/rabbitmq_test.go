@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -440,9 +441,46 @@ func newBroker(t *testing.T, opts ...rabbitmq.Option) (*rabbitmq.Broker, *testLo
 	return newBrokerAt(t, testenv.RabbitMQURL(t), opts...)
 }
 
-// newBrokerAt is newBroker on the broker at url (a proxy, a private node).
+// testExchange is the exchange every Broker of these tests uses on the
+// shared broker instead of events.Exchange: a deployment on the same broker
+// may use that one, and declaring it would leave it behind. TestMain
+// deletes it when the tests end.
+var testExchange = "usersvc.test." + testenv.RandomHex(4) + ".events"
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if url := os.Getenv("USERSVC_TEST_RABBITMQ_URL"); url != "" {
+		if err := deleteExchange(url, testExchange); err != nil {
+			fmt.Fprintf(os.Stderr, "cleanup: %v\n", err)
+			code = max(code, 1)
+		}
+	}
+	os.Exit(code)
+}
+
+// deleteExchange deletes exchange on the broker at url; one never declared
+// is no error.
+func deleteExchange(url, exchange string) error {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return fmt.Errorf("dial RabbitMQ: %w", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.ExchangeDelete(exchange, false, false); err != nil {
+		return fmt.Errorf("delete exchange %s: %w", exchange, err)
+	}
+	return nil
+}
+
+// newBrokerAt is newBroker on the broker at url (a proxy, a private node),
+// on testExchange unless opts say otherwise.
 func newBrokerAt(t *testing.T, url string, opts ...rabbitmq.Option) (*rabbitmq.Broker, *testLog) {
 	t.Helper()
+	opts = append([]rabbitmq.Option{rabbitmq.WithExchange(testExchange)}, opts...)
 	logs := &testLog{t: t}
 	t.Cleanup(logs.stop) // registered first: runs after the Broker is closed
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
