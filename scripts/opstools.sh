@@ -59,7 +59,8 @@ build_otelcol() {
   trap 'chmod -R u+w "${work:-}" 2>/dev/null; rm -rf "${work:-}"; trap - RETURN' RETURN
   GOBIN=$work go install "go.opentelemetry.io/collector/cmd/builder@$OTELCOL_VERSION"
   sed "s#output_path: .*#output_path: $work/build#" deploy/otelcol/builder.yaml >"$work/builder.yaml"
-  "$work/builder" --config="$work/builder.yaml" >&2
+  # The builder makes its scratch module in TMPDIR and leaves it there.
+  TMPDIR=$work "$work/builder" --config="$work/builder.yaml" >&2
   mv "$work/build/otelcol-ops" "$out"
 }
 
