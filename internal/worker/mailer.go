@@ -21,14 +21,9 @@ type Processed interface {
 	ProcessOnce(ctx context.Context, consumer, eventID string, fn func(context.Context) error) (bool, error)
 }
 
-// ResetSender delivers a reset token (mail.ResetMailer).
-type ResetSender interface {
-	SendPasswordReset(ctx context.Context, to, name, token string) error
-}
-
 // Sender delivers every mail of the mailer (mail.ResetMailer).
 type Sender interface {
-	ResetSender
+	SendPasswordReset(ctx context.Context, to, name, token string) error
 	SendVerification(ctx context.Context, to, name, token string) error
 	SendEmailChangeNotice(ctx context.Context, to, name, newEmail string) error
 	SendSignupAttempt(ctx context.Context, to, name string) error

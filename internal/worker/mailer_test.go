@@ -85,7 +85,7 @@ func (f *mailFixture) processedMarks(t *testing.T, ctx context.Context, eventID 
 // others go to next.
 type countingSender struct {
 	worker.Sender // only resets are counted; the others go here
-	next          worker.ResetSender
+	next          worker.Sender
 	failFirst     int
 	mu            sync.Mutex
 	calls         int
