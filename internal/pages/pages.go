@@ -171,12 +171,18 @@ func (p *Pages) Routes() []Route {
 	post := func(f http.HandlerFunc) http.Handler { return p.withHeaders(p.checkCSRF(f)) }
 	return []Route{
 		{"GET", StaticPrefix + "*file", p.withStaticHeaders(files)},
-		{"GET", "/reset-password", h(p.resetForm)},
+		// The reset link: the token goes into the form, which posts it.
+		{"GET", "/reset-password", h(p.linkForm("reset", "Choose a new password", "reset-expired", "Reset link not valid"))},
 		{"POST", "/reset-password", post(p.resetSubmit)},
-		{"POST", "/reset-password/request", post(p.resetRequest)},
-		{"GET", "/verify-email", h(p.verifyForm)},
+		{"POST", "/reset-password/request", post(p.mailAgain("reset-expired", "Reset link not valid", "create password reset",
+			"If an account uses this address, a new reset link is on its way.", Users.CreatePasswordReset))},
+		// The verification link: opening it changes nothing, since mail
+		// scanners and link previews open links too; the person's click
+		// posts the token.
+		{"GET", "/verify-email", h(p.linkForm("verify", "Confirm your email address", "verify-expired", "Verification link not valid"))},
 		{"POST", "/verify-email", post(p.verifySubmit)},
-		{"POST", "/verify-email/request", post(p.verifyRequest)},
+		{"POST", "/verify-email/request", post(p.mailAgain("verify-expired", "Verification link not valid", "resend verification",
+			"If an account is waiting for this address to be confirmed, a new link is on its way.", Users.ResendVerification))},
 		{"GET", "/admin", h(p.adminHome)},
 		{"POST", "/admin/sign-in", post(p.signIn("/admin"))},
 		{"POST", "/admin/sign-out", post(p.signOut("/admin"))},

@@ -1,23 +1,43 @@
 package pages
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
 	"github.com/usersvc/usersvc/internal/user"
 )
 
-// resetForm is the page the reset mail links to: GET /reset-password?token=….
-// The token goes into the form as a hidden field; the page's script (when
-// it runs) then removes it from the address bar and history. The access log
+// linkForm serves the page a mailed link lands on (GET path?token=…): the
+// page name with the token as a hidden field of its form, or the expired
+// page when there is no token. The page's script (when it runs) then
+// removes the token from the address bar and history. The access log
 // records the path only, and Referrer-Policy keeps the URL from travelling.
-func (p *Pages) resetForm(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	if tok == "" || len(tok) > 512 {
-		p.render(w, r, "reset-expired", pageData{Title: "Reset link not valid"})
-		return
+func (p *Pages) linkForm(name, title, expired, expiredTitle string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := r.URL.Query().Get("token")
+		if tok == "" || len(tok) > 512 {
+			p.render(w, r, expired, pageData{Title: expiredTitle})
+			return
+		}
+		p.render(w, r, name, pageData{Title: title, Token: tok})
 	}
-	p.render(w, r, "reset", pageData{Title: "Choose a new password", Token: tok})
+}
+
+// mailAgain serves the "send me a new link" form of an expired page
+// (expired, with its title): send, a method of Users, mails the posted
+// address, and the answer is the same whether or not it is registered.
+func (p *Pages) mailAgain(expired, title, op, sent string, send func(u Users, ctx context.Context, email string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		email := r.PostFormValue("email")
+		ctx, cancel := p.rpcContext(r, "")
+		defer cancel()
+		if err := send(p.users, ctx, email); err != nil {
+			p.renderFailure(w, r, expired, op, err, pageData{Title: title, Form: map[string]string{"email": email}})
+			return
+		}
+		p.render(w, r, "mail-sent", pageData{Title: "Check your mail", Message: sent})
+	}
 }
 
 // resetSubmit sets the new password: POST /reset-password.
@@ -42,20 +62,4 @@ func (p *Pages) resetSubmit(w http.ResponseWriter, r *http.Request) {
 		status := p.failure(r, "reset password", err, &d)
 		p.renderStatus(w, r, status, "reset", d)
 	}
-}
-
-// resetRequest asks for a new reset mail: POST /reset-password/request. It
-// answers the same whether or not the address is registered.
-func (p *Pages) resetRequest(w http.ResponseWriter, r *http.Request) {
-	email := r.PostFormValue("email")
-	ctx, cancel := p.rpcContext(r, "")
-	defer cancel()
-	if err := p.users.CreatePasswordReset(ctx, email); err != nil {
-		d := pageData{Title: "Reset link not valid", Form: map[string]string{"email": email}}
-		status := p.failure(r, "create password reset", err, &d)
-		p.renderStatus(w, r, status, "reset-expired", d)
-		return
-	}
-	p.render(w, r, "mail-sent", pageData{Title: "Check your mail",
-		Message: "If an account uses this address, a new reset link is on its way."})
 }
