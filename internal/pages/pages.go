@@ -35,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -114,7 +115,7 @@ const StaticPrefix = "/static/"
 
 // Paths are the path prefixes the pages own; the gateway and the edge must
 // send them to the API (app.GatewayRoutes).
-var Paths = []string{"/reset-password", "/admin", "/account", "/verify-email", StaticPrefix}
+var Paths = []string{mail.ResetPath, "/admin", "/account", mail.VerifyPath, StaticPrefix}
 
 // New returns the pages. log nil means slog.Default().
 func New(cfg Config, users Users, log *slog.Logger) (*Pages, error) {
@@ -172,16 +173,16 @@ func (p *Pages) Routes() []Route {
 	return []Route{
 		{"GET", StaticPrefix + "*file", p.withStaticHeaders(files)},
 		// The reset link: the token goes into the form, which posts it.
-		{"GET", "/reset-password", h(p.linkForm("reset", "Choose a new password", "reset-expired", "Reset link not valid"))},
-		{"POST", "/reset-password", post(p.resetSubmit)},
-		{"POST", "/reset-password/request", post(p.mailAgain("reset-expired", "Reset link not valid", "create password reset",
+		{"GET", mail.ResetPath, h(p.linkForm("reset", "Choose a new password", "reset-expired", "Reset link not valid"))},
+		{"POST", mail.ResetPath, post(p.resetSubmit)},
+		{"POST", mail.ResetPath + "/request", post(p.mailAgain("reset-expired", "Reset link not valid", "create password reset",
 			"If an account uses this address, a new reset link is on its way.", Users.CreatePasswordReset))},
 		// The verification link: opening it changes nothing, since mail
 		// scanners and link previews open links too; the person's click
 		// posts the token.
-		{"GET", "/verify-email", h(p.linkForm("verify", "Confirm your email address", "verify-expired", "Verification link not valid"))},
-		{"POST", "/verify-email", post(p.verifySubmit)},
-		{"POST", "/verify-email/request", post(p.mailAgain("verify-expired", "Verification link not valid", "resend verification",
+		{"GET", mail.VerifyPath, h(p.linkForm("verify", "Confirm your email address", "verify-expired", "Verification link not valid"))},
+		{"POST", mail.VerifyPath, post(p.verifySubmit)},
+		{"POST", mail.VerifyPath + "/request", post(p.mailAgain("verify-expired", "Verification link not valid", "resend verification",
 			"If an account is waiting for this address to be confirmed, a new link is on its way.", Users.ResendVerification))},
 		{"GET", "/admin", h(p.adminHome)},
 		{"POST", "/admin/sign-in", post(p.signIn("/admin"))},
