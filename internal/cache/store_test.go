@@ -212,12 +212,18 @@ func TestAtomicReadsBypassCache(t *testing.T) {
 // reads race the writes' commits and invalidations.
 //
 // With the default TombstoneTTL the continual writes keep the keys
-// tombstoned most of the time; the short one (with pauses between writes)
-// lets fills and hits happen between writes, and puts the fill guard
-// (no fill after TombstoneTTL/2) under load.
+// tombstoned most of the time; the short one (with pauses between writes
+// of up to 1.5 TombstoneTTL) lets tombstones expire, fills and hits happen
+// between writes, and puts the fill guard (no fill after TombstoneTTL/2)
+// under load. The short TTL is 100ms, not less: the guard leaves half of it
+// for a fill's time between the deadline check and Redis running it, and
+// on a loaded 2-core machine under the race detector a 20ms TTL's 10ms was
+// sometimes exceeded (a stale fill, reported as a read of an old name).
+// That margin is the design's documented assumption ("size TombstoneTTL
+// well above the slowest read"), not something this test can remove.
 func TestConsistencyUnderConcurrentWrites(t *testing.T) {
 	eachBackend(t, func(t *testing.T, kind backendKind) {
-		for _, tombTTL := range []time.Duration{0, 20 * time.Millisecond} {
+		for _, tombTTL := range []time.Duration{0, 100 * time.Millisecond} {
 			name := "default tombstone TTL"
 			if tombTTL > 0 {
 				name = "tombstone TTL " + tombTTL.String()
@@ -238,7 +244,11 @@ func testConsistency(t *testing.T, kind backendKind, tombTTL time.Duration) {
 	// Two instances sharing the backend; readers and writers use both.
 	opts := Options{TombstoneTTL: tombTTL}
 	stores := []*Store{NewStore(p, b, opts), NewStore(p, b, opts)}
-	const users, updates, readers = 4, 150, 8
+	const users, readers = 4, 8
+	updates := int64(150)
+	if tombTTL > 0 {
+		updates = 30 // each followed by a pause of 0.75 TombstoneTTL on average
+	}
 	type tracked struct {
 		id        string
 		committed atomic.Int64 // highest counter whose update has returned
@@ -312,7 +322,7 @@ func testConsistency(t *testing.T, kind backendKind, tombTTL time.Duration) {
 				}
 				tu.committed.Store(n)
 				if tombTTL > 0 {
-					time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+					time.Sleep(time.Duration(rand.Int64N(int64(tombTTL) * 3 / 2)))
 				}
 			}
 			var err error
