@@ -199,7 +199,7 @@ func checkContainerSecurity(t *testing.T, where string, sc *corev1.SecurityConte
 }
 
 // checkRole: the usersvc roles' drain — grace period above preStop plus
-// USERSVC_SHUTDOWN_TIMEOUT — their spread across nodes, and probes on the
+// USERSVC_DRAIN_DELAY and USERSVC_SHUTDOWN_TIMEOUT — their spread across nodes, and probes on the
 // health endpoints.
 func checkRole(t *testing.T, name string, spec *corev1.PodSpec) {
 	t.Helper()
@@ -208,7 +208,9 @@ func checkRole(t *testing.T, name string, spec *corev1.PodSpec) {
 		t.Errorf("%s: no preStop sleep (the image has no shell)", name)
 		return
 	}
-	drain := 15 * time.Second // USERSVC_SHUTDOWN_TIMEOUT in base/config.yaml
+	// USERSVC_DRAIN_DELAY (the default, 1s) + USERSVC_SHUTDOWN_TIMEOUT in
+	// base/config.yaml.
+	drain := time.Second + 15*time.Second
 	need := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds)*time.Second + drain
 	if spec.TerminationGracePeriodSeconds == nil || time.Duration(*spec.TerminationGracePeriodSeconds)*time.Second <= need {
 		t.Errorf("%s: terminationGracePeriodSeconds must exceed preStop + drain (%s)", name, need)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/usersvc/usersvc/internal/config"
@@ -187,11 +188,20 @@ func grpcTLS(cfg *config.Config, side func(mtls.Files) (*tls.Config, error)) (*t
 	return c, nil
 }
 
-// serve runs an HTTP server on ln until ctx ends, then deregisters (so no
-// new requests are routed here) and drains in-flight ones for up to the
-// shutdown timeout.
+// serve runs an HTTP server on ln until ctx ends, then drains it.
+//
+// A role found through the registry (deregister set) first leaves the
+// registry and goes on serving for cfg.DrainDelay, answering with
+// "Connection: close" so each kept-alive connection ends after its next
+// request. Without that pause a gateway that has not yet seen the
+// deregistration sends a request on a kept-alive connection at the instant
+// Shutdown closes it as idle; the request never reaches a handler, and the
+// gateway cannot tell that from a crash mid-request, so a POST gets a 502.
+// Then Shutdown stops accepting and waits for in-flight requests for up to
+// cfg.ShutdownTimeout.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ln net.Listener, h http.Handler, deregister func()) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	var draining atomic.Bool
+	srv := &http.Server{Handler: closeWhen(&draining, h), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
@@ -206,6 +216,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ln net.Lis
 	}
 	if deregister != nil {
 		deregister()
+		draining.Store(true)
+		if cfg.DrainDelay > 0 {
+			log.Info("left the registry; serving on before the drain", "for", cfg.DrainDelay)
+			time.Sleep(cfg.DrainDelay)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -213,6 +228,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ln net.Lis
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// closeWhen asks the client to close the connection after each response
+// once draining is set (net/http closes it after writing the response).
+func closeWhen(draining *atomic.Bool, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // advertise turns a listen address into one others can dial: an unspecified

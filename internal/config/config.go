@@ -87,6 +87,7 @@ type Config struct {
 	MaxBodyBytes    int
 	RPCTimeout      time.Duration
 	RegistryTTL     time.Duration
+	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
@@ -122,6 +123,18 @@ func dur(p func(*Config) *time.Duration) func(*Config, string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("must be a positive duration such as 15m or 30s, got %q", v)
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
+// delay is dur that also takes 0 (no delay).
+func delay(p func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("must be a duration such as 1s, or 0, got %q", v)
 		}
 		*p(c) = d
 		return nil
@@ -291,6 +304,7 @@ var settings = []setting{
 	{key: "max_body_bytes", def: "65536", usage: "largest accepted request body", set: integer(1024, 16<<20, func(c *Config) *int { return &c.MaxBodyBytes })},
 	{key: "rpc_timeout", def: "5s", usage: "timeout of one RPC from the API to the service", set: dur(func(c *Config) *time.Duration { return &c.RPCTimeout })},
 	{key: "registry_ttl", def: "15s", usage: "registry lease; a crashed instance disappears after it", set: dur(func(c *Config) *time.Duration { return &c.RegistryTTL })},
+	{key: "drain_delay", def: "1s", usage: "api: how long SIGTERM keeps serving after leaving the registry, so that gateways stop sending before its connections close; 0 = none", set: delay(func(c *Config) *time.Duration { return &c.DrainDelay })},
 	{key: "shutdown_timeout", def: "15s", usage: "how long SIGTERM waits for in-flight requests", set: dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{key: "log_level", def: "info", usage: "debug, info, warn or error", set: oneOf([]string{"debug", "info", "warn", "error"}, func(c *Config) *string { return &c.LogLevel })},
 	{key: "log_format", def: "json", usage: "json or text", set: oneOf([]string{"json", "text"}, func(c *Config) *string { return &c.LogFormat })},
