@@ -41,15 +41,6 @@ func pageGatewayRoutes() []gateway.Route {
 	return out
 }
 
-// pageRoutes are the pages' routes as the API mounts them.
-func pageRoutes(web *pages.Pages) []httpapi.Route {
-	var out []httpapi.Route
-	for _, r := range web.Routes() {
-		out = append(out, httpapi.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
-	}
-	return out
-}
-
 // Registry connects to etcd and checks that it answers, so a role whose
 // registry is unreachable says so, naming the address, instead of starting
 // (and logging "started") without being findable.
@@ -153,7 +144,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 		return fmt.Errorf("pages: %w", err)
 	}
 	h := httpapi.New(httpapi.Config{MaxBodyBytes: int64(cfg.MaxBodyBytes), RPCTimeout: cfg.RPCTimeout, Ready: ready,
-		RateLimits: limits, TrustedProxies: cfg.TrustedProxies, Routes: pageRoutes(web)}, users, log)
+		RateLimits: limits, TrustedProxies: cfg.TrustedProxies, Mount: web.Mount}, users, log)
 	addr := ln.Addr().String()
 	deregister, err := rpc.RegisterHTTP(reg, APIServiceName, advertise(addr), cfg.RegistryTTL)
 	if err != nil {

@@ -44,18 +44,13 @@ type Config struct {
 	// client's address for rate limits and logs. Empty means none: the
 	// client address is the peer's.
 	TrustedProxies []netip.Prefix
-	// Routes are mounted beside the API's own (the web pages,
-	// internal/pages), behind the same request ID, access log, recovery,
-	// body limit and middleware. Their handlers read path parameters with
-	// r.PathValue and the client address with ClientIP.
-	Routes []Route
-}
-
-// Route is one extra route: a gin path pattern (":id", "*file") and a
-// plain net/http handler, so the pages need not know gin.
-type Route struct {
-	Method, Path string
-	Handler      http.Handler
+	// Mount, when set, adds routes beside the API's own (the web pages:
+	// pages.Pages.Mount), behind the same request ID, access log,
+	// recovery, body limit and middleware. Paths are gin patterns (":id",
+	// "*file") and handlers plain net/http, so the pages need not know gin;
+	// they read path parameters with r.PathValue and the client address
+	// with ClientIP.
+	Mount func(add func(method, path string, h http.Handler))
 }
 
 const (

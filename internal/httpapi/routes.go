@@ -45,8 +45,8 @@ func (s *server) routes(e *gin.Engine) {
 		}
 	}
 
-	for _, rt := range s.cfg.Routes {
-		e.Handle(rt.Method, rt.Path, mount(rt.Handler))
+	if s.cfg.Mount != nil {
+		s.cfg.Mount(func(method, path string, h http.Handler) { e.Handle(method, path, mount(h)) })
 	}
 
 	e.GET("/.well-known/jwks.json", s.jwks)

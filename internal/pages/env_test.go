@@ -51,7 +51,6 @@ func newEnv(t *testing.T, cfg pages.Config) *env {
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
 	users := rpc.NewUsers(rpc.ClientConfig{Registry: reg, Timeout: 10 * time.Second})
-	var routes []httpapi.Route
 	hs := httptest.NewUnstartedServer(nil)
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + hs.Listener.Addr().String()
@@ -61,10 +60,7 @@ func newEnv(t *testing.T, cfg pages.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range web.Routes() {
-		routes = append(routes, httpapi.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
-	}
-	api := httpapi.Config{Routes: routes}
+	api := httpapi.Config{Mount: web.Mount}
 	if cfg.SignInLimiter != nil {
 		// As the app wires it: one limiter for the API's login and the pages'.
 		api.RateLimits = []httpapi.RateLimit{{Method: "POST", Path: "/user/token", PerIP: cfg.SignInLimiter}}

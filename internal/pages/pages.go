@@ -88,12 +88,6 @@ type Config struct {
 	PageSize int
 }
 
-// Route is one page route for the API to mount.
-type Route struct {
-	Method, Path string
-	Handler      http.Handler
-}
-
 // Pages serves the pages.
 type Pages struct {
 	cfg    Config
@@ -164,13 +158,25 @@ func parseTemplates() (map[string]*template.Template, error) {
 	return out, nil
 }
 
-// Routes lists the pages' routes.
-func (p *Pages) Routes() []Route {
+// Mount adds the pages' routes with add (httpapi.Config.Mount). Paths are
+// gin patterns.
+func (p *Pages) Mount(add func(method, path string, h http.Handler)) {
+	for _, r := range p.routes() {
+		add(r.method, r.path, r.handler)
+	}
+}
+
+type route struct {
+	method, path string
+	handler      http.Handler
+}
+
+func (p *Pages) routes() []route {
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix(StaticPrefix, http.FileServerFS(static))
 	h := func(f http.HandlerFunc) http.Handler { return p.withHeaders(f) }
 	post := func(f http.HandlerFunc) http.Handler { return p.withHeaders(p.checkCSRF(f)) }
-	return []Route{
+	return []route{
 		{"GET", StaticPrefix + "*file", p.withStaticHeaders(files)},
 		// The reset link: the token goes into the form, which posts it.
 		{"GET", mail.ResetPath, h(p.linkForm("reset", "Choose a new password", "reset-expired", "Reset link not valid"))},

@@ -145,11 +145,11 @@ func countPostRoutes(t *testing.T) int {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, r := range web.Routes() {
-		if r.Method == http.MethodPost {
+	web.Mount(func(method, _ string, _ http.Handler) {
+		if method == http.MethodPost {
 			n++
 		}
-	}
+	})
 	return n
 }
 
