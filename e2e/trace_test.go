@@ -72,7 +72,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	// already handled (and exported) the message.
 	spans := waitTrace(t, jaeger, traceID, func(spans []observe.Span) bool {
 		return hasSpan(spans, "user.worker", ns+".usersvc.mailer process") && hasSpan(spans, "user.worker", "INSERT processed_events") &&
-			hasSpan(spans, "user.service", "user.events publish")
+			hasSpan(spans, "user.service", ns+".user.events publish")
 	})
 	checkParents(t, spans, clientSpan)
 	// The chain a reset request takes, each span a descendant of the one
@@ -85,7 +85,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 		{"user.service", "user.service.User.CreatePasswordReset"},
 		// The relay's publish is a child of the span that wrote the event
 		// (the RPC's, whose INSERT outbox is checked below).
-		{"user.service", "user.events publish"},
+		{"user.service", ns + ".user.events publish"},
 		{"user.worker", ns + ".usersvc.mailer process"},
 		{"user.worker", "INSERT processed_events"},
 	}

@@ -34,7 +34,7 @@ func newEventPipeline(ctx context.Context, cfg *config.Config, log *slog.Logger,
 	}
 	return &eventPipeline{
 		run: func(ctx context.Context) error {
-			return (&events.Relay{Outbox: core.Store, Publisher: broker, Log: log}).Run(ctx)
+			return (&events.Relay{Outbox: core.Store, Publisher: broker, Destination: broker.Exchange(), Log: log}).Run(ctx)
 		},
 		checks: []check{{name: "rabbitmq", fn: func(context.Context) error { return broker.Ping() }}},
 		// With RabbitMQ, the worker feeds the search index.

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -25,8 +26,11 @@ type Relay struct {
 	Outbox    Outbox
 	Publisher Publisher
 	Log       *slog.Logger
-	Interval  time.Duration // default 100ms
-	Batch     int           // default 100
+	// Destination names the exchange Publisher sends to in the producer
+	// spans; default Exchange (a namespaced deployment's is another).
+	Destination string
+	Interval    time.Duration // default 100ms
+	Batch       int           // default 100
 }
 
 // Run relays until ctx ends. A failed publish (broker down) keeps the
@@ -89,7 +93,7 @@ func (r *Relay) publish(ctx context.Context, msgs []Message) error {
 			batch.AddLink(trace.Link{SpanContext: sc})
 		}
 		msgs[i].Headers = nil // replaced by the producer span's context
-		spans[i] = startPublish(ctx, &msgs[i], parent)
+		spans[i] = startPublish(ctx, &msgs[i], parent, cmp.Or(r.Destination, Exchange))
 	}
 	err := r.Publisher.Publish(ctx, msgs)
 	endSpans(spans, err)

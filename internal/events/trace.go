@@ -29,16 +29,16 @@ func remoteParent(tp string) trace.SpanContext {
 // that wrote the event to the outbox (so it belongs to the request's
 // trace), linked to the relay batch that carried it, and writes its context
 // into the message's headers for the consumer.
-func startPublish(batch context.Context, m *Message, parent string) trace.Span {
+func startPublish(batch context.Context, m *Message, parent, exchange string) trace.Span {
 	ctx := context.Background()
 	if sc := remoteParent(parent); sc.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	ctx, span := tracer.Start(ctx, Exchange+" publish",
+	ctx, span := tracer.Start(ctx, exchange+" publish",
 		trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithLinks(trace.LinkFromContext(batch)),
 		trace.WithAttributes(semconv.MessagingSystemRabbitMQ, semconv.MessagingOperationTypeSend,
-			semconv.MessagingDestinationName(Exchange), semconv.MessagingMessageID(m.ID),
+			semconv.MessagingDestinationName(exchange), semconv.MessagingMessageID(m.ID),
 			attribute.String("messaging.rabbitmq.destination.routing_key", m.RoutingKey)))
 	if m.Headers == nil {
 		m.Headers = map[string]string{}

@@ -115,6 +115,9 @@ type Broker struct {
 	pub publisher
 }
 
+// Exchange is the exchange the broker publishes to and binds queues to.
+func (b *Broker) Exchange() string { return b.exchange }
+
 // Option adjusts a Broker at Dial.
 type Option func(*Broker)
 
