@@ -90,6 +90,8 @@ type Users interface {
 	Keys(ctx context.Context) ([]byte, error)
 	VerifyEmail(ctx context.Context, token string) error
 	ResendVerification(ctx context.Context, email string) error
+	Sessions(ctx context.Context, id string) ([]user.SessionInfo, error)
+	EndSessions(ctx context.Context, id string) error
 }
 
 // server holds what the handlers share.

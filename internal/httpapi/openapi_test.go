@@ -37,6 +37,7 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 	want := map[string][]string{
 		"/user":                  {"GET", "POST"},
 		"/user/{id}":             {"DELETE", "GET", "PUT"},
+		"/user/{id}/sessions":    {"DELETE", "GET"},
 		"/user/token":            {"DELETE", "POST"},
 		"/user/password":         {"POST", "PUT"},
 		"/user/verification":     {"POST", "PUT"},

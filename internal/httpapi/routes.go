@@ -20,6 +20,8 @@ func (s *server) routes(e *gin.Engine) {
 	e.GET("/user/:id", authed, s.getUser)
 	e.PUT("/user/:id", authed, s.updateUser)
 	e.DELETE("/user/:id", authed, s.deleteUser)
+	e.GET("/user/:id/sessions", authed, s.listSessions)
+	e.DELETE("/user/:id/sessions", authed, s.endSessions)
 
 	e.POST("/user/token", s.issueToken)
 	e.DELETE("/user/token", s.revokeToken)

@@ -2,32 +2,20 @@ package httpapi_test
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
-// emailVerifiedClaim decodes the access token's email_verified claim (the
-// signature is the service's business; Validate checks it on every call).
+// emailVerifiedClaim is the access token's email_verified claim.
 func emailVerifiedClaim(t *testing.T, access string) bool {
 	t.Helper()
-	parts := strings.Split(access, ".")
-	if len(parts) != 3 {
-		t.Fatalf("access token %q is not a JWT", access)
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
 	var c struct {
 		EmailVerified *bool `json:"email_verified"`
 	}
-	if err := json.Unmarshal(payload, &c); err != nil || c.EmailVerified == nil {
-		t.Fatalf("claims %s: no email_verified (%v)", payload, err)
+	if jwtClaims(t, access, &c); c.EmailVerified == nil {
+		t.Fatalf("access token without email_verified: %s", access)
 	}
 	return *c.EmailVerified
 }
