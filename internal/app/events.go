@@ -51,6 +51,7 @@ func runEmbeddedEvents(ctx context.Context, cfg *config.Config, log *slog.Logger
 		return err
 	}
 	bus := events.NewBus(log)
+	bus.Drain = cfg.ShutdownTimeout
 	bus.Declare(worker.MailerSubscription)
 	if core.Search != nil {
 		bus.Declare(worker.IndexerSubscription)

@@ -17,7 +17,10 @@ import (
 // and the consumers live in the one process that also owns the database;
 // use RabbitMQ wherever the two can fail apart.
 type Bus struct {
-	log    *slog.Logger
+	log *slog.Logger
+	// Drain is how long a handler in flight may go on after Consume's
+	// context ended (HandlerContext); NewBus sets DefaultDrainTimeout.
+	Drain  time.Duration
 	mu     sync.Mutex
 	queues map[string]*busQueue
 }
@@ -44,7 +47,7 @@ func NewBus(log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Bus{log: log, queues: map[string]*busQueue{}}
+	return &Bus{log: log, Drain: DefaultDrainTimeout, queues: map[string]*busQueue{}}
 }
 
 const busQueueLen = 10000
@@ -95,11 +98,15 @@ type busFullError struct{ queue string }
 
 func (e *busFullError) Error() string { return "events: in-process queue " + e.queue + " is full" }
 
-// Consume handles the subscription's messages until ctx ends.
+// Consume handles the subscription's messages until ctx ends, and returns
+// once the handlers in flight have finished (HandlerContext: for up to
+// b.Drain).
 func (b *Bus) Consume(ctx context.Context, sub Subscription, h Handler) error {
 	sub = sub.Defaults()
 	h = Traced(sub, h)
 	q := b.queue(sub)
+	hctx, release := HandlerContext(ctx, b.Drain)
+	defer release()
 	var wg sync.WaitGroup
 	for range sub.Concurrency {
 		wg.Go(func() {
@@ -108,7 +115,7 @@ func (b *Bus) Consume(ctx context.Context, sub Subscription, h Handler) error {
 				case <-ctx.Done():
 					return
 				case bm := <-q.ch:
-					b.handle(ctx, sub, q, bm, h)
+					b.handle(hctx, sub, q, bm, h)
 				}
 			}
 		})

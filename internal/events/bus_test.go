@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -472,29 +473,74 @@ func TestBusConsumeReturnsWhenContextEnds(t *testing.T) {
 			t.Errorf("Consume returned %v, want nil", err)
 		}
 	})
-	t.Run("busy handler", func(t *testing.T) {
-		b := NewBus(quietLog())
-		ctx, cancel := context.WithCancel(testCtx(t))
-		started := make(chan struct{})
-		done := make(chan error, 1)
-		sub := Subscription{Queue: "q", RoutingKeys: []string{"k"}}
-		b.Declare(sub)
-		go func() {
-			done <- b.Consume(ctx, sub,
-				func(hctx context.Context, _ Message) error {
+	// A handler in flight when the context ends runs on: its context is
+	// still live (a mail that went out is recorded as sent), and Consume
+	// returns once it has finished.
+	t.Run("handler in flight finishes", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := NewBus(quietLog())
+			ctx, cancel := context.WithCancel(t.Context())
+			started, finish := make(chan struct{}), make(chan struct{})
+			var errAtFinish error
+			sub := Subscription{Queue: "q", RoutingKeys: []string{"k"}}
+			b.Declare(sub)
+			done := make(chan error, 1)
+			go func() {
+				done <- b.Consume(ctx, sub, func(hctx context.Context, _ Message) error {
+					close(started)
+					<-finish
+					errAtFinish = hctx.Err()
+					return nil
+				})
+			}()
+			if err := b.Publish(ctx, []Message{{ID: "1", RoutingKey: "k"}}); err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+			<-started
+			cancel()
+			time.Sleep(b.Drain / 2)
+			synctest.Wait()
+			select {
+			case err := <-done:
+				t.Fatalf("Consume returned %v with a handler in flight", err)
+			default:
+			}
+			close(finish)
+			if err := <-done; err != nil || errAtFinish != nil {
+				t.Errorf("Consume returned %v; the handler's context at its end: %v; want both nil", err, errAtFinish)
+			}
+		})
+	})
+	// A handler still running Drain after the stop is cancelled.
+	t.Run("busy handler is cancelled after the drain", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := NewBus(quietLog())
+			b.Drain = 3 * time.Second
+			ctx, cancel := context.WithCancel(t.Context())
+			started := make(chan struct{})
+			sub := Subscription{Queue: "q", RoutingKeys: []string{"k"}, MaxAttempts: 1}
+			b.Declare(sub)
+			done := make(chan error, 1)
+			go func() {
+				done <- b.Consume(ctx, sub, func(hctx context.Context, _ Message) error {
 					close(started)
 					<-hctx.Done()
 					return hctx.Err()
 				})
-		}()
-		if err := b.Publish(ctx, []Message{{ID: "1", RoutingKey: "k"}}); err != nil {
-			t.Fatalf("Publish: %v", err)
-		}
-		recv(t, started, 5*time.Second, "the handler to start")
-		cancel()
-		if err := recv(t, done, 5*time.Second, "Consume to return"); err != nil {
-			t.Errorf("Consume returned %v, want nil", err)
-		}
+			}()
+			if err := b.Publish(ctx, []Message{{ID: "1", RoutingKey: "k"}}); err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+			<-started
+			stopped := time.Now()
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Consume returned %v, want nil", err)
+			}
+			if waited := time.Since(stopped); waited != b.Drain {
+				t.Errorf("the handler was cancelled %v after the stop, want %v", waited, b.Drain)
+			}
+		})
 	})
 }
 

@@ -126,7 +126,7 @@ type Option func(*Broker)
 func WithExchange(exchange string) Option { return func(b *Broker) { b.exchange = exchange } }
 
 // DefaultDrainTimeout is WithDrainTimeout's default.
-const DefaultDrainTimeout = 15 * time.Second
+const DefaultDrainTimeout = events.DefaultDrainTimeout
 
 // WithDrainTimeout sets how long a handler in flight may go on once
 // Consume's context ends (the process's shutdown timeout); after it the

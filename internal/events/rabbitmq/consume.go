@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -61,22 +60,12 @@ func (b *Broker) Consume(ctx context.Context, sub events.Subscription, h events.
 		sem: make(chan struct{}, sub.Concurrency),
 	}
 	// Handlers run on a context the stop does not end at once: one in
-	// flight finishes and acks (a reset mail that went out is recorded as
-	// sent) instead of failing half-way, being requeued and sending the
-	// mail a second time from another worker. Only a handler still
-	// running b.drain after the stop is cancelled (and its message
-	// requeued).
-	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
-	var drainTimer atomic.Pointer[time.Timer]
-	stopDrain := context.AfterFunc(ctx, func() { drainTimer.Store(time.AfterFunc(b.drain, cancelHandlers)) })
-	defer func() {
-		stopDrain()
-		if t := drainTimer.Load(); t != nil {
-			t.Stop()
-		}
-		cancelHandlers()
-	}()
-	defer c.wg.Wait() // before the cancel above: deferred calls run last first
+	// flight finishes and acks instead of being requeued and sending its
+	// mail a second time from another worker. Only a handler still running
+	// b.drain after the stop is cancelled (and its message requeued).
+	hctx, release := events.HandlerContext(ctx, b.drain)
+	defer release()
+	defer c.wg.Wait() // before release: deferred calls run last first
 
 	delay := minBackoff
 	for {
