@@ -53,6 +53,9 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// the edge, believes only the proxies USERSVC_TRUSTED_PROXIES names.
 	apiCfg := *cfg
 	apiCfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	// Its only client, the gateway, has stopped before the API is told to:
+	// nobody is left to see it leave the registry, so no drain delay.
+	apiCfg.DrainDelay = 0
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	evCtx, stopEvents := context.WithCancel(context.WithoutCancel(ctx))
 	stopOnFailure := context.AfterFunc(gctx, func() {
