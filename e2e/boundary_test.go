@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
 
@@ -17,13 +18,13 @@ import (
 // trusted proxy and none of the thirty was ever limited.)
 func TestClientCannotChooseItsAddress(t *testing.T) {
 	_, url := cluster.StartDev(t, map[string]string{"USERSVC_RATE_LOGIN_IP": "5/1m", "USERSVC_RATE_LOGIN_ACCOUNT": "100/1m"})
-	c := newClient(t, url)
+	c := apiclient.New(t, url)
 	limited := 0
 	for i := range 30 {
-		hdr := jsonHeader("")
+		hdr := apiclient.JSONHeader("")
 		hdr.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
 		body := fmt.Sprintf(`{"email":"nobody%d@example.com","password":"not the password"}`, i)
-		switch st := c.send("POST", "/user/token", hdr, []byte(body)).Status; st {
+		switch st := c.Send("POST", "/user/token", hdr, body).Status; st {
 		case http.StatusTooManyRequests:
 			limited++
 		case http.StatusUnauthorized:

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
 
@@ -67,7 +68,7 @@ func TestDevEndsOnSIGINT(t *testing.T) {
 func TestDevDrainsLoginsOnSIGTERM(t *testing.T) {
 	dev, url := cluster.StartDev(t, map[string]string{
 		"USERSVC_ARGON2_MEMORY_KIB": "19456", "USERSVC_ARGON2_ITERATIONS": "2", "USERSVC_SHUTDOWN_TIMEOUT": "30s"})
-	register(newClient(t, url), "drain@example.com", "Drain")
+	register(apiclient.New(t, url), "drain@example.com", "Drain")
 	load := startLogins(url, "drain@example.com", 6, true)
 	load.waitStarted()                 // every client has had an answer and sent again
 	if err := dev.Stop(); err != nil { // SIGTERM, then wait for the exit
@@ -91,7 +92,7 @@ const RSSCeilingMiB = 320
 func TestLoginBurstMemoryBounded(t *testing.T) {
 	dev, url := cluster.StartDev(t, map[string]string{"USERSVC_ARGON2_MEMORY_KIB": "19456",
 		"USERSVC_ARGON2_ITERATIONS": "2", "USERSVC_HASH_CONCURRENCY": "2"})
-	cl := newClient(t, url)
+	cl := apiclient.New(t, url)
 	register(cl, "burst@example.com", "Burst")
 	body := `{"email":"burst@example.com","password":"` + userPassword + `"}`
 	const n = 200

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
 )
@@ -149,7 +150,7 @@ func TestDistributedDrainsOnSIGTERM(t *testing.T) {
 		env[k] = v
 	}
 	c := cluster.Start(t, cluster.Options{Services: 2, APIs: 2, Workers: 2, MySQLDSN: dsn, Etcd: etcd, Env: env})
-	cl := newClient(t, c.GatewayURL())
+	cl := apiclient.New(t, c.GatewayURL())
 	register(cl, "drain@example.com", "Drain")
 
 	// One process of a role that has another: its clients go on through
@@ -186,12 +187,12 @@ func TestDistributedDrainsOnSIGTERM(t *testing.T) {
 // are queued or in its hands. Each user gets exactly one mail: an event the
 // stopped worker had taken is finished (and acknowledged) or goes back on
 // the queue for the other worker, and none is sent twice.
-func drainWorker(t *testing.T, c *cluster.Cluster, cl *client) {
+func drainWorker(t *testing.T, c *cluster.Cluster, cl *apiclient.Client) {
 	const users = 24
 	emails := make([]string, users)
 	for i := range emails {
 		emails[i] = fmt.Sprintf("drain-reset%02d@example.com", i)
-		cl.do("POST", "/user", "", map[string]any{"email": emails[i], "password": userPassword, "name": "Reset"}).wantStatus(201)
+		cl.Do("POST", "/user", "", map[string]any{"email": emails[i], "password": userPassword, "name": "Reset"}).WantStatus(201)
 	}
 	var (
 		next     atomic.Int64
@@ -202,8 +203,8 @@ func drainWorker(t *testing.T, c *cluster.Cluster, cl *client) {
 	for range 4 {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < users; i = next.Add(1) - 1 {
-				r, err := cl.try(context.Background(), request{method: "POST", path: "/user/password", hdr: jsonHeader(""),
-					body: []byte(`{"email":"` + emails[i] + `"}`)})
+				r, err := cl.Try(context.Background(), apiclient.Request{Method: "POST", Path: "/user/password", Header: apiclient.JSONHeader(""),
+					Body: []byte(`{"email":"` + emails[i] + `"}`)})
 				mu.Lock()
 				if err != nil {
 					statuses[0]++

@@ -1,14 +1,21 @@
 package e2e
 
 import (
-	"net/http"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	cluster.RemoveBuild()
+	os.Exit(code)
+}
 
 // startCluster starts etcd, a fresh database and a cluster of 2 services,
 // 2 APIs and a gateway; env adds USERSVC_* settings (cluster.Options.Env).
@@ -34,10 +41,10 @@ func TestDistributedWalk(t *testing.T) {
 	}
 	// The gateway passed the client's request ID on to the API that
 	// served the request, so one ID finds the request in every log.
-	cl := newClient(t, c.GatewayURL())
+	cl := apiclient.New(t, c.GatewayURL())
 	id := "e2e-trace-" + res.User.ID
-	cl.exchange(request{method: "GET", path: "/user/" + res.User.ID, hdr: bearer(res.User.Access),
-		valid: true}.withID(id)).wantStatus(200)
+	cl.Exchange(apiclient.Request{Method: "GET", Path: "/user/" + res.User.ID, Header: apiclient.Bearer(res.User.Access),
+		Valid: true}.WithID(id)).WantStatus(200)
 	found := false
 	for deadline := time.Now().Add(5 * time.Second); !found && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		for _, api := range c.APIs() {
@@ -66,28 +73,25 @@ func TestDevWalk(t *testing.T) {
 	if p2.Getenv("USERSVC_MAIL_DIR") != p.Getenv("USERSVC_MAIL_DIR") {
 		t.Errorf("restart on another mail dir")
 	}
-	c := newClient(t, url2)
+	c := apiclient.New(t, url2)
 	// An access token from before the restart still verifies: the key is
 	// the one on disk, and the session is in the database.
 	var u userJSON
-	c.do("GET", "/user/"+res.User.ID, res.User.Access, nil).wantStatus(200).decode(&u)
+	c.Do("GET", "/user/"+res.User.ID, res.User.Access, nil).WantStatus(200).Decode(&u)
 	if u.Email != res.User.Email || u.Name != res.Name {
 		t.Errorf("after restart: %+v", u)
 	}
 	// The user signs in with the password set before the restart; the old
 	// one stays wrong.
 	tok := login(c, res.User.Email, res.User.Password)
-	c.do("GET", "/user/"+res.User.ID, tok.AccessToken, nil).wantStatus(200)
-	c.do("POST", "/user/token", "", map[string]any{"email": res.User.Email, "password": userPassword}).
-		wantError(401, "unauthenticated")
+	c.Do("GET", "/user/"+res.User.ID, tok.AccessToken, nil).WantStatus(200)
+	c.Do("POST", "/user/token", "", map[string]any{"email": res.User.Email, "password": userPassword}).
+		WantError(401, "unauthenticated")
 	// And the admin still sees everyone who was left.
 	admin := login(c, res.Admin.Email, res.Admin.Password)
 	var page userListJSON
-	c.do("GET", "/user", admin.AccessToken, nil).wantStatus(200).decode(&page)
+	c.Do("GET", "/user", admin.AccessToken, nil).WantStatus(200).Decode(&page)
 	if page.Total != int64(res.Users) || len(page.Users) != res.Users {
 		t.Errorf("after restart the admin lists %d users (total %d), want %d", len(page.Users), page.Total, res.Users)
 	}
 }
-
-// bearer is an Authorization header.
-func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }

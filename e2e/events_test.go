@@ -11,6 +11,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
 	"github.com/usersvc/usersvc/internal/user"
@@ -70,7 +71,7 @@ func TestEventsSurviveServiceKill(t *testing.T) {
 
 	c := cluster.Start(t, cluster.Options{Services: 2, APIs: 1, Workers: 1, MySQLDSN: dsn, Etcd: etcd,
 		Env: map[string]string{"USERSVC_RABBITMQ_URL": amqpURL, "USERSVC_NAMESPACE": ns}})
-	cl := newClient(t, c.GatewayURL())
+	cl := apiclient.New(t, c.GatewayURL())
 
 	const total, workers = 240, 4
 	var next atomic.Int64
@@ -92,13 +93,13 @@ func TestEventsSurviveServiceKill(t *testing.T) {
 					}
 					close(killed)
 				}
-				r := cl.exchange(request{method: "POST", path: "/user", hdr: jsonHeader(""),
-					body: fmt.Appendf(nil, `{"email":"burst%03d@example.com","password":"correct horse battery staple","name":"Burst %d"}`, i, i)})
+				r := cl.Exchange(apiclient.Request{Method: "POST", Path: "/user", Header: apiclient.JSONHeader(""),
+					Body: fmt.Appendf(nil, `{"email":"burst%03d@example.com","password":"correct horse battery staple","name":"Burst %d"}`, i, i)})
 				var u userJSON
 				committedMu.Lock()
 				statuses[r.Status]++
 				if r.Status == 201 {
-					r.decode(&u)
+					r.Decode(&u)
 					committed = append(committed, u.ID)
 				}
 				committedMu.Unlock()
@@ -140,13 +141,13 @@ func TestEventsSurviveServiceKill(t *testing.T) {
 
 	// Reset flow through the gateway; the worker (not the service) mails.
 	reg := register(cl, "reset@example.com", "Reset")
-	cl.do("POST", "/user/password", "", map[string]any{"email": reg.Email}).wantStatus(202)
+	cl.Do("POST", "/user/password", "", map[string]any{"email": reg.Email}).WantStatus(202)
 	m := testenv.WaitMail(t, c.MailDir(), reg.Email, resetSubject, 15*time.Second)
 	tok := mail.ResetToken(m.Text)
 	if tok == "" {
 		t.Fatalf("no token in the reset mail:\n%s", m.Text)
 	}
-	cl.do("PUT", "/user/password", "", map[string]any{"token": tok, "password": "a brand new passphrase"}).wantStatus(204)
+	cl.Do("PUT", "/user/password", "", map[string]any{"token": tok, "password": "a brand new passphrase"}).WantStatus(204)
 	login(cl, reg.Email, "a brand new passphrase")
 	if !c.Workers()[0].LogsContain("reset mail sent") {
 		t.Error("the worker did not log sending the reset mail")

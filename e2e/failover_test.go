@@ -16,6 +16,7 @@ import (
 	"go-micro.dev/v6/registry"
 
 	"github.com/usersvc/usersvc/internal/rpc"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
 
@@ -63,7 +64,7 @@ func TestDistributedFailover(t *testing.T) {
 	settle := cluster.RegistryTTL + 2*time.Second
 
 	// Each worker is a user of its own, signed in.
-	setup := newClient(t, c.GatewayURL())
+	setup := apiclient.New(t, c.GatewayURL())
 	users := make([]account, workers)
 	for i := range users {
 		users[i] = register(setup, fmt.Sprintf("load%d@example.com", i), fmt.Sprintf("Load %d", i))
@@ -85,7 +86,7 @@ func TestDistributedFailover(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		u := users[w]
-		cl := newClient(t, c.GatewayURL())
+		cl := apiclient.New(t, c.GatewayURL())
 		wg.Go(func() {
 			var mine []outcome
 			defer func() {
@@ -94,19 +95,19 @@ func TestDistributedFailover(t *testing.T) {
 				mu.Unlock()
 			}()
 			for n := 0; ctx.Err() == nil && sent.Add(1) <= maxRequests; n++ {
-				var req request
+				var req apiclient.Request
 				op := "GET /user/:id"
 				if n%2 == 1 {
 					op = "POST /user/token"
-					req = request{method: "POST", path: "/user/token", hdr: jsonHeader(""), valid: true,
-						body: []byte(`{"email":"` + u.Email + `","password":"` + userPassword + `"}`)}
+					req = apiclient.Request{Method: "POST", Path: "/user/token", Header: apiclient.JSONHeader(""), Valid: true,
+						Body: []byte(`{"email":"` + u.Email + `","password":"` + userPassword + `"}`)}
 				} else {
-					req = request{method: "GET", path: "/user/" + u.ID, hdr: bearer(u.Access), valid: true}
+					req = apiclient.Request{Method: "GET", Path: "/user/" + u.ID, Header: apiclient.Bearer(u.Access), Valid: true}
 				}
 				// The requests run to the end even when the load stops, so
 				// none is cut off and miscounted as a failure.
 				start := time.Now()
-				r, err := cl.try(context.Background(), req)
+				r, err := cl.Try(context.Background(), req)
 				o := outcome{worker: w, op: op, start: start, took: time.Since(start)}
 				switch {
 				case err != nil:
@@ -116,8 +117,8 @@ func TestDistributedFailover(t *testing.T) {
 					o.err = string(r.Body)
 				default:
 					o.status = r.Status
-					if r.checkErr != nil {
-						o.err = r.checkErr.Error()
+					if r.CheckErr != nil {
+						o.err = r.CheckErr.Error()
 					}
 				}
 				mine = append(mine, o)

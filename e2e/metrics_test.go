@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
 	"github.com/usersvc/usersvc/internal/testenv/observe"
@@ -54,15 +55,15 @@ func TestMetricsAndAlerts(t *testing.T) {
 	prom := observe.StartPrometheus(t, observe.PrometheusOptions{Targets: targets, Alertmanager: am.Addr,
 		RuleFiles: []string{filepath.Join(root, "deploy/prometheus/rules/recording.yml"), shortenedAlerts(t, root)}})
 
-	cl := newClient(t, c.GatewayURL())
+	cl := apiclient.New(t, c.GatewayURL())
 	email := "metrics-" + testenv.RandomHex(4) + "@example.com"
 	reg := register(cl, email, "Metrics")
-	cl.do("GET", "/user/"+reg.ID, reg.Access, nil).wantStatus(200)
-	cl.do("GET", "/user/"+reg.ID, reg.Access, nil).wantStatus(200)
-	cl.do("POST", "/user/token", "", map[string]any{"email": email, "password": "not the password"}).wantError(401, "unauthenticated")
-	cl.do("POST", "/user/token", "", map[string]any{"email": email, "password": "not the password"}).wantError(401, "unauthenticated")
-	cl.do("POST", "/user/token", "", map[string]any{"email": email, "password": "not the password"}).wantStatus(429)
-	cl.do("POST", "/user/password", "", map[string]any{"email": email}).wantStatus(202)
+	cl.Do("GET", "/user/"+reg.ID, reg.Access, nil).WantStatus(200)
+	cl.Do("GET", "/user/"+reg.ID, reg.Access, nil).WantStatus(200)
+	cl.Do("POST", "/user/token", "", map[string]any{"email": email, "password": "not the password"}).WantError(401, "unauthenticated")
+	cl.Do("POST", "/user/token", "", map[string]any{"email": email, "password": "not the password"}).WantError(401, "unauthenticated")
+	cl.Do("POST", "/user/token", "", map[string]any{"email": email, "password": "not the password"}).WantStatus(429)
+	cl.Do("POST", "/user/password", "", map[string]any{"email": email}).WantStatus(202)
 	testenv.WaitMail(t, c.MailDir(), email, resetSubject, 20*time.Second)
 
 	// Every process is up, and each core series has a sane value.
@@ -114,8 +115,8 @@ func TestMetricsAndAlerts(t *testing.T) {
 	// outbox, and the outbox alert reaches the webhook.
 	broker.Down()
 	for i := range 3 {
-		cl.do("POST", "/user", "", map[string]any{"email": fmt.Sprintf("queued%d-%s", i, email),
-			"password": userPassword, "name": "Queued"}).wantStatus(201)
+		cl.Do("POST", "/user", "", map[string]any{"email": fmt.Sprintf("queued%d-%s", i, email),
+			"password": userPassword, "name": "Queued"}).WantStatus(201)
 	}
 	if _, err := waitValue(prom, `sum(usersvc_outbox_pending_events)`, ge(3), 20*time.Second); err != nil {
 		t.Errorf("outbox backlog: %v", err)

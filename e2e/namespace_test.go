@@ -13,6 +13,7 @@ import (
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/events/rabbitmq"
 	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
 	"github.com/usersvc/usersvc/internal/worker"
@@ -27,24 +28,24 @@ import (
 func TestNamespacesSeparateDeployments(t *testing.T) {
 	amqpURL := testenv.RabbitMQURL(t)
 	redisURL := testenv.RedisURL(t)
-	start := func() (*cluster.Cluster, *client) {
+	start := func() (*cluster.Cluster, *apiclient.Client) {
 		ns := testNamespace(t, amqpURL)
 		c := cluster.Start(t, cluster.Options{Services: 1, APIs: 1, Workers: 1, MySQLDSN: testenv.MySQLDSN(t),
 			Etcd: etcdtest.StartEtcd(t), Env: map[string]string{"USERSVC_NAMESPACE": ns,
 				"USERSVC_RABBITMQ_URL": amqpURL, "USERSVC_REDIS_URL": redisURL, "USERSVC_RATE_LOGIN_ACCOUNT": "3/1m"}})
-		return c, newClient(t, c.GatewayURL())
+		return c, apiclient.New(t, c.GatewayURL())
 	}
 	a, ca := start()
 	b, cb := start()
 
 	for _, d := range []struct {
 		c          *cluster.Cluster
-		cl         *client
+		cl         *apiclient.Client
 		other      *cluster.Cluster
 		email, who string
 	}{{a, ca, b, "only-a@example.com", "A"}, {b, cb, a, "only-b@example.com", "B"}} {
 		register(d.cl, d.email, d.who)
-		d.cl.do("POST", "/user/password", "", map[string]any{"email": d.email}).wantStatus(202)
+		d.cl.Do("POST", "/user/password", "", map[string]any{"email": d.email}).WantStatus(202)
 		testenv.WaitMail(t, d.c.MailDir(), d.email, resetSubject, 20*time.Second)
 	}
 	// Each reset is mailed once, by its own deployment's worker: the other
@@ -63,10 +64,10 @@ func TestNamespacesSeparateDeployments(t *testing.T) {
 	const victim = "victim@example.com"
 	bad := map[string]any{"email": victim, "password": "not the password"}
 	for range 3 {
-		ca.do("POST", "/user/token", "", bad).wantStatus(401)
+		ca.Do("POST", "/user/token", "", bad).WantStatus(401)
 	}
-	ca.do("POST", "/user/token", "", bad).wantStatus(429) // A's limit is spent
-	cb.do("POST", "/user/token", "", bad).wantStatus(401) // B's is its own
+	ca.Do("POST", "/user/token", "", bad).WantStatus(429) // A's limit is spent
+	cb.Do("POST", "/user/token", "", bad).WantStatus(401) // B's is its own
 }
 
 // testNamespace returns a namespace of the test's own and, when the test

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 	"github.com/usersvc/usersvc/internal/testenv/nginxtest"
 )
@@ -53,12 +54,12 @@ func TestNginxWalk(t *testing.T) {
 
 	// One request ID, a traceparent: nginx logs both, passes both on, and
 	// the API that served it logs the client's real address.
-	cl := newClient(t, edge.HTTPSURL)
-	cl.hc = hc
+	cl := apiclient.New(t, edge.HTTPSURL)
+	cl.HTTP = hc
 	id := "e2e-edge-" + res.User.ID
 	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	r := cl.exchange(request{method: "GET", path: "/user/" + res.User.ID, valid: true,
-		hdr: http.Header{"Authorization": {"Bearer " + res.User.Access}, "Traceparent": {tp}}}.withID(id)).wantStatus(200)
+	r := cl.Exchange(apiclient.Request{Method: "GET", Path: "/user/" + res.User.ID, Valid: true,
+		Header: http.Header{"Authorization": {"Bearer " + res.User.Access}, "Traceparent": {tp}}}.WithID(id)).WantStatus(200)
 	if hsts := r.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(hsts, "max-age=") {
 		t.Errorf("no HSTS on a proxied response: %q", hsts)
 	}
@@ -145,17 +146,17 @@ func TestNginxClientAddress(t *testing.T) {
 	login := map[string]any{"email": "nobody@example.com", "password": "not the password"}
 
 	// Client 127.0.0.3 tries four sign-ins, each claiming another address.
-	spoofer := newClient(t, edge.HTTPSURL)
-	spoofer.hc = edge.Client(net.IPv4(127, 0, 0, 3))
+	spoofer := apiclient.New(t, edge.HTTPSURL)
+	spoofer.HTTP = edge.Client(net.IPv4(127, 0, 0, 3))
 	for i := range 3 {
-		spoofer.exchange(request{method: "POST", path: "/user/token", body: mustJSON(t, login), valid: true,
-			hdr: http.Header{"Content-Type": {"application/json"}, "X-Forwarded-For": {fmt.Sprintf("203.0.113.%d", i+1)}}}).
-			wantError(401, "unauthenticated")
+		spoofer.Exchange(apiclient.Request{Method: "POST", Path: "/user/token", Body: mustJSON(t, login), Valid: true,
+			Header: http.Header{"Content-Type": {"application/json"}, "X-Forwarded-For": {fmt.Sprintf("203.0.113.%d", i+1)}}}).
+			WantError(401, "unauthenticated")
 	}
 	id := "e2e-spoof-" + fmt.Sprint(time.Now().UnixNano())
-	r := spoofer.exchange(request{method: "POST", path: "/user/token", body: mustJSON(t, login), valid: true,
-		hdr: http.Header{"Content-Type": {"application/json"}, "X-Forwarded-For": {"198.51.100.7"}}}.withID(id))
-	r.wantError(429, "resource_exhausted")
+	r := spoofer.Exchange(apiclient.Request{Method: "POST", Path: "/user/token", Body: mustJSON(t, login), Valid: true,
+		Header: http.Header{"Content-Type": {"application/json"}, "X-Forwarded-For": {"198.51.100.7"}}}.WithID(id))
+	r.WantError(429, "resource_exhausted")
 	// It was the API's limiter, not nginx's: the gateway answered it.
 	if e := edge.Entry(t, id); e["nginx.upstream.status"] != "429" {
 		t.Errorf("the 429 did not come from upstream: %v", e)
@@ -166,23 +167,23 @@ func TestNginxClientAddress(t *testing.T) {
 
 	// Another client (127.0.0.4) has its own budget: the limiter keys by
 	// the real address, not by one shared proxy address.
-	other := newClient(t, edge.HTTPSURL)
-	other.hc = edge.Client(net.IPv4(127, 0, 0, 4))
-	other.do("POST", "/user/token", "", login).wantError(401, "unauthenticated")
+	other := apiclient.New(t, edge.HTTPSURL)
+	other.HTTP = edge.Client(net.IPv4(127, 0, 0, 4))
+	other.Do("POST", "/user/token", "", login).WantError(401, "unauthenticated")
 
 	// Around nginx, straight to the gateway: the gateway does not trust
 	// 127.0.0.5, so its X-Forwarded-For is overwritten, and the fourth
 	// sign-in is refused whatever it claims.
-	direct := newClient(t, c.GatewayURL())
-	direct.hc = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+	direct := apiclient.New(t, c.GatewayURL())
+	direct.HTTP = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
 		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 5)}}).DialContext}}
 	for i := range 4 {
-		r := direct.exchange(request{method: "POST", path: "/user/token", body: mustJSON(t, login), valid: true,
-			hdr: http.Header{"Content-Type": {"application/json"}, "X-Forwarded-For": {fmt.Sprintf("192.0.2.%d", i+1)}}})
+		r := direct.Exchange(apiclient.Request{Method: "POST", Path: "/user/token", Body: mustJSON(t, login), Valid: true,
+			Header: http.Header{"Content-Type": {"application/json"}, "X-Forwarded-For": {fmt.Sprintf("192.0.2.%d", i+1)}}})
 		if i < 3 {
-			r.wantError(401, "unauthenticated")
+			r.WantError(401, "unauthenticated")
 		} else {
-			r.wantError(429, "resource_exhausted")
+			r.WantError(429, "resource_exhausted")
 		}
 	}
 }
@@ -193,8 +194,8 @@ func TestNginxClientAddress(t *testing.T) {
 // service anything; other paths are not limited.
 func TestNginxCredentialFlood(t *testing.T) {
 	_, edge := behindNginx(t, nil)
-	cl := newClient(t, edge.HTTPSURL)
-	cl.hc = edge.Client(net.IPv4(127, 0, 0, 6))
+	cl := apiclient.New(t, edge.HTTPSURL)
+	cl.HTTP = edge.Client(net.IPv4(127, 0, 0, 6))
 	// Sent at once: the zone admits a burst of 20 plus 5 a second, so at
 	// least 40 of 60 concurrent requests are over it however slow the
 	// machine is.
@@ -205,15 +206,15 @@ func TestNginxCredentialFlood(t *testing.T) {
 	for i := range n {
 		ids[i] = fmt.Sprintf("e2e-flood-%d-%d", time.Now().UnixNano(), i)
 		wg.Go(func() {
-			r, err := cl.try(t.Context(), request{method: "POST", path: "/user/password", valid: true,
-				body: mustJSON(t, map[string]any{"email": "nobody@example.com"}),
-				hdr:  http.Header{"Content-Type": {"application/json"}}}.withID(ids[i]))
+			r, err := cl.Try(t.Context(), apiclient.Request{Method: "POST", Path: "/user/password", Valid: true,
+				Body:   mustJSON(t, map[string]any{"email": "nobody@example.com"}),
+				Header: http.Header{"Content-Type": {"application/json"}}}.WithID(ids[i]))
 			if err != nil {
 				t.Errorf("%v", err)
 				return
 			}
-			if r.checkErr != nil {
-				t.Errorf("%v", r.checkErr)
+			if r.CheckErr != nil {
+				t.Errorf("%v", r.CheckErr)
 			}
 			statuses[i] = r.Status
 			if r.Status == http.StatusTooManyRequests && r.Header.Get("Retry-After") == "" {
@@ -243,7 +244,7 @@ func TestNginxCredentialFlood(t *testing.T) {
 	t.Logf("flood of %d concurrent resets from one address: %d passed, %d refused by nginx", n, accepted, limited)
 	// Reading is not limited at the edge.
 	for range 30 {
-		cl.do("GET", "/.well-known/jwks.json", "", nil).wantStatus(200)
+		cl.Do("GET", "/.well-known/jwks.json", "", nil).WantStatus(200)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
 )
@@ -81,7 +82,7 @@ func TestRedisOutageDuringReads(t *testing.T) {
 	dsn := testenv.MySQLDSN(t)
 	c := cluster.Start(t, cluster.Options{Services: 1, APIs: 1, MySQLDSN: dsn, Etcd: etcdtest.StartEtcd(t),
 		Env: map[string]string{"USERSVC_REDIS_URL": rd.url()}})
-	cl := newClient(t, c.GatewayURL())
+	cl := apiclient.New(t, c.GatewayURL())
 	u := register(cl, "cached@example.com", "Cached")
 	key := "usersvc:user:" + u.ID
 
@@ -96,7 +97,7 @@ func TestRedisOutageDuringReads(t *testing.T) {
 					return
 				default:
 				}
-				r := cl.send("GET", "/user/"+u.ID, bearer(u.Access), nil)
+				r := cl.Send("GET", "/user/"+u.ID, apiclient.Bearer(u.Access), "")
 				total.Add(1)
 				if r.Status != 200 {
 					failed.Add(1)
@@ -130,10 +131,10 @@ func TestRateLimitSharedAcrossAPIs(t *testing.T) {
 	dsn := testenv.MySQLDSN(t)
 	c := cluster.Start(t, cluster.Options{Services: 2, APIs: 2, MySQLDSN: dsn, Etcd: etcdtest.StartEtcd(t),
 		Env: map[string]string{"USERSVC_REDIS_URL": rd.url(), "USERSVC_RATE_LOGIN_ACCOUNT": "3/1m"}})
-	cl := newClient(t, c.GatewayURL())
+	cl := apiclient.New(t, c.GatewayURL())
 	statuses := make([]int, 8)
 	for i := range statuses {
-		statuses[i] = cl.do("POST", "/user/token", "", map[string]any{"email": "victim@example.com", "password": "not the password"}).Status
+		statuses[i] = cl.Do("POST", "/user/token", "", map[string]any{"email": "victim@example.com", "password": "not the password"}).Status
 	}
 	want := []int{401, 401, 401, 429, 429, 429, 429, 429}
 	if fmt.Sprint(statuses) != fmt.Sprint(want) {

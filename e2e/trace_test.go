@@ -13,6 +13,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 	"github.com/usersvc/usersvc/internal/testenv/etcdtest"
 	"github.com/usersvc/usersvc/internal/testenv/observe"
@@ -48,24 +49,24 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	// filelog receiver (deploy/otelcol/logs.yaml) into VictoriaLogs.
 	observe.StartLogShipper(t, filepath.Join(filepath.Dir(c.Gateway().LogPath()), "*.log"),
 		logStore.URL+"/insert/opentelemetry/v1/logs")
-	cl := newClient(t, c.GatewayURL())
+	cl := apiclient.New(t, c.GatewayURL())
 
 	email := "traced-" + testenv.RandomHex(4) + "@example.com"
 	reg := register(cl, email, "Traced")
 
 	// The reset request, sent with a traceparent as nginx would pass one.
 	traceID, clientSpan := randomHex(16), randomHex(8)
-	hdr := jsonHeader("")
+	hdr := apiclient.JSONHeader("")
 	hdr.Set("traceparent", "00-"+traceID+"-"+clientSpan+"-01")
-	r := cl.exchange(request{method: "POST", path: "/user/password", hdr: hdr, valid: true,
-		body: []byte(`{"email":"` + email + `"}`)}.withID("trace-reset-1"))
-	r.wantStatus(202)
+	r := cl.Exchange(apiclient.Request{Method: "POST", Path: "/user/password", Header: hdr, Valid: true,
+		Body: []byte(`{"email":"` + email + `"}`)}.WithID("trace-reset-1"))
+	r.WantStatus(202)
 	if got := r.Header.Get("traceresponse"); !strings.HasPrefix(got, "00-"+traceID+"-") || len(got) != 55 {
 		t.Errorf("traceresponse %q, want the trace %s", got, traceID)
 	}
 	m := testenv.WaitMail(t, c.MailDir(), email, resetSubject, 20*time.Second)
 	tok := mail.ResetToken(m.Text)
-	cl.do("PUT", "/user/password", "", map[string]any{"token": tok, "password": "a brand new passphrase"}).wantStatus(204)
+	cl.Do("PUT", "/user/password", "", map[string]any{"token": tok, "password": "a brand new passphrase"}).WantStatus(204)
 
 	// Each process exports on its own schedule: the relay's publish span
 	// ends at the broker's confirm, which can come after the worker has
@@ -121,10 +122,10 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	// A sign-in's trace has the two steps traced by hand: the password
 	// verification and the token issue, inside the service's RPC span.
 	loginTrace := randomHex(16)
-	hdr = jsonHeader("")
+	hdr = apiclient.JSONHeader("")
 	hdr.Set("traceparent", "00-"+loginTrace+"-"+randomHex(8)+"-01")
-	cl.exchange(request{method: "POST", path: "/user/token", hdr: hdr, valid: true,
-		body: []byte(`{"email":"` + email + `","password":"a brand new passphrase"}`)}).wantStatus(200)
+	cl.Exchange(apiclient.Request{Method: "POST", Path: "/user/token", Header: hdr, Valid: true,
+		Body: []byte(`{"email":"` + email + `","password":"a brand new passphrase"}`)}).WantStatus(200)
 	login := waitTrace(t, jaeger, loginTrace, func(spans []observe.Span) bool {
 		return hasSpan(spans, "user.service", "token issue") && hasSpan(spans, "user.service", "password verify")
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
 
@@ -33,12 +34,12 @@ func TestDistributedEmailVerification(t *testing.T) {
 // change notifies the old address and moves the login only once the new
 // one is verified.
 func verificationFlow(t *testing.T, tg target) {
-	c := newClient(t, tg.url)
+	c := apiclient.New(t, tg.url)
 	const owner, owned = "owner@example.com", "an owner passphrase of some length"
 	tg.admin(t, owner, owned)
 	email := "vera@example.com"
-	signup := func(addr string) *response {
-		return c.do("POST", "/user", "", map[string]any{"email": addr, "password": userPassword, "name": "Vera"}).wantStatus(202)
+	signup := func(addr string) *apiclient.Response {
+		return c.Do("POST", "/user", "", map[string]any{"email": addr, "password": userPassword, "name": "Vera"}).WantStatus(202)
 	}
 	fresh, taken := signup(email), signup(owner)
 	if !bytes.Equal(fresh.Body, taken.Body) {
@@ -49,9 +50,9 @@ func verificationFlow(t *testing.T, tg target) {
 		t.Errorf("the sign-up attempt notice carries a token:\n%s", attempt.Text)
 	}
 
-	c.do("POST", "/user/token", "", map[string]any{"email": email, "password": userPassword}).wantError(403, "email_not_verified")
+	c.Do("POST", "/user/token", "", map[string]any{"email": email, "password": userPassword}).WantError(403, "email_not_verified")
 	first := mail.ResetToken(testenv.WaitMail(t, tg.mailDir, email, verifySubject, 20*time.Second).Text)
-	c.do("POST", "/user/verification", "", map[string]any{"email": email}).wantStatus(202)
+	c.Do("POST", "/user/verification", "", map[string]any{"email": email}).WantStatus(202)
 	var second string
 	for deadline := time.Now().Add(20 * time.Second); second == "" || second == first; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -63,8 +64,8 @@ func verificationFlow(t *testing.T, tg target) {
 	if !strings.Contains(msg.Text, tg.url+mail.VerifyPath+"?token=") {
 		t.Errorf("the link does not point at %s%s:\n%s", tg.url, mail.VerifyPath, msg.Text)
 	}
-	c.do("PUT", "/user/verification", "", map[string]any{"token": first}).wantError(400, "invalid_argument", "token")
-	c.do("PUT", "/user/verification", "", map[string]any{"token": second}).wantStatus(204)
+	c.Do("PUT", "/user/verification", "", map[string]any{"token": first}).WantError(400, "invalid_argument", "token")
+	c.Do("PUT", "/user/verification", "", map[string]any{"token": second}).WantStatus(204)
 	claims := verifiedClaims(t, c, email, userPassword)
 	if claims.EmailVerified == nil || !*claims.EmailVerified {
 		t.Fatalf("access token email_verified = %v, want true", claims.EmailVerified)
@@ -74,13 +75,13 @@ func verificationFlow(t *testing.T, tg target) {
 
 // emailChange moves the account at email to a new address: the old one is
 // told, the new one is the login only once its link is used.
-func emailChange(t *testing.T, c *client, tg target, id, email string) {
+func emailChange(t *testing.T, c *apiclient.Client, tg target, id, email string) {
 	t.Helper()
 	newEmail := "vera.new@example.com"
 	tok := login(c, email, userPassword)
 	var u userJSON
-	c.do("PUT", "/user/"+id, tok.AccessToken, map[string]any{"email": newEmail, "current_password": userPassword}).
-		wantStatus(200).decode(&u)
+	c.Do("PUT", "/user/"+id, tok.AccessToken, map[string]any{"email": newEmail, "current_password": userPassword}).
+		WantStatus(200).Decode(&u)
 	if u.Email != email || u.PendingEmail != newEmail {
 		t.Fatalf("after the change request: email %q, pending %q", u.Email, u.PendingEmail)
 	}
@@ -88,22 +89,22 @@ func emailChange(t *testing.T, c *client, tg target, id, email string) {
 	if !strings.Contains(notice.Text, newEmail) {
 		t.Errorf("the notice does not name the new address:\n%s", notice.Text)
 	}
-	c.do("POST", "/user/token", "", map[string]any{"email": newEmail, "password": userPassword}).wantError(401, "unauthenticated")
+	c.Do("POST", "/user/token", "", map[string]any{"email": newEmail, "password": userPassword}).WantError(401, "unauthenticated")
 	login(c, email, userPassword)
 	link := mail.ResetToken(testenv.WaitMail(t, tg.mailDir, newEmail, verifySubject, 20*time.Second).Text)
-	c.do("PUT", "/user/verification", "", map[string]any{"token": link}).wantStatus(204)
+	c.Do("PUT", "/user/verification", "", map[string]any{"token": link}).WantStatus(204)
 	if claims := verifiedClaims(t, c, newEmail, userPassword); claims.Sub != id || claims.EmailVerified == nil || !*claims.EmailVerified {
 		t.Errorf("after verification: %+v", claims)
 	}
-	c.do("POST", "/user/token", "", map[string]any{"email": email, "password": userPassword}).wantError(401, "unauthenticated")
+	c.Do("POST", "/user/token", "", map[string]any{"email": email, "password": userPassword}).WantError(401, "unauthenticated")
 }
 
 // verifiedClaims signs in and returns the access token's claims, checked
 // against the published JWKS.
-func verifiedClaims(t *testing.T, c *client, email, password string) jwtClaims {
+func verifiedClaims(t *testing.T, c *apiclient.Client, email, password string) jwtClaims {
 	t.Helper()
 	tok := login(c, email, password)
 	var jwks jwksJSON
-	c.do("GET", "/.well-known/jwks.json", "", nil).wantStatus(200).decode(&jwks)
+	c.Do("GET", "/.well-known/jwks.json", "", nil).WantStatus(200).Decode(&jwks)
 	return verifyJWT(t, jwks, tok.AccessToken)
 }

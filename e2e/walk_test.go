@@ -19,6 +19,7 @@ import (
 	"github.com/usersvc/usersvc/api"
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
 
@@ -104,9 +105,9 @@ type walkResult struct {
 // response. It is the one scenario both deployments (distributed and dev)
 // must pass, so it uses nothing but HTTP and the mail directory.
 func walk(t *testing.T, tg target) walkResult {
-	c := newClient(t, tg.url)
+	c := apiclient.New(t, tg.url)
 	if tg.hc != nil {
-		c.hc = tg.hc
+		c.HTTP = tg.hc
 	}
 
 	// The operator bootstraps the first admin from the command line.
@@ -115,20 +116,20 @@ func walk(t *testing.T, tg target) walkResult {
 	// Request IDs: every exchange checks that the client's comes back
 	// unchanged; without one (or with one over 128 characters, which
 	// could bloat the logs) the deployment makes one up.
-	r := c.exchange(request{method: "GET", path: "/.well-known/jwks.json", noID: true}).wantStatus(200)
+	r := c.Exchange(apiclient.Request{Method: "GET", Path: "/.well-known/jwks.json", NoID: true}).WantStatus(200)
 	if id := r.Header.Get("X-Request-ID"); id == "" {
 		t.Errorf("no X-Request-ID generated for a request without one")
 	}
-	r = c.exchange(request{method: "GET", path: "/.well-known/jwks.json", noID: true,
-		hdr: http.Header{"X-Request-ID": {strings.Repeat("x", 129)}}}).wantStatus(200)
+	r = c.Exchange(apiclient.Request{Method: "GET", Path: "/.well-known/jwks.json", NoID: true,
+		Header: http.Header{"X-Request-ID": {strings.Repeat("x", 129)}}}).WantStatus(200)
 	if id := r.Header.Get("X-Request-ID"); id == "" || len(id) > 128 {
 		t.Errorf("an over-long X-Request-ID came back as %q, want a generated one", id)
 	}
 
 	// JWKS: the keys that verify access tokens, cacheable.
 	var jwks jwksJSON
-	r = c.do("GET", "/.well-known/jwks.json", "", nil).wantStatus(200)
-	r.decode(&jwks)
+	r = c.Do("GET", "/.well-known/jwks.json", "", nil).WantStatus(200)
+	r.Decode(&jwks)
 	if len(jwks.Keys) == 0 {
 		t.Fatalf("JWKS without keys: %s", r.Body)
 	}
@@ -137,18 +138,18 @@ func walk(t *testing.T, tg target) walkResult {
 	}
 	// The contract itself is served by the deployment, byte for byte the
 	// document this test validates against.
-	r = c.do("GET", "/openapi.yaml", "", nil).wantStatus(200)
+	r = c.Do("GET", "/openapi.yaml", "", nil).WantStatus(200)
 	if !bytes.Equal(r.Body, api.OpenAPI) {
 		t.Errorf("GET /openapi.yaml served %d bytes that differ from api/openapi.yaml", len(r.Body))
 	}
 	// An unknown path is the API's 404 envelope, also from the gateway.
-	c.send("GET", "/nope", nil, nil).wantError(404, "not_found")
+	c.Send("GET", "/nope", nil, "").WantError(404, "not_found")
 
 	// Register: 201 with Location and the user.
-	r = c.do("POST", "/user", "", map[string]any{"email": " Alice@Example.com ", "password": userPassword,
-		"name": "Alice"}).wantStatus(201)
+	r = c.Do("POST", "/user", "", map[string]any{"email": " Alice@Example.com ", "password": userPassword,
+		"name": "Alice"}).WantStatus(201)
 	var aliceUser userJSON
-	r.decode(&aliceUser)
+	r.Decode(&aliceUser)
 	if aliceUser.Email != "alice@example.com" || aliceUser.Name != "Alice" || aliceUser.Role != "user" ||
 		aliceUser.Status != "active" {
 		t.Errorf("registered user %+v", aliceUser)
@@ -159,20 +160,20 @@ func walk(t *testing.T, tg target) walkResult {
 	alice := account{ID: aliceUser.ID, Email: aliceUser.Email, Password: userPassword}
 
 	// What registration refuses.
-	c.do("POST", "/user", "", map[string]any{"email": "ALICE@example.com", "password": userPassword, "name": "Other"}).
-		wantError(409, "already_exists")
-	c.send("POST", "/user", jsonHeader(""), []byte(`{"email":"b@example.com","password":`)).
-		wantError(400, "invalid_argument")
-	c.send("POST", "/user", jsonHeader(""),
-		[]byte(`{"email":"b@example.com","password":"`+userPassword+`","name":"B","nickname":"bee"}`)).
-		wantError(400, "invalid_argument", "nickname")
-	c.send("POST", "/user", http.Header{"Content-Type": {"text/plain"}},
-		[]byte(`{"email":"b@example.com","password":"`+userPassword+`","name":"B"}`)).
-		wantError(415, "unsupported_media_type")
+	c.Do("POST", "/user", "", map[string]any{"email": "ALICE@example.com", "password": userPassword, "name": "Other"}).
+		WantError(409, "already_exists")
+	c.Send("POST", "/user", apiclient.JSONHeader(""), `{"email":"b@example.com","password":`).
+		WantError(400, "invalid_argument")
+	c.Send("POST", "/user", apiclient.JSONHeader(""),
+		`{"email":"b@example.com","password":"`+userPassword+`","name":"B","nickname":"bee"}`).
+		WantError(400, "invalid_argument", "nickname")
+	c.Send("POST", "/user", http.Header{"Content-Type": {"text/plain"}},
+		`{"email":"b@example.com","password":"`+userPassword+`","name":"B"}`).
+		WantError(415, "unsupported_media_type")
 	big := []byte(`{"email":"b@example.com","password":"` + userPassword + `","name":"` + strings.Repeat("B", 64<<10) + `"}`)
-	c.send("POST", "/user", jsonHeader(""), big).wantError(413, "payload_too_large")
-	c.exchange(request{method: "POST", path: "/user", hdr: jsonHeader(""), body: big, chunked: true}).
-		wantError(413, "payload_too_large")
+	c.Send("POST", "/user", apiclient.JSONHeader(""), string(big)).WantError(413, "payload_too_large")
+	c.Exchange(apiclient.Request{Method: "POST", Path: "/user", Header: apiclient.JSONHeader(""), Body: big, Chunked: true}).
+		WantError(413, "payload_too_large")
 
 	// Sign in: a token pair; the access token is a JWT the JWKS verifies.
 	tok := login(c, alice.Email, userPassword)
@@ -185,10 +186,10 @@ func walk(t *testing.T, tg target) walkResult {
 		claims.Aud == "" || tok.ExpiresIn < lifetime-5 || tok.ExpiresIn > lifetime {
 		t.Errorf("access token claims %+v for user %s, expires_in %d", claims, alice.ID, tok.ExpiresIn)
 	}
-	c.do("POST", "/user/token", "", map[string]any{"email": alice.Email, "password": "wrong password"}).
-		wantError(401, "unauthenticated")
-	c.do("POST", "/user/token", "", map[string]any{"email": "nobody@example.com", "password": userPassword}).
-		wantError(401, "unauthenticated")
+	c.Do("POST", "/user/token", "", map[string]any{"email": alice.Email, "password": "wrong password"}).
+		WantError(401, "unauthenticated")
+	c.Do("POST", "/user/token", "", map[string]any{"email": "nobody@example.com", "password": userPassword}).
+		WantError(401, "unauthenticated")
 
 	bob := register(c, "bob@example.com", "Bob")
 	admin := account{ID: adminID, Email: adminEmail, Password: adminPassword}
@@ -197,26 +198,26 @@ func walk(t *testing.T, tg target) walkResult {
 
 	// Reading users: yourself, not others; admins anyone.
 	var got userJSON
-	c.do("GET", "/user/"+alice.ID, alice.Access, nil).wantStatus(200).decode(&got)
+	c.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantStatus(200).Decode(&got)
 	if got != aliceUser {
 		t.Errorf("GET own user %+v, registered %+v", got, aliceUser)
 	}
-	c.do("GET", "/user/"+bob.ID, alice.Access, nil).wantError(403, "permission_denied")
-	c.do("GET", "/user/"+bob.ID, admin.Access, nil).wantStatus(200)
-	c.do("GET", "/user/"+uuid.NewString(), admin.Access, nil).wantError(404, "not_found")
-	c.send("GET", "/user/"+alice.ID, nil, nil).wantError(401, "unauthenticated")
+	c.Do("GET", "/user/"+bob.ID, alice.Access, nil).WantError(403, "permission_denied")
+	c.Do("GET", "/user/"+bob.ID, admin.Access, nil).WantStatus(200)
+	c.Do("GET", "/user/"+uuid.NewString(), admin.Access, nil).WantError(404, "not_found")
+	c.Send("GET", "/user/"+alice.ID, nil, "").WantError(401, "unauthenticated")
 
 	// Listing: admins only; numbered pages with a total, then the cursor.
 	want := []string{adminID, alice.ID, bob.ID}
 	var page userListJSON
-	c.do("GET", "/user?page_size=2", admin.Access, nil).wantStatus(200).decode(&page)
+	c.Do("GET", "/user?page_size=2", admin.Access, nil).WantStatus(200).Decode(&page)
 	if page.Total != 3 || page.Page != 1 || page.PageSize != 2 || len(page.Users) != 2 || page.NextCursor == "" {
 		t.Fatalf("first page %+v", page)
 	}
 	ids := idsOf(page.Users)
 	for cursor := page.NextCursor; cursor != ""; cursor = page.NextCursor {
 		page = userListJSON{}
-		c.do("GET", "/user?page_size=2&cursor="+url.QueryEscape(cursor), admin.Access, nil).wantStatus(200).decode(&page)
+		c.Do("GET", "/user?page_size=2&cursor="+url.QueryEscape(cursor), admin.Access, nil).WantStatus(200).Decode(&page)
 		if page.Total != -1 || page.Page != 0 || len(page.Users) == 0 {
 			t.Fatalf("page by cursor %+v", page)
 		}
@@ -229,28 +230,28 @@ func walk(t *testing.T, tg target) walkResult {
 		t.Errorf("cursor walk listed %v, want %v (creation order)", ids, want)
 	}
 	page = userListJSON{}
-	c.do("GET", "/user?page=2&page_size=2", admin.Access, nil).wantStatus(200).decode(&page)
+	c.Do("GET", "/user?page=2&page_size=2", admin.Access, nil).WantStatus(200).Decode(&page)
 	if page.Total != 3 || page.Page != 2 || !slices.Equal(idsOf(page.Users), want[2:]) {
 		t.Errorf("page 2 %+v", page)
 	}
-	c.do("GET", "/user", alice.Access, nil).wantError(403, "permission_denied")
+	c.Do("GET", "/user", alice.Access, nil).WantError(403, "permission_denied")
 
 	// Changing users: your own name yes, your own role no; admins may.
 	var changed userJSON
-	c.do("PUT", "/user/"+alice.ID, alice.Access, map[string]any{"name": "Alice Liddell"}).wantStatus(200).decode(&changed)
+	c.Do("PUT", "/user/"+alice.ID, alice.Access, map[string]any{"name": "Alice Liddell"}).WantStatus(200).Decode(&changed)
 	if changed.Name != "Alice Liddell" || changed.ID != alice.ID || changed.CreatedAt != aliceUser.CreatedAt {
 		t.Errorf("after PUT name: %+v", changed)
 	}
-	c.do("PUT", "/user/"+alice.ID, alice.Access, map[string]any{"role": "admin"}).wantError(403, "permission_denied")
-	c.do("PUT", "/user/"+bob.ID, admin.Access, map[string]any{"role": "admin", "status": "disabled"}).
-		wantStatus(200).decode(&changed)
+	c.Do("PUT", "/user/"+alice.ID, alice.Access, map[string]any{"role": "admin"}).WantError(403, "permission_denied")
+	c.Do("PUT", "/user/"+bob.ID, admin.Access, map[string]any{"role": "admin", "status": "disabled"}).
+		WantStatus(200).Decode(&changed)
 	if changed.Role != "admin" || changed.Status != "disabled" {
 		t.Errorf("after admin PUT role/status: %+v", changed)
 	}
-	c.do("POST", "/user/token", "", map[string]any{"email": bob.Email, "password": userPassword}).
-		wantError(403, "permission_denied")
-	c.do("PUT", "/user/"+bob.ID, admin.Access, map[string]any{"role": "user", "status": "active"}).
-		wantStatus(200).decode(&changed)
+	c.Do("POST", "/user/token", "", map[string]any{"email": bob.Email, "password": userPassword}).
+		WantError(403, "permission_denied")
+	c.Do("PUT", "/user/"+bob.ID, admin.Access, map[string]any{"role": "user", "status": "active"}).
+		WantStatus(200).Decode(&changed)
 	if changed.Role != "user" || changed.Status != "active" {
 		t.Errorf("after admin PUT role/status back: %+v", changed)
 	}
@@ -260,29 +261,29 @@ func walk(t *testing.T, tg target) walkResult {
 	// Refresh rotation: a refresh token is good once; presenting it again
 	// is theft as far as the service can tell, and ends the whole family.
 	var rotated tokenJSON
-	c.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
-		wantStatus(200).decode(&rotated)
+	c.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
+		WantStatus(200).Decode(&rotated)
 	if rotated.RefreshToken == "" || rotated.RefreshToken == alice.Refresh || rotated.AccessToken == "" {
 		t.Errorf("rotation returned %+v", rotated)
 	}
-	c.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
-		wantError(401, "unauthenticated")
-	c.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": rotated.RefreshToken}).
-		wantError(401, "unauthenticated")
+	c.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
+		WantError(401, "unauthenticated")
+	c.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": rotated.RefreshToken}).
+		WantError(401, "unauthenticated")
 
 	// Sign-out ends the refresh token; issued access tokens live on.
 	tok = login(c, alice.Email, userPassword)
 	alice.Access, alice.Refresh = tok.AccessToken, tok.RefreshToken
-	c.do("DELETE", "/user/token", "", map[string]any{"refresh_token": alice.Refresh}).wantStatus(204)
-	c.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
-		wantError(401, "unauthenticated")
-	c.do("GET", "/user/"+alice.ID, alice.Access, nil).wantStatus(200)
+	c.Do("DELETE", "/user/token", "", map[string]any{"refresh_token": alice.Refresh}).WantStatus(204)
+	c.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
+		WantError(401, "unauthenticated")
+	c.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantStatus(200)
 
 	// Password reset: 202 whether or not the address is registered; one
 	// mail, to the registered one, carrying a link to this deployment.
 	before := len(mailsWith(t, tg.mailDir, resetSubject))
-	c.do("POST", "/user/password", "", map[string]any{"email": "nobody@example.com"}).wantStatus(202)
-	c.do("POST", "/user/password", "", map[string]any{"email": alice.Email}).wantStatus(202)
+	c.Do("POST", "/user/password", "", map[string]any{"email": "nobody@example.com"}).WantStatus(202)
+	c.Do("POST", "/user/password", "", map[string]any{"email": alice.Email}).WantStatus(202)
 	msg := testenv.WaitMail(t, tg.mailDir, alice.Email, resetSubject, 15*time.Second)
 	resetToken := mail.ResetToken(msg.Text)
 	if resetToken == "" {
@@ -302,46 +303,46 @@ func walk(t *testing.T, tg target) walkResult {
 		t.Errorf("%d mails after two reset requests (one unregistered), want %d: to %v", len(msgs)-before, 1, to)
 	}
 
-	c.do("PUT", "/user/password", "", map[string]any{"token": resetToken, "password": newPassword}).wantStatus(204)
-	c.do("POST", "/user/token", "", map[string]any{"email": alice.Email, "password": userPassword}).
-		wantError(401, "unauthenticated")
-	c.do("GET", "/user/"+alice.ID, alice.Access, nil).wantError(401, "unauthenticated")
-	c.do("PUT", "/user/password", "", map[string]any{"token": resetToken, "password": "an0ther-Secret!pass"}).
-		wantError(400, "invalid_argument", "token")
+	c.Do("PUT", "/user/password", "", map[string]any{"token": resetToken, "password": newPassword}).WantStatus(204)
+	c.Do("POST", "/user/token", "", map[string]any{"email": alice.Email, "password": userPassword}).
+		WantError(401, "unauthenticated")
+	c.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantError(401, "unauthenticated")
+	c.Do("PUT", "/user/password", "", map[string]any{"token": resetToken, "password": "an0ther-Secret!pass"}).
+		WantError(400, "invalid_argument", "token")
 	tok = login(c, alice.Email, newPassword)
 	alice.Password, alice.Access, alice.Refresh = newPassword, tok.AccessToken, tok.RefreshToken
 
 	// Deleting: the user's tokens stop working at once.
-	c.do("DELETE", "/user/"+bob.ID, bob.Access, nil).wantStatus(204)
-	c.do("GET", "/user/"+bob.ID, bob.Access, nil).wantError(401, "unauthenticated")
-	c.do("GET", "/user/"+bob.ID, admin.Access, nil).wantError(404, "not_found")
-	c.do("POST", "/user/token", "", map[string]any{"email": bob.Email, "password": userPassword}).
-		wantError(401, "unauthenticated")
+	c.Do("DELETE", "/user/"+bob.ID, bob.Access, nil).WantStatus(204)
+	c.Do("GET", "/user/"+bob.ID, bob.Access, nil).WantError(401, "unauthenticated")
+	c.Do("GET", "/user/"+bob.ID, admin.Access, nil).WantError(404, "not_found")
+	c.Do("POST", "/user/token", "", map[string]any{"email": bob.Email, "password": userPassword}).
+		WantError(401, "unauthenticated")
 
 	return walkResult{User: alice, Name: "Alice Liddell", Admin: admin, Users: 2}
 }
 
 // register creates a user with userPassword and signs them in.
-func register(c *client, email, name string) account {
-	c.t.Helper()
+func register(c *apiclient.Client, email, name string) account {
+	c.T().Helper()
 	var u userJSON
-	c.do("POST", "/user", "", map[string]any{"email": email, "password": userPassword, "name": name}).
-		wantStatus(201).decode(&u)
+	c.Do("POST", "/user", "", map[string]any{"email": email, "password": userPassword, "name": name}).
+		WantStatus(201).Decode(&u)
 	tok := login(c, email, userPassword)
 	return account{ID: u.ID, Email: email, Password: userPassword, Access: tok.AccessToken, Refresh: tok.RefreshToken}
 }
 
 // login signs in and checks the shape of the answer.
-func login(c *client, email, password string) tokenJSON {
-	c.t.Helper()
-	r := c.do("POST", "/user/token", "", map[string]any{"email": email, "password": password}).wantStatus(200)
+func login(c *apiclient.Client, email, password string) tokenJSON {
+	c.T().Helper()
+	r := c.Do("POST", "/user/token", "", map[string]any{"email": email, "password": password}).WantStatus(200)
 	var tok tokenJSON
-	r.decode(&tok)
+	r.Decode(&tok)
 	if tok.TokenType != "Bearer" || tok.ExpiresIn <= 0 || tok.RefreshToken == "" || strings.Count(tok.AccessToken, ".") != 2 {
-		c.t.Errorf("token response %s", r.Body)
+		c.T().Errorf("token response %s", r.Body)
 	}
 	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
-		c.t.Errorf("token response Cache-Control %q, want no-store", cc)
+		c.T().Errorf("token response Cache-Control %q, want no-store", cc)
 	}
 	return tok
 }

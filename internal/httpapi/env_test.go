@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"github.com/usersvc/usersvc/internal/testenv"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +19,8 @@ import (
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/telemetry"
+	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
@@ -40,6 +41,8 @@ const (
 // httptest server. Nothing is faked, so the tests exercise the same code
 // paths as production, only the database and registry differ.
 type env struct {
+	*apiclient.Client // the API's test client, reporting to t
+
 	t       *testing.T
 	svc     *user.Service
 	rpcSrv  *rpc.Server
@@ -100,7 +103,9 @@ func newEnvOn(t *testing.T, so stack.Options, opts ...envOption) *env {
 	hs := httptest.NewServer(handler)
 	t.Cleanup(hs.Close)
 
-	e := &env{t: t, svc: svc, rpcSrv: srv, spy: spy, handler: handler, http: hs, mailDir: mailDir, logs: logs, keys: keys,
+	client := apiclient.New(t, hs.URL)
+	client.HTTP = hs.Client()
+	e := &env{Client: client, t: t, svc: svc, rpcSrv: srv, spy: spy, handler: handler, http: hs, mailDir: mailDir, logs: logs, keys: keys,
 		store: store}
 	t.Cleanup(func() {
 		if !e.rpcStopped {
@@ -136,23 +141,23 @@ func (e *env) stopRPC() {
 // login signs in through the API and returns the session.
 func (e *env) login(email, pw string) session {
 	e.t.Helper()
-	r := e.do("POST", "/user/token", "", map[string]any{"email": email, "password": pw})
-	r.wantStatus(200)
+	r := e.Do("POST", "/user/token", "", map[string]any{"email": email, "password": pw})
+	r.WantStatus(200)
 	var tok struct {
 		AccessToken  string `json:"access_token"`
 		RefreshToken string `json:"refresh_token"`
 	}
-	r.decode(&tok)
+	r.Decode(&tok)
 	return session{Email: email, Password: pw, Access: tok.AccessToken, Refresh: tok.RefreshToken}
 }
 
 // register creates a user through the API and signs them in.
 func (e *env) register(email, name string) session {
 	e.t.Helper()
-	r := e.do("POST", "/user", "", map[string]any{"email": email, "password": userPassword, "name": name})
-	r.wantStatus(201)
+	r := e.Do("POST", "/user", "", map[string]any{"email": email, "password": userPassword, "name": name})
+	r.WantStatus(201)
 	var u userJSON
-	r.decode(&u)
+	r.Decode(&u)
 	s := e.login(email, userPassword)
 	s.ID = u.ID
 	return s
@@ -340,7 +345,33 @@ func (h *handlerSpy) Revoke(ctx context.Context, in *userv1.RevokeRequest, out *
 func (e *env) with(t *testing.T) *env {
 	c := *e
 	c.t = t
+	c.Client = e.Client.With(t)
 	return &c
+}
+
+// serveFrom calls the handler directly as if the TCP peer were remoteAddr
+// (which a real client connection from the test cannot fake), through the
+// test client, so the exchange is checked like any other.
+func (e *env) serveFrom(remoteAddr, method, path string, hdr http.Header) *apiclient.Response {
+	e.t.Helper()
+	c := e.Client.With(e.t)
+	c.HTTP = &http.Client{Transport: peerTransport{handler: e.handler, remoteAddr: remoteAddr}}
+	return c.Send(method, path, hdr, "")
+}
+
+// peerTransport serves each request with handler in process, the request
+// coming from remoteAddr.
+type peerTransport struct {
+	handler    http.Handler
+	remoteAddr string
+}
+
+func (p peerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.RemoteAddr = p.remoteAddr
+	rec := httptest.NewRecorder()
+	p.handler.ServeHTTP(rec, req)
+	return rec.Result(), nil
 }
 
 // expiredToken is an access token for subject, correctly signed with the

@@ -19,13 +19,13 @@ func TestRateLimits(t *testing.T) {
 			PerIP: ratelimit.NewLocal(ratelimit.Rule{Limit: 3, Window: time.Minute})}}
 	})
 	bob := e.register("bob@example.com", "Bob") // the admin signed in (1); Bob signs in (2)
-	e.do("POST", "/user/token", "", map[string]any{"email": "x@example.com", "password": "wrong password!!"}).wantStatus(401)
-	r := e.do("POST", "/user/token", "", map[string]any{"email": bob.Email, "password": userPassword})
-	r.wantError(429, "resource_exhausted")
+	e.Do("POST", "/user/token", "", map[string]any{"email": "x@example.com", "password": "wrong password!!"}).WantStatus(401)
+	r := e.Do("POST", "/user/token", "", map[string]any{"email": bob.Email, "password": userPassword})
+	r.WantError(429, "resource_exhausted")
 	if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
 		t.Errorf("Retry-After %q, want 1..60 seconds", r.Header.Get("Retry-After"))
 	}
-	e.do("GET", "/user/"+bob.ID, bob.Access, nil).wantStatus(200)
+	e.Do("GET", "/user/"+bob.ID, bob.Access, nil).WantStatus(200)
 }
 
 // TestResetRequestsPerAddress: reset mails are limited per canonical
@@ -36,13 +36,13 @@ func TestResetRequestsPerAddress(t *testing.T) {
 	e := newEnvOn(t, stack.Options{ResetRequests: ratelimit.NewLocal(ratelimit.Rule{Limit: 2, Window: time.Minute})})
 	e.register("carol@example.com", "Carol")
 	for _, addr := range []string{"carol@example.com", "nobody@example.com"} {
-		e.do("POST", "/user/password", "", map[string]any{"email": addr}).wantStatus(202)
-		e.do("POST", "/user/password", "", map[string]any{"email": " " + addr}).wantStatus(202)
-		r := e.do("POST", "/user/password", "", map[string]any{"email": addr})
-		r.wantError(429, "resource_exhausted")
+		e.Do("POST", "/user/password", "", map[string]any{"email": addr}).WantStatus(202)
+		e.Do("POST", "/user/password", "", map[string]any{"email": " " + addr}).WantStatus(202)
+		r := e.Do("POST", "/user/password", "", map[string]any{"email": addr})
+		r.WantError(429, "resource_exhausted")
 		if r.Header.Get("Retry-After") == "" {
 			t.Errorf("%s: 429 without Retry-After", addr)
 		}
 	}
-	e.do("POST", "/user/password", "", map[string]any{"email": "dave@example.com"}).wantStatus(202)
+	e.Do("POST", "/user/password", "", map[string]any{"email": "dave@example.com"}).WantStatus(202)
 }

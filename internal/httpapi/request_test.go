@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/usersvc/usersvc/internal/httpapi"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 )
 
 // jsonRoute is one route that takes a JSON body, with a body it accepts and
@@ -46,27 +47,27 @@ func TestJSONBodyParsing(t *testing.T) {
 			}
 			const js = "application/json"
 
-			e.send(rt.method, rt.path, hdr(""), rt.valid).wantError(415, "unsupported_media_type")
-			e.send(rt.method, rt.path, hdr("text/plain"), rt.valid).wantError(415, "unsupported_media_type")
-			e.send(rt.method, rt.path, hdr("application/x-www-form-urlencoded"), "email=a").
-				wantError(415, "unsupported_media_type")
+			e.Send(rt.method, rt.path, hdr(""), rt.valid).WantError(415, "unsupported_media_type")
+			e.Send(rt.method, rt.path, hdr("text/plain"), rt.valid).WantError(415, "unsupported_media_type")
+			e.Send(rt.method, rt.path, hdr("application/x-www-form-urlencoded"), "email=a").
+				WantError(415, "unsupported_media_type")
 
 			big := `{"` + rt.stringField + `":"` + strings.Repeat("a", 2<<10) + `"}`
-			e.send(rt.method, rt.path, hdr(js), big).wantError(413, "payload_too_large")
+			e.Send(rt.method, rt.path, hdr(js), big).WantError(413, "payload_too_large")
 
-			e.send(rt.method, rt.path, hdr(js), `{"`+rt.stringField+`":"a","bogus":1}`).
-				wantError(400, "invalid_argument", "bogus")
-			e.send(rt.method, rt.path, hdr(js), `{"`+rt.stringField+`":`).wantError(400, "invalid_argument")
-			e.send(rt.method, rt.path, hdr(js), `{"`+rt.stringField+`" "a"}`).wantError(400, "invalid_argument")
-			e.send(rt.method, rt.path, hdr(js), rt.valid+`{}`).wantError(400, "invalid_argument")
-			e.send(rt.method, rt.path, hdr(js), rt.valid+` x`).wantError(400, "invalid_argument")
-			e.send(rt.method, rt.path, hdr(js), ``).wantError(400, "invalid_argument")
-			e.send(rt.method, rt.path, hdr(js), `[]`).wantError(400, "invalid_argument")
-			e.send(rt.method, rt.path, hdr(js), `"text"`).wantError(400, "invalid_argument")
-			e.send(rt.method, rt.path, hdr(js), `{"`+rt.stringField+`":42}`).
-				wantError(400, "invalid_argument", rt.stringField)
-			e.send(rt.method, rt.path, hdr(js), `{"`+rt.stringField+`":{"a":1}}`).
-				wantError(400, "invalid_argument", rt.stringField)
+			e.Send(rt.method, rt.path, hdr(js), `{"`+rt.stringField+`":"a","bogus":1}`).
+				WantError(400, "invalid_argument", "bogus")
+			e.Send(rt.method, rt.path, hdr(js), `{"`+rt.stringField+`":`).WantError(400, "invalid_argument")
+			e.Send(rt.method, rt.path, hdr(js), `{"`+rt.stringField+`" "a"}`).WantError(400, "invalid_argument")
+			e.Send(rt.method, rt.path, hdr(js), rt.valid+`{}`).WantError(400, "invalid_argument")
+			e.Send(rt.method, rt.path, hdr(js), rt.valid+` x`).WantError(400, "invalid_argument")
+			e.Send(rt.method, rt.path, hdr(js), ``).WantError(400, "invalid_argument")
+			e.Send(rt.method, rt.path, hdr(js), `[]`).WantError(400, "invalid_argument")
+			e.Send(rt.method, rt.path, hdr(js), `"text"`).WantError(400, "invalid_argument")
+			e.Send(rt.method, rt.path, hdr(js), `{"`+rt.stringField+`":42}`).
+				WantError(400, "invalid_argument", rt.stringField)
+			e.Send(rt.method, rt.path, hdr(js), `{"`+rt.stringField+`":{"a":1}}`).
+				WantError(400, "invalid_argument", rt.stringField)
 		})
 	}
 }
@@ -77,7 +78,7 @@ func TestJSONContentTypeParameters(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	h := http.Header{"Content-Type": {"application/json; charset=utf-8"}}
-	e.send("POST", "/user/password", h, "{\"email\":\"nobody@example.com\"}\n  \n").wantStatus(202)
+	e.Send("POST", "/user/password", h, "{\"email\":\"nobody@example.com\"}\n  \n").WantStatus(202)
 }
 
 func TestBodyLimitDefault(t *testing.T) {
@@ -86,10 +87,10 @@ func TestBodyLimitDefault(t *testing.T) {
 	h := http.Header{"Content-Type": {"application/json"}}
 	// 64 KiB is the default: a body just over it is refused whole...
 	big := `{"email":"` + strings.Repeat("a", 64<<10) + `"}`
-	e.send("POST", "/user/password", h, big).wantError(413, "payload_too_large")
+	e.Send("POST", "/user/password", h, big).WantError(413, "payload_too_large")
 	// ...one well under it reaches validation.
-	e.send("POST", "/user/password", h, `{"email":"`+strings.Repeat("a", 60<<10)+`"}`).
-		wantError(400, "invalid_argument", "email")
+	e.Send("POST", "/user/password", h, `{"email":"`+strings.Repeat("a", 60<<10)+`"}`).
+		WantError(400, "invalid_argument", "email")
 }
 
 func TestListQueryParameters(t *testing.T) {
@@ -113,12 +114,12 @@ func TestListQueryParameters(t *testing.T) {
 		{"cursor=not-a-cursor", "cursor"},
 		{"q=" + strings.Repeat("a", 101), "q"},
 	} {
-		r := e.send("GET", "/user?"+tc.query, http.Header{"Authorization": {"Bearer " + tok}}, "")
-		r.wantError(400, "invalid_argument", tc.field)
+		r := e.Send("GET", "/user?"+tc.query, http.Header{"Authorization": {"Bearer " + tok}}, "")
+		r.WantError(400, "invalid_argument", tc.field)
 	}
 	// Several bad parameters are reported together.
-	r := e.send("GET", "/user?page=x&page_size=y&role=z", http.Header{"Authorization": {"Bearer " + tok}}, "")
-	r.wantError(400, "invalid_argument", "page", "page_size", "role")
+	r := e.Send("GET", "/user?page=x&page_size=y&role=z", http.Header{"Authorization": {"Bearer " + tok}}, "")
+	r.WantError(400, "invalid_argument", "page", "page_size", "role")
 }
 
 // TestInvalidUTF8IsClientError: bytes protobuf strings cannot carry are
@@ -127,13 +128,13 @@ func TestListQueryParameters(t *testing.T) {
 func TestInvalidUTF8IsClientError(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.send("GET", "/user?q=%FF", bearer(e.admin.Access), "").wantError(400, "invalid_argument", "q")
-	e.send("GET", "/user?cursor=%FF", bearer(e.admin.Access), "").wantError(400, "invalid_argument", "cursor")
-	e.send("GET", "/user/%FF", bearer(e.admin.Access), "").wantError(400, "invalid_argument", "id")
-	e.send("PUT", "/user/%FF", jsonHeader(e.admin.Access), `{}`).wantError(400, "invalid_argument", "id")
-	e.send("DELETE", "/user/%FF", bearer(e.admin.Access), "").wantError(400, "invalid_argument", "id")
-	e.send("GET", "/user/"+e.admin.ID, bearer("a\xffb"), "").wantError(401, "unauthenticated")
+	e.Send("GET", "/user?q=%FF", apiclient.Bearer(e.admin.Access), "").WantError(400, "invalid_argument", "q")
+	e.Send("GET", "/user?cursor=%FF", apiclient.Bearer(e.admin.Access), "").WantError(400, "invalid_argument", "cursor")
+	e.Send("GET", "/user/%FF", apiclient.Bearer(e.admin.Access), "").WantError(400, "invalid_argument", "id")
+	e.Send("PUT", "/user/%FF", apiclient.JSONHeader(e.admin.Access), `{}`).WantError(400, "invalid_argument", "id")
+	e.Send("DELETE", "/user/%FF", apiclient.Bearer(e.admin.Access), "").WantError(400, "invalid_argument", "id")
+	e.Send("GET", "/user/"+e.admin.ID, apiclient.Bearer("a\xffb"), "").WantError(401, "unauthenticated")
 	// A JSON body that is not UTF-8 is refused, not repaired with U+FFFD.
-	e.send("POST", "/user/token", jsonHeader(""), "{\"email\":\"a\xff@example.com\",\"password\":\"x\"}").
-		wantError(400, "invalid_argument")
+	e.Send("POST", "/user/token", apiclient.JSONHeader(""), "{\"email\":\"a\xff@example.com\",\"password\":\"x\"}").
+		WantError(400, "invalid_argument")
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -25,38 +26,38 @@ func TestIssueToken(t *testing.T) {
 		{"email": "alice@example.com", "password": userPassword},
 		{"grant_type": "password", "email": "ALICE@example.com", "password": userPassword},
 	} {
-		r := e.do("POST", "/user/token", "", body).wantStatus(200)
+		r := e.Do("POST", "/user/token", "", body).WantStatus(200)
 		var tok tokenJSON
-		r.decode(&tok)
+		r.Decode(&tok)
 		if tok.TokenType != "Bearer" || tok.AccessToken == "" || tok.RefreshToken == "" || tok.ExpiresIn < 890 || tok.ExpiresIn > 900 {
 			t.Errorf("token response %+v", tok)
 		}
 		if r.Header.Get("Cache-Control") != "no-store" {
 			t.Errorf("Cache-Control %q", r.Header.Get("Cache-Control"))
 		}
-		e.do("GET", "/user/"+alice.ID, tok.AccessToken, nil).wantStatus(200)
+		e.Do("GET", "/user/"+alice.ID, tok.AccessToken, nil).WantStatus(200)
 	}
 
 	// Wrong password and unknown email are indistinguishable.
-	wrong := e.do("POST", "/user/token", "", map[string]any{"email": "alice@example.com", "password": "not the password"}).
-		wantError(401, "unauthenticated")
-	unknown := e.do("POST", "/user/token", "", map[string]any{"email": "nobody@example.com", "password": "not the password"}).
-		wantError(401, "unauthenticated")
+	wrong := e.Do("POST", "/user/token", "", map[string]any{"email": "alice@example.com", "password": "not the password"}).
+		WantError(401, "unauthenticated")
+	unknown := e.Do("POST", "/user/token", "", map[string]any{"email": "nobody@example.com", "password": "not the password"}).
+		WantError(401, "unauthenticated")
 	if wrong.Error.Message != unknown.Error.Message {
 		t.Errorf("messages differ: %q vs %q", wrong.Error.Message, unknown.Error.Message)
 	}
 
-	e.send("POST", "/user/token", jsonHeader(""), `{}`).wantError(400, "invalid_argument", "email", "password")
-	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"client_credentials"}`).
-		wantError(400, "invalid_argument", "client_id", "client_secret")
-	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"authorization_code"}`).
-		wantError(400, "invalid_argument", "grant_type")
-	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"refresh_token"}`).
-		wantError(400, "invalid_argument", "refresh_token")
-	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"refresh_token","refresh_token":"x","email":"a@b.c","password":"p"}`).
-		wantError(400, "invalid_argument", "email", "password")
-	e.send("POST", "/user/token", jsonHeader(""), `{"email":"a@b.c","password":"p","refresh_token":"x"}`).
-		wantError(400, "invalid_argument", "refresh_token")
+	e.Send("POST", "/user/token", apiclient.JSONHeader(""), `{}`).WantError(400, "invalid_argument", "email", "password")
+	e.Send("POST", "/user/token", apiclient.JSONHeader(""), `{"grant_type":"client_credentials"}`).
+		WantError(400, "invalid_argument", "client_id", "client_secret")
+	e.Send("POST", "/user/token", apiclient.JSONHeader(""), `{"grant_type":"authorization_code"}`).
+		WantError(400, "invalid_argument", "grant_type")
+	e.Send("POST", "/user/token", apiclient.JSONHeader(""), `{"grant_type":"refresh_token"}`).
+		WantError(400, "invalid_argument", "refresh_token")
+	e.Send("POST", "/user/token", apiclient.JSONHeader(""), `{"grant_type":"refresh_token","refresh_token":"x","email":"a@b.c","password":"p"}`).
+		WantError(400, "invalid_argument", "email", "password")
+	e.Send("POST", "/user/token", apiclient.JSONHeader(""), `{"email":"a@b.c","password":"p","refresh_token":"x"}`).
+		WantError(400, "invalid_argument", "refresh_token")
 }
 
 // TestRefreshRotation: each refresh token works once; presenting a used one
@@ -66,22 +67,22 @@ func TestRefreshRotation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	alice := e.register("alice@example.com", "Alice")
-	refresh := func(rt string) *response {
-		return e.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": rt})
+	refresh := func(rt string) *apiclient.Response {
+		return e.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": rt})
 	}
 
 	var second, third tokenJSON
-	refresh(alice.Refresh).wantStatus(200).decode(&second)
+	refresh(alice.Refresh).WantStatus(200).Decode(&second)
 	if second.RefreshToken == alice.Refresh || second.AccessToken == "" {
 		t.Fatalf("not rotated: %+v", second)
 	}
-	e.do("GET", "/user/"+alice.ID, second.AccessToken, nil).wantStatus(200)
-	refresh(second.RefreshToken).wantStatus(200).decode(&third)
+	e.Do("GET", "/user/"+alice.ID, second.AccessToken, nil).WantStatus(200)
+	refresh(second.RefreshToken).WantStatus(200).Decode(&third)
 
 	// Reuse of the first token: refused, and the family's newest dies too.
-	refresh(alice.Refresh).wantError(401, "unauthenticated")
-	refresh(third.RefreshToken).wantError(401, "unauthenticated")
-	refresh("never-issued").wantError(401, "unauthenticated")
+	refresh(alice.Refresh).WantError(401, "unauthenticated")
+	refresh(third.RefreshToken).WantError(401, "unauthenticated")
+	refresh("never-issued").WantError(401, "unauthenticated")
 
 	// A fresh sign-in starts a new, unaffected family.
 	e.login("alice@example.com", userPassword)
@@ -95,16 +96,16 @@ func TestRevokeToken(t *testing.T) {
 	alice := e.register("alice@example.com", "Alice")
 	other := e.login("alice@example.com", userPassword)
 
-	e.do("DELETE", "/user/token", "", map[string]any{"refresh_token": alice.Refresh}).wantStatus(204)
-	e.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
-		wantError(401, "unauthenticated")
+	e.Do("DELETE", "/user/token", "", map[string]any{"refresh_token": alice.Refresh}).WantStatus(204)
+	e.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
+		WantError(401, "unauthenticated")
 	// Logout ends one session (family), not the user's other sign-ins.
-	e.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": other.Refresh}).
-		wantStatus(200)
+	e.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": other.Refresh}).
+		WantStatus(200)
 
-	e.do("DELETE", "/user/token", "", map[string]any{"refresh_token": alice.Refresh}).wantStatus(204)
-	e.do("DELETE", "/user/token", "", map[string]any{"refresh_token": "never-issued"}).wantStatus(204)
-	e.send("DELETE", "/user/token", jsonHeader(""), `{}`).wantError(400, "invalid_argument", "refresh_token")
+	e.Do("DELETE", "/user/token", "", map[string]any{"refresh_token": alice.Refresh}).WantStatus(204)
+	e.Do("DELETE", "/user/token", "", map[string]any{"refresh_token": "never-issued"}).WantStatus(204)
+	e.Send("DELETE", "/user/token", apiclient.JSONHeader(""), `{}`).WantError(400, "invalid_argument", "refresh_token")
 }
 
 // TestPasswordReset walks the whole flow: request, mail, reset, and the end
@@ -115,47 +116,47 @@ func TestPasswordReset(t *testing.T) {
 	alice := e.register("alice@example.com", "Alice")
 
 	// Unknown and registered emails get the same answer; only one mail goes out.
-	e.do("POST", "/user/password", "", map[string]any{"email": "nobody@example.com"}).wantStatus(202)
+	e.Do("POST", "/user/password", "", map[string]any{"email": "nobody@example.com"}).WantStatus(202)
 	if n := e.mailCount(resetSubject, 0); n != 0 {
 		t.Errorf("%d mails for an unknown address", n)
 	}
-	e.do("POST", "/user/password", "", map[string]any{"email": "Alice@Example.com"}).wantStatus(202)
+	e.Do("POST", "/user/password", "", map[string]any{"email": "Alice@Example.com"}).WantStatus(202)
 	if n := e.mailCount(resetSubject, 1); n != 1 {
 		t.Fatalf("%d mails, want 1", n)
 	}
-	e.send("POST", "/user/password", jsonHeader(""), `{"email":"not an email"}`).wantError(400, "invalid_argument", "email")
-	e.send("POST", "/user/password", jsonHeader(""), `{}`).wantError(400, "invalid_argument", "email")
+	e.Send("POST", "/user/password", apiclient.JSONHeader(""), `{"email":"not an email"}`).WantError(400, "invalid_argument", "email")
+	e.Send("POST", "/user/password", apiclient.JSONHeader(""), `{}`).WantError(400, "invalid_argument", "email")
 
 	tok := e.resetToken("alice@example.com")
-	e.send("PUT", "/user/password", jsonHeader(""), `{"token":"`+tok+`","password":"password"}`).
-		wantError(400, "invalid_argument", "password")
-	e.do("PUT", "/user/password", "", map[string]any{"token": "not-the-token", "password": newPassword}).
-		wantError(400, "invalid_argument", "token")
-	e.do("PUT", "/user/password", "", map[string]any{"token": tok, "password": newPassword}).wantStatus(204)
+	e.Send("PUT", "/user/password", apiclient.JSONHeader(""), `{"token":"`+tok+`","password":"password"}`).
+		WantError(400, "invalid_argument", "password")
+	e.Do("PUT", "/user/password", "", map[string]any{"token": "not-the-token", "password": newPassword}).
+		WantError(400, "invalid_argument", "token")
+	e.Do("PUT", "/user/password", "", map[string]any{"token": tok, "password": newPassword}).WantStatus(204)
 	// Single use.
-	e.do("PUT", "/user/password", "", map[string]any{"token": tok, "password": newPassword}).
-		wantError(400, "invalid_argument", "token")
+	e.Do("PUT", "/user/password", "", map[string]any{"token": tok, "password": newPassword}).
+		WantError(400, "invalid_argument", "token")
 
-	e.do("POST", "/user/token", "", map[string]any{"email": "alice@example.com", "password": userPassword}).
-		wantError(401, "unauthenticated")
-	e.do("GET", "/user/"+alice.ID, alice.Access, nil).wantError(401, "unauthenticated")
-	e.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
-		wantError(401, "unauthenticated")
+	e.Do("POST", "/user/token", "", map[string]any{"email": "alice@example.com", "password": userPassword}).
+		WantError(401, "unauthenticated")
+	e.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantError(401, "unauthenticated")
+	e.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
+		WantError(401, "unauthenticated")
 	fresh := e.login("alice@example.com", newPassword)
-	e.do("GET", "/user/"+alice.ID, fresh.Access, nil).wantStatus(200)
+	e.Do("GET", "/user/"+alice.ID, fresh.Access, nil).WantStatus(200)
 }
 
 func TestJWKS(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	r := e.do("GET", "/.well-known/jwks.json", "", nil).wantStatus(200)
+	r := e.Do("GET", "/.well-known/jwks.json", "", nil).WantStatus(200)
 	if got := r.Header.Get("Cache-Control"); got != "public, max-age=300" {
 		t.Errorf("Cache-Control %q", got)
 	}
 	var set struct {
 		Keys []map[string]string `json:"keys"`
 	}
-	r.decode(&set)
+	r.Decode(&set)
 	if len(set.Keys) != 1 || set.Keys[0]["kty"] != "OKP" || set.Keys[0]["alg"] != "EdDSA" || set.Keys[0]["kid"] == "" {
 		t.Errorf("JWKS %s", r.Body)
 	}
@@ -203,8 +204,8 @@ func TestServiceAccountGrant(t *testing.T) {
 			RefreshToken string `json:"refresh_token"`
 			Scope        string `json:"scope"`
 		}
-		e.do("POST", "/user/token", "", map[string]any{"grant_type": "client_credentials", "client_id": a.ID,
-			"client_secret": secret}).wantStatus(200).decode(&tok)
+		e.Do("POST", "/user/token", "", map[string]any{"grant_type": "client_credentials", "client_id": a.ID,
+			"client_secret": secret}).WantStatus(200).Decode(&tok)
 		if tok.TokenType != "Bearer" || tok.RefreshToken != "" || tok.ExpiresIn < 890 || tok.ExpiresIn > 900 {
 			t.Errorf("client credentials token %+v", tok)
 		}
@@ -212,30 +213,30 @@ func TestServiceAccountGrant(t *testing.T) {
 	}
 
 	readerID, reader := grant(user.ScopeRead)
-	e.do("GET", "/user/"+bob.ID, reader, nil).wantStatus(200)
-	e.do("GET", "/user", reader, nil).wantStatus(200)
-	e.do("PUT", "/user/"+bob.ID, reader, map[string]any{"name": "Hacked"}).wantError(403, "permission_denied")
-	e.do("DELETE", "/user/"+bob.ID, reader, nil).wantError(403, "permission_denied")
+	e.Do("GET", "/user/"+bob.ID, reader, nil).WantStatus(200)
+	e.Do("GET", "/user", reader, nil).WantStatus(200)
+	e.Do("PUT", "/user/"+bob.ID, reader, map[string]any{"name": "Hacked"}).WantError(403, "permission_denied")
+	e.Do("DELETE", "/user/"+bob.ID, reader, nil).WantError(403, "permission_denied")
 
 	_, writer := grant(user.ScopeWrite)
-	e.do("PUT", "/user/"+bob.ID, writer, map[string]any{"name": "Robert"}).wantStatus(200)
-	e.do("PUT", "/user/"+bob.ID, writer, map[string]any{"role": "admin"}).wantError(403, "permission_denied")
-	e.do("POST", "/user", writer, map[string]any{"email": "boss@example.com", "password": userPassword, "name": "B", "role": "admin"}).
-		wantError(403, "permission_denied")
+	e.Do("PUT", "/user/"+bob.ID, writer, map[string]any{"name": "Robert"}).WantStatus(200)
+	e.Do("PUT", "/user/"+bob.ID, writer, map[string]any{"role": "admin"}).WantError(403, "permission_denied")
+	e.Do("POST", "/user", writer, map[string]any{"email": "boss@example.com", "password": userPassword, "name": "B", "role": "admin"}).
+		WantError(403, "permission_denied")
 
 	_, admin := grant(user.ScopeAdmin)
-	e.do("PUT", "/user/"+bob.ID, admin, map[string]any{"status": "disabled"}).wantStatus(200)
+	e.Do("PUT", "/user/"+bob.ID, admin, map[string]any{"status": "disabled"}).WantStatus(200)
 
 	// A service account is never a user: its id and secret do not log in
 	// as a password, and a wrong secret is the same 401 as an unknown id.
-	e.do("POST", "/user/token", "", map[string]any{"email": readerID + "@example.com", "password": "x"}).wantError(401, "unauthenticated")
-	e.do("POST", "/user/token", "", map[string]any{"grant_type": "client_credentials", "client_id": readerID, "client_secret": "wrong"}).
-		wantError(401, "unauthenticated")
-	e.send("POST", "/user/token", jsonHeader(""), `{"grant_type":"client_credentials","client_id":"`+readerID+
-		`","client_secret":"x","password":"y"}`).wantError(400, "invalid_argument", "password")
+	e.Do("POST", "/user/token", "", map[string]any{"email": readerID + "@example.com", "password": "x"}).WantError(401, "unauthenticated")
+	e.Do("POST", "/user/token", "", map[string]any{"grant_type": "client_credentials", "client_id": readerID, "client_secret": "wrong"}).
+		WantError(401, "unauthenticated")
+	e.Send("POST", "/user/token", apiclient.JSONHeader(""), `{"grant_type":"client_credentials","client_id":"`+readerID+
+		`","client_secret":"x","password":"y"}`).WantError(400, "invalid_argument", "password")
 
 	if err := e.svc.RevokeServiceAccount(t.Context(), user.SystemActor, readerID); err != nil {
 		t.Fatal(err)
 	}
-	e.do("GET", "/user/"+bob.ID, reader, nil).wantError(401, "unauthenticated")
+	e.Do("GET", "/user/"+bob.ID, reader, nil).WantError(401, "unauthenticated")
 }

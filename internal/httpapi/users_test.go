@@ -6,15 +6,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 )
 
 func TestCreateUser(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	r := e.do("POST", "/user", "", map[string]any{"email": " Alice@Example.com ", "password": userPassword, "name": " Alice "})
-	r.wantStatus(201)
+	r := e.Do("POST", "/user", "", map[string]any{"email": " Alice@Example.com ", "password": userPassword, "name": " Alice "})
+	r.WantStatus(201)
 	var u userJSON
-	r.decode(&u)
+	r.Decode(&u)
 	if u.Email != "alice@example.com" || u.Name != "Alice" || u.Role != "user" || u.Status != "active" {
 		t.Errorf("created %+v", u)
 	}
@@ -33,34 +35,34 @@ func TestCreateUser(t *testing.T) {
 
 	t.Run("duplicate email", func(t *testing.T) {
 		e := e.with(t)
-		e.do("POST", "/user", "", map[string]any{"email": "ALICE@example.com", "password": userPassword, "name": "Other"}).
-			wantError(409, "already_exists")
+		e.Do("POST", "/user", "", map[string]any{"email": "ALICE@example.com", "password": userPassword, "name": "Other"}).
+			WantError(409, "already_exists")
 	})
 	t.Run("validation names every bad field", func(t *testing.T) {
 		e := e.with(t)
-		e.send("POST", "/user", jsonHeader(""), `{"email":"not-an-email","password":"password","name":""}`).
-			wantError(400, "invalid_argument", "email", "password", "name")
-		e.send("POST", "/user", jsonHeader(""), `{}`).wantError(400, "invalid_argument", "email", "password", "name")
-		e.send("POST", "/user", jsonHeader(""), `{"email":"b@example.com","password":"`+userPassword+`","name":"B","role":"root"}`).
-			wantError(400, "invalid_argument", "role")
+		e.Send("POST", "/user", apiclient.JSONHeader(""), `{"email":"not-an-email","password":"password","name":""}`).
+			WantError(400, "invalid_argument", "email", "password", "name")
+		e.Send("POST", "/user", apiclient.JSONHeader(""), `{}`).WantError(400, "invalid_argument", "email", "password", "name")
+		e.Send("POST", "/user", apiclient.JSONHeader(""), `{"email":"b@example.com","password":"`+userPassword+`","name":"B","role":"root"}`).
+			WantError(400, "invalid_argument", "role")
 	})
 	t.Run("only an admin creates an admin", func(t *testing.T) {
 		e := e.with(t)
 		body := map[string]any{"email": "boss@example.com", "password": userPassword, "name": "Boss", "role": "admin"}
-		e.do("POST", "/user", "", body).wantError(403, "permission_denied")
-		e.do("POST", "/user", e.login("alice@example.com", userPassword).Access, body).wantError(403, "permission_denied")
-		r := e.do("POST", "/user", e.admin.Access, body)
-		r.wantStatus(201)
+		e.Do("POST", "/user", "", body).WantError(403, "permission_denied")
+		e.Do("POST", "/user", e.login("alice@example.com", userPassword).Access, body).WantError(403, "permission_denied")
+		r := e.Do("POST", "/user", e.admin.Access, body)
+		r.WantStatus(201)
 		var u userJSON
-		r.decode(&u)
+		r.Decode(&u)
 		if u.Role != "admin" {
 			t.Errorf("role %q", u.Role)
 		}
 	})
 	t.Run("a token that is sent must be valid", func(t *testing.T) {
 		e := e.with(t)
-		e.send("POST", "/user", http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer nope"}},
-			`{"email":"c@example.com","password":"`+userPassword+`","name":"C"}`).wantError(401, "unauthenticated")
+		e.Send("POST", "/user", http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer nope"}},
+			`{"email":"c@example.com","password":"`+userPassword+`","name":"C"}`).WantError(401, "unauthenticated")
 	})
 }
 
@@ -71,14 +73,14 @@ func TestGetUser(t *testing.T) {
 	bob := e.register("bob@example.com", "Bob")
 
 	var u userJSON
-	e.do("GET", "/user/"+alice.ID, alice.Access, nil).wantStatus(200).decode(&u)
+	e.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantStatus(200).Decode(&u)
 	if u.ID != alice.ID || u.Email != "alice@example.com" {
 		t.Errorf("got %+v", u)
 	}
-	e.do("GET", "/user/"+bob.ID, e.admin.Access, nil).wantStatus(200)
-	e.do("GET", "/user/"+bob.ID, alice.Access, nil).wantError(403, "permission_denied")
-	e.do("GET", "/user/0190b7a8-0000-7000-8000-000000000000", e.admin.Access, nil).wantError(404, "not_found")
-	e.send("GET", "/user/not-a-uuid", bearer(e.admin.Access), "").wantError(400, "invalid_argument", "id")
+	e.Do("GET", "/user/"+bob.ID, e.admin.Access, nil).WantStatus(200)
+	e.Do("GET", "/user/"+bob.ID, alice.Access, nil).WantError(403, "permission_denied")
+	e.Do("GET", "/user/0190b7a8-0000-7000-8000-000000000000", e.admin.Access, nil).WantError(404, "not_found")
+	e.Send("GET", "/user/not-a-uuid", apiclient.Bearer(e.admin.Access), "").WantError(400, "invalid_argument", "id")
 }
 
 func TestAuthentication(t *testing.T) {
@@ -87,23 +89,23 @@ func TestAuthentication(t *testing.T) {
 	alice := e.register("alice@example.com", "Alice")
 	path := "/user/" + alice.ID
 
-	e.send("GET", path, nil, "").wantError(401, "unauthenticated")
-	e.send("GET", path, http.Header{"Authorization": {"Basic YTpi"}}, "").wantError(401, "unauthenticated")
-	e.send("GET", path, http.Header{"Authorization": {"Bearer"}}, "").wantError(401, "unauthenticated")
-	e.send("GET", path, bearer("garbage"), "").wantError(401, "unauthenticated")
+	e.Send("GET", path, nil, "").WantError(401, "unauthenticated")
+	e.Send("GET", path, http.Header{"Authorization": {"Basic YTpi"}}, "").WantError(401, "unauthenticated")
+	e.Send("GET", path, http.Header{"Authorization": {"Bearer"}}, "").WantError(401, "unauthenticated")
+	e.Send("GET", path, apiclient.Bearer("garbage"), "").WantError(401, "unauthenticated")
 	// A token with a flipped signature byte.
 	tampered := alice.Access[:len(alice.Access)-2] + flip(alice.Access[len(alice.Access)-2])
-	e.send("GET", path, bearer(tampered), "").wantError(401, "unauthenticated")
+	e.Send("GET", path, apiclient.Bearer(tampered), "").WantError(401, "unauthenticated")
 	// A genuinely signed but expired token.
-	e.send("GET", path, bearer(e.expiredToken(alice.ID)), "").wantError(401, "unauthenticated")
+	e.Send("GET", path, apiclient.Bearer(e.expiredToken(alice.ID)), "").WantError(401, "unauthenticated")
 	// The scheme name is case-insensitive (RFC 9110).
-	e.send("GET", path, http.Header{"Authorization": {"bearer " + alice.Access}}, "").wantStatus(200)
+	e.Send("GET", path, http.Header{"Authorization": {"bearer " + alice.Access}}, "").WantStatus(200)
 	// Every protected route refuses an anonymous caller.
 	for _, m := range []string{"GET", "DELETE"} {
-		e.send(m, path, nil, "").wantError(401, "unauthenticated")
+		e.Send(m, path, nil, "").WantError(401, "unauthenticated")
 	}
-	e.send("PUT", path, jsonHeader(""), `{"name":"x"}`).wantError(401, "unauthenticated")
-	e.send("GET", "/user", nil, "").wantError(401, "unauthenticated")
+	e.Send("PUT", path, apiclient.JSONHeader(""), `{"name":"x"}`).WantError(401, "unauthenticated")
+	e.Send("GET", "/user", nil, "").WantError(401, "unauthenticated")
 }
 
 func TestListUsers(t *testing.T) {
@@ -113,7 +115,7 @@ func TestListUsers(t *testing.T) {
 	e.register("bob@example.com", "Bob")
 	e.register("carol@example.com", "Carol")
 
-	e.do("GET", "/user", alice.Access, nil).wantError(403, "permission_denied")
+	e.Do("GET", "/user", alice.Access, nil).WantError(403, "permission_denied")
 
 	var page struct {
 		Users      []userJSON `json:"users"`
@@ -122,23 +124,23 @@ func TestListUsers(t *testing.T) {
 		PageSize   int        `json:"page_size"`
 		NextCursor string     `json:"next_cursor"`
 	}
-	e.do("GET", "/user?page=1&page_size=2", e.admin.Access, nil).wantStatus(200).decode(&page)
+	e.Do("GET", "/user?page=1&page_size=2", e.admin.Access, nil).WantStatus(200).Decode(&page)
 	if page.Total != 4 || len(page.Users) != 2 || page.Page != 1 || page.PageSize != 2 || page.NextCursor == "" {
 		t.Errorf("page 1: %+v", page)
 	}
-	e.do("GET", "/user?page=2&page_size=2", e.admin.Access, nil).wantStatus(200).decode(&page)
+	e.Do("GET", "/user?page=2&page_size=2", e.admin.Access, nil).WantStatus(200).Decode(&page)
 	if len(page.Users) != 2 || page.Users[1].Email != "carol@example.com" || page.NextCursor != "" {
 		t.Errorf("page 2: %+v", page)
 	}
-	e.do("GET", "/user?q=BO&role=user&status=active", e.admin.Access, nil).wantStatus(200).decode(&page)
+	e.Do("GET", "/user?q=BO&role=user&status=active", e.admin.Access, nil).WantStatus(200).Decode(&page)
 	if page.Total != 1 || len(page.Users) != 1 || page.Users[0].Email != "bob@example.com" {
 		t.Errorf("filtered: %+v", page)
 	}
-	e.do("GET", "/user?role=admin", e.admin.Access, nil).wantStatus(200).decode(&page)
+	e.Do("GET", "/user?role=admin", e.admin.Access, nil).WantStatus(200).Decode(&page)
 	if len(page.Users) != 1 || page.Users[0].ID != e.admin.ID {
 		t.Errorf("admins: %+v", page)
 	}
-	r := e.do("GET", "/user?q=nobody", e.admin.Access, nil).wantStatus(200)
+	r := e.Do("GET", "/user?q=nobody", e.admin.Access, nil).WantStatus(200)
 	if !strings.Contains(string(r.Body), `"users":[]`) || !strings.Contains(string(r.Body), `"next_cursor":""`) {
 		t.Errorf("empty page must have users [] and next_cursor \"\": %s", r.Body)
 	}
@@ -151,7 +153,7 @@ func TestListUsersCursorWalk(t *testing.T) {
 	e := newEnv(t)
 	want := []string{"admin@example.com"}
 	for _, n := range []string{"u1", "u2", "u3", "u4", "u5", "u6", "u7"} {
-		e.do("POST", "/user", "", map[string]any{"email": n + "@example.com", "password": userPassword, "name": n}).wantStatus(201)
+		e.Do("POST", "/user", "", map[string]any{"email": n + "@example.com", "password": userPassword, "name": n}).WantStatus(201)
 		want = append(want, n+"@example.com")
 	}
 	var got []string
@@ -167,7 +169,7 @@ func TestListUsersCursorWalk(t *testing.T) {
 			Page       int        `json:"page"`
 			NextCursor string     `json:"next_cursor"`
 		}
-		e.do("GET", "/user?"+q.Encode(), e.admin.Access, nil).wantStatus(200).decode(&page)
+		e.Do("GET", "/user?"+q.Encode(), e.admin.Access, nil).WantStatus(200).Decode(&page)
 		pages++
 		switch {
 		case cursor == "" && (page.Total != int64(len(want)) || page.Page != 1):
@@ -199,7 +201,7 @@ func TestUpdateUser(t *testing.T) {
 	path := "/user/" + alice.ID
 
 	var u userJSON
-	e.do("PUT", path, alice.Access, map[string]any{"name": "Alice A."}).wantStatus(200).decode(&u)
+	e.Do("PUT", path, alice.Access, map[string]any{"name": "Alice A."}).WantStatus(200).Decode(&u)
 	if u.Name != "Alice A." || u.Email != "alice@example.com" {
 		t.Errorf("after name change: %+v", u)
 	}
@@ -210,58 +212,58 @@ func TestUpdateUser(t *testing.T) {
 	}
 
 	// Users change email or password only with their current password.
-	e.do("PUT", path, alice.Access, map[string]any{"email": "alice2@example.com"}).
-		wantError(400, "invalid_argument", "current_password")
-	e.do("PUT", path, alice.Access, map[string]any{"email": "alice2@example.com", "current_password": "wrong password"}).
-		wantError(400, "invalid_argument", "current_password")
-	e.do("PUT", path, alice.Access, map[string]any{"email": "bob@example.com", "current_password": userPassword}).
-		wantError(409, "already_exists")
-	e.do("PUT", path, alice.Access, map[string]any{"email": "alice2@example.com", "current_password": userPassword}).
-		wantStatus(200).decode(&u)
+	e.Do("PUT", path, alice.Access, map[string]any{"email": "alice2@example.com"}).
+		WantError(400, "invalid_argument", "current_password")
+	e.Do("PUT", path, alice.Access, map[string]any{"email": "alice2@example.com", "current_password": "wrong password"}).
+		WantError(400, "invalid_argument", "current_password")
+	e.Do("PUT", path, alice.Access, map[string]any{"email": "bob@example.com", "current_password": userPassword}).
+		WantError(409, "already_exists")
+	e.Do("PUT", path, alice.Access, map[string]any{"email": "alice2@example.com", "current_password": userPassword}).
+		WantStatus(200).Decode(&u)
 	// The new address is the login once its mailed link is used.
 	if u.Email != "alice@example.com" || u.PendingEmail != "alice2@example.com" {
 		t.Errorf("email %q, pending %q", u.Email, u.PendingEmail)
 	}
-	e.do("PUT", "/user/verification", "", map[string]any{"token": e.verifyToken("alice2@example.com")}).wantStatus(204)
-	e.do("GET", path, alice.Access, nil).wantStatus(200).decode(&u)
+	e.Do("PUT", "/user/verification", "", map[string]any{"token": e.verifyToken("alice2@example.com")}).WantStatus(204)
+	e.Do("GET", path, alice.Access, nil).WantStatus(200).Decode(&u)
 	if u.Email != "alice2@example.com" || u.PendingEmail != "" || !u.EmailVerified {
 		t.Errorf("after verification: %+v", u)
 	}
-	e.send("PUT", path, jsonHeader(e.admin.Access), `{"name":"`+strings.Repeat("n", 101)+`","email":"x"}`).
-		wantError(400, "invalid_argument", "name", "email")
-	e.send("PUT", path, jsonHeader(alice.Access), `{"password":"short","current_password":"`+userPassword+`"}`).
-		wantError(400, "invalid_argument", "password")
-	e.send("PUT", path, jsonHeader(e.admin.Access), `{"role":"root","status":"gone"}`).
-		wantError(400, "invalid_argument", "role", "status")
+	e.Send("PUT", path, apiclient.JSONHeader(e.admin.Access), `{"name":"`+strings.Repeat("n", 101)+`","email":"x"}`).
+		WantError(400, "invalid_argument", "name", "email")
+	e.Send("PUT", path, apiclient.JSONHeader(alice.Access), `{"password":"short","current_password":"`+userPassword+`"}`).
+		WantError(400, "invalid_argument", "password")
+	e.Send("PUT", path, apiclient.JSONHeader(e.admin.Access), `{"role":"root","status":"gone"}`).
+		WantError(400, "invalid_argument", "role", "status")
 
 	// Permissions.
-	e.do("PUT", path, alice.Access, map[string]any{"role": "admin"}).wantError(403, "permission_denied")
-	e.do("PUT", path, alice.Access, map[string]any{"status": "disabled"}).wantError(403, "permission_denied")
-	e.do("PUT", "/user/"+bob.ID, alice.Access, map[string]any{"name": "Mallory"}).wantError(403, "permission_denied")
-	e.do("PUT", "/user/"+e.admin.ID, e.admin.Access, map[string]any{"role": "user"}).wantError(403, "permission_denied")
-	e.do("PUT", "/user/0190b7a8-0000-7000-8000-000000000000", e.admin.Access, map[string]any{"name": "X"}).
-		wantError(404, "not_found")
+	e.Do("PUT", path, alice.Access, map[string]any{"role": "admin"}).WantError(403, "permission_denied")
+	e.Do("PUT", path, alice.Access, map[string]any{"status": "disabled"}).WantError(403, "permission_denied")
+	e.Do("PUT", "/user/"+bob.ID, alice.Access, map[string]any{"name": "Mallory"}).WantError(403, "permission_denied")
+	e.Do("PUT", "/user/"+e.admin.ID, e.admin.Access, map[string]any{"role": "user"}).WantError(403, "permission_denied")
+	e.Do("PUT", "/user/0190b7a8-0000-7000-8000-000000000000", e.admin.Access, map[string]any{"name": "X"}).
+		WantError(404, "not_found")
 
 	// Admins change anyone's role and status; the change applies at once,
 	// because the API acts on the user Validate returns, not the token.
-	e.do("PUT", "/user/"+bob.ID, e.admin.Access, map[string]any{"role": "admin"}).wantStatus(200).decode(&u)
+	e.Do("PUT", "/user/"+bob.ID, e.admin.Access, map[string]any{"role": "admin"}).WantStatus(200).Decode(&u)
 	if u.Role != "admin" {
 		t.Errorf("role %q", u.Role)
 	}
-	e.do("GET", "/user", bob.Access, nil).wantStatus(200)
-	e.do("PUT", "/user/"+bob.ID, e.admin.Access, map[string]any{"status": "disabled"}).wantStatus(200)
-	e.do("GET", "/user/"+bob.ID, bob.Access, nil).wantError(401, "unauthenticated")
-	e.do("POST", "/user/token", "", map[string]any{"email": bob.Email, "password": userPassword}).
-		wantError(403, "permission_denied")
+	e.Do("GET", "/user", bob.Access, nil).WantStatus(200)
+	e.Do("PUT", "/user/"+bob.ID, e.admin.Access, map[string]any{"status": "disabled"}).WantStatus(200)
+	e.Do("GET", "/user/"+bob.ID, bob.Access, nil).WantError(401, "unauthenticated")
+	e.Do("POST", "/user/token", "", map[string]any{"email": bob.Email, "password": userPassword}).
+		WantError(403, "permission_denied")
 
 	// A password change ends every session.
 	alice2 := e.login("alice2@example.com", userPassword)
-	e.do("PUT", path, alice2.Access, map[string]any{"password": newPassword, "current_password": userPassword}).wantStatus(200)
-	e.do("GET", path, alice2.Access, nil).wantError(401, "unauthenticated")
-	e.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice2.Refresh}).
-		wantError(401, "unauthenticated")
-	e.do("POST", "/user/token", "", map[string]any{"email": "alice2@example.com", "password": userPassword}).
-		wantError(401, "unauthenticated")
+	e.Do("PUT", path, alice2.Access, map[string]any{"password": newPassword, "current_password": userPassword}).WantStatus(200)
+	e.Do("GET", path, alice2.Access, nil).WantError(401, "unauthenticated")
+	e.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice2.Refresh}).
+		WantError(401, "unauthenticated")
+	e.Do("POST", "/user/token", "", map[string]any{"email": "alice2@example.com", "password": userPassword}).
+		WantError(401, "unauthenticated")
 	e.login("alice2@example.com", newPassword)
 }
 
@@ -271,27 +273,16 @@ func TestDeleteUser(t *testing.T) {
 	alice := e.register("alice@example.com", "Alice")
 	bob := e.register("bob@example.com", "Bob")
 
-	e.do("DELETE", "/user/"+bob.ID, alice.Access, nil).wantError(403, "permission_denied")
-	e.do("DELETE", "/user/"+alice.ID, alice.Access, nil).wantStatus(204)
-	e.do("GET", "/user/"+alice.ID, alice.Access, nil).wantError(401, "unauthenticated")
-	e.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
-		wantError(401, "unauthenticated")
-	e.do("GET", "/user/"+alice.ID, e.admin.Access, nil).wantError(404, "not_found")
+	e.Do("DELETE", "/user/"+bob.ID, alice.Access, nil).WantError(403, "permission_denied")
+	e.Do("DELETE", "/user/"+alice.ID, alice.Access, nil).WantStatus(204)
+	e.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantError(401, "unauthenticated")
+	e.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
+		WantError(401, "unauthenticated")
+	e.Do("GET", "/user/"+alice.ID, e.admin.Access, nil).WantError(404, "not_found")
 
-	e.do("DELETE", "/user/"+bob.ID, e.admin.Access, nil).wantStatus(204)
-	e.do("DELETE", "/user/"+bob.ID, e.admin.Access, nil).wantError(404, "not_found")
-	e.send("DELETE", "/user/nope", bearer(e.admin.Access), "").wantError(400, "invalid_argument", "id")
-}
-
-func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
-
-// jsonHeader is a JSON Content-Type, with a bearer token unless tok is "".
-func jsonHeader(tok string) http.Header {
-	h := http.Header{"Content-Type": {"application/json"}}
-	if tok != "" {
-		h.Set("Authorization", "Bearer "+tok)
-	}
-	return h
+	e.Do("DELETE", "/user/"+bob.ID, e.admin.Access, nil).WantStatus(204)
+	e.Do("DELETE", "/user/"+bob.ID, e.admin.Access, nil).WantError(404, "not_found")
+	e.Send("DELETE", "/user/nope", apiclient.Bearer(e.admin.Access), "").WantError(400, "invalid_argument", "id")
 }
 
 // flip changes one base64url character into another.

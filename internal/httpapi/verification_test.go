@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/user"
 )
@@ -30,25 +31,25 @@ func TestEmailVerification(t *testing.T) {
 		t.Fatal("email_verified before verification")
 	}
 	var u userJSON
-	e.do("GET", "/user/"+alice.ID, alice.Access, nil).wantStatus(200).decode(&u)
+	e.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantStatus(200).Decode(&u)
 	if u.EmailVerified || u.PendingEmail != "" {
 		t.Fatalf("new user: %+v", u)
 	}
 	tok := e.verifyToken("alice@example.com")
-	e.do("PUT", "/user/verification", "", map[string]any{"token": "not-the-token"}).wantError(400, "invalid_argument", "token")
-	e.send("PUT", "/user/verification", jsonHeader(""), `{}`).wantError(400, "invalid_argument", "token")
-	e.do("PUT", "/user/verification", "", map[string]any{"token": tok}).wantStatus(204)
-	e.do("PUT", "/user/verification", "", map[string]any{"token": tok}).wantError(400, "invalid_argument", "token")
+	e.Do("PUT", "/user/verification", "", map[string]any{"token": "not-the-token"}).WantError(400, "invalid_argument", "token")
+	e.Send("PUT", "/user/verification", apiclient.JSONHeader(""), `{}`).WantError(400, "invalid_argument", "token")
+	e.Do("PUT", "/user/verification", "", map[string]any{"token": tok}).WantStatus(204)
+	e.Do("PUT", "/user/verification", "", map[string]any{"token": tok}).WantError(400, "invalid_argument", "token")
 	if !emailVerifiedClaim(t, e.login("alice@example.com", userPassword).Access) {
 		t.Fatal("no email_verified after verification")
 	}
 	// Resend answers the same for anyone; other methods are 405.
 	for _, addr := range []string{"alice@example.com", "nobody@example.com"} {
-		e.do("POST", "/user/verification", "", map[string]any{"email": addr}).wantStatus(202)
+		e.Do("POST", "/user/verification", "", map[string]any{"email": addr}).WantStatus(202)
 	}
-	e.send("POST", "/user/verification", jsonHeader(""), `{"email":"not an email"}`).wantError(400, "invalid_argument", "email")
+	e.Send("POST", "/user/verification", apiclient.JSONHeader(""), `{"email":"not an email"}`).WantError(400, "invalid_argument", "email")
 	for _, m := range []string{"GET", "DELETE"} {
-		if r := e.send(m, "/user/verification", nil, ""); r.Status != 405 || r.Header.Get("Allow") != "POST, PUT" {
+		if r := e.Send(m, "/user/verification", nil, ""); r.Status != 405 || r.Header.Get("Allow") != "POST, PUT" {
 			t.Errorf("%s /user/verification: %d, Allow %q", m, r.Status, r.Header.Get("Allow"))
 		}
 	}
@@ -62,19 +63,19 @@ func TestEmailVerification(t *testing.T) {
 func TestRequireVerifiedEmailOverHTTP(t *testing.T) {
 	t.Parallel()
 	e := newEnvOn(t, stack.Options{Config: user.Config{RequireVerifiedEmail: true}})
-	e.do("POST", "/user", "", map[string]any{"email": "vera@example.com", "password": userPassword, "name": "Vera"}).wantStatus(201)
-	e.do("POST", "/user/token", "", map[string]any{"email": "vera@example.com", "password": "a wrong passphrase!"}).
-		wantError(401, "unauthenticated")
-	e.do("POST", "/user/token", "", map[string]any{"email": "vera@example.com", "password": userPassword}).
-		wantError(403, "email_not_verified")
+	e.Do("POST", "/user", "", map[string]any{"email": "vera@example.com", "password": userPassword, "name": "Vera"}).WantStatus(201)
+	e.Do("POST", "/user/token", "", map[string]any{"email": "vera@example.com", "password": "a wrong passphrase!"}).
+		WantError(401, "unauthenticated")
+	e.Do("POST", "/user/token", "", map[string]any{"email": "vera@example.com", "password": userPassword}).
+		WantError(403, "email_not_verified")
 	first := e.verifyToken("vera@example.com")
-	e.do("POST", "/user/verification", "", map[string]any{"email": "vera@example.com"}).wantStatus(202)
+	e.Do("POST", "/user/verification", "", map[string]any{"email": "vera@example.com"}).WantStatus(202)
 	e.mailCount(verifySubject, 2)
 	second := e.verifyToken("vera@example.com")
 	if second == first {
 		t.Fatal("resend mailed the same token")
 	}
-	e.do("PUT", "/user/verification", "", map[string]any{"token": second}).wantStatus(204)
+	e.Do("PUT", "/user/verification", "", map[string]any{"token": second}).WantStatus(204)
 	if !emailVerifiedClaim(t, e.login("vera@example.com", userPassword).Access) {
 		t.Fatal("no email_verified")
 	}
@@ -88,8 +89,8 @@ func TestEnumerationSafeSignupOverHTTP(t *testing.T) {
 	body := func(email string) map[string]any {
 		return map[string]any{"email": email, "password": userPassword, "name": "Someone"}
 	}
-	fresh := e.do("POST", "/user", "", body("new@example.com")).wantStatus(202)
-	taken := e.do("POST", "/user", "", body("admin@example.com")).wantStatus(202)
+	fresh := e.Do("POST", "/user", "", body("new@example.com")).WantStatus(202)
+	taken := e.Do("POST", "/user", "", body("admin@example.com")).WantStatus(202)
 	if !bytes.Equal(fresh.Body, taken.Body) || fresh.Header.Get("Location") != "" || taken.Header.Get("Location") != "" {
 		t.Fatalf("answers differ:\n%s %v\n%s %v", fresh.Body, fresh.Header, taken.Body, taken.Header)
 	}
@@ -97,6 +98,6 @@ func TestEnumerationSafeSignupOverHTTP(t *testing.T) {
 		t.Fatal("the owner of the taken address got no mail")
 	}
 	e.verifyToken("new@example.com")
-	e.do("POST", "/user", e.admin.Access, body("new@example.com")).wantError(409, "already_exists")
-	e.do("POST", "/user", e.admin.Access, body("other@example.com")).wantStatus(201)
+	e.Do("POST", "/user", e.admin.Access, body("new@example.com")).WantError(409, "already_exists")
+	e.Do("POST", "/user", e.admin.Access, body("other@example.com")).WantStatus(201)
 }

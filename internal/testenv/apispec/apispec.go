@@ -1,7 +1,8 @@
-// Package apispec loads api/openapi.yaml for tests that check every
-// response they receive against the contract (internal/httpapi in process,
-// e2e through real processes), so both check against the same parsed
-// document with the same format validators.
+// Package apispec loads api/openapi.yaml for the tests: the test client,
+// internal/testenv/apiclient, checks every exchange against it (for
+// internal/httpapi in process and for e2e through real processes), and
+// internal/httpapi tests the document itself, all with the same parsed
+// document and the same format validators.
 package apispec
 
 import (
