@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 )
 
 // jwtClaims decodes an access token's claims into v (the signature is the
@@ -45,7 +47,7 @@ func TestListSessions(t *testing.T) {
 	bob := e.register("bob@example.com", "Bob")
 
 	var list sessionList
-	e.do("GET", "/user/"+alice.ID+"/sessions", alice.Access, nil).wantStatus(200).decode(&list)
+	e.Do("GET", "/user/"+alice.ID+"/sessions", alice.Access, nil).WantStatus(200).Decode(&list)
 	if len(list.Sessions) != 2 {
 		t.Fatalf("%d sessions listed, want 2: %+v", len(list.Sessions), list)
 	}
@@ -62,11 +64,11 @@ func TestListSessions(t *testing.T) {
 			t.Errorf("session %d: started %v, last used %v, expires %v", i, s.StartedAt, s.LastUsedAt, s.ExpiresAt)
 		}
 	}
-	e.do("GET", "/user/"+alice.ID+"/sessions", e.admin.Access, nil).wantStatus(200)
-	e.do("GET", "/user/"+alice.ID+"/sessions", bob.Access, nil).wantError(403, "permission_denied")
-	e.send("GET", "/user/"+alice.ID+"/sessions", nil, "").wantError(401, "unauthenticated")
-	e.send("GET", "/user/not-a-uuid/sessions", bearer(e.admin.Access), "").wantError(400, "invalid_argument", "id")
-	e.do("GET", "/user/0190b4a2-0000-7000-8000-000000000000/sessions", e.admin.Access, nil).wantError(404, "not_found")
+	e.Do("GET", "/user/"+alice.ID+"/sessions", e.admin.Access, nil).WantStatus(200)
+	e.Do("GET", "/user/"+alice.ID+"/sessions", bob.Access, nil).WantError(403, "permission_denied")
+	e.Send("GET", "/user/"+alice.ID+"/sessions", nil, "").WantError(401, "unauthenticated")
+	e.Send("GET", "/user/not-a-uuid/sessions", apiclient.Bearer(e.admin.Access), "").WantError(400, "invalid_argument", "id")
+	e.Do("GET", "/user/0190b4a2-0000-7000-8000-000000000000/sessions", e.admin.Access, nil).WantError(404, "not_found")
 }
 
 // DELETE /user/{id}/sessions signs the user out everywhere: their access
@@ -78,23 +80,23 @@ func TestEndSessions(t *testing.T) {
 	other := e.login("alice@example.com", userPassword)
 	bob := e.register("bob@example.com", "Bob")
 
-	e.do("DELETE", "/user/"+alice.ID+"/sessions", bob.Access, nil).wantError(403, "permission_denied")
-	e.do("GET", "/user/"+alice.ID, alice.Access, nil).wantStatus(200)
+	e.Do("DELETE", "/user/"+alice.ID+"/sessions", bob.Access, nil).WantError(403, "permission_denied")
+	e.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantStatus(200)
 
-	e.do("DELETE", "/user/"+alice.ID+"/sessions", alice.Access, nil).wantStatus(204)
+	e.Do("DELETE", "/user/"+alice.ID+"/sessions", alice.Access, nil).WantStatus(204)
 	for _, s := range []string{alice.Access, other.Access} {
-		e.do("GET", "/user/"+alice.ID, s, nil).wantStatus(401)
+		e.Do("GET", "/user/"+alice.ID, s, nil).WantStatus(401)
 	}
-	e.do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": other.Refresh}).
-		wantStatus(401)
+	e.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": other.Refresh}).
+		WantStatus(401)
 	again := e.login("alice@example.com", userPassword)
 	var list sessionList
-	e.do("GET", "/user/"+alice.ID+"/sessions", again.Access, nil).wantStatus(200).decode(&list)
+	e.Do("GET", "/user/"+alice.ID+"/sessions", again.Access, nil).WantStatus(200).Decode(&list)
 	if len(list.Sessions) != 1 {
 		t.Errorf("%d sessions after signing out everywhere and in again, want 1", len(list.Sessions))
 	}
 	// An admin may end anyone's sessions; bob is unaffected by alice's.
-	e.do("DELETE", "/user/"+alice.ID+"/sessions", e.admin.Access, nil).wantStatus(204)
-	e.do("GET", "/user/"+alice.ID, again.Access, nil).wantStatus(401)
-	e.do("GET", "/user/"+bob.ID, bob.Access, nil).wantStatus(200)
+	e.Do("DELETE", "/user/"+alice.ID+"/sessions", e.admin.Access, nil).WantStatus(204)
+	e.Do("GET", "/user/"+alice.ID, again.Access, nil).WantStatus(401)
+	e.Do("GET", "/user/"+bob.ID, bob.Access, nil).WantStatus(200)
 }
