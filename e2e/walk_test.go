@@ -207,6 +207,19 @@ func walk(t *testing.T, tg target) walkResult {
 	c.Do("GET", "/user/"+uuid.NewString(), admin.Access, nil).WantError(404, "not_found")
 	c.Send("GET", "/user/"+alice.ID, nil, "").WantError(401, "unauthenticated")
 
+	// Sessions: yours, not others'; admins anyone's.
+	var sessions struct {
+		Sessions []struct {
+			ID string `json:"id"`
+		} `json:"sessions"`
+	}
+	c.Do("GET", "/user/"+alice.ID+"/sessions", alice.Access, nil).WantStatus(200).Decode(&sessions)
+	if len(sessions.Sessions) != 1 || sessions.Sessions[0].ID == "" {
+		t.Errorf("alice's sessions after one sign-in: %+v", sessions)
+	}
+	c.Do("GET", "/user/"+alice.ID+"/sessions", bob.Access, nil).WantError(403, "permission_denied")
+	c.Do("GET", "/user/"+bob.ID+"/sessions", admin.Access, nil).WantStatus(200)
+
 	// Listing: admins only; numbered pages with a total, then the cursor.
 	want := []string{adminID, alice.ID, bob.ID}
 	var page userListJSON
