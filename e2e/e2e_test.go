@@ -76,7 +76,7 @@ func TestDevWalk(t *testing.T) {
 	c := apiclient.New(t, url2)
 	// An access token from before the restart still verifies: the key is
 	// the one on disk, and the session is in the database.
-	var u userJSON
+	var u apiclient.User
 	c.Do("GET", "/user/"+res.User.ID, res.User.Access, nil).WantStatus(200).Decode(&u)
 	if u.Email != res.User.Email || u.Name != res.Name {
 		t.Errorf("after restart: %+v", u)
@@ -89,7 +89,7 @@ func TestDevWalk(t *testing.T) {
 		WantError(401, "unauthenticated")
 	// And the admin still sees everyone who was left.
 	admin := login(c, res.Admin.Email, res.Admin.Password)
-	var page userListJSON
+	var page apiclient.UserList
 	c.Do("GET", "/user", admin.AccessToken, nil).WantStatus(200).Decode(&page)
 	if page.Total != int64(res.Users) || len(page.Users) != res.Users {
 		t.Errorf("after restart the admin lists %d users (total %d), want %d", len(page.Users), page.Total, res.Users)

@@ -95,7 +95,7 @@ func TestEventsSurviveServiceKill(t *testing.T) {
 				}
 				r := cl.Exchange(apiclient.Request{Method: "POST", Path: "/user", Header: apiclient.JSONHeader(""),
 					Body: fmt.Appendf(nil, `{"email":"burst%03d@example.com","password":"correct horse battery staple","name":"Burst %d"}`, i, i)})
-				var u userJSON
+				var u apiclient.User
 				committedMu.Lock()
 				statuses[r.Status]++
 				if r.Status == 201 {

@@ -79,7 +79,7 @@ func emailChange(t *testing.T, c *apiclient.Client, tg target, id, email string)
 	t.Helper()
 	newEmail := "vera.new@example.com"
 	tok := login(c, email, userPassword)
-	var u userJSON
+	var u apiclient.User
 	c.Do("PUT", "/user/"+id, tok.AccessToken, map[string]any{"email": newEmail, "current_password": userPassword}).
 		WantStatus(200).Decode(&u)
 	if u.Email != email || u.PendingEmail != newEmail {

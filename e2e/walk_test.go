@@ -41,36 +41,6 @@ type target struct {
 	hc      *http.Client // nil = plain HTTP; set for a TLS entry point (nginx)
 }
 
-// userJSON is the User schema.
-type userJSON struct {
-	ID            string `json:"id"`
-	Email         string `json:"email"`
-	Name          string `json:"name"`
-	Role          string `json:"role"`
-	Status        string `json:"status"`
-	EmailVerified bool   `json:"email_verified"`
-	PendingEmail  string `json:"pending_email"`
-	CreatedAt     string `json:"created_at"`
-	UpdatedAt     string `json:"updated_at"`
-}
-
-// tokenJSON is the Token schema.
-type tokenJSON struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
-}
-
-// userListJSON is the UserList schema.
-type userListJSON struct {
-	Users      []userJSON `json:"users"`
-	Total      int64      `json:"total"`
-	Page       int32      `json:"page"`
-	PageSize   int32      `json:"page_size"`
-	NextCursor string     `json:"next_cursor"`
-}
-
 // jwksJSON is the JWKS schema with the fields of an Ed25519 key.
 type jwksJSON struct {
 	Keys []struct {
@@ -148,7 +118,7 @@ func walk(t *testing.T, tg target) walkResult {
 	// Register: 201 with Location and the user.
 	r = c.Do("POST", "/user", "", map[string]any{"email": " Alice@Example.com ", "password": userPassword,
 		"name": "Alice"}).WantStatus(201)
-	var aliceUser userJSON
+	var aliceUser apiclient.User
 	r.Decode(&aliceUser)
 	if aliceUser.Email != "alice@example.com" || aliceUser.Name != "Alice" || aliceUser.Role != "user" ||
 		aliceUser.Status != "active" {
@@ -197,7 +167,7 @@ func walk(t *testing.T, tg target) walkResult {
 	admin.Access, admin.Refresh = tok.AccessToken, tok.RefreshToken
 
 	// Reading users: yourself, not others; admins anyone.
-	var got userJSON
+	var got apiclient.User
 	c.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantStatus(200).Decode(&got)
 	if got != aliceUser {
 		t.Errorf("GET own user %+v, registered %+v", got, aliceUser)
@@ -222,14 +192,14 @@ func walk(t *testing.T, tg target) walkResult {
 
 	// Listing: admins only; numbered pages with a total, then the cursor.
 	want := []string{adminID, alice.ID, bob.ID}
-	var page userListJSON
+	var page apiclient.UserList
 	c.Do("GET", "/user?page_size=2", admin.Access, nil).WantStatus(200).Decode(&page)
 	if page.Total != 3 || page.Page != 1 || page.PageSize != 2 || len(page.Users) != 2 || page.NextCursor == "" {
 		t.Fatalf("first page %+v", page)
 	}
 	ids := idsOf(page.Users)
 	for cursor := page.NextCursor; cursor != ""; cursor = page.NextCursor {
-		page = userListJSON{}
+		page = apiclient.UserList{}
 		c.Do("GET", "/user?page_size=2&cursor="+url.QueryEscape(cursor), admin.Access, nil).WantStatus(200).Decode(&page)
 		if page.Total != -1 || page.Page != 0 || len(page.Users) == 0 {
 			t.Fatalf("page by cursor %+v", page)
@@ -242,7 +212,7 @@ func walk(t *testing.T, tg target) walkResult {
 	if !slices.Equal(ids, want) {
 		t.Errorf("cursor walk listed %v, want %v (creation order)", ids, want)
 	}
-	page = userListJSON{}
+	page = apiclient.UserList{}
 	c.Do("GET", "/user?page=2&page_size=2", admin.Access, nil).WantStatus(200).Decode(&page)
 	if page.Total != 3 || page.Page != 2 || !slices.Equal(idsOf(page.Users), want[2:]) {
 		t.Errorf("page 2 %+v", page)
@@ -250,7 +220,7 @@ func walk(t *testing.T, tg target) walkResult {
 	c.Do("GET", "/user", alice.Access, nil).WantError(403, "permission_denied")
 
 	// Changing users: your own name yes, your own role no; admins may.
-	var changed userJSON
+	var changed apiclient.User
 	c.Do("PUT", "/user/"+alice.ID, alice.Access, map[string]any{"name": "Alice Liddell"}).WantStatus(200).Decode(&changed)
 	if changed.Name != "Alice Liddell" || changed.ID != alice.ID || changed.CreatedAt != aliceUser.CreatedAt {
 		t.Errorf("after PUT name: %+v", changed)
@@ -273,7 +243,7 @@ func walk(t *testing.T, tg target) walkResult {
 
 	// Refresh rotation: a refresh token is good once; presenting it again
 	// is theft as far as the service can tell, and ends the whole family.
-	var rotated tokenJSON
+	var rotated apiclient.Token
 	c.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": alice.Refresh}).
 		WantStatus(200).Decode(&rotated)
 	if rotated.RefreshToken == "" || rotated.RefreshToken == alice.Refresh || rotated.AccessToken == "" {
@@ -338,7 +308,7 @@ func walk(t *testing.T, tg target) walkResult {
 // register creates a user with userPassword and signs them in.
 func register(c *apiclient.Client, email, name string) account {
 	c.T().Helper()
-	var u userJSON
+	var u apiclient.User
 	c.Do("POST", "/user", "", map[string]any{"email": email, "password": userPassword, "name": name}).
 		WantStatus(201).Decode(&u)
 	tok := login(c, email, userPassword)
@@ -346,10 +316,10 @@ func register(c *apiclient.Client, email, name string) account {
 }
 
 // login signs in and checks the shape of the answer.
-func login(c *apiclient.Client, email, password string) tokenJSON {
+func login(c *apiclient.Client, email, password string) apiclient.Token {
 	c.T().Helper()
 	r := c.Do("POST", "/user/token", "", map[string]any{"email": email, "password": password}).WantStatus(200)
-	var tok tokenJSON
+	var tok apiclient.Token
 	r.Decode(&tok)
 	if tok.TokenType != "Bearer" || tok.ExpiresIn <= 0 || tok.RefreshToken == "" || strings.Count(tok.AccessToken, ".") != 2 {
 		c.T().Errorf("token response %s", r.Body)
@@ -360,7 +330,7 @@ func login(c *apiclient.Client, email, password string) tokenJSON {
 	return tok
 }
 
-func idsOf(users []userJSON) []string {
+func idsOf(users []apiclient.User) []string {
 	ids := make([]string, len(users))
 	for i, u := range users {
 		ids[i] = u.ID

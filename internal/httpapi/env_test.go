@@ -156,24 +156,11 @@ func (e *env) register(email, name string) session {
 	e.t.Helper()
 	r := e.Do("POST", "/user", "", map[string]any{"email": email, "password": userPassword, "name": name})
 	r.WantStatus(201)
-	var u userJSON
+	var u apiclient.User
 	r.Decode(&u)
 	s := e.login(email, userPassword)
 	s.ID = u.ID
 	return s
-}
-
-// userJSON mirrors the User schema for decoding responses.
-type userJSON struct {
-	ID            string `json:"id"`
-	Email         string `json:"email"`
-	Name          string `json:"name"`
-	Role          string `json:"role"`
-	Status        string `json:"status"`
-	EmailVerified bool   `json:"email_verified"`
-	PendingEmail  string `json:"pending_email"`
-	CreatedAt     string `json:"created_at"`
-	UpdatedAt     string `json:"updated_at"`
 }
 
 // Subjects of the mails the tests read.

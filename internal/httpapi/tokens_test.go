@@ -10,13 +10,6 @@ import (
 	"github.com/usersvc/usersvc/internal/user"
 )
 
-type tokenJSON struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
-}
-
 func TestIssueToken(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -27,7 +20,7 @@ func TestIssueToken(t *testing.T) {
 		{"grant_type": "password", "email": "ALICE@example.com", "password": userPassword},
 	} {
 		r := e.Do("POST", "/user/token", "", body).WantStatus(200)
-		var tok tokenJSON
+		var tok apiclient.Token
 		r.Decode(&tok)
 		if tok.TokenType != "Bearer" || tok.AccessToken == "" || tok.RefreshToken == "" || tok.ExpiresIn < 890 || tok.ExpiresIn > 900 {
 			t.Errorf("token response %+v", tok)
@@ -71,7 +64,7 @@ func TestRefreshRotation(t *testing.T) {
 		return e.Do("POST", "/user/token", "", map[string]any{"grant_type": "refresh_token", "refresh_token": rt})
 	}
 
-	var second, third tokenJSON
+	var second, third apiclient.Token
 	refresh(alice.Refresh).WantStatus(200).Decode(&second)
 	if second.RefreshToken == alice.Refresh || second.AccessToken == "" {
 		t.Fatalf("not rotated: %+v", second)

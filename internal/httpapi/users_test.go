@@ -15,7 +15,7 @@ func TestCreateUser(t *testing.T) {
 	e := newEnv(t)
 	r := e.Do("POST", "/user", "", map[string]any{"email": " Alice@Example.com ", "password": userPassword, "name": " Alice "})
 	r.WantStatus(201)
-	var u userJSON
+	var u apiclient.User
 	r.Decode(&u)
 	if u.Email != "alice@example.com" || u.Name != "Alice" || u.Role != "user" || u.Status != "active" {
 		t.Errorf("created %+v", u)
@@ -53,7 +53,7 @@ func TestCreateUser(t *testing.T) {
 		e.Do("POST", "/user", e.login("alice@example.com", userPassword).Access, body).WantError(403, "permission_denied")
 		r := e.Do("POST", "/user", e.admin.Access, body)
 		r.WantStatus(201)
-		var u userJSON
+		var u apiclient.User
 		r.Decode(&u)
 		if u.Role != "admin" {
 			t.Errorf("role %q", u.Role)
@@ -72,7 +72,7 @@ func TestGetUser(t *testing.T) {
 	alice := e.register("alice@example.com", "Alice")
 	bob := e.register("bob@example.com", "Bob")
 
-	var u userJSON
+	var u apiclient.User
 	e.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantStatus(200).Decode(&u)
 	if u.ID != alice.ID || u.Email != "alice@example.com" {
 		t.Errorf("got %+v", u)
@@ -118,11 +118,11 @@ func TestListUsers(t *testing.T) {
 	e.Do("GET", "/user", alice.Access, nil).WantError(403, "permission_denied")
 
 	var page struct {
-		Users      []userJSON `json:"users"`
-		Total      int64      `json:"total"`
-		Page       int        `json:"page"`
-		PageSize   int        `json:"page_size"`
-		NextCursor string     `json:"next_cursor"`
+		Users      []apiclient.User `json:"users"`
+		Total      int64            `json:"total"`
+		Page       int              `json:"page"`
+		PageSize   int              `json:"page_size"`
+		NextCursor string           `json:"next_cursor"`
 	}
 	e.Do("GET", "/user?page=1&page_size=2", e.admin.Access, nil).WantStatus(200).Decode(&page)
 	if page.Total != 4 || len(page.Users) != 2 || page.Page != 1 || page.PageSize != 2 || page.NextCursor == "" {
@@ -164,10 +164,10 @@ func TestListUsersCursorWalk(t *testing.T) {
 			q.Set("cursor", cursor)
 		}
 		var page struct {
-			Users      []userJSON `json:"users"`
-			Total      int64      `json:"total"`
-			Page       int        `json:"page"`
-			NextCursor string     `json:"next_cursor"`
+			Users      []apiclient.User `json:"users"`
+			Total      int64            `json:"total"`
+			Page       int              `json:"page"`
+			NextCursor string           `json:"next_cursor"`
 		}
 		e.Do("GET", "/user?"+q.Encode(), e.admin.Access, nil).WantStatus(200).Decode(&page)
 		pages++
@@ -200,7 +200,7 @@ func TestUpdateUser(t *testing.T) {
 	bob := e.register("bob@example.com", "Bob")
 	path := "/user/" + alice.ID
 
-	var u userJSON
+	var u apiclient.User
 	e.Do("PUT", path, alice.Access, map[string]any{"name": "Alice A."}).WantStatus(200).Decode(&u)
 	if u.Name != "Alice A." || u.Email != "alice@example.com" {
 		t.Errorf("after name change: %+v", u)

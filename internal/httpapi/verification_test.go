@@ -30,7 +30,7 @@ func TestEmailVerification(t *testing.T) {
 	if emailVerifiedClaim(t, alice.Access) {
 		t.Fatal("email_verified before verification")
 	}
-	var u userJSON
+	var u apiclient.User
 	e.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantStatus(200).Decode(&u)
 	if u.EmailVerified || u.PendingEmail != "" {
 		t.Fatalf("new user: %+v", u)
