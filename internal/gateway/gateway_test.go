@@ -506,7 +506,7 @@ func TestResetRetriedOnlyWhenIdempotent(t *testing.T) {
 	// With an Idempotency-Key the client says a replay is safe.
 	for range 2 {
 		if r := e.do(http.MethodPost, "/user/signup", strings.NewReader("{}"), "Idempotency-Key", "k1"); r.status != http.StatusOK {
-			t.Fatalf("POST with Idempotency-Key: %d", r.status)
+			t.Fatalf("POST with Idempotency-Key: %d %s", r.status, r.body)
 		}
 	}
 }

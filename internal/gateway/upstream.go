@@ -189,11 +189,14 @@ func isDialError(err error) bool {
 
 // connectionLost reports a connection that broke or was closed by the
 // instance (net/http reports a close before any response byte as "server
-// closed idle connection", even on a fresh connection).
+// closed idle connection", even on a fresh connection). A reset that
+// arrives while the body is still being written can also surface as
+// net.ErrClosed: the transport's reader saw it and closed the connection
+// under its writer ("write: use of closed network connection").
 func connectionLost(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		strings.Contains(err.Error(), "server closed idle connection")
+		errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "server closed idle connection")
 }
 
 // idempotent reports whether sending req twice has the effect of sending it
