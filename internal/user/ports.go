@@ -35,6 +35,11 @@ type Repo interface {
 
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	RefreshTokenByHash(ctx context.Context, hash string) (*RefreshToken, error)
+	// LockRefreshToken is RefreshTokenByHash that locks the row until the
+	// transaction ends (use inside Atomic) and reads its latest committed
+	// state, so a concurrent refresh of the same token waits for this one
+	// and then sees its used_at.
+	LockRefreshToken(ctx context.Context, hash string) (*RefreshToken, error)
 	// MarkRefreshTokenUsed sets used_at on a token that is neither used nor
 	// revoked and reports whether it did: false means another request got
 	// there first, which the domain treats as reuse.
