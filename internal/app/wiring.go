@@ -263,6 +263,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		}
 	}
 	svc, err := user.NewService(deps, user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL, VerifyTTL: cfg.VerifyTTL,
+		RefreshReuseGrace:    cfg.RefreshReuseGrace,
 		RequireVerifiedEmail: cfg.RequireVerifiedEmail, SignupEnumerationSafe: cfg.SignupEnumerationSafe})
 	if err != nil {
 		return err

@@ -63,7 +63,7 @@ var groups = map[string][]string{
 	"http":     {"max_body_bytes"},
 	"store":    {"data_dir", "mysql_dsn"},
 	"keys":     {"data_dir", "jwt_keys_dir"},
-	"tokens":   {"jwt_", "access_ttl", "refresh_ttl", "reset_ttl", "data_dir"},
+	"tokens":   {"jwt_", "access_ttl", "refresh_ttl", "refresh_reuse_grace", "reset_ttl", "data_dir"},
 	"password": {"argon2_", "hash_", "password_min_score"},
 	"mail":     {"smtp_", "mail_", "public_url"},
 	"redis":    {"redis_url", "namespace"},

@@ -41,6 +41,9 @@ type Config struct {
 	RefreshTTL    time.Duration
 	ResetTTL      time.Duration
 	VerifyTTL     time.Duration
+	// RefreshReuseGrace: a refresh token presented again this soon after
+	// its first use is not taken for a leak; 0 = strict.
+	RefreshReuseGrace time.Duration
 
 	// RequireVerifiedEmail refuses sign-in until the address is verified.
 	RequireVerifiedEmail bool
@@ -131,10 +134,18 @@ func dur(p func(*Config) *time.Duration) func(*Config, string) error {
 
 // delay is dur that also takes 0 (no delay).
 func delay(p func(*Config) *time.Duration) func(*Config, string) error {
+	return delayUpTo(0, p)
+}
+
+// delayUpTo is delay with an upper bound; max 0 = none.
+func delayUpTo(max time.Duration, p func(*Config) *time.Duration) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
 			return fmt.Errorf("must be a duration such as 1s, or 0, got %q", v)
+		}
+		if max > 0 && d > max {
+			return fmt.Errorf("must be at most %s, got %q", max, v)
 		}
 		*p(c) = d
 		return nil
@@ -265,6 +276,7 @@ var settings = []setting{
 	{key: "jwt_signing_key", usage: "kid of the signing key; default the newest private key", set: str(func(c *Config) *string { return &c.JWTSigningKey })},
 	{key: "access_ttl", def: "15m", usage: "access token lifetime", set: dur(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{key: "refresh_ttl", def: "720h", usage: "refresh token lifetime", set: dur(func(c *Config) *time.Duration { return &c.RefreshTTL })},
+	{key: "refresh_reuse_grace", def: "10s", usage: "how long after its first use a refresh token may be presented again and yield another session of the same family instead of revoking it as leaked, so concurrent requests crossing a rotation (two browser tabs) do not sign the person out; the cost is that a stolen token replayed within this window of the owner's use goes undetected, hence at most 1m; 0 = strict, any reuse revokes the family", set: delayUpTo(time.Minute, func(c *Config) *time.Duration { return &c.RefreshReuseGrace })},
 	{key: "reset_ttl", def: "30m", usage: "password reset token lifetime", set: dur(func(c *Config) *time.Duration { return &c.ResetTTL })},
 	{key: "verify_ttl", def: "24h", usage: "email verification token lifetime", set: dur(func(c *Config) *time.Duration { return &c.VerifyTTL })},
 	{key: "require_verified_email", def: "false", usage: "refuse sign-in (403 email_not_verified) until the account's address is verified through the mailed link; off by default so existing flows keep working, recommended in production", set: boolean(func(c *Config) *bool { return &c.RequireVerifiedEmail })},

@@ -151,3 +151,20 @@ func TestVerificationSwitches(t *testing.T) {
 		t.Errorf("bad boolean: %v", err)
 	}
 }
+
+// TestRefreshReuseGrace: 10s by default, 0 turns it off, and it is bounded
+// (a longer window is a longer blind spot for a stolen token).
+func TestRefreshReuseGrace(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": 10 * time.Second, "0": 0, "1m": time.Minute, "2s": 2 * time.Second} {
+		c, _, err := Load("service", nil, env(map[string]string{"USERSVC_REFRESH_REUSE_GRACE": v}), io.Discard)
+		if err != nil || c.RefreshReuseGrace != want {
+			t.Errorf("USERSVC_REFRESH_REUSE_GRACE=%q: %v, %v; want %v", v, c, err, want)
+		}
+	}
+	for _, v := range []string{"61s", "-1s", "soon"} {
+		_, _, err := Load("service", []string{"--refresh-reuse-grace", v}, env(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "--refresh-reuse-grace") {
+			t.Errorf("--refresh-reuse-grace %s: error %v does not name the flag", v, err)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package pages_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -40,9 +42,15 @@ type env struct {
 
 func newEnv(t *testing.T, cfg pages.Config) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, user.Config{})
+}
+
+// newEnvWith is newEnv on a user service with the rules rules.
+func newEnvWith(t *testing.T, cfg pages.Config, rules user.Config) *env {
+	t.Helper()
 	logs := &testenv.LogBuffer{}
 	log := telemetry.NewJSONLogger(logs, slog.LevelDebug, "user.api")
-	st := stack.New(t, stack.Options{Logger: log})
+	st := stack.New(t, stack.Options{Logger: log, Config: rules})
 	reg := rpc.NewMemoryRegistry()
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg, GracePeriod: time.Second},
 		rpc.NewHandler(st.Service, st.Keys.JWKS))
@@ -171,4 +179,45 @@ func (b *browser) cookie(name string) *http.Cookie {
 		}
 	}
 	return nil
+}
+
+// sessionCookie is the content of the pages' session cookie.
+type sessionCookie struct {
+	A string `json:"a"` // access token
+	R string `json:"r"` // refresh token
+}
+
+// session reads the browser's session cookie.
+func (b *browser) session() sessionCookie {
+	b.t.Helper()
+	var s sessionCookie
+	c := b.cookie("usersvc_session")
+	if c == nil {
+		return s
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(c.Value)
+	if err := json.Unmarshal(raw, &s); err != nil {
+		b.t.Fatal(err)
+	}
+	return s
+}
+
+// setSession replaces the browser's session cookie with s.
+func (b *browser) setSession(s sessionCookie) {
+	raw, _ := json.Marshal(s)
+	u, _ := url.Parse(b.e.url)
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "usersvc_session", Value: base64.RawURLEncoding.EncodeToString(raw), Path: "/"}})
+}
+
+// editClaims rewrites the claims of an access token as the pages read them
+// (its signature no longer matches, which only the API would notice).
+func editClaims(access string, edit func(claims map[string]any)) string {
+	parts := strings.Split(access, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims map[string]any
+	_ = json.Unmarshal(payload, &claims)
+	edit(claims)
+	payload, _ = json.Marshal(claims)
+	parts[1] = base64.RawURLEncoding.EncodeToString(payload)
+	return strings.Join(parts, ".")
 }

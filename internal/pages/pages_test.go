@@ -2,8 +2,6 @@ package pages_test
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -201,26 +199,9 @@ func TestPagesIdleSessionEnds(t *testing.T) {
 	e := newEnv(t, pages.Config{})
 	b := e.browser()
 	b.signIn("/admin", "admin@example.com", adminPassword)
-	c := b.cookie("usersvc_session")
-	raw, _ := base64.RawURLEncoding.DecodeString(c.Value)
-	var s struct {
-		A string `json:"a"`
-		R string `json:"r"`
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		t.Fatal(err)
-	}
-	parts := strings.Split(s.A, ".")
-	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var claims map[string]any
-	_ = json.Unmarshal(payload, &claims)
-	claims["exp"] = time.Now().Add(-time.Second).Unix()
-	payload, _ = json.Marshal(claims)
-	parts[1] = base64.RawURLEncoding.EncodeToString(payload)
-	s.A = strings.Join(parts, ".")
-	raw, _ = json.Marshal(s)
-	u, _ := url.Parse(e.url)
-	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "usersvc_session", Value: base64.RawURLEncoding.EncodeToString(raw), Path: "/"}})
+	s := b.session()
+	s.A = editClaims(s.A, func(c map[string]any) { c["exp"] = time.Now().Add(-time.Second).Unix() })
+	b.setSession(s)
 	if p := b.get("/admin"); !strings.Contains(p.body, `action="/admin/sign-in"`) {
 		t.Fatalf("idle session still signed in: %s", p.body)
 	}
@@ -229,6 +210,42 @@ func TestPagesIdleSessionEnds(t *testing.T) {
 	}
 	if _, err := e.st.Service.Refresh(context.Background(), s.R); !errors.Is(err, user.ErrInvalidToken) {
 		t.Errorf("refresh token of the idle session: %v, want revoked", err)
+	}
+}
+
+// Two tabs whose requests cross a rotation both present the session's
+// refresh token: the first rotates it, the second reuses it. Within the
+// service's reuse grace both stay signed in; without one (strict reuse
+// detection) the second is signed out.
+func TestPagesTwoTabsCrossingARotation(t *testing.T) {
+	for _, tc := range []struct {
+		grace    time.Duration
+		signedIn bool
+	}{{10 * time.Second, true}, {0, false}} {
+		e := newEnvWith(t, pages.Config{}, user.Config{RefreshReuseGrace: tc.grace})
+		first := e.browser()
+		first.signIn("/admin", "admin@example.com", adminPassword)
+		s := first.session()
+		// Issued two minutes ago: the next request rotates the tokens.
+		s.A = editClaims(s.A, func(c map[string]any) { c["iat"] = time.Now().Add(-2 * time.Minute).Unix() })
+		first.setSession(s)
+		second := e.browser()
+		second.setSession(s) // sent before the first tab's answer replaced the cookie
+		if p := first.get("/admin"); strings.Contains(p.body, `action="/admin/sign-in"`) {
+			t.Fatalf("grace %v: the first tab was signed out: %s", tc.grace, p.body)
+		}
+		p := second.get("/admin")
+		if in := !strings.Contains(p.body, `action="/admin/sign-in"`); in != tc.signedIn {
+			t.Errorf("grace %v: the second tab signed in %v, want %v", tc.grace, in, tc.signedIn)
+		}
+		for name, b := range map[string]*browser{"first": first, "second": second} {
+			if got := b.session().R; tc.signedIn && (got == "" || got == s.R) {
+				t.Errorf("grace %v: the %s tab's session was not rotated", tc.grace, name)
+			}
+		}
+		if tc.signedIn && first.session().R == second.session().R {
+			t.Errorf("grace %v: both tabs hold the same refresh token", tc.grace)
+		}
 	}
 }
 

@@ -35,9 +35,15 @@ type Repo interface {
 
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	RefreshTokenByHash(ctx context.Context, hash string) (*RefreshToken, error)
+	// LockRefreshToken is RefreshTokenByHash that locks the row until the
+	// transaction ends (use inside Atomic) and reads its latest committed
+	// state, so a concurrent refresh of the same token waits for this one
+	// and then sees its used_at.
+	LockRefreshToken(ctx context.Context, hash string) (*RefreshToken, error)
 	// MarkRefreshTokenUsed sets used_at on a token that is neither used nor
 	// revoked and reports whether it did: false means another request got
-	// there first, which the domain treats as reuse.
+	// there first, or it was revoked (Refresh reads the token with
+	// LockRefreshToken first, so it learns which before it marks).
 	MarkRefreshTokenUsed(ctx context.Context, hash string, at time.Time) (bool, error)
 	// RevokeRefreshFamily revokes every token of the family not yet revoked.
 	RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) error

@@ -17,6 +17,12 @@ type Config struct {
 	RefreshTTL      time.Duration // default 30 days
 	ResetTTL        time.Duration // default 30 minutes
 	VerifyTTL       time.Duration // email verification token lifetime; default 24 hours
+	// RefreshReuseGrace is how long after its first use a refresh token
+	// may be presented again without being taken for a leak: the reuse
+	// yields another session of the same family (concurrent requests of
+	// one client crossing a rotation). 0 (the zero value) is strict: any
+	// reuse revokes the family.
+	RefreshReuseGrace time.Duration
 	// RequireVerifiedEmail refuses sign-in (and refresh) of an account
 	// whose address is not verified, with ErrEmailNotVerified.
 	RequireVerifiedEmail bool

@@ -732,8 +732,16 @@ func TestEveryChangeWritesItsEvent(t *testing.T) {
 // withSearcher builds a second service on the same store with a searcher.
 func (e *env) withSearcher(t *testing.T, s user.Searcher) *user.Service {
 	t.Helper()
-	svc, err := user.NewService(user.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
-		Searcher: s, Now: e.clock.Now}, user.Config{})
+	return e.with(t, func(d *user.Deps) { d.Searcher = s }, user.Config{})
+}
+
+// with builds a second service on the same store, clock and keys, with the
+// env's deps as changed by set and the config cfg.
+func (e *env) with(t *testing.T, set func(*user.Deps), cfg user.Config) *user.Service {
+	t.Helper()
+	d := user.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens, Now: e.clock.Now}
+	set(&d)
+	svc, err := user.NewService(d, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

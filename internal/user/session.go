@@ -129,6 +129,15 @@ func (s *Service) startSession(ctx context.Context, r Repo, u *User, family stri
 // uses the old token up. Presenting a token that was already used means it
 // leaked (the thief or the owner used it first), so the whole family is
 // revoked and both parties must sign in again (OAuth 2.0 Security BCP 4.14).
+//
+// Except within the reuse grace (Config.RefreshReuseGrace) of the token's
+// own first use: two requests of one client crossing a rotation (two tabs,
+// concurrent API calls) present the same token, and the later one gets a
+// sibling session of the same family instead of ending it. The token row is
+// read with a lock, so a refresh racing another one of the same token waits
+// for it and then sees the used_at it wrote, which is within the grace. The
+// cost: a thief's replay within the grace of the owner's use (or the
+// owner's within the grace of the thief's) is not detected.
 func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error) {
 	if refresh == "" || len(refresh) > MaxTokenBytes {
 		return nil, ErrInvalidToken
@@ -137,10 +146,11 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 	var (
 		sess   *Session
 		reused bool
+		graced bool
 		family string
 	)
 	err := s.store.Atomic(ctx, func(r Repo) error {
-		rt, err := r.RefreshTokenByHash(ctx, hash)
+		rt, err := r.LockRefreshToken(ctx, hash)
 		if errors.Is(err, ErrNotFound) {
 			return ErrInvalidToken
 		}
@@ -156,8 +166,14 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 			if marked, err = r.MarkRefreshTokenUsed(ctx, hash, now); err != nil {
 				return err
 			}
+		} else {
+			// A used_at ahead of now (another instance's clock) is a use
+			// in this instant too.
+			graced = s.cfg.RefreshReuseGrace > 0 && now.Sub(*rt.UsedAt) < s.cfg.RefreshReuseGrace
 		}
-		if !marked {
+		// !marked with UsedAt nil cannot happen under the row lock; it is
+		// taken for reuse, not graced, since it might be a revocation.
+		if !marked && !graced {
 			reused, family = true, rt.FamilyID
 			return r.RevokeRefreshFamily(ctx, rt.FamilyID, now)
 		}
@@ -184,6 +200,9 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 		s.log.WarnContext(ctx, "refresh token reuse: family revoked")
 		s.endSession(ctx, family)
 		return nil, ErrInvalidToken
+	}
+	if graced {
+		s.log.DebugContext(ctx, "refresh token reused within the grace: sibling session issued")
 	}
 	return sess, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/usersvc/usersvc/internal/password"
 	"github.com/usersvc/usersvc/internal/revocation"
 	"github.com/usersvc/usersvc/internal/user"
 )
@@ -23,12 +22,7 @@ func (e *env) denylist(t *testing.T) *revocation.List {
 // withDenylist builds a second service on the same store with a denylist.
 func (e *env) withDenylist(t *testing.T, d user.Denylist) *user.Service {
 	t.Helper()
-	svc, err := user.NewService(user.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
-		Denylist: d, Now: e.clock.Now}, user.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
+	return e.with(t, func(deps *user.Deps) { deps.Denylist = d }, user.Config{})
 }
 
 // Disabling an account ends its sessions: enabling it again must not bring

@@ -51,7 +51,8 @@ type UserService interface {
 	CreatePasswordReset(ctx context.Context, in *CreatePasswordResetRequest, opts ...client.CallOption) (*CreatePasswordResetResponse, error)
 	// ResetPassword consumes a reset token and sets a new password.
 	ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...client.CallOption) (*ResetPasswordResponse, error)
-	// Refresh rotates a refresh token; a reused token revokes its whole family.
+	// Refresh rotates a refresh token; a reused token revokes its whole family,
+	// except within the grace of its first use: that gets another session of the family.
 	Refresh(ctx context.Context, in *RefreshRequest, opts ...client.CallOption) (*AuthResponse, error)
 	// Revoke ends the refresh-token family of the given token and, when
 	// given, the access token (logout).
@@ -271,7 +272,8 @@ type UserHandler interface {
 	CreatePasswordReset(context.Context, *CreatePasswordResetRequest, *CreatePasswordResetResponse) error
 	// ResetPassword consumes a reset token and sets a new password.
 	ResetPassword(context.Context, *ResetPasswordRequest, *ResetPasswordResponse) error
-	// Refresh rotates a refresh token; a reused token revokes its whole family.
+	// Refresh rotates a refresh token; a reused token revokes its whole family,
+	// except within the grace of its first use: that gets another session of the family.
 	Refresh(context.Context, *RefreshRequest, *AuthResponse) error
 	// Revoke ends the refresh-token family of the given token and, when
 	// given, the access token (logout).

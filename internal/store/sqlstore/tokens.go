@@ -28,16 +28,28 @@ func (r repo) CreateRefreshToken(ctx context.Context, t user.RefreshToken) error
 
 // RefreshTokenByHash returns the token or user.ErrNotFound.
 func (r repo) RefreshTokenByHash(ctx context.Context, hash string) (*user.RefreshToken, error) {
+	return r.refreshToken(ctx, hash, "", "get refresh token")
+}
+
+// LockRefreshToken is RefreshTokenByHash that also locks the row until the
+// transaction ends (on MySQL a locking read, which sees the latest committed
+// row rather than the transaction's snapshot; SQLite's transaction already
+// holds the write lock).
+func (r repo) LockRefreshToken(ctx context.Context, hash string) (*user.RefreshToken, error) {
+	return r.refreshToken(ctx, hash, r.d.lockSuffix, "lock refresh token")
+}
+
+func (r repo) refreshToken(ctx context.Context, hash, suffix, op string) (*user.RefreshToken, error) {
 	var t user.RefreshToken
 	err := r.q.QueryRowContext(ctx, `SELECT token_hash, family_id, user_id, created_at, expires_at, used_at, revoked_at
-FROM refresh_tokens WHERE token_hash = ?`, hash).
+FROM refresh_tokens WHERE token_hash = ?`+suffix, hash).
 		Scan(&t.Hash, &t.FamilyID, &t.UserID, timeDest{&t.CreatedAt}, timeDest{&t.ExpiresAt},
 			nullTimeDest{&t.UsedAt}, nullTimeDest{&t.RevokedAt})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, user.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: get refresh token: %w", err)
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, err)
 	}
 	return &t, nil
 }

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) user.Store) {
 		{"ConcurrentAtomicRefresh", testConcurrentAtomicRefresh},
 		{"ConcurrentAtomicConsumeReset", testConcurrentAtomicConsumeReset},
 		{"LockUserSerialisesReadModifyWrite", testLockUser},
+		{"LockRefreshTokenSeesTheLatestUse", testLockRefreshToken},
 		{"ReplacePasswordHashIsConditional", testReplacePasswordHash},
 		{"ListSkipTotal", testListSkipTotal},
 		{"LockActiveAdmins", testLockActiveAdmins},
@@ -1133,6 +1134,56 @@ func testLockUser(t *testing.T, s user.Store) {
 	}
 	_, err = s.LockUser(t.Context(), newID(t))
 	wantErr(t, "LockUser of a missing user", err, user.ErrNotFound)
+}
+
+// testLockRefreshToken races the domain's refresh under the grace: a
+// locked read decides, so a transaction that reads the token unused always
+// marks it, and every other one waits and then sees it used, even after a
+// plain read of its own took a snapshot in which it was unused.
+func testLockRefreshToken(t *testing.T, s user.Store) {
+	ctx := t.Context()
+	rt := newToken(seedUser(t, s), newID(t))
+	if err := s.CreateRefreshToken(ctx, rt); err != nil {
+		t.Fatalf("CreateRefreshToken: %v", err)
+	}
+	var wins, sawUsed atomic.Int32
+	race(func(int) {
+		err := s.Atomic(ctx, func(r user.Repo) error {
+			if _, err := r.RefreshTokenByHash(ctx, rt.Hash); err != nil {
+				return err
+			}
+			got, err := r.LockRefreshToken(ctx, rt.Hash)
+			if err != nil {
+				return err
+			}
+			if got.UsedAt != nil {
+				sawUsed.Add(1)
+				return nil
+			}
+			ok, err := r.MarkRefreshTokenUsed(ctx, rt.Hash, baseTime)
+			if ok {
+				wins.Add(1)
+			} else if err == nil {
+				t.Error("the locked read saw the token unused, but marking it lost")
+			}
+			return err
+		})
+		if err != nil {
+			t.Errorf("Atomic: %v", err)
+		}
+	})
+	if wins.Load() != 1 || sawUsed.Load() != concurrency-1 {
+		t.Errorf("%d marked the token used, %d saw it used; want 1 and %d", wins.Load(), sawUsed.Load(), concurrency-1)
+	}
+	got, err := s.LockRefreshToken(ctx, rt.Hash)
+	if err != nil {
+		t.Fatalf("LockRefreshToken: %v", err)
+	}
+	want, usedAt := rt, baseTime
+	want.UsedAt = &usedAt
+	checkToken(t, got, want)
+	_, err = s.LockRefreshToken(ctx, newHash())
+	wantErr(t, "LockRefreshToken of a missing token", err, user.ErrNotFound)
 }
 
 func testReplacePasswordHash(t *testing.T, s user.Store) {
