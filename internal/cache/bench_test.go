@@ -46,3 +46,27 @@ func BenchmarkUserByIDMissSQLite(b *testing.B) {
 	db := openDB(b)
 	benchRead(b, db, createUser(b, db, "bench").ID)
 }
+
+// BenchmarkUserByIDMissFillRedis is a miss that fills: the database read,
+// the cache read, the lease and the fill. The key is deleted between reads
+// with the timer stopped, so every read misses.
+func BenchmarkUserByIDMissFillRedis(b *testing.B) {
+	c, prefix := testenv.RedisClient(b)
+	s := NewStore(openDB(b), NewRedis(c, prefix), Options{})
+	id := createUser(b, s, "bench").ID
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.UserByID(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := c.Del(ctx, prefix+userKey(id)).Err(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	if hits, _ := s.Stats(); hits != 0 {
+		b.Fatalf("%d hits: not measuring misses", hits)
+	}
+}

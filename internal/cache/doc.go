@@ -24,41 +24,42 @@
 //     the write, and for Atomic after the transaction has committed (the IDs
 //     are collected during the transaction). Invalidating before the commit
 //     would let a reader refill the old row in between.
-//   - Invalidation does not delete the key: it writes a tombstone with a
-//     short TTL (Options.TombstoneTTL, 10s). Fills are SET NX, so they fail
-//     while the tombstone exists. This closes the classic cache-aside race: a
-//     reader misses, loads the old row, the writer commits and invalidates,
-//     and only then does the reader fill — with a plain DELETE the old row
-//     would stay cached for the whole TTL. A reader that sees a tombstone
-//     reads the database and does not try to fill.
-//   - The tombstone must outlive any such reader: a stale fill comes from a
-//     load that started before the commit, and the tombstone is written
-//     after it, so it suffices that every fill happens less than
-//     TombstoneTTL after its load started. The Store enforces this rather
-//     than assuming it: each fill carries the deadline "load start +
-//     TombstoneTTL/2" and the backend refuses it after that (the other
-//     half is margin for the fill's time on the wire and for clock-rate
-//     differences with Redis), so a slow load is returned but not cached.
-//     Size TombstoneTTL well above the slowest database read you expect;
-//     the price of a longer one is only that a just-written user is read
-//     from the database for longer.
+//   - A reader that misses takes a lease on the key (SET NX of a lease with
+//     a unique token, TombstoneTTL long) before it loads, and stores what
+//     it loaded only if the key still holds its lease: the fill is a
+//     compare-and-set on the server (a Lua script; under the lock for Local
+//     backends). Invalidation replaces whatever the key holds with a
+//     tombstone, lease included. This closes the classic cache-aside race —
+//     a reader misses and loads the old row, the writer commits and
+//     invalidates, and only then does the reader fill — without any
+//     assumption about time: the stale fill fails however long the load
+//     took, after the tombstone has expired too, and after a Redis
+//     eviction or restart (which can only remove a lease, and with it the
+//     fill). A reader that finds a tombstone or another reader's lease reads
+//     the database and does not fill.
+//   - A tombstone lives Options.TombstoneTTL (10s); while it does, no lease
+//     is granted, so a just-written user is read from the database for that
+//     long.
 //   - Concurrent misses for one user on one instance load once
 //     (singleflight). A caller may only share a load that started after any
 //     write it must observe, so the singleflight key includes what the
-//     caller saw in the cache (a miss, or the unique token of the tombstone
-//     it saw): a caller that arrives after a write sees that write's
-//     tombstone and cannot join a load begun before it. That too needs the
-//     tombstone to still exist, so a caller who gets a shared result later
-//     than TombstoneTTL/2 after the load began reads the database itself.
-//     Writes on this instance also Forget the user's in-flight loads (the
-//     only protection while the backend is down and nothing is seen).
+//     caller saw in the cache (a miss or a lease, or the unique token of the
+//     tombstone it saw): a caller that arrives after a write sees that
+//     write's tombstone and cannot join a load begun before it. That needs
+//     the tombstone to still exist, so a caller who gets a shared result
+//     later than TombstoneTTL/2 after the load began reads the database
+//     itself; the other half is the margin for the caller's own cache read.
+//     This is the one rule that rests on time, and it concerns what one
+//     caller is answered, never what the cache holds. Writes on this
+//     instance also Forget the user's in-flight loads (the only protection
+//     while the backend is down and nothing is seen).
 //   - Reads inside Atomic, and LockUser, never use the cache: they must see
 //     the transaction's own view.
 //
-// Tombstones must not be evicted: give the cache's Redis enough memory that
-// it never evicts (maxmemory-policy noeviction, or no maxmemory). An evicted
-// tombstone reopens the race above for its key; so would a Redis restart
-// that loses tombstones less than TombstoneTTL old.
+// Give the cache's Redis enough memory that it does not evict
+// (maxmemory-policy noeviction, or no maxmemory): an evicted tombstone lets
+// a caller share a load begun before the write, inside the TombstoneTTL/2
+// bound above. An evicted value or lease is harmless.
 //
 // # When the backend fails
 //
@@ -81,12 +82,12 @@
 // The Store remembers the IDs whose invalidation failed (up to
 // Options.MaxPending) and, on recovery, tombstones exactly those keys
 // before it declares the backend healthy; a tombstone written then also
-// blocks a fill from a load still in flight. If more IDs were lost than it
-// remembers, it tombstones every key under the backend's prefix (Flush)
-// instead, once TombstoneTTL has passed since the last lost write — by then
-// no load that started before that write can still fill, so the flush
-// catches every stale entry. Other instances that can still reach Redis
-// while this one cannot may serve a stale entry until the repair; that
-// cannot be avoided without making every write fail when Redis does.
+// replaces the lease of a load still in flight, so it cannot fill. If more
+// IDs were lost than it remembers, it tombstones every value and lease
+// under the backend's prefix (Flush) instead, at once: a load from before
+// the lost writes holds a lease, which the flush replaces. Other instances
+// that can still reach Redis while this one cannot may serve a stale entry
+// until the repair; that cannot be avoided without making every write fail
+// when Redis does.
 
 package cache

@@ -163,6 +163,25 @@ func (p *probe) UserByID(ctx context.Context, id string) (*user.User, error) {
 	return u, err
 }
 
+// put stores val under key the way the Store fills (a lease, then the
+// fill), reporting whether it could: only when the key was Missing.
+func put(t testing.TB, b Backend, key string, val []byte, ttl time.Duration) bool {
+	t.Helper()
+	ctx := context.Background()
+	token, err := b.Lease(ctx, key, time.Minute)
+	if err != nil {
+		t.Fatalf("Lease(%s): %v", key, err)
+	}
+	if token == nil {
+		return false
+	}
+	ok, err := b.Fill(ctx, key, token, val, ttl)
+	if err != nil {
+		t.Fatalf("Fill(%s): %v", key, err)
+	}
+	return ok
+}
+
 // flaky is a Backend that fails every call while down, standing in for an
 // unreachable server in front of a Local backend.
 type flaky struct {
@@ -179,11 +198,18 @@ func (f *flaky) Get(ctx context.Context, key string) (State, []byte, error) {
 	return f.Backend.Get(ctx, key)
 }
 
-func (f *flaky) SetIfAbsent(ctx context.Context, key string, v []byte, ttl time.Duration) (bool, error) {
+func (f *flaky) Lease(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
+	if f.down.Load() {
+		return nil, errFlaky
+	}
+	return f.Backend.Lease(ctx, key, ttl)
+}
+
+func (f *flaky) Fill(ctx context.Context, key string, token, v []byte, ttl time.Duration) (bool, error) {
 	if f.down.Load() {
 		return false, errFlaky
 	}
-	return f.Backend.SetIfAbsent(ctx, key, v, ttl)
+	return f.Backend.Fill(ctx, key, token, v, ttl)
 }
 
 func (f *flaky) Tombstone(ctx context.Context, ttl time.Duration, keys ...string) error {

@@ -10,29 +10,43 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Value encodings in Redis: a one-byte tag, then the value or the tombstone
-// token. The tag keeps the two apart whatever the value's bytes are.
+// Value encodings in Redis: a one-byte tag, then the value or the
+// tombstone's or lease's token. The tag keeps them apart whatever the
+// value's bytes are.
 const (
 	tagValue     = 'v'
 	tagTombstone = 't'
+	tagLease     = 'l'
 )
 
 // flushBatch is how many keys one SCAN step and one flush script handle.
 const flushBatch = 500
 
-// flushScript tombstones the keys in KEYS that hold a value (tag 'v'),
-// leaving tombstones and anything else alone. pcall: a key of another type
-// under the prefix (a misconfiguration) must not abort the whole repair.
+// flushScript tombstones the keys in KEYS that hold a value or a lease
+// (tag 'v' or 'l'), leaving tombstones and anything else alone. pcall: a
+// key of another type under the prefix (a misconfiguration) must not abort
+// the whole repair.
 var flushScript = redis.NewScript(`
 local n = 0
 for _, k in ipairs(KEYS) do
   local v = redis.pcall('GET', k)
-  if type(v) == 'string' and string.sub(v, 1, 1) == 'v' then
+  local tag = type(v) == 'string' and string.sub(v, 1, 1)
+  if tag == 'v' or tag == 'l' then
     redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
     n = n + 1
   end
 end
 return n
+`)
+
+// fillScript stores ARGV[2] for ARGV[3] milliseconds when KEYS[1] still
+// holds the lease ARGV[1]: compare and set, in one step on the server.
+var fillScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
 `)
 
 type redisBackend struct {
@@ -60,6 +74,9 @@ func (r *redisBackend) Get(ctx context.Context, key string) (State, []byte, erro
 	if len(b) > 0 && b[0] == tagTombstone {
 		return Tombstoned, b[1:], nil
 	}
+	if len(b) > 0 && b[0] == tagLease {
+		return Leased, b[1:], nil
+	}
 	if len(b) > 0 && b[0] == tagValue {
 		return Present, b[1:], nil
 	}
@@ -68,14 +85,27 @@ func (r *redisBackend) Get(ctx context.Context, key string) (State, []byte, erro
 	return Present, b, nil
 }
 
-func (r *redisBackend) SetIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+func (r *redisBackend) Lease(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
+	token := newToken()
+	ok, err := r.c.SetNX(ctx, r.prefix+key, append([]byte{tagLease}, token...), ttl).Result()
+	if err != nil {
+		return nil, fmt.Errorf("cache: redis lease: %w", err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	return token, nil
+}
+
+func (r *redisBackend) Fill(ctx context.Context, key string, token, value []byte, ttl time.Duration) (bool, error) {
 	v := make([]byte, 0, len(value)+1)
 	v = append(append(v, tagValue), value...)
-	ok, err := r.c.SetNX(ctx, r.prefix+key, v, ttl).Result()
+	n, err := fillScript.Run(ctx, r.c, []string{r.prefix + key}, append([]byte{tagLease}, token...), v,
+		max(ttl.Milliseconds(), 1)).Int()
 	if err != nil {
-		return false, fmt.Errorf("cache: redis set nx: %w", err)
+		return false, fmt.Errorf("cache: redis fill: %w", err)
 	}
-	return ok, nil
+	return n == 1, nil
 }
 
 func (r *redisBackend) Tombstone(ctx context.Context, ttl time.Duration, keys ...string) error {

@@ -34,9 +34,10 @@ type Options struct {
 	// TTL is how long a filled entry lives: the bound on staleness when an
 	// invalidation is lost. Default 5m.
 	TTL time.Duration
-	// TombstoneTTL is how long an invalidated key refuses fills. It must
-	// exceed twice the slowest UserByID you expect (see the package doc);
-	// loads slower than half of it are not filled. Default 10s.
+	// TombstoneTTL is how long an invalidated key refuses leases, and how
+	// long a lease lasts. Callers share a load only if its result comes
+	// within half of it (see the package doc); a load slower than the whole
+	// of it is not filled. Default 10s.
 	TombstoneTTL time.Duration
 	// RetryInterval is how long the backend is left alone after a failure
 	// before it is probed again. Default 1s.
@@ -77,7 +78,8 @@ func (o Options) withDefaults() Options {
 
 // Singleflight key suffixes: what the caller saw in the cache before
 // loading. Callers share a load only when they saw the same thing (see the
-// package doc); a tombstone's suffix is "t" followed by its token.
+// package doc); a tombstone's suffix is followed by its token. A lease
+// counts as a miss.
 const (
 	sawMiss = "\x00m"
 	sawDown = "\x00d" // backend skipped or failing: nothing was seen
@@ -106,13 +108,12 @@ type Store struct {
 	// one can tell and distrust what it got.
 	lostGen atomic.Uint64
 
-	mu       sync.Mutex
-	lastErr  error     // why the backend is unusable; nil when usable
-	retryAt  time.Time // no probe before this
-	probing  bool      // a repair is running
-	lost     map[string]struct{}
-	lostAll  bool      // more than MaxPending lost: flush on recovery
-	lastLost time.Time // when the latest invalidation was lost
+	mu      sync.Mutex
+	lastErr error     // why the backend is unusable; nil when usable
+	retryAt time.Time // no probe before this
+	probing bool      // a repair is running
+	lost    map[string]struct{}
+	lostAll bool // more than MaxPending lost: flush on recovery
 }
 
 var _ user.Store = (*Store)(nil)
@@ -182,6 +183,12 @@ func (s *Store) UserByID(ctx context.Context, id string) (*user.User, error) {
 	case Tombstoned:
 		s.mis.Add(1)
 		return s.load(ctx, id, sawTomb+string(val), seen, false, gen)
+	case Leased:
+		// Another reader is loading it to fill it. Read without filling;
+		// join a load in flight here as a miss would (the lease shows no
+		// write has invalidated the key since it was taken).
+		s.mis.Add(1)
+		return s.load(ctx, id, sawMiss, seen, false, gen)
 	default:
 		s.mis.Add(1)
 		return s.load(ctx, id, sawMiss, seen, true, gen)
@@ -195,29 +202,33 @@ type loaded struct {
 }
 
 // load reads the user from the inner store once for all concurrent callers
-// that saw the same cache state, and fills the cache if fill is set and no
-// invalidation was lost meanwhile.
+// that saw the same cache state, and fills the cache if fill is set.
 //
-// Both the fill and the sharing are bounded by seen+TombstoneTTL/2: a
-// write that committed after the load began wrote its tombstone after seen,
-// so until then that tombstone still exists — it makes the fill fail, and
-// a caller who arrived after the write saw it and is not sharing this
-// load. Past that bound neither holds, so the fill carries the bound as its
-// context deadline (the backend refuses it once passed), and a joiner that
-// gets the result later reads the database itself.
+// A fill takes a lease on the key before the load and stores the user only
+// if the key still holds that lease afterwards (Backend.Fill compares and
+// sets). A write that committed after the load began tombstoned the key
+// after the lease was taken, which replaced the lease, so the stale load is
+// not stored — however long it took, and whether or not the tombstone has
+// expired since. Nothing in the fill rests on timing.
+//
+// Sharing is bounded by time: a caller who arrived after a write saw its
+// tombstone and is not sharing this load, but only while that tombstone
+// exists, so a joiner that gets the result later than TombstoneTTL/2 after
+// the load began reads the database itself.
 func (s *Store) load(ctx context.Context, id, saw string, seen time.Time, fill bool, gen uint64) (*user.User, error) {
-	limit := seen.Add(s.o.TombstoneTTL / 2)
 	leader := false // set only by our own fn, which runs in this goroutine
 	v, err, shared := s.sf.Do(id+saw, func() (any, error) {
 		leader = true
+		var lease []byte
+		if fill && s.lostGen.Load() == gen {
+			lease = s.lease(ctx, id)
+		}
 		u, err := s.Store.UserByID(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if fill && s.lostGen.Load() == gen && time.Now().Before(limit) {
-			fctx, cancel := context.WithDeadline(ctx, limit)
-			s.fill(fctx, u)
-			cancel()
+		if lease != nil && s.lostGen.Load() == gen {
+			s.fill(ctx, u, lease)
 		}
 		return loaded{u: u, seen: seen}, nil
 	})
@@ -244,15 +255,24 @@ func (s *Store) load(ctx context.Context, id, saw string, seen time.Time, fill b
 	return l.u, nil
 }
 
-// fill stores u unless the key holds anything (a value or a tombstone).
-// ctx's deadline is when the fill stops being safe; a fill refused for it
-// is not a backend failure (fail ignores errors after ctx has ended).
-func (s *Store) fill(ctx context.Context, u *user.User) {
+// lease claims the user's key for a fill, returning the lease's token, or
+// nil when the key is not Missing any more or the backend failed.
+func (s *Store) lease(ctx context.Context, id string) []byte {
+	token, err := s.b.Lease(ctx, userKey(id), s.o.TombstoneTTL)
+	if err != nil {
+		s.fail(ctx, err)
+		return nil
+	}
+	return token
+}
+
+// fill stores u if the key still holds the lease.
+func (s *Store) fill(ctx context.Context, u *user.User, lease []byte) {
 	b, err := encode(u)
 	if err != nil {
 		return
 	}
-	if _, err := s.b.SetIfAbsent(ctx, userKey(u.ID), b, s.o.TTL); err != nil {
+	if _, err := s.b.Fill(ctx, userKey(u.ID), lease, b, s.o.TTL); err != nil {
 		s.fail(ctx, err)
 	}
 }
@@ -391,8 +411,8 @@ func (s *Store) acquire() bool {
 // fail records a backend error. An error once the caller's own context
 // has ended, or its deadline has passed, says nothing about the backend and
 // is ignored. The deadline is checked by the clock, not only by ctx.Err():
-// a backend that refuses an operation at its deadline (a fill past its safe
-// limit, say) may answer before the context's timer has fired.
+// a backend that refuses an operation at its deadline may answer before
+// the context's timer has fired.
 func (s *Store) fail(ctx context.Context, err error) {
 	if callerDone(ctx) {
 		return
@@ -417,7 +437,6 @@ func (s *Store) lose(err error, ids ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lostGen.Add(1)
-	s.lastLost = time.Now()
 	s.addLostLocked(ids...)
 	if err != nil || s.lastErr == nil {
 		if err == nil {
@@ -447,18 +466,6 @@ func (s *Store) repair() {
 	repaired, flushed := 0, false
 	for {
 		s.mu.Lock()
-		if s.lostAll {
-			// A load that began before the last lost write may still fill
-			// until TombstoneTTL/2 after it; a flush before then could miss
-			// that fill. Come back when it no longer can.
-			if wait := time.Until(s.lastLost.Add(s.o.TombstoneTTL)); wait > 0 {
-				s.lastErr = fmt.Errorf("flush after lost invalidations due in %v", wait.Round(time.Millisecond))
-				s.retryAt = time.Now().Add(wait)
-				s.probing = false
-				s.mu.Unlock()
-				return
-			}
-		}
 		all, ids := s.lostAll, slices.Collect(maps.Keys(s.lost))
 		s.lostAll = false
 		clear(s.lost)
