@@ -200,6 +200,12 @@ type Discovery struct {
 	// is not reading within 10ms and emits none when a TTL expires, and
 	// its etcd watcher returns only the first event of a batch.
 	resync time.Duration
+	// settle is how long after an event the list is read once more. etcd
+	// tells watchers of a write a moment before new reads can see it (its
+	// watchable store notifies, then ends the write transaction), so under
+	// load the read an event triggers can return the list from before the
+	// change; with no later event, only the resync would correct it.
+	settle time.Duration
 	// minBackoff and maxBackoff bound the wait between attempts to
 	// re-create a failed watcher or re-read a failed listing.
 	minBackoff, maxBackoff time.Duration
@@ -207,7 +213,7 @@ type Discovery struct {
 
 // NewDiscovery returns a Discovery over reg. It logs to slog.Default().
 func NewDiscovery(reg Registry) *Discovery {
-	return &Discovery{reg: reg, log: slog.Default(), resync: 30 * time.Second,
+	return &Discovery{reg: reg, log: slog.Default(), resync: 30 * time.Second, settle: 250 * time.Millisecond,
 		minBackoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second}
 }
 
@@ -219,7 +225,9 @@ func NewDiscovery(reg Registry) *Discovery {
 //
 // Every registry event triggers a fresh GetService rather than applying
 // the event itself: events can be partial, coalesced or lost, and a
-// re-read is always right. The watcher is created before the first read,
+// re-read is right once the change is visible, which on etcd can be a
+// moment after the event: the list is read again 250ms after the last
+// event (see Discovery.settle). The watcher is created before the first read,
 // so a change between the two is not missed. A failed watcher is logged
 // and re-created with backoff (100ms doubling to 5s), and the list is
 // re-read once it is back; the list is also re-read every 30s as a safety
@@ -288,10 +296,14 @@ func (d *Discovery) follow(ctx context.Context, w registry.Watcher, service stri
 	defer resync.Stop()
 	var retry *time.Timer
 	var retryC <-chan time.Time
+	settle := time.NewTimer(d.settle)
+	settle.Stop()
+	var settleC <-chan time.Time
 	defer func() {
 		if retry != nil {
 			retry.Stop()
 		}
+		settle.Stop()
 	}()
 	backoff := d.minBackoff
 	read := func() {
@@ -324,6 +336,11 @@ func (d *Discovery) follow(ctx context.Context, w registry.Watcher, service stri
 			}
 			return err
 		case <-changed:
+			read()
+			settle.Reset(d.settle) // read again settle after the last event
+			settleC = settle.C
+		case <-settleC:
+			settleC = nil
 			read()
 		case <-resync.C:
 			read()

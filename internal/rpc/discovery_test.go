@@ -400,3 +400,55 @@ func TestProtoCodec(t *testing.T) {
 		t.Error("marshalled an int")
 	}
 }
+
+// staleAfterEvent answers reads with the list from before arm for a
+// moment after it, as etcd can when the reads a watch event triggers race
+// the write that caused it (its watchable store notifies watchers before
+// the write is visible to new reads).
+type staleAfterEvent struct {
+	Registry
+	mu      sync.Mutex
+	staleTo time.Time
+	prev    []*registry.Service
+	prevErr error
+	served  int // stale answers given
+}
+
+func (f *staleAfterEvent) arm(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.staleTo = time.Now().Add(d)
+}
+
+func (f *staleAfterEvent) GetService(name string, opts ...registry.GetOption) ([]*registry.Service, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if time.Now().Before(f.staleTo) {
+		f.served++
+		return f.prev, f.prevErr
+	}
+	f.prev, f.prevErr = f.Registry.GetService(name, opts...)
+	return f.prev, f.prevErr
+}
+
+// Reads that an event triggered and that still saw the old list are
+// corrected by the settle read, long before the resync.
+func TestDiscoverySettlesAfterAStaleRead(t *testing.T) {
+	reg := &staleAfterEvent{Registry: NewMemoryRegistry()}
+	d := NewDiscovery(reg)
+	d.resync = time.Hour
+	rec := watch(t, d, "user.api")
+	dereg, err := RegisterHTTP(reg, "user.api", "127.0.0.1:1001", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor([]string{"127.0.0.1:1001"}, 5*time.Second)
+	reg.arm(d.settle / 2)
+	dereg()
+	rec.waitFor([]string{}, 5*time.Second)
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if reg.served == 0 {
+		t.Fatal("no read during the stale moment: the test did not exercise a stale read")
+	}
+}
