@@ -59,7 +59,7 @@ func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks 
 		mux.Handle("GET /metrics", telemetry.MetricsHandler())
 	}
 	log.Info("ops listener started", "address", ln.Addr().String())
-	return serve(ctx, cfg, log, ln, mux, nil)
+	return serve(ctx, cfg, log, ln, mux, drain{})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

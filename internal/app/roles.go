@@ -151,7 +151,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 		return fmt.Errorf("register api: %w", err)
 	}
 	log.Info("api started", "address", addr, "registry.name", APIServiceName)
-	return serve(ctx, cfg, log, ln, telemetry.HTTPServer("api", h, apiRoute), deregister)
+	return serve(ctx, cfg, log, ln, telemetry.HTTPServer("api", h, apiRoute), drain{leave: deregister, delay: cfg.DrainDelay})
 }
 
 // RunGateway runs the gateway on ln until ctx ends.
@@ -162,7 +162,7 @@ func RunGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 		return err
 	}
 	log.Info("gateway started", "address", ln.Addr().String())
-	return serve(ctx, cfg, log, ln, telemetry.HTTPServer("gateway", gw, gatewayRoute), nil)
+	return serve(ctx, cfg, log, ln, telemetry.HTTPServer("gateway", gw, gatewayRoute), drain{delay: cfg.DrainDelay})
 }
 
 // grpcTLS builds one side's mutual-TLS configuration from the
@@ -179,18 +179,25 @@ func grpcTLS(cfg *config.Config, side func(mtls.Files) (*tls.Config, error)) (*t
 	return c, nil
 }
 
+// drain says how serve ends: leave (if set) takes the process out of the
+// registry first, and for delay after that the server goes on serving.
+type drain struct {
+	leave func()
+	delay time.Duration
+}
+
 // serve runs an HTTP server on ln until ctx ends, then drains it.
 //
-// A role found through the registry (deregister set) first leaves the
-// registry and goes on serving for cfg.DrainDelay, answering with
-// "Connection: close" so each kept-alive connection ends after its next
-// request. Without that pause a gateway that has not yet seen the
-// deregistration sends a request on a kept-alive connection at the instant
-// Shutdown closes it as idle; the request never reaches a handler, and the
-// gateway cannot tell that from a crash mid-request, so a POST gets a 502.
-// Then Shutdown stops accepting and waits for in-flight requests for up to
-// cfg.ShutdownTimeout.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ln net.Listener, h http.Handler, deregister func()) error {
+// First it leaves the registry (d.leave) and goes on serving for d.delay,
+// answering with "Connection: close" so each kept-alive connection ends
+// after its next request. Without that pause a client that still sends
+// here — a gateway that has not yet seen an API leave the registry, nginx
+// on a kept-alive connection to a gateway — may send a request on a
+// connection at the instant Shutdown closes it as idle; the request never
+// reaches a handler, and the client cannot tell that from a server that
+// died running it, so a POST gets a 502. Then Shutdown stops accepting and
+// waits for in-flight requests for up to cfg.ShutdownTimeout.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ln net.Listener, h http.Handler, d drain) error {
 	var draining atomic.Bool
 	srv := &http.Server{Handler: closeWhen(&draining, h), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
@@ -199,19 +206,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ln net.Lis
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		if deregister != nil {
-			deregister()
+		if d.leave != nil {
+			d.leave()
 		}
 		return err
 	case <-ctx.Done():
 	}
-	if deregister != nil {
-		deregister()
-		draining.Store(true)
-		if cfg.DrainDelay > 0 {
-			log.Info("left the registry; serving on before the drain", "for", cfg.DrainDelay)
-			time.Sleep(cfg.DrainDelay)
-		}
+	if d.leave != nil {
+		d.leave()
+	}
+	draining.Store(true)
+	if d.delay > 0 {
+		log.Info("stopping: serving on with Connection: close before the drain", "for", d.delay)
+		time.Sleep(d.delay)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()

@@ -11,28 +11,38 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/testenv"
 )
 
-// TestServeDrainsAfterLeavingTheRegistry: after SIGTERM (ctx ends) a
-// registered role deregisters, then still answers for the drain delay —
+// TestServeDrains: after SIGTERM (ctx ends) a role leaves the registry
+// (the API; a gateway has none), then still answers for the drain delay —
 // on a kept-alive connection too, which it asks the client to close — and
 // only then stops. The race this closes (a request sent on a kept-alive
 // connection as Shutdown closes it) is in TestDistributedDrainsOnSIGTERM.
-func TestServeDrainsAfterLeavingTheRegistry(t *testing.T) {
+func TestServeDrains(t *testing.T) {
+	for _, registered := range []bool{true, false} {
+		name := map[bool]string{true: "api, leaving the registry", false: "gateway"}[registered]
+		t.Run(name, func(t *testing.T) { testServeDrains(t, registered) })
+	}
+}
+
+func testServeDrains(t *testing.T, registered bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	url := "http://" + ln.Addr().String() + "/"
-	cfg := &config.Config{DrainDelay: 3 * time.Second, ShutdownTimeout: 5 * time.Second}
+	cfg := &config.Config{ShutdownTimeout: 5 * time.Second}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	deregistered := make(chan struct{})
+	stopping := make(chan struct{}) // closed at the deregistration, or when a request sees the drain
+	d := drain{delay: 3 * time.Second}
+	if registered {
+		d.leave = func() { close(stopping) }
+	}
 	served := make(chan error, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
-	go func() {
-		served <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ln, h, func() { close(deregistered) })
-	}()
+	go func() { served <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ln, h, d) }()
 
 	hc := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
 	defer hc.CloseIdleConnections()
@@ -55,12 +65,27 @@ func TestServeDrainsAfterLeavingTheRegistry(t *testing.T) {
 		t.Fatal("Connection: close before the stop")
 	}
 	stop()
-	<-deregistered
-	if reused, closing := get("on the kept-alive connection after deregistering"); !reused || !closing {
-		t.Errorf("after deregistering: reused connection %v, Connection: close %v; want both", reused, closing)
+	if registered {
+		<-stopping
+	} else {
+		// Nothing marks the start of the drain: the kept-alive connection's
+		// next answer carries Connection: close once it has begun.
+		testenv.Eventually(t, 2*time.Second, "the drain to begin", func() bool {
+			reused, closing := get("on the kept-alive connection while stopping")
+			if !closing && !reused {
+				t.Fatal("a new connection before the drain began: the kept-alive one was closed")
+			}
+			return closing
+		})
+		get("on a new connection during the drain")
 	}
-	if _, closing := get("on a new connection after deregistering"); !closing {
-		t.Error("after deregistering: no Connection: close on a new connection")
+	if registered {
+		if reused, closing := get("on the kept-alive connection after deregistering"); !reused || !closing {
+			t.Errorf("after deregistering: reused connection %v, Connection: close %v; want both", reused, closing)
+		}
+		if _, closing := get("on a new connection after deregistering"); !closing {
+			t.Error("after deregistering: no Connection: close on a new connection")
+		}
 	}
 	select {
 	case err := <-served:

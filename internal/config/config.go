@@ -316,7 +316,7 @@ var settings = []setting{
 	{key: "max_body_bytes", def: "65536", usage: "largest accepted request body", set: integer(1024, 16<<20, func(c *Config) *int { return &c.MaxBodyBytes })},
 	{key: "rpc_timeout", def: "5s", usage: "timeout of one RPC from the API to the service", set: dur(func(c *Config) *time.Duration { return &c.RPCTimeout })},
 	{key: "registry_ttl", def: "15s", usage: "registry lease; a crashed instance disappears after it", set: dur(func(c *Config) *time.Duration { return &c.RegistryTTL })},
-	{key: "drain_delay", def: "1s", usage: "api: how long SIGTERM keeps serving after leaving the registry, so that gateways stop sending before its connections close; 0 = none", set: delay(func(c *Config) *time.Duration { return &c.DrainDelay })},
+	{key: "drain_delay", def: "1s", usage: "api and gateway: how long SIGTERM keeps serving, answering with Connection: close, before it closes connections: gateways see an API leave the registry, and a proxy's kept-alive connections to a gateway end cleanly; 0 = none", set: delay(func(c *Config) *time.Duration { return &c.DrainDelay })},
 	{key: "shutdown_timeout", def: "15s", usage: "how long SIGTERM waits for in-flight requests", set: dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{key: "log_level", def: "info", usage: "debug, info, warn or error", set: oneOf([]string{"debug", "info", "warn", "error"}, func(c *Config) *string { return &c.LogLevel })},
 	{key: "log_format", def: "json", usage: "json or text", set: oneOf([]string{"json", "text"}, func(c *Config) *string { return &c.LogFormat })},
