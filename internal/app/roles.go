@@ -144,7 +144,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 		return fmt.Errorf("pages: %w", err)
 	}
 	h := httpapi.New(httpapi.Config{MaxBodyBytes: int64(cfg.MaxBodyBytes), RPCTimeout: cfg.RPCTimeout, Ready: ready,
-		RateLimits: limits, TrustedProxies: cfg.TrustedProxies, Mount: web.Mount}, users, log)
+		RateLimits: limits, TrustedProxies: cfg.TrustedProxies, Mount: web.Mount, NotFound: web.NotFound}, users, log)
 	addr := ln.Addr().String()
 	deregister, err := rpc.RegisterHTTP(reg, APIServiceName, advertise(addr), cfg.RegistryTTL)
 	if err != nil {

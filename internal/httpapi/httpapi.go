@@ -51,6 +51,10 @@ type Config struct {
 	// they read path parameters with r.PathValue and the client address
 	// with ClientIP.
 	Mount func(add func(method, path string, h http.Handler))
+	// NotFound, when set, may answer a path no route matches: it returns
+	// the handler for that path (the pages answer a mistyped page address
+	// with a page), or nil for the API's JSON 404.
+	NotFound func(path string) http.Handler
 }
 
 const (
@@ -138,6 +142,12 @@ func New(cfg Config, users Users, log *slog.Logger) http.Handler {
 		e.Use(s.rateLimit)
 	}
 	e.NoRoute(func(c *gin.Context) {
+		if s.cfg.NotFound != nil {
+			if h := s.cfg.NotFound(c.Request.URL.Path); h != nil {
+				mount(h)(c)
+				return
+			}
+		}
 		writeError(c, http.StatusNotFound, codeNotFound, "no such route", nil)
 	})
 	// gin has set Allow already.

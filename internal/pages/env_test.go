@@ -68,7 +68,7 @@ func newEnvWith(t *testing.T, cfg pages.Config, rules user.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httpapi.Config{Mount: web.Mount}
+	api := httpapi.Config{Mount: web.Mount, NotFound: web.NotFound}
 	if cfg.SignInLimiter != nil {
 		// As the app wires it: one limiter for the API's login and the pages'.
 		api.RateLimits = []httpapi.RateLimit{{Method: "POST", Path: "/user/token", PerIP: cfg.SignInLimiter}}

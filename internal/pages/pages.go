@@ -166,6 +166,22 @@ func (p *Pages) Mount(add func(method, path string, h http.Handler)) {
 	}
 }
 
+// NotFound answers a path under the pages' prefixes that no page serves
+// with a page, not the API's JSON (httpapi.Config.NotFound); nil for any
+// other path. The static files keep the file server's plain 404.
+func (p *Pages) NotFound(path string) http.Handler {
+	for _, prefix := range Paths {
+		if prefix == StaticPrefix || !(path == prefix || strings.HasPrefix(path, prefix+"/")) {
+			continue
+		}
+		return p.withHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.renderStatus(w, r, http.StatusNotFound, "error", pageData{Title: "Page not found",
+				Message: "There is no page at this address. Check the link, or start again from one of these pages."})
+		}))
+	}
+	return nil
+}
+
 type route struct {
 	method, path string
 	handler      http.Handler

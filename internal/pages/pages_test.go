@@ -69,6 +69,30 @@ func TestPagesSecurityHeaders(t *testing.T) {
 	}
 }
 
+// A mistyped page address is a page saying so, with the security headers;
+// an unknown path outside the pages stays the API's JSON 404.
+func TestPagesNotFound(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	b := e.browser()
+	for _, path := range []string{"/admin/user/x", "/admin/", "/account/settings", "/reset-password/x", "/verify-email/x/y"} {
+		p := b.get(path)
+		if p.status != http.StatusNotFound || !strings.HasPrefix(p.header.Get("Content-Type"), "text/html") ||
+			!strings.Contains(p.body, "Page not found") {
+			t.Errorf("GET %s = %d %s %.80q, want the 404 page", path, p.status, p.header.Get("Content-Type"), p.body)
+		}
+		wantPageHeaders(t, "GET "+path, p.header)
+	}
+	for _, path := range []string{"/administrator", "/accounts", "/static/nope.css", "/nope"} {
+		p := b.get(path)
+		if p.status != http.StatusNotFound || strings.Contains(p.body, "Page not found") {
+			t.Errorf("GET %s = %d %.80q, want a plain 404, not the page", path, p.status, p.body)
+		}
+	}
+	if p := b.get("/nope"); !strings.HasPrefix(p.header.Get("Content-Type"), "application/json") {
+		t.Errorf("GET /nope: Content-Type %q, want the API's JSON error", p.header.Get("Content-Type"))
+	}
+}
+
 // postRoutes are every form of the pages, with a valid body each.
 func postRoutes(userID string) map[string]url.Values {
 	return map[string]url.Values{
