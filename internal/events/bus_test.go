@@ -36,24 +36,8 @@ func testCtx(t *testing.T) context.Context {
 func consume(t *testing.T, b *Bus, sub Subscription, h Handler) (stop func()) {
 	t.Helper()
 	b.Declare(sub)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- b.Consume(ctx, sub, h) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Consume(%s) returned %v, want nil", sub.Queue, err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Errorf("Consume(%s) did not return within 5s of its context ending", sub.Queue)
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop, _ = testenv.Background(t, "Consume("+sub.Queue+")", 5*time.Second,
+		func(ctx context.Context) error { return b.Consume(ctx, sub, h) })
 	return stop
 }
 

@@ -138,24 +138,7 @@ func testCtx(t *testing.T) context.Context {
 // test unless Run returns nil promptly.
 func runRelay(t *testing.T, r *events.Relay) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Relay.Run returned %v, want nil", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Error("Relay.Run did not return within 5s of its context ending")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop, _ = testenv.Background(t, "Relay.Run", 5*time.Second, r.Run)
 	return stop
 }
 

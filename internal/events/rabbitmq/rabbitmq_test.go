@@ -611,24 +611,8 @@ func assertDepth(t *testing.T, queue string, want int) {
 // the test ends.
 func startConsumer(t *testing.T, b *rabbitmq.Broker, sub events.Subscription, h events.Handler) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Consume(ctx, sub, h) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Consume returned %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Errorf("Consume did not return 15s after its ctx ended")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop, done := testenv.Background(t, "Consume("+sub.Queue+")", 15*time.Second,
+		func(ctx context.Context) error { return b.Consume(ctx, sub, h) })
 	testenv.Eventually(t, 10*time.Second, "the consumer of "+sub.Queue, func() bool {
 		select {
 		case err := <-done:
