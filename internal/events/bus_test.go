@@ -20,14 +20,6 @@ import (
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// testCtx bounds a test: nothing here should take more than a few seconds.
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // consume declares sub's queue (as the service does before it starts
 // publishing; Consume itself declares it only once its goroutine runs) and
 // runs b.Consume(sub, h) in the background until stop is called or the test
@@ -147,7 +139,7 @@ func TestPermanent(t *testing.T) {
 // key and no other; keys are compared exactly (no topic wildcards, no case
 // folding, no prefixes).
 func TestBusRoutesByExactKey(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	b := NewBus(quietLog())
 	subs := map[string]Subscription{
 		"created":     {Queue: "q.created", RoutingKeys: []string{"user.created", "end.created"}},
@@ -216,7 +208,7 @@ func TestBusRoutesByExactKey(t *testing.T) {
 // a message published before any queue was bound to its key goes nowhere, as
 // on a RabbitMQ exchange.
 func TestBusQueueBuffersUntilConsumed(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	b := NewBus(quietLog())
 	sub := Subscription{Queue: "q.mailer", RoutingKeys: []string{"user.password_reset_requested"}}
 	key := sub.RoutingKeys[0]
@@ -259,7 +251,7 @@ func TestBusQueueBuffersUntilConsumed(t *testing.T) {
 // after Backoff, then after twice that, and once it succeeds the message is
 // done: no further deliveries, no dead letter.
 func TestBusRetriesWithBackoff(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	b := NewBus(quietLog())
 	const backoff = 10 * time.Millisecond
 	sub := Subscription{Queue: "q.retry", RoutingKeys: []string{"k"}, Backoff: backoff, MaxAttempts: 5}
@@ -328,7 +320,7 @@ func TestBusDeadLetters(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := testCtx(t)
+			ctx := testenv.Context(t)
 			b := NewBus(quietLog())
 			sub := Subscription{Queue: "q.dlq", RoutingKeys: []string{"k"}, Backoff: backoff, MaxAttempts: tc.maxAttempts}
 			var mu sync.Mutex
@@ -381,7 +373,7 @@ func TestBusDeadLetters(t *testing.T) {
 func TestBusConcurrency(t *testing.T) {
 	for _, n := range []int{1, 4} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			ctx := testCtx(t)
+			ctx := testenv.Context(t)
 			b := NewBus(quietLog())
 			sub := Subscription{Queue: "q.conc", RoutingKeys: []string{"k"}, Concurrency: n}
 			const total = 12
@@ -440,7 +432,7 @@ func TestBusConcurrency(t *testing.T) {
 func TestBusConsumeReturnsWhenContextEnds(t *testing.T) {
 	t.Run("idle", func(t *testing.T) {
 		b := NewBus(quietLog())
-		ctx, cancel := context.WithCancel(testCtx(t))
+		ctx, cancel := context.WithCancel(testenv.Context(t))
 		done := make(chan error, 1)
 		go func() {
 			done <- b.Consume(ctx, Subscription{Queue: "q", RoutingKeys: []string{"k"}, Concurrency: 3},
@@ -532,7 +524,7 @@ func TestBusConsumeReturnsWhenContextEnds(t *testing.T) {
 // queue is full, names the queue, and works again once a consumer has taken
 // a message off it.
 func TestBusPublishToFullQueue(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	b := NewBus(quietLog())
 	sub := Subscription{Queue: "q.full", RoutingKeys: []string{"k"}}
 	b.Declare(sub)

@@ -127,13 +127,6 @@ func (f *fakeBroker) callCount() int {
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // runRelay starts r until stop is called or the test ends; stop fails the
 // test unless Run returns nil promptly.
 func runRelay(t *testing.T, r *events.Relay) (stop func()) {
@@ -194,7 +187,7 @@ func ids(msgs []events.Message) []string {
 // each event is published exactly once, in outbox order, and the outbox is
 // empty.
 func TestRelayKeepsEventsWhileBrokerFails(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	st := stack.New(t, stack.Options{NoEvents: true})
 	want := makeChanges(t, ctx, st)
 	if n := outboxLen(t, ctx, st); n != len(want) {
@@ -251,7 +244,7 @@ func TestRelayKeepsEventsWhileBrokerFails(t *testing.T) {
 // relay publishes batch after batch, in order, without waiting Interval
 // between full ones (Interval here is far longer than the test).
 func TestRelayDrainsFullBatchesWithoutWaiting(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	st := stack.New(t, stack.Options{NoEvents: true})
 	want := makeChanges(t, ctx, st)
 	broker := &fakeBroker{}
@@ -291,7 +284,7 @@ func TestRelayRunReturnsWhenContextEnds(t *testing.T) {
 		}
 	})
 	t.Run("backing off", func(t *testing.T) {
-		ctx := testCtx(t)
+		ctx := testenv.Context(t)
 		st := stack.New(t, stack.Options{NoEvents: true})
 		want := makeChanges(t, ctx, st)
 		broker := &fakeBroker{failFirst: 1 << 30}

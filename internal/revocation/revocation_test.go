@@ -3,7 +3,6 @@ package revocation_test
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,18 +10,6 @@ import (
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/testenv"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // openDB is the real store, SQLite in a temp dir.
 func openDB(t *testing.T) *sqlstore.Store {
@@ -70,7 +57,7 @@ func TestSharedAndDurable(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			st := openDB(t)
-			clk := &clock{now: time.Now()}
+			clk := testenv.NewClock(time.Now())
 			o := opts(t)
 			o.Now = clk.Now
 			a, b := newList(t, st, o), newList(t, st, o)
@@ -152,7 +139,7 @@ func TestRedisDownFailsClosed(t *testing.T) {
 	st := openDB(t)
 	sw := testenv.NewRedisProxy(t)
 	direct, prefix := testenv.RedisClient(t)
-	clk := &clock{now: time.Now()}
+	clk := testenv.NewClock(time.Now())
 	o := revocation.Options{Redis: sw.Client(t), Prefix: prefix, Now: clk.Now}
 	a, b := newList(t, st, o), newList(t, st, o)
 	if err := a.Revoke(ctx, "before", clk.Now().Add(time.Hour)); err != nil {
@@ -197,7 +184,7 @@ func TestExpiredEntriesAreSwept(t *testing.T) {
 	ctx := context.Background()
 	st := openDB(t)
 	c, prefix := testenv.RedisClient(t)
-	clk := &clock{now: time.Now()}
+	clk := testenv.NewClock(time.Now())
 	l := newList(t, st, revocation.Options{Redis: c, Prefix: prefix, Now: clk.Now, SweepInterval: time.Minute})
 	t0 := clk.Now()
 	if err := l.Revoke(ctx, "short", t0.Add(time.Minute)); err != nil {

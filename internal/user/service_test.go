@@ -12,6 +12,7 @@ import (
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/password"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
 )
@@ -113,24 +114,12 @@ func (c *countingHasher) Verify(ctx context.Context, pw, enc string) (bool, bool
 	return c.Hasher.Verify(ctx, pw, enc)
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 type env struct {
 	svc    *user.Service
 	store  user.Store
 	mail   *outbox
 	hasher *countingHasher
-	clock  *clock
+	clock  *testenv.Clock
 	tokens *token.Manager
 	dir    string
 }
@@ -169,7 +158,7 @@ func newEnvOn(t testing.TB, st *sqlstore.Store, dir string, params password.Para
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{now: time.Now().UTC()}
+	clk := testenv.NewClock(time.Now().UTC())
 	tm, err := token.NewManager(kr, token.Config{Issuer: "test", Audience: "test", TTL: 15 * time.Minute, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

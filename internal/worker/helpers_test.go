@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/search"
@@ -18,14 +17,6 @@ import (
 const pw = "correct horse battery staple"
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// testCtx bounds a test.
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // drainOutbox takes every pending event out of the stack's real outbox, as
 // the relay would publish them.

@@ -65,7 +65,7 @@ func expectFound(t *testing.T, ctx context.Context, idx search.Index, text strin
 // delete removes it for good (an older create delivered afterwards does not
 // bring it back), and redeliveries are harmless. Other users are untouched.
 func TestIndexerKeepsNewestVersion(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	idx := openIndex(t)
 	h := worker.Indexer(idx)
 
@@ -120,7 +120,7 @@ func TestIndexerKeepsNewestVersion(t *testing.T) {
 // TestIndexerIgnoresEventsWithoutUser: a created event without its user
 // has nothing to index and is acknowledged.
 func TestIndexerIgnoresEventsWithoutUser(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	idx := openIndex(t)
 	e := userEvent(user.EventCreated, idAda, "Ada", "ada@example.com", t0)
 	e.User = nil
@@ -132,7 +132,7 @@ func TestIndexerIgnoresEventsWithoutUser(t *testing.T) {
 // deletion no index accepts (no ID, no usable version, an oversized ID), is a
 // permanent error; an index that cannot be written is not.
 func TestIndexerPermanentErrors(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	idx := openIndex(t)
 	h := worker.Indexer(idx)
 
@@ -188,7 +188,7 @@ func TestIndexerPermanentErrors(t *testing.T) {
 // TestReindex: Reindex upserts every user of the store and reports how
 // many; it does not overwrite what a newer event already indexed.
 func TestReindex(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	st := stack.New(t, stack.Options{NoEvents: true})
 	var ids []string
 	for _, u := range []struct{ email, name string }{
@@ -237,7 +237,7 @@ func TestReindex(t *testing.T) {
 // TestReindexPages: more users than one page of the store (500) are all
 // indexed.
 func TestReindexPages(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	st := stack.New(t, stack.Options{NoEvents: true})
 	const total = 1203
 	now := time.Now().UTC()
@@ -283,7 +283,7 @@ func TestReindexPages(t *testing.T) {
 // TestSearcherAdapter: the Searcher passes the query through and returns the
 // index's IDs, total and cursor; invalid queries keep their error.
 func TestSearcherAdapter(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	idx := openIndex(t)
 	var docs []search.Doc
 	for i, name := range []string{"Sam One", "Sam Two", "Sam Three", "Other Person"} {
@@ -356,7 +356,7 @@ func TestSearcherAdapter(t *testing.T) {
 // mode — outbox relay, in-process bus, both consumers on their declared
 // subscriptions — and checks each consumer gets the events it needs.
 func TestSubscriptionsCarryUserEvents(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	st := stack.New(t, stack.Options{NoEvents: true})
 	idx := openIndex(t)
 	mf := &mailFixture{st: st, dir: t.TempDir()}

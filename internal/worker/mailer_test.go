@@ -13,6 +13,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/mail"
+	"github.com/usersvc/usersvc/internal/testenv"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/user"
 	"github.com/usersvc/usersvc/internal/worker"
@@ -118,7 +119,7 @@ func (c *countingSender) count() int {
 // the same event delivered again (one after the other or all at once) sends
 // nothing more.
 func TestMailerSendsResetMailOnce(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	f := newMailFixture(t, ctx)
 	h := worker.Mailer(f.st.Store, f.mailer, time.Now, quietLog())
 	msg, ev := f.resetEvent(t, ctx)
@@ -185,7 +186,7 @@ func TestMailerSendsResetMailOnce(t *testing.T) {
 // error and leaves no processed mark, so the next delivery sends the mail;
 // after that, further deliveries send nothing.
 func TestMailerRetriesFailedSend(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	f := newMailFixture(t, ctx)
 	sender := &countingSender{next: f.mailer, failFirst: 1}
 	h := worker.Mailer(f.st.Store, sender, time.Now, quietLog())
@@ -234,7 +235,7 @@ func TestMailerRetriesFailedSend(t *testing.T) {
 // the event is handled is acknowledged without a mail (the link would not
 // work) and without a processed mark.
 func TestMailerSkipsExpiredReset(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	f := newMailFixture(t, ctx)
 	msg, ev := f.resetEvent(t, ctx)
 	sender := &countingSender{next: f.mailer}
@@ -276,7 +277,7 @@ func TestMailerSkipsExpiredReset(t *testing.T) {
 // TestMailerRejectsMalformedEvents: what no retry can fix is a permanent
 // error (dead-lettered at once), and nothing is sent.
 func TestMailerRejectsMalformedEvents(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	f := newMailFixture(t, ctx)
 	sender := &countingSender{}
 	h := worker.Mailer(f.st.Store, sender, time.Now, quietLog())
@@ -317,7 +318,7 @@ func TestMailerRejectsMalformedEvents(t *testing.T) {
 // old address, the sign-up attempt) each become one mail to the right
 // address, and the verification link really verifies.
 func TestMailerSendsVerificationAndNotices(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	st := stack.New(t, stack.Options{NoEvents: true})
 	dir := filepath.Join(t.TempDir(), "mail")
 	sender, err := mail.NewDir(dir)
