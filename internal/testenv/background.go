@@ -34,3 +34,12 @@ func Background(t testing.TB, what string, wait time.Duration, run func(context.
 	t.Cleanup(stop)
 	return stop, result
 }
+
+// Context is the test's context bounded to 30 seconds, so a call that
+// hangs fails the test rather than the whole run's timeout.
+func Context(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,9 +1,7 @@
 package testenv
 
 import (
-	"context"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -30,13 +28,4 @@ func (c *Clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
-}
-
-// Context is the test's context bounded to 30 seconds, so a call that
-// hangs fails the test rather than the whole run's timeout.
-func Context(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
