@@ -216,6 +216,25 @@ func TestServiceAccountGrant(t *testing.T) {
 	e.Do("PUT", "/user/"+bob.ID, writer, map[string]any{"role": "admin"}).WantError(403, "permission_denied")
 	e.Do("POST", "/user", writer, map[string]any{"email": "boss@example.com", "password": userPassword, "name": "B", "role": "admin"}).
 		WantError(403, "permission_denied")
+	// Below users:admin no route reaches an admin: not their credentials
+	// (the way to become them), sessions or account. (The whole rule is
+	// internal/rpc's TestAuthorizationMatrix; this is the HTTP door.)
+	for _, c := range []struct {
+		method, path string
+		body         map[string]any
+	}{
+		{"PUT", "/user/" + e.admin.ID, map[string]any{"password": "a whole new passphrase 9"}},
+		{"PUT", "/user/" + e.admin.ID, map[string]any{"email": "mine@example.com"}},
+		{"PUT", "/user/" + e.admin.ID, map[string]any{"name": "Pwned"}},
+		{"GET", "/user/" + e.admin.ID + "/sessions", nil},
+		{"DELETE", "/user/" + e.admin.ID + "/sessions", nil},
+		{"DELETE", "/user/" + e.admin.ID, nil},
+	} {
+		e.Do(c.method, c.path, writer, c.body).WantError(403, "permission_denied")
+	}
+	e.Do("GET", "/user/"+bob.ID+"/sessions", reader, nil).WantError(403, "permission_denied")
+	e.Do("GET", "/user/"+bob.ID+"/sessions", writer, nil).WantStatus(200)
+	e.login(e.admin.Email, adminPassword)
 
 	_, admin := grant(user.ScopeAdmin)
 	e.Do("PUT", "/user/"+bob.ID, admin, map[string]any{"status": "disabled"}).WantStatus(200)

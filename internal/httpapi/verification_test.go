@@ -82,7 +82,8 @@ func TestRequireVerifiedEmailOverHTTP(t *testing.T) {
 }
 
 // In enumeration-safe mode a new and a taken address get the same status
-// and body; the owner of the taken one is mailed; admins still get 201/409.
+// and body, from an anonymous caller and a signed-in plain user alike; the
+// owner of the taken one is mailed; admins still get 201/409.
 func TestEnumerationSafeSignupOverHTTP(t *testing.T) {
 	t.Parallel()
 	e := newEnvOn(t, stack.Options{Config: user.Config{SignupEnumerationSafe: true}})
@@ -98,6 +99,13 @@ func TestEnumerationSafeSignupOverHTTP(t *testing.T) {
 		t.Fatal("the owner of the taken address got no mail")
 	}
 	e.verifyToken("new@example.com")
+	e.Do("POST", "/user", e.admin.Access, body("plain@example.com")).WantStatus(201)
+	plain := e.login("plain@example.com", userPassword)
+	byUserFresh := e.Do("POST", "/user", plain.Access, body("newer@example.com")).WantStatus(202)
+	byUserTaken := e.Do("POST", "/user", plain.Access, body("admin@example.com")).WantStatus(202)
+	if !bytes.Equal(byUserFresh.Body, fresh.Body) || !bytes.Equal(byUserTaken.Body, fresh.Body) {
+		t.Fatalf("a plain user's answers differ from the anonymous one:\n%s\n%s\n%s", fresh.Body, byUserFresh.Body, byUserTaken.Body)
+	}
 	e.Do("POST", "/user", e.admin.Access, body("new@example.com")).WantError(409, "already_exists")
 	e.Do("POST", "/user", e.admin.Access, body("other@example.com")).WantStatus(201)
 }

@@ -56,14 +56,15 @@ func (r ResetMailer) SendEmailChangeNotice(ctx context.Context, to, name, newEma
 }
 
 // SendSignupAttempt tells the owner of an address that someone tried to
-// create an account with it (enumeration-safe sign-up answers the same to
-// that someone as to a new user, so the owner is the one told).
+// create an account with it, or to move another account to it
+// (enumeration-safe sign-up and email change answer the same to that
+// someone as for a free address, so the owner is the one told).
 func (r ResetMailer) SendSignupAttempt(ctx context.Context, to, name string) error {
 	return r.send(ctx, "sign-up attempt notice", to, name, "Someone tried to create an account with your address", func(name string) string {
 		var b strings.Builder
 		greet(&b, name)
-		b.WriteString("someone tried to create an account with your address, which already has one.\n")
-		b.WriteString("No new account was created.\n\n")
+		b.WriteString("someone tried to create an account with your address, or to change another\n")
+		b.WriteString("account's address to it. Your address already has an account, and nothing was changed.\n\n")
 		b.WriteString("If it was you, sign in instead, or ask for a password reset if you forgot it.\n")
 		b.WriteString("If it was not you, you can ignore this mail.\n")
 		return b.String()

@@ -45,12 +45,17 @@ func dialDirect(t *testing.T, addr string, creds credentials.TransportCredential
 // bearer credential, and returns the gRPC code.
 func (d *direct) call(method, token string, in, out proto.Message) codes.Code {
 	d.t.Helper()
+	return status.Code(d.invoke(method, token, in, out))
+}
+
+// invoke is call returning the error.
+func (d *direct) invoke(method, token string, in, out proto.Message) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
-	return status.Code(d.conn.Invoke(ctx, "/user.v1.User/"+method, in, out))
+	return d.conn.Invoke(ctx, "/user.v1.User/"+method, in, out)
 }
 
 // forgeActor appends the removed Actor field (its old number, with id and

@@ -285,7 +285,7 @@ func StatusToProto(s user.Status) userv1.Status {
 	return userv1.Status_STATUS_UNSPECIFIED
 }
 
-// ListSessions lists a user's live sessions (the user themself or an admin).
+// ListSessions lists a user's live sessions (who may: user.OpSessions).
 func (h *Handler) ListSessions(ctx context.Context, in *userv1.ListSessionsRequest, out *userv1.ListSessionsResponse) error {
 	actor, _, err := h.identified(ctx)
 	if err != nil {
@@ -303,7 +303,7 @@ func (h *Handler) ListSessions(ctx context.Context, in *userv1.ListSessionsReque
 	return nil
 }
 
-// EndSessions signs a user out everywhere (the user themself or an admin).
+// EndSessions signs a user out everywhere (who may: user.OpSessions).
 func (h *Handler) EndSessions(ctx context.Context, in *userv1.EndSessionsRequest, _ *userv1.EndSessionsResponse) error {
 	actor, _, err := h.identified(ctx)
 	if err != nil {

@@ -23,7 +23,8 @@ const (
 	// change to Notice.NewEmail was asked for.
 	EventEmailChangeRequested EventType = "user.email_change_requested"
 	// EventSignupAttempted tells the owner of an address (Notice) that
-	// someone tried to register it again (enumeration-safe sign-up).
+	// someone tried to register it again, or to change another account's
+	// address to it (enumeration-safe sign-up and email change).
 	EventSignupAttempted EventType = "user.signup_attempted"
 )
 

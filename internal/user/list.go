@@ -41,8 +41,8 @@ const MaxQueryLength = 100
 // creation order. With a cursor the store seeks straight to the page
 // (keyset) and skips the count, so deep pages cost the same as the first.
 func (s *Service) List(ctx context.Context, actor Actor, in ListInput) (*Page, error) {
-	if !actor.mayList() {
-		return nil, Forbidden("only an admin may list users")
+	if err := actor.authorize(OpList, "", ""); err != nil {
+		return nil, err
 	}
 	fields := map[string]string{}
 	size := in.PageSize

@@ -21,17 +21,23 @@ type SessionInfo struct {
 // this sees the newest ones.
 const MaxSessionsListed = 100
 
-// Sessions lists the live sessions of the user with id, newest first. The
-// user themself and admins may (the same rule as reading the user).
+// Sessions lists the live sessions of the user with id, newest first
+// (OpSessions: the user themself, admins, and service accounts whose scope
+// reaches the user; not a read-only one: sessions are how an account is
+// used, not its profile).
 func (s *Service) Sessions(ctx context.Context, actor Actor, id string) ([]SessionInfo, error) {
 	if p := checkID(id); p != "" {
 		return nil, Invalid(map[string]string{"id": p})
 	}
-	if !actor.mayRead(id) {
-		return nil, Forbidden("you may only list your own sessions")
+	if err := actor.allowedBeforeRead(OpSessions, id); err != nil {
+		return nil, err
 	}
-	if _, err := s.store.UserByID(ctx, id); err != nil {
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
 		return nil, storeErr("get user", err)
+	}
+	if err := actor.authorize(OpSessions, id, u.Role); err != nil {
+		return nil, err
 	}
 	out, err := s.store.UserSessions(ctx, id, s.clock(), MaxSessionsListed)
 	if err != nil {
@@ -42,15 +48,15 @@ func (s *Service) Sessions(ctx context.Context, actor Actor, id string) ([]Sessi
 
 // EndSessions signs the user with id out everywhere: the session version
 // is bumped, so every access token already issued stops validating at
-// once on every instance, and every refresh token is revoked. The user
-// themself and admins may. It is recorded as an update whose changed field
+// once on every instance, and every refresh token is revoked (OpSessions,
+// as listing them). It is recorded as an update whose changed field
 // is "sessions".
 func (s *Service) EndSessions(ctx context.Context, actor Actor, id string) error {
 	if p := checkID(id); p != "" {
 		return Invalid(map[string]string{"id": p})
 	}
-	if !actor.mayAccess(id) {
-		return Forbidden("you may only end your own sessions")
+	if err := actor.allowedBeforeRead(OpSessions, id); err != nil {
+		return err
 	}
 	ev, err := s.newEvent(EventUpdated, id)
 	if err != nil {
@@ -60,6 +66,9 @@ func (s *Service) EndSessions(ctx context.Context, actor Actor, id string) error
 	err = s.store.Atomic(ctx, func(r Repo) error {
 		cur, err := r.LockUser(ctx, id)
 		if err != nil {
+			return err
+		}
+		if err := actor.authorize(OpSessions, id, cur.Role); err != nil {
 			return err
 		}
 		cur.SessionVersion++

@@ -17,14 +17,18 @@ type UpdateInput struct {
 	Status          *Status
 }
 
-// Update changes a user. Users may change their own name, and their email
-// or password when they also give their current password (so a stolen access
-// token alone cannot take the account over). A new email does not replace
-// the address at once, whoever asks (the user or an admin): it becomes the
-// pending email, a verification goes to it and a notice to the current
-// address, and it becomes the login once verified (VerifyEmail). Admins may change anyone's
-// fields, role and status, except their own role and status, and nobody may
-// remove the last active admin. A password change or a disable ends every
+// Update changes a user, as far as the caller's credential reaches
+// (authz.go: OpProfile for the name, OpCredentials for email and password,
+// OpRoleStatus for role and status). Users may change their own name, and
+// their email or password when they also give their current password (so a
+// stolen access token alone cannot take the account over). A new email does
+// not replace the address at once, whoever asks: it becomes the pending
+// email, a verification goes to it and a notice to the current address, and
+// it becomes the login once verified (VerifyEmail). Admins may change
+// anyone's fields, role and status, except their own role and status, and
+// nobody may remove the last active admin. A role change drops a pending
+// email, so an address asked for under one role is never verified into an
+// account of another. A password change or a disable ends every
 // existing session; a change of email, password, status or role ends an
 // open password reset.
 //
@@ -34,17 +38,25 @@ type UpdateInput struct {
 // password, hashing the new one) outside any transaction, applyUpdate
 // writes the plan in one transaction on the row as it is then.
 func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateInput) (*User, error) {
-	if err := authorizeUpdate(actor, id, in); err != nil {
+	ops := updateOps(in)
+	if p := checkID(id); p != "" {
+		return nil, Invalid(map[string]string{"id": p})
+	}
+	if err := actor.authorizeAll(ops, id, RoleUser); err != nil {
 		return nil, err
 	}
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
 		return nil, storeErr("get user", err)
 	}
+	if err := actor.authorizeAll(ops, id, u.Role); err != nil {
+		return nil, err
+	}
 	p, err := planUpdate(actor, u, in, s.checkPassword)
 	if err != nil {
 		return nil, err
 	}
+	p.hideTaken = s.cfg.SignupEnumerationSafe && !actor.createsForOthers()
 	if p.needCurrent {
 		if err := s.verifyCurrent(ctx, u, *in.CurrentPassword); err != nil {
 			return nil, err
@@ -59,27 +71,13 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 	return s.applyUpdate(ctx, p, hash)
 }
 
-// authorizeUpdate checks the ID and who may change what.
-func authorizeUpdate(actor Actor, id string, in UpdateInput) error {
-	if p := checkID(id); p != "" {
-		return Invalid(map[string]string{"id": p})
-	}
-	if !actor.mayAccess(id) {
-		return Forbidden("you may only change your own user")
-	}
-	self := !actor.System && actor.ID == id
-	if (in.Role != nil || in.Status != nil) && (!actor.isAdmin() || self) {
-		if self && actor.isAdmin() {
-			return Forbidden("an admin may not change their own role or status")
-		}
-		return Forbidden("only an admin may change role or status")
-	}
-	return nil
-}
-
 // updatePlan is what an update will do, decided from the user as read.
 type updatePlan struct {
-	id     string
+	id string
+	// actor and ops are who asked and what for, decided again on the row
+	// as locked.
+	actor  Actor
+	ops    []Op
 	name   *string // normalised; nil = unchanged
 	email  *string // canonical; nil = unchanged
 	role   *Role
@@ -90,12 +88,17 @@ type updatePlan struct {
 	// current password must be verified, against readHash, the hash as read.
 	needCurrent bool
 	readHash    string
+	// hideTaken: a new address another account has is accepted as pending
+	// like any other, and its owner told, instead of ErrEmailTaken, so the
+	// change cannot tell the caller who is registered
+	// (Config.SignupEnumerationSafe, for callers who may not list users).
+	hideTaken bool
 }
 
 // planUpdate validates in against u, the user as read, and returns the plan.
 // It does no I/O; checkPassword is the password policy.
 func planUpdate(actor Actor, u *User, in UpdateInput, checkPassword func(pw, email string) string) (updatePlan, error) {
-	p := updatePlan{id: u.ID, role: in.Role, status: in.Status, password: in.Password, readHash: u.PasswordHash}
+	p := updatePlan{id: u.ID, actor: actor, ops: updateOps(in), role: in.Role, status: in.Status, password: in.Password, readHash: u.PasswordHash}
 	fields := map[string]string{}
 	if in.Name != nil {
 		n := NormalizeName(*in.Name)
@@ -160,6 +163,11 @@ func (p updatePlan) applyTo(cur *User, hash string, now time.Time) []string {
 		set("pending_email", cur.PendingEmail != pending || pending != "", func() { cur.PendingEmail = pending })
 	}
 	set("role", p.role != nil && cur.Role != *p.role, func() { cur.Role = *p.role })
+	if slices.Contains(changed, "role") && cur.PendingEmail != "" && p.email == nil {
+		// Its verification link no longer matches, so it cannot complete.
+		cur.PendingEmail = ""
+		changed = append(changed, "pending_email")
+	}
 	set("status", p.status != nil && cur.Status != *p.status, func() {
 		cur.Status = *p.status
 		if cur.Status == StatusDisabled {
@@ -198,6 +206,11 @@ func (s *Service) applyUpdate(ctx context.Context, p updatePlan, hash string) (*
 		if err != nil {
 			return err
 		}
+		// The target may have been promoted since it was read: a
+		// users:write account's reach ends at plain users.
+		if err := p.actor.authorizeAll(p.ops, cur.ID, cur.Role); err != nil {
+			return err
+		}
 		if p.removesAdmin() && lastAdmin(admins, cur.ID) {
 			return ErrLastAdmin
 		}
@@ -213,7 +226,7 @@ func (s *Service) applyUpdate(ctx context.Context, p updatePlan, hash string) (*
 		if len(changed) == 0 {
 			return nil
 		}
-		return s.afterUpdate(ctx, r, cur, changed, cur.SessionVersion != sessionVersion, now)
+		return s.afterUpdate(ctx, r, p, cur, changed, cur.SessionVersion != sessionVersion, now)
 	})
 	if err != nil {
 		return nil, storeErr("update user", err)
@@ -224,14 +237,14 @@ func (s *Service) applyUpdate(ctx context.Context, p updatePlan, hash string) (*
 // afterUpdate does, in the update's transaction, what the changes entail:
 // the open reset ends, the refresh tokens of ended sessions are revoked,
 // and the events are written.
-func (s *Service) afterUpdate(ctx context.Context, r Repo, cur *User, changed []string, sessionsEnded bool, now time.Time) error {
+func (s *Service) afterUpdate(ctx context.Context, r Repo, p updatePlan, cur *User, changed []string, sessionsEnded bool, now time.Time) error {
 	if slices.ContainsFunc(changed, endsReset) {
 		if err := r.DeleteUserPasswordResets(ctx, cur.ID); err != nil {
 			return err
 		}
 	}
 	if slices.Contains(changed, "pending_email") && cur.PendingEmail != "" {
-		if err := s.requestEmailChange(ctx, r, cur); err != nil {
+		if err := s.requestEmailChange(ctx, r, cur, p.hideTaken); err != nil {
 			return err
 		}
 	}
@@ -259,17 +272,28 @@ func (s *Service) afterUpdate(ctx context.Context, r Repo, cur *User, changed []
 // requestEmailChange mails a verification to cur's pending address and a
 // notice to its current one. An address another account has is refused
 // now, as a direct change was before pending addresses (ErrEmailTaken);
-// the unique index decides again when the change is verified.
-func (s *Service) requestEmailChange(ctx context.Context, r Repo, cur *User) error {
-	_, err := r.UserByEmail(ctx, cur.PendingEmail)
-	if err == nil {
+// the unique index decides again when the change is verified. With
+// hideTaken it is accepted as pending instead, answering exactly as for a
+// free address: no verification goes out (it could never complete), and
+// the address's owner is told someone tried to use it, within the same
+// per-address budget as a sign-up with it.
+func (s *Service) requestEmailChange(ctx context.Context, r Repo, cur *User, hideTaken bool) error {
+	owner, err := r.UserByEmail(ctx, cur.PendingEmail)
+	switch {
+	case err == nil && !hideTaken:
 		return ErrEmailTaken
-	}
-	if !errors.Is(err, ErrNotFound) {
+	case err == nil:
+		if s.allowAttempt(ctx, s.resets, "signup|"+owner.Email) == nil {
+			if err := s.notice(ctx, r, EventSignupAttempted, owner, owner.Email, ""); err != nil {
+				return err
+			}
+		}
+	case !errors.Is(err, ErrNotFound):
 		return err
-	}
-	if err := s.requestVerification(ctx, r, cur, cur.PendingEmail); err != nil {
-		return err
+	default:
+		if err := s.requestVerification(ctx, r, cur, cur.PendingEmail); err != nil {
+			return err
+		}
 	}
 	return s.notice(ctx, r, EventEmailChangeRequested, cur, cur.Email, cur.PendingEmail)
 }

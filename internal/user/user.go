@@ -152,27 +152,3 @@ func (a Actor) Anonymous() bool { return !a.System && a.ID == "" }
 func (a Actor) hasScope(sc Scope) bool {
 	return a.ServiceAccount && slices.Contains(a.Scopes, sc)
 }
-
-// isAdmin: an admin user, a service account with users:admin, or System.
-func (a Actor) isAdmin() bool {
-	return a.System || (!a.ServiceAccount && a.Role == RoleAdmin) || a.hasScope(ScopeAdmin)
-}
-
-// mayRead reports whether a may read the user with id (and list users, for
-// service accounts): admins, the user themself, and service accounts with
-// users:read or users:write.
-func (a Actor) mayRead(id string) bool {
-	return a.mayAccess(id) || a.hasScope(ScopeRead)
-}
-
-// mayList reports whether a may list and search users.
-func (a Actor) mayList() bool {
-	return a.isAdmin() || a.hasScope(ScopeRead) || a.hasScope(ScopeWrite)
-}
-
-// mayAccess reports whether a may change the user with id: admins, the user
-// themself, and service accounts with users:write. Role and status changes
-// need isAdmin on top.
-func (a Actor) mayAccess(id string) bool {
-	return a.isAdmin() || a.hasScope(ScopeWrite) || (!a.ServiceAccount && a.ID != "" && a.ID == id)
-}

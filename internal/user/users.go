@@ -19,12 +19,14 @@ type CreateInput struct {
 // goes out, except for the System actor (`usersvc admin create`), whose
 // operator vouches for it.
 //
-// With Config.SignupEnumerationSafe an anonymous registration returns nil,
-// nil for a new and a taken address alike (accepted: the outcome is
-// mailed), after the same work on both paths: one password hash, then one
-// transaction that tries the insert. A taken address gets a mail to its
-// owner instead of an account. Admins and service accounts, who may list
-// users anyway, still get the user or ErrEmailTaken.
+// With Config.SignupEnumerationSafe a sign-up (anonymous, or by a
+// signed-in plain user) returns nil, nil for a new and a taken address
+// alike (accepted: the outcome is mailed), after the same work on both
+// paths: one password hash, then one transaction that tries the insert. A
+// taken address gets a mail to its owner instead of an account. Callers
+// who create accounts for others and may list users anyway (admins,
+// service accounts with users:write or users:admin) still get the user or
+// ErrEmailTaken.
 func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*User, error) {
 	u, err := s.newUser(ctx, actor, in)
 	if err != nil {
@@ -35,7 +37,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*Use
 		return nil, err
 	}
 	ev.User = eventUser(u)
-	quiet := s.cfg.SignupEnumerationSafe && actor.Anonymous()
+	quiet := s.cfg.SignupEnumerationSafe && !actor.createsForOthers()
 	// The owner of a taken address is told at most as often as the reset
 	// budget allows, so sign-ups cannot flood their mailbox; the budget is
 	// spent on both paths, so its cost tells nothing either.
@@ -106,8 +108,13 @@ func (s *Service) newUser(ctx context.Context, actor Actor, in CreateInput) (*Us
 	if len(fields) > 0 {
 		return nil, Invalid(fields)
 	}
-	if role != RoleUser && !actor.isAdmin() {
-		return nil, Forbidden("only an admin may create an admin")
+	if err := actor.mayCreate(); err != nil {
+		return nil, err
+	}
+	if role != RoleUser {
+		if err := actor.authorize(OpCreateAdmin, "", ""); err != nil {
+			return nil, err
+		}
 	}
 	hash, err := s.hasher.Hash(ctx, in.Password)
 	if err != nil {
@@ -122,13 +129,13 @@ func (s *Service) newUser(ctx context.Context, actor Actor, in CreateInput) (*Us
 		PasswordHash: hash, EmailVerified: actor.System, CreatedAt: now, UpdatedAt: now}, nil
 }
 
-// Get returns a user the actor may see.
+// Get returns a user the actor may see (OpRead).
 func (s *Service) Get(ctx context.Context, actor Actor, id string) (*User, error) {
 	if p := checkID(id); p != "" {
 		return nil, Invalid(map[string]string{"id": p})
 	}
-	if !actor.mayRead(id) {
-		return nil, Forbidden("you may only read your own user")
+	if err := actor.allowedBeforeRead(OpRead, id); err != nil {
+		return nil, err
 	}
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
@@ -137,14 +144,14 @@ func (s *Service) Get(ctx context.Context, actor Actor, id string) (*User, error
 	return u, nil
 }
 
-// Delete removes a user; their refresh tokens go with them and their access
-// tokens stop validating because the user no longer exists.
+// Delete removes a user (OpDelete); their refresh tokens go with them and
+// their access tokens stop validating because the user no longer exists.
 func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 	if p := checkID(id); p != "" {
 		return Invalid(map[string]string{"id": p})
 	}
-	if !actor.mayAccess(id) {
-		return Forbidden("you may only delete your own user")
+	if err := actor.allowedBeforeRead(OpDelete, id); err != nil {
+		return err
 	}
 	ev, err := s.newEvent(EventDeleted, id)
 	if err != nil {
@@ -153,6 +160,15 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 	err = s.store.Atomic(ctx, func(r Repo) error {
 		admins, err := r.LockActiveAdmins(ctx)
 		if err != nil {
+			return err
+		}
+		cur, err := r.LockUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		// Decided again on the locked row: a target promoted since the
+		// check above is out of a users:write account's reach now.
+		if err := actor.authorize(OpDelete, id, cur.Role); err != nil {
 			return err
 		}
 		if lastAdmin(admins, id) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,12 +242,51 @@ func TestEnumerationSafeSignup(t *testing.T) {
 	if e.mail.verification(t, "new@example.com") == "" {
 		t.Fatal("the new address got no verification")
 	}
-	// A signed-in caller (an admin, who may list users anyway) gets the
-	// answer.
+	// A signed-in plain user is no more entitled to the answer than an
+	// anonymous caller: the same nil, nil for a new and a taken address.
+	plain := e.create(t, "plain@example.com", user.RoleUser)
+	for _, addr := range []string{"newer@example.com", "owner@example.com"} {
+		if u, err := e.svc.Create(ctx, actorOf(plain), user.CreateInput{Email: addr, Password: strongPW, Name: "Someone"}); u != nil || err != nil {
+			t.Errorf("a plain user's registration of %s answered %v, %v; want nil, nil", addr, u, err)
+		}
+	}
+	// A signed-in caller who creates accounts for others (an admin, who may
+	// list users anyway) gets the answer.
 	admin := e.create(t, "admin@example.com", user.RoleAdmin)
 	_, err := e.svc.Create(ctx, actorOf(admin), user.CreateInput{Email: "owner@example.com", Password: strongPW, Name: "X"})
 	if !errors.Is(err, user.ErrEmailTaken) {
 		t.Fatalf("an admin's duplicate: %v", err)
+	}
+}
+
+// With SignupEnumerationSafe a plain user's change of address to a taken
+// one answers as for a free one (pending), sends no verification (it could
+// never complete) and tells the owner; an admin still gets ErrEmailTaken.
+func TestEnumerationSafeEmailChange(t *testing.T) {
+	e := newEnv(t).withConfig(t, user.Config{SignupEnumerationSafe: true})
+	ctx := context.Background()
+	owner := e.create(t, "owner@example.com", user.RoleUser)
+	u := e.create(t, "alice@example.com", user.RoleUser)
+	cur := strongPW
+	for _, addr := range []string{"free@example.com", owner.Email} {
+		got, err := e.svc.Update(ctx, actorOf(u), u.ID, user.UpdateInput{Email: &addr, CurrentPassword: &cur})
+		if err != nil || got.PendingEmail != addr || got.Email != "alice@example.com" {
+			t.Fatalf("change to %s: %v, %+v", addr, err, got)
+		}
+	}
+	if e.mail.verification(t, "free@example.com") == "" || e.mail.verification(t, owner.Email) != "" {
+		t.Fatal("want a verification for the free address and none for the taken one")
+	}
+	if n := e.mail.notices(t, user.EventSignupAttempted, owner.Email); len(n) != 1 {
+		t.Fatalf("owner got %d notices, want 1", len(n))
+	}
+	if n := e.mail.notices(t, user.EventEmailChangeRequested, "alice@example.com"); len(n) != 2 {
+		t.Fatalf("the current address got %d change notices, want 2 (one per request)", len(n))
+	}
+	admin := e.create(t, "admin@example.com", user.RoleAdmin)
+	taken := owner.Email
+	if _, err := e.svc.Update(ctx, actorOf(admin), u.ID, user.UpdateInput{Email: &taken}); !errors.Is(err, user.ErrEmailTaken) {
+		t.Fatalf("an admin's change to a taken address: %v", err)
 	}
 }
 
@@ -288,7 +328,8 @@ func (h *hashCounter) Hash(ctx context.Context, pw string) (string, error) {
 // of taken addresses, alternated so drift in the machine's load hits both
 // alike, take the same median time within a generous bound. The password
 // hash (the same on both paths) dominates, as in production; the bound
-// only catches a path that skips it or does much more work.
+// only catches a path that skips it or does much more work. An anonymous
+// caller and a signed-in plain user are measured alike.
 func TestEnumerationSafeSignupTiming(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timing samples")
@@ -299,27 +340,33 @@ func TestEnumerationSafeSignupTiming(t *testing.T) {
 	e := newEnvOn(t, st, dir, params).withConfig(t, user.Config{SignupEnumerationSafe: true})
 	ctx := context.Background()
 	e.register(t, "taken@example.com")
-	const samples = 40
-	var fresh, taken []time.Duration
-	for i := range 2 * samples {
-		addr := "taken@example.com"
-		if i%2 == 0 {
-			addr = fmt.Sprintf("new-%d@example.com", i)
+	plain := e.create(t, "plain@example.com", user.RoleUser)
+	for _, caller := range []struct {
+		name  string
+		actor user.Actor
+	}{{"anonymous", user.Actor{}}, {"plain user", actorOf(plain)}} {
+		const samples = 40
+		var fresh, taken []time.Duration
+		for i := range 2 * samples {
+			addr := "taken@example.com"
+			if i%2 == 0 {
+				addr = fmt.Sprintf("new-%d-%s@example.com", i, strings.Fields(caller.name)[0])
+			}
+			start := time.Now()
+			if _, err := e.svc.Create(ctx, caller.actor, user.CreateInput{Email: addr, Password: strongPW, Name: "Someone"}); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(start); i%2 == 0 {
+				fresh = append(fresh, d)
+			} else {
+				taken = append(taken, d)
+			}
 		}
-		start := time.Now()
-		if _, err := e.svc.Create(ctx, user.Actor{}, user.CreateInput{Email: addr, Password: strongPW, Name: "Someone"}); err != nil {
-			t.Fatal(err)
+		mf, mt := median(fresh), median(taken)
+		t.Logf("%s: median registration: new address %v, taken address %v (taken/new %.2f)", caller.name, mf, mt, float64(mt)/float64(mf))
+		if diff := (mf - mt).Abs(); diff > max(mf, mt)/2 {
+			t.Errorf("%s: medians differ by %v (new %v, taken %v): more than half", caller.name, diff, mf, mt)
 		}
-		if d := time.Since(start); i%2 == 0 {
-			fresh = append(fresh, d)
-		} else {
-			taken = append(taken, d)
-		}
-	}
-	mf, mt := median(fresh), median(taken)
-	t.Logf("median registration: new address %v, taken address %v", mf, mt)
-	if diff := (mf - mt).Abs(); diff > max(mf, mt)/2 {
-		t.Errorf("medians differ by %v (new %v, taken %v): more than half", diff, mf, mt)
 	}
 }
 

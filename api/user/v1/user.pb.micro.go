@@ -67,11 +67,12 @@ type UserService interface {
 	// unverified address; it answers the same for any address. Anonymous.
 	ResendVerification(ctx context.Context, in *ResendVerificationRequest, opts ...client.CallOption) (*ResendVerificationResponse, error)
 	// ListSessions returns the live sessions (refresh-token families) of a
-	// user, newest first. The user themself or an admin.
+	// user, newest first. The user themself, an admin, or a service account
+	// whose scope reaches the user (docs/design.md, "Who may act on whom").
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...client.CallOption) (*ListSessionsResponse, error)
 	// EndSessions signs a user out everywhere: every access token already
-	// issued stops validating and every refresh token is revoked. The user
-	// themself or an admin.
+	// issued stops validating and every refresh token is revoked. Who may:
+	// as ListSessions.
 	EndSessions(ctx context.Context, in *EndSessionsRequest, opts ...client.CallOption) (*EndSessionsResponse, error)
 }
 
@@ -288,11 +289,12 @@ type UserHandler interface {
 	// unverified address; it answers the same for any address. Anonymous.
 	ResendVerification(context.Context, *ResendVerificationRequest, *ResendVerificationResponse) error
 	// ListSessions returns the live sessions (refresh-token families) of a
-	// user, newest first. The user themself or an admin.
+	// user, newest first. The user themself, an admin, or a service account
+	// whose scope reaches the user (docs/design.md, "Who may act on whom").
 	ListSessions(context.Context, *ListSessionsRequest, *ListSessionsResponse) error
 	// EndSessions signs a user out everywhere: every access token already
-	// issued stops validating and every refresh token is revoked. The user
-	// themself or an admin.
+	// issued stops validating and every refresh token is revoked. Who may:
+	// as ListSessions.
 	EndSessions(context.Context, *EndSessionsRequest, *EndSessionsResponse) error
 }
 
