@@ -16,9 +16,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	userv1 "github.com/usersvc/usersvc/api/user/v1"
 	"github.com/usersvc/usersvc/internal/mtls"
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/user"
@@ -263,5 +265,24 @@ func TestMutualTLS(t *testing.T) {
 		if c := status.Code(err); c != codes.Unavailable && !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%s: %v, want the connection refused", name, err)
 		}
+	}
+}
+
+// TestPortErrorCodes: a refusal for too many attempts reaches a plain gRPC
+// client as ResourceExhausted, and a message that does not decode as
+// InvalidArgument: the client's fault, not the server's.
+func TestPortErrorCodes(t *testing.T) {
+	st := stack.New(t, stack.Options{PasswordAttempts: ratelimit.NewLocal(ratelimit.Rule{Limit: 1, Window: time.Minute})})
+	d := dialDirect(t, startServer(t, st, nil), insecure.NewCredentials())
+	in := &userv1.AuthRequest{Email: "nobody@example.com", Password: "wrong password"}
+	if c := d.call("Auth", "", in, &userv1.AuthResponse{}); c != codes.Unauthenticated {
+		t.Fatalf("first attempt: %v", c)
+	}
+	if c := d.call("Auth", "", in, &userv1.AuthResponse{}); c != codes.ResourceExhausted {
+		t.Errorf("attempt past the budget: %v, want ResourceExhausted", c)
+	}
+	// Field 1 (email, a proto3 string) holding bytes that are not UTF-8.
+	if c := d.call("Auth", "", wrapperspb.Bytes([]byte{0xff, 0xfe}), &userv1.AuthResponse{}); c != codes.InvalidArgument {
+		t.Errorf("undecodable message: %v, want InvalidArgument", c)
 	}
 }
