@@ -16,8 +16,9 @@
 //     URL is https). No server-side session store: any API replica can serve
 //     any request, and ending the session is revoking the refresh token.
 //   - Idle timeout: the cookie lives IdleTimeout from the last request, and
-//     the server refuses a session whose access token has expired; active
-//     use refreshes (rotates) the tokens.
+//     the server refuses a session whose access token the service does not
+//     verify (expired, edited, revoked); active use refreshes (rotates) the
+//     tokens, and the service ends an idle or too old refresh family.
 //   - CSRF: a double-submit token (random cookie, copied into every form) and
 //     a same-origin check on Sec-Fetch-Site / Origin for every POST.
 //   - Strict headers on every answer (see setHeaders).
@@ -49,6 +50,7 @@ type Users interface {
 	Auth(ctx context.Context, email, password string) (*user.Session, error)
 	Refresh(ctx context.Context, refresh string) (*user.Session, error)
 	Revoke(ctx context.Context, refresh, access string) error
+	Validate(ctx context.Context, access string) error
 	CreatePasswordReset(ctx context.Context, email string) error
 	ResetPassword(ctx context.Context, token, password string) error
 	Sessions(ctx context.Context, id string) ([]user.SessionInfo, error)
@@ -86,6 +88,10 @@ type Config struct {
 	ClientIP func(*http.Request) string
 	// PageSize is the admin list's page size. Default 20.
 	PageSize int
+	// Now is the clock that decides when a session's tokens are rotated;
+	// nil = time.Now. Tests move it instead of editing a token's iat, which
+	// the pages (rightly) refuse.
+	Now func() time.Time
 }
 
 // Pages serves the pages.
