@@ -22,6 +22,7 @@ import (
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/password"
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/search/bleveindex"
 	"github.com/usersvc/usersvc/internal/search/elastic"
@@ -200,6 +201,9 @@ type Core struct {
 	// Search is the index List searches and the in-process indexer feeds;
 	// nil when none is configured.
 	Search search.Index
+	// clientLimits are the per-client budgets of the gRPC port (nil for a
+	// tool, which serves no port).
+	clientLimits map[ratelimit.Action]ratelimit.Limiter
 	// checks are the dependencies /readyz reports on.
 	checks  []check
 	closers []func() error
@@ -281,6 +285,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		c.closers = append(c.closers, sh.close)
 		c.checks = append(c.checks, sh.checks...)
 		deps.Store, deps.Denylist, deps.PasswordAttempts, deps.ResetRequests = sh.store, sh.denylist, sh.passwordAttempts, sh.resetRequests
+		c.clientLimits = sh.clientLimits
 		idx, err := OpenSearch(ctx, cfg, mode)
 		if err != nil {
 			return err

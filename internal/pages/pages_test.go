@@ -297,7 +297,8 @@ func TestPagesEscapeNames(t *testing.T) {
 // (the key the API's middleware uses), and a non-admin cannot sign in to
 // the admin console.
 func TestPagesSignIn(t *testing.T) {
-	e := newEnv(t, pages.Config{SignInLimiter: ratelimit.NewLocal(ratelimit.Rule{Limit: 4, Window: time.Minute})})
+	e := newEnv(t, pages.Config{Limits: map[ratelimit.Action]ratelimit.Limiter{
+		ratelimit.SignIn: ratelimit.NewLocal(ratelimit.Rule{Limit: 4, Window: time.Minute})}})
 	e.createUser("alice@example.com", "Alice")
 	resp, err := http.Post(e.url+"/user/token", "application/json",
 		strings.NewReader(`{"email":"alice@example.com","password":"`+userPassword+`"}`))
@@ -532,5 +533,35 @@ func TestPagesCSRFShortToken(t *testing.T) {
 	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "usersvc_csrf", Value: "x", Path: "/"}})
 	if p := b.post("/reset-password/request", url.Values{"email": {"a@example.com"}, "csrf": {"x"}}, map[string]string{"Sec-Fetch-Site": ""}); p.status != http.StatusForbidden {
 		t.Fatalf("a 1-character token = %d, want 403", p.status)
+	}
+}
+
+// The "mail me a new link" forms spend the client's budget of the API
+// route they stand for (POST /user/password, POST /user/verification):
+// one request through the API and two forms use up a budget of three, and
+// the fourth form is refused with 429, the page and a Retry-After.
+func TestPagesMailFormsLimited(t *testing.T) {
+	limits := map[ratelimit.Action]ratelimit.Limiter{}
+	for _, a := range []ratelimit.Action{ratelimit.ResetRequest, ratelimit.VerificationResend} {
+		limits[a] = ratelimit.NewLocal(ratelimit.Rule{Limit: 3, Window: time.Minute})
+	}
+	e := newEnv(t, pages.Config{Limits: limits})
+	for _, door := range []struct{ api, form string }{
+		{"/user/password", mail.ResetPath + "/request"},
+		{"/user/verification", mail.VerifyPath + "/request"},
+	} {
+		resp, err := http.Post(e.url+door.api, "application/json", strings.NewReader(`{"email":"x@example.com"}`))
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST %s: %v %v", door.api, resp, err)
+		}
+		resp.Body.Close()
+		b := e.browser()
+		b.get(door.form[:len(door.form)-len("/request")])
+		for i := range 3 {
+			p := b.post(door.form, url.Values{"email": {"x@example.com"}}, nil)
+			if limited := p.status == http.StatusTooManyRequests && p.header.Get("Retry-After") != ""; limited != (i == 2) {
+				t.Errorf("POST %s, form %d after one API request: %d", door.form, i+1, p.status)
+			}
+		}
 	}
 }

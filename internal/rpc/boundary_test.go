@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -74,7 +76,7 @@ func forgeActor(m proto.Message, field protowire.Number, id string) proto.Messag
 func startServer(t *testing.T, st *stack.Stack, tlsConf *tls.Config) string {
 	t.Helper()
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: rpc.NewMemoryRegistry(), TLS: tlsConf},
-		rpc.NewHandler(st.Service, st.Keys.JWKS))
+		rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +221,7 @@ func TestMutualTLS(t *testing.T) {
 	st := stack.New(t, stack.Options{})
 	reg := rpc.NewMemoryRegistry()
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg, TLS: serverConf},
-		rpc.NewHandler(st.Service, st.Keys.JWKS))
+		rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,5 +286,60 @@ func TestPortErrorCodes(t *testing.T) {
 	// Field 1 (email, a proto3 string) holding bytes that are not UTF-8.
 	if c := d.call("Auth", "", wrapperspb.Bytes([]byte{0xff, 0xfe}), &userv1.AuthResponse{}); c != codes.InvalidArgument {
 		t.Errorf("undecodable message: %v, want InvalidArgument", c)
+	}
+}
+
+// TestPortClientLimits hammers each anonymous action at the gRPC port from
+// one caller: sign-in, sign-up, reset request and verification resend are
+// each limited per caller address, as at the API and the page forms. A
+// trusted peer (an API instance, which spent the budget at its own door)
+// is not limited again.
+func TestPortClientLimits(t *testing.T) {
+	st := stack.New(t, stack.Options{})
+	limits := func() map[ratelimit.Action]ratelimit.Limiter {
+		m := map[ratelimit.Action]ratelimit.Limiter{}
+		for _, a := range []ratelimit.Action{ratelimit.SignIn, ratelimit.SignUp, ratelimit.ResetRequest, ratelimit.VerificationResend} {
+			m[a] = ratelimit.NewLocal(ratelimit.Rule{Limit: 2, Window: time.Minute})
+		}
+		return m
+	}
+	start := func(trusted []netip.Prefix) *direct {
+		srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: rpc.NewMemoryRegistry()},
+			rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{Limits: limits(), Trusted: trusted}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = srv.Stop() })
+		return dialDirect(t, srv.Address(), insecure.NewCredentials())
+	}
+	n := 0
+	actions := []struct {
+		method  string
+		in, out func() proto.Message
+	}{
+		{"Auth", func() proto.Message { return &userv1.AuthRequest{Email: "x@example.com", Password: "wrong password"} },
+			func() proto.Message { return &userv1.AuthResponse{} }},
+		{"Create", func() proto.Message {
+			n++
+			return &userv1.CreateRequest{Email: fmt.Sprintf("u%d@example.com", n), Password: pw, Name: "U"}
+		}, func() proto.Message { return &userv1.CreateResponse{} }},
+		{"CreatePasswordReset", func() proto.Message { return &userv1.CreatePasswordResetRequest{Email: "x@example.com"} },
+			func() proto.Message { return &userv1.CreatePasswordResetResponse{} }},
+		{"ResendVerification", func() proto.Message { return &userv1.ResendVerificationRequest{Email: "x@example.com"} },
+			func() proto.Message { return &userv1.ResendVerificationResponse{} }},
+	}
+	direct, viaAPI := start(nil), start([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	for _, a := range actions {
+		for i := range 3 {
+			got := direct.call(a.method, "", a.in(), a.out())
+			if limited := got == codes.ResourceExhausted; limited != (i == 2) {
+				t.Errorf("%s, call %d from one caller: %v", a.method, i+1, got)
+			}
+		}
+		for i := range 3 {
+			if got := viaAPI.call(a.method, "", a.in(), a.out()); got == codes.ResourceExhausted {
+				t.Errorf("%s, call %d from a trusted peer: limited", a.method, i+1)
+			}
+		}
 	}
 }
