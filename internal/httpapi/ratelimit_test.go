@@ -66,7 +66,9 @@ func TestRateLimitsEveryAction(t *testing.T) {
 		path string
 		body func(i int) map[string]any
 	}{
-		{"/user/token", func(int) map[string]any { return map[string]any{"email": "x@example.com", "password": "wrong password!!"} }},
+		{"/user/token", func(int) map[string]any {
+			return map[string]any{"email": "x@example.com", "password": "wrong password!!"}
+		}},
 		{"/user", func(i int) map[string]any {
 			return map[string]any{"email": fmt.Sprintf("u%d@example.com", i), "password": userPassword, "name": "U"}
 		}},
