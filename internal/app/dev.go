@@ -11,6 +11,9 @@ import (
 	"github.com/usersvc/usersvc/internal/rpc"
 )
 
+// loopback is where dev mode's parts call each other.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+
 // RunDev runs gateway, API and user service in one process on the embedded
 // defaults: SQLite, keys and mail under the data dir, and an in-process
 // registry. The request path is the distributed one (gateway → HTTP → API →
@@ -24,7 +27,11 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer core.Close()
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg, TTL: cfg.RegistryTTL,
-		GracePeriod: cfg.ShutdownTimeout, Logger: log}, rpc.NewHandler(core.Service, core.Keys.JWKS))
+		GracePeriod: cfg.ShutdownTimeout, Logger: log}, rpc.NewHandler(core.Service, core.Keys.JWKS,
+		// The API beside it, on loopback, spends the budgets at its
+		// own door; a direct caller on this machine is not told apart
+		// from it (see docs/design.md).
+		rpc.ClientLimits{Limits: core.clientLimits, Trusted: loopback}))
 	if err != nil {
 		return err
 	}
@@ -52,7 +59,7 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// believes the X-Forwarded-For the gateway sets, and the gateway, as
 	// the edge, believes only the proxies USERSVC_TRUSTED_PROXIES names.
 	apiCfg := *cfg
-	apiCfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	apiCfg.TrustedProxies = loopback
 	// Its only client, the gateway, has stopped before the API is told to:
 	// nobody is left to see it leave the registry, so no drain delay.
 	apiCfg.DrainDelay = 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
@@ -67,8 +68,11 @@ type shared struct {
 	passwordAttempts user.Limiter
 	// resetRequests is the per-address budget of reset mails.
 	resetRequests user.Limiter
-	checks        []check
-	close         func() error
+	// clientLimits are the per-client budgets the gRPC port spends for
+	// callers that come straight to it (clientLimiters).
+	clientLimits map[ratelimit.Action]ratelimit.Limiter
+	checks       []check
+	close        func() error
 }
 
 // sharedState wraps the store with the user cache and builds the logout
@@ -95,18 +99,19 @@ func sharedState(ctx context.Context, cfg *config.Config, log *slog.Logger, mode
 	denyCheck := check{name: "revocations", fn: func(context.Context) error { return deny.Healthy() }, optional: true}
 	tries := newLimiter(rc, redisPrefix(cfg), log, "login-account", cfg.RateLoginAccount)
 	resets := newLimiter(rc, redisPrefix(cfg), log, "reset-account", cfg.RateResetAccount)
+	clients := clientLimiters(cfg, rc, log)
 	opts := cache.Options{Logger: log}
 	switch {
 	case rc != nil:
 		cs := cache.NewStore(st, cache.NewRedis(rc, redisPrefix(cfg)), opts)
-		return &shared{store: cs, denylist: deny, passwordAttempts: tries, resetRequests: resets,
+		return &shared{store: cs, denylist: deny, passwordAttempts: tries, resetRequests: resets, clientLimits: clients,
 			checks: []check{{name: "redis", fn: func(context.Context) error { return cs.Healthy() }, optional: true}, denyCheck},
 			close:  rc.Close}, nil
 	case mode == ModeDev:
-		return &shared{store: cache.NewStore(st, cache.NewLocal(100_000), opts), denylist: deny, passwordAttempts: tries, resetRequests: resets,
+		return &shared{store: cache.NewStore(st, cache.NewLocal(100_000), opts), denylist: deny, passwordAttempts: tries, resetRequests: resets, clientLimits: clients,
 			close: func() error { return nil }}, nil
 	default:
-		return &shared{store: st, denylist: deny, passwordAttempts: tries, resetRequests: resets, close: func() error { return nil }}, nil
+		return &shared{store: st, denylist: deny, passwordAttempts: tries, resetRequests: resets, clientLimits: clients, close: func() error { return nil }}, nil
 	}
 }
 
@@ -122,34 +127,42 @@ func newLimiter(rc *redis.Client, prefix string, log *slog.Logger, name string, 
 	return countRejections(name, ratelimit.NewFallback(ratelimit.NewRedis(rc, prefix+"rate:"+name+":", rule), local, log))
 }
 
-// rateLimits builds the API's per-IP limits and the reset limit per email:
-// in Redis, shared by every API
-// instance, falling back to an in-process limiter while Redis is down; in
-// process without Redis.
-// The login limiter is returned on its own too: the page sign-in
-// (internal/pages) spends the same per-IP budget.
-func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, httpapi.Limiter, func() error, error) {
+// clientLimiters are the per-client budgets of the anonymous actions, one
+// limiter each, which every door to an action spends: the API's routes,
+// the page forms and the gRPC port. In Redis (rc), the API and service
+// instances share them; without Redis each process has its own.
+func clientLimiters(cfg *config.Config, rc *redis.Client, log *slog.Logger) map[ratelimit.Action]ratelimit.Limiter {
+	limiter := func(name string, r config.Rate) ratelimit.Limiter {
+		return newLimiter(rc, redisPrefix(cfg), log, name, r)
+	}
+	return map[ratelimit.Action]ratelimit.Limiter{
+		ratelimit.SignIn:       limiter("login-ip", cfg.RateLoginIP),
+		ratelimit.SignUp:       limiter("register-ip", cfg.RateRegisterIP),
+		ratelimit.ResetRequest: limiter("reset-ip", cfg.RateResetIP),
+		// Resent verification mails: the reset mails' rule, a budget of
+		// their own.
+		ratelimit.VerificationResend: limiter("verify-ip", cfg.RateResetIP),
+	}
+}
+
+// rateLimits builds the API's per-client limits (clientLimiters), as the
+// rules of its routes and as the map the page forms spend from. The
+// per-account budgets are the service's (sharedState): they also cover
+// current-password checks and callers of the RPC port.
+func rateLimits(cfg *config.Config, log *slog.Logger) ([]httpapi.RateLimit, map[ratelimit.Action]ratelimit.Limiter, func() error, error) {
 	rc, err := NewRedis(cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	limiter := func(name string, r config.Rate) httpapi.Limiter {
-		return newLimiter(rc, redisPrefix(cfg), log, name, r)
-	}
-	// The per-account password budget is the service's (sharedState): it
-	// also covers current-password checks and callers of the RPC port.
-	login := limiter("login-ip", cfg.RateLoginIP)
-	limits := []httpapi.RateLimit{
-		{Method: "POST", Path: "/user/token", PerIP: login},
-		{Method: "POST", Path: "/user", PerIP: limiter("register-ip", cfg.RateRegisterIP)},
-		{Method: "POST", Path: "/user/password", PerIP: limiter("reset-ip", cfg.RateResetIP)},
-		// Resent verification mails: the reset mails' rule, a budget of
-		// their own.
-		{Method: "POST", Path: "/user/verification", PerIP: limiter("verify-ip", cfg.RateResetIP)},
+	byAction := clientLimiters(cfg, rc, log)
+	limits := make([]httpapi.RateLimit, 0, len(byAction))
+	for action, l := range byAction {
+		method, path, _ := strings.Cut(string(action), " ")
+		limits = append(limits, httpapi.RateLimit{Method: method, Path: path, PerIP: l})
 	}
 	closeFn := func() error { return nil }
 	if rc != nil {
 		closeFn = rc.Close
 	}
-	return limits, login, closeFn, nil
+	return limits, byAction, closeFn, nil
 }

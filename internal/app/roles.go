@@ -84,7 +84,8 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 		return err
 	}
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: cfg.GRPCAddr, Registry: reg, TTL: cfg.RegistryTTL,
-		GracePeriod: cfg.ShutdownTimeout, Logger: log, TLS: tlsConf}, rpc.NewHandler(core.Service, core.Keys.JWKS))
+		GracePeriod: cfg.ShutdownTimeout, Logger: log, TLS: tlsConf}, rpc.NewHandler(core.Service, core.Keys.JWKS,
+		rpc.ClientLimits{Limits: core.clientLimits, Trusted: cfg.TrustedProxies}))
 	if err != nil {
 		return err
 	}
@@ -133,13 +134,13 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 	}
 	users := rpc.NewUsers(rpc.ClientConfig{Registry: reg, Timeout: cfg.RPCTimeout, TLS: tlsConf})
 	ready := instancesReady(cfg, reg, rpc.ServiceName)
-	limits, login, closeLimits, err := rateLimits(cfg, log)
+	limits, byAction, closeLimits, err := rateLimits(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeLimits()
 	web, err := pages.New(pages.Config{PublicURL: cfg.PublicURL, IdleTimeout: cfg.AccessTTL, RPCTimeout: cfg.RPCTimeout,
-		SignInLimiter: login, ClientIP: httpapi.ClientIP}, users, log)
+		Limits: byAction, ClientIP: httpapi.ClientIP}, users, log)
 	if err != nil {
 		return fmt.Errorf("pages: %w", err)
 	}

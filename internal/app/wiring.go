@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/password"
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/search/bleveindex"
 	"github.com/usersvc/usersvc/internal/search/elastic"
@@ -58,10 +60,39 @@ func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.Store, error)
 		}
 		return st, nil
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir %s (USERSVC_DATA_DIR): %w", cfg.DataDir, err)
+	db := filepath.Join(cfg.DataDir, "usersvc.db")
+	if err := privateDataFiles(cfg.DataDir, db); err != nil {
+		return nil, fmt.Errorf("data dir %s (USERSVC_DATA_DIR): %w", cfg.DataDir, err)
 	}
-	return sqlstore.Open(ctx, "sqlite", filepath.Join(cfg.DataDir, "usersvc.db"))
+	return sqlstore.Open(ctx, "sqlite", db)
+}
+
+// privateDataFiles makes the data dir 0700 and the database 0600 before
+// SQLite opens it, as the keys and mails are: the database holds password
+// hashes and emails. SQLite creates the database 0644 (under the usual
+// umask) and gives its WAL and shared-memory files the database's mode, so
+// creating the file first is enough for new ones; files an older version
+// left readable are tightened too.
+func privateDataFiles(dir, db string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(db, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, name := range []string{db, db + "-wal", db + "-shm"} {
+		if err := os.Chmod(name, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // mysqlAddr is " at host:port" of a DSN, for errors (never the password),
@@ -170,6 +201,9 @@ type Core struct {
 	// Search is the index List searches and the in-process indexer feeds;
 	// nil when none is configured.
 	Search search.Index
+	// clientLimits are the per-client budgets of the gRPC port (nil for a
+	// tool, which serves no port).
+	clientLimits map[ratelimit.Action]ratelimit.Limiter
 	// checks are the dependencies /readyz reports on.
 	checks  []check
 	closers []func() error
@@ -251,6 +285,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		c.closers = append(c.closers, sh.close)
 		c.checks = append(c.checks, sh.checks...)
 		deps.Store, deps.Denylist, deps.PasswordAttempts, deps.ResetRequests = sh.store, sh.denylist, sh.passwordAttempts, sh.resetRequests
+		c.clientLimits = sh.clientLimits
 		idx, err := OpenSearch(ctx, cfg, mode)
 		if err != nil {
 			return err

@@ -81,7 +81,8 @@ type Config struct {
 
 	// TrustedProxies are the peers whose X-Forwarded-For this process
 	// believes (gateway: nginx/load balancer; api: the gateways and what
-	// is in front of them). Empty = none.
+	// is in front of them; service: the API instances, whose calls the
+	// gRPC port does not limit per client again). Empty = none.
 	TrustedProxies []netip.Prefix
 	// GRPCTLS is the mutual TLS of the gRPC hop: the service's own
 	// certificate, or the API's client certificate; empty = plaintext.
@@ -309,7 +310,7 @@ var settings = []setting{
 	{key: "rate_register_ip", def: "10/1m", usage: "POST /user per client IP", set: rate(func(c *Config) *Rate { return &c.RateRegisterIP })},
 	{key: "rate_reset_ip", def: "5/1m", usage: "POST /user/password per client IP, and POST /user/verification (a budget of its own)", set: rate(func(c *Config) *Rate { return &c.RateResetIP })},
 	{key: "rate_reset_account", def: "3/15m", usage: "POST /user/password per email; POST /user/verification and the mails to the owner of an address someone tried to sign up with have budgets of their own under the same rule", set: rate(func(c *Config) *Rate { return &c.RateResetAccount })},
-	{key: "trusted_proxies", usage: "comma-separated CIDRs of the proxies whose X-Forwarded-For is believed (gateway: nginx; api: the gateways and nginx); empty = none, the peer is the client", set: prefixes(func(c *Config) *[]netip.Prefix { return &c.TrustedProxies })},
+	{key: "trusted_proxies", usage: "comma-separated CIDRs of the proxies whose X-Forwarded-For is believed (gateway: nginx; api: the gateways and nginx); on the service, the API instances, whose calls are not limited per client again; empty = none, the peer is the client", set: prefixes(func(c *Config) *[]netip.Prefix { return &c.TrustedProxies })},
 	{key: "grpc_tls_cert", usage: "PEM certificate of this side of the gRPC hop (service: its server certificate; api: its client certificate); with key and CA, mutual TLS 1.3 and no plaintext", set: str(func(c *Config) *string { return &c.GRPCTLSCert })},
 	{key: "grpc_tls_key", usage: "PEM private key of grpc_tls_cert", set: str(func(c *Config) *string { return &c.GRPCTLSKey })},
 	{key: "grpc_tls_ca", usage: "PEM CA that signed the other side's gRPC certificate", set: str(func(c *Config) *string { return &c.GRPCTLSCA })},

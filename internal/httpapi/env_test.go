@@ -87,7 +87,7 @@ func newEnvOn(t *testing.T, so stack.Options, opts ...envOption) *env {
 	svc, keys, store, mailDir := st.Service, st.Keys, st.Store, st.MailDir
 
 	reg := rpc.NewMemoryRegistry()
-	spy := &handlerSpy{Handler: rpc.NewHandler(svc, keys.JWKS)}
+	spy := &handlerSpy{Handler: rpc.NewHandler(svc, keys.JWKS, rpc.ClientLimits{})}
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg, GracePeriod: time.Second},
 		spy)
 	if err != nil {

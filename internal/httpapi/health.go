@@ -13,7 +13,6 @@ import (
 // dependency, so an outage of the user service does not get every gateway
 // restarted.
 func (s *server) healthz(c *gin.Context) {
-	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, health.Live)
 }
 
@@ -21,7 +20,6 @@ func (s *server) healthz(c *gin.Context) {
 // here (e.g. the user service is reachable). The check is bounded by
 // RPCTimeout so a probe never hangs.
 func (s *server) readyz(c *gin.Context) {
-	c.Header("Cache-Control", "no-store")
 	var checks []health.Check
 	if s.cfg.Ready != nil {
 		checks = append(checks, health.Check{Name: "user.service", Fn: s.cfg.Ready})

@@ -136,7 +136,7 @@ func New(cfg Config, users Users, log *slog.Logger) http.Handler {
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
 
-	e.Use(s.requestID, s.accessLog, s.recovery, s.limitBody)
+	e.Use(s.requestID, s.accessLog, s.recovery, s.limitBody, noStore)
 	e.Use(cfg.Middleware...)
 	if len(cfg.RateLimits) > 0 {
 		e.Use(s.rateLimit)

@@ -111,3 +111,12 @@ func (s *server) rpcContext(c *gin.Context) (context.Context, context.CancelFunc
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RPCTimeout)
 	return reqmeta.With(ctx, reqmeta.Call{RequestID: requestIDOf(c), Bearer: bearerOf(c)}), cancel
 }
+
+// noStore marks every answer Cache-Control: no-store: most carry personal
+// data (a user, a list of them, sessions, tokens) or a state of the moment
+// (errors, health), and a default is what a new route cannot forget. The
+// few public, cacheable answers (the JWKS, static files) set their own.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Next()
+}

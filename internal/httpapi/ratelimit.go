@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/usersvc/usersvc/internal/ratelimit"
 )
 
 // Limiter decides whether one more request under key is allowed now, and
@@ -35,7 +37,7 @@ func (s *server) rateLimit(c *gin.Context) {
 		if rl.Method+" "+rl.Path != route {
 			continue
 		}
-		if rl.PerIP != nil && !s.allow(c, rl.PerIP, "ip|"+route+"|"+c.ClientIP()) {
+		if rl.PerIP != nil && !s.allow(c, rl.PerIP, ratelimit.ClientKey(ratelimit.Action(route), c.ClientIP())) {
 			countLimited(rl.Method, rl.Path)
 			return
 		}

@@ -1,7 +1,9 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,4 +47,40 @@ func TestResetRequestsPerAddress(t *testing.T) {
 		}
 	}
 	e.Do("POST", "/user/password", "", map[string]any{"email": "dave@example.com"}).WantStatus(202)
+}
+
+// TestRateLimitsEveryAction hammers each anonymous action through the JSON
+// API from one client: sign-in, sign-up, reset request and verification
+// resend are each limited (the page forms and the gRPC port spend the same
+// budgets: internal/pages, internal/rpc).
+func TestRateLimitsEveryAction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *httpapi.Config) {
+		for _, a := range []ratelimit.Action{ratelimit.SignIn, ratelimit.SignUp, ratelimit.ResetRequest, ratelimit.VerificationResend} {
+			method, path, _ := strings.Cut(string(a), " ")
+			c.RateLimits = append(c.RateLimits, httpapi.RateLimit{Method: method, Path: path,
+				PerIP: ratelimit.NewLocal(ratelimit.Rule{Limit: 3, Window: time.Minute})})
+		}
+	})
+	for _, a := range []struct {
+		path string
+		body func(i int) map[string]any
+	}{
+		{"/user/token", func(int) map[string]any {
+			return map[string]any{"email": "x@example.com", "password": "wrong password!!"}
+		}},
+		{"/user", func(i int) map[string]any {
+			return map[string]any{"email": fmt.Sprintf("u%d@example.com", i), "password": userPassword, "name": "U"}
+		}},
+		{"/user/password", func(int) map[string]any { return map[string]any{"email": "x@example.com"} }},
+		{"/user/verification", func(int) map[string]any { return map[string]any{"email": "x@example.com"} }},
+	} {
+		var statuses []int
+		for i := range 4 {
+			statuses = append(statuses, e.Do("POST", a.path, "", a.body(i)).Status)
+		}
+		if statuses[0] == 429 || statuses[3] != 429 {
+			t.Errorf("POST %s four times from one client: %v, want the last 429", a.path, statuses)
+		}
+	}
 }

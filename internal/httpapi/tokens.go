@@ -115,8 +115,8 @@ func (s *server) issueToken(c *gin.Context) {
 		return
 	}
 	out.TokenType = "Bearer"
-	// Tokens must not be stored by caches on the way (RFC 6749 section 5.1).
-	c.Header("Cache-Control", "no-store")
+	// Tokens must not be stored by caches on the way (RFC 6749 section 5.1):
+	// no-store as on every answer (noStore), and Pragma for HTTP/1.0 ones.
 	c.Header("Pragma", "no-cache")
 	c.JSON(http.StatusOK, out)
 }

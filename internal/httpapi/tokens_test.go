@@ -252,3 +252,22 @@ func TestServiceAccountGrant(t *testing.T) {
 	}
 	e.Do("GET", "/user/"+bob.ID, reader, nil).WantError(401, "unauthenticated")
 }
+
+// TestServiceAccountSignOutRefused: sign-out ends a user's session. A
+// service account's token as the bearer is refused with a clear error,
+// where a 204 that ended nothing left the token working.
+func TestServiceAccountSignOutRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, secret, err := e.svc.CreateServiceAccount(t.Context(), user.SystemActor, "svc", []user.Scope{user.ScopeRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	e.Do("POST", "/user/token", "", map[string]any{"grant_type": "client_credentials", "client_id": a.ID,
+		"client_secret": secret}).WantStatus(200).Decode(&tok)
+	e.Do("DELETE", "/user/token", tok.AccessToken, map[string]any{"refresh_token": "none"}).
+		WantError(400, "invalid_argument", "authorization")
+}

@@ -292,3 +292,23 @@ func flip(c byte) string {
 	}
 	return "A"
 }
+
+// TestPersonalDataNotStored: every answer about a user carries
+// Cache-Control: no-store, so no shared or browser cache keeps it.
+func TestPersonalDataNotStored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.register("alice@example.com", "Alice")
+	for _, r := range []*apiclient.Response{
+		e.Do("GET", "/user/"+alice.ID, alice.Access, nil).WantStatus(200),
+		e.Do("GET", "/user", e.admin.Access, nil).WantStatus(200),
+		e.Do("PUT", "/user/"+alice.ID, alice.Access, map[string]any{"name": "Alice B"}).WantStatus(200),
+		e.Do("GET", "/user/"+alice.ID+"/sessions", alice.Access, nil).WantStatus(200),
+		e.Do("POST", "/user", e.admin.Access, map[string]any{"email": "bob@example.com", "password": userPassword, "name": "Bob"}).WantStatus(201),
+		e.Do("GET", "/user/"+alice.ID, e.admin.Access, nil).WantStatus(200),
+	} {
+		if got := r.Header.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("%s %s: Cache-Control %q, want no-store", r.Method, r.Path, got)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -53,7 +54,10 @@ func newEnvWith(t *testing.T, cfg pages.Config, rules user.Config) *env {
 	st := stack.New(t, stack.Options{Logger: log, Config: rules})
 	reg := rpc.NewMemoryRegistry()
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg, GracePeriod: time.Second},
-		rpc.NewHandler(st.Service, st.Keys.JWKS))
+		// As the app wires it: the API on loopback spends the budgets at its
+		// own door and is not limited again at the port.
+		rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{Limits: cfg.Limits,
+			Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}))
 	if err != nil {
 		t.Fatalf("start rpc server: %v", err)
 	}
@@ -69,9 +73,11 @@ func newEnvWith(t *testing.T, cfg pages.Config, rules user.Config) *env {
 		t.Fatal(err)
 	}
 	api := httpapi.Config{Mount: web.Mount, NotFound: web.NotFound}
-	if cfg.SignInLimiter != nil {
-		// As the app wires it: one limiter for the API's login and the pages'.
-		api.RateLimits = []httpapi.RateLimit{{Method: "POST", Path: "/user/token", PerIP: cfg.SignInLimiter}}
+	// As the app wires it: one limiter per action for the API's route and
+	// the pages' form.
+	for action, l := range cfg.Limits {
+		method, path, _ := strings.Cut(string(action), " ")
+		api.RateLimits = append(api.RateLimits, httpapi.RateLimit{Method: method, Path: path, PerIP: l})
 	}
 	hs.Config.Handler = httpapi.New(api, users, log)
 	hs.Start()

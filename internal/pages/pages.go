@@ -16,8 +16,9 @@
 //     URL is https). No server-side session store: any API replica can serve
 //     any request, and ending the session is revoking the refresh token.
 //   - Idle timeout: the cookie lives IdleTimeout from the last request, and
-//     the server refuses a session whose access token has expired; active
-//     use refreshes (rotates) the tokens.
+//     the server refuses a session whose access token the service does not
+//     verify (expired, edited, revoked); active use refreshes (rotates) the
+//     tokens, and the service ends an idle or too old refresh family.
 //   - CSRF: a double-submit token (random cookie, copied into every form) and
 //     a same-origin check on Sec-Fetch-Site / Origin for every POST.
 //   - Strict headers on every answer (see setHeaders).
@@ -36,6 +37,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/mail"
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -49,6 +51,7 @@ type Users interface {
 	Auth(ctx context.Context, email, password string) (*user.Session, error)
 	Refresh(ctx context.Context, refresh string) (*user.Session, error)
 	Revoke(ctx context.Context, refresh, access string) error
+	Validate(ctx context.Context, access string) error
 	CreatePasswordReset(ctx context.Context, email string) error
 	ResetPassword(ctx context.Context, token, password string) error
 	Sessions(ctx context.Context, id string) ([]user.SessionInfo, error)
@@ -56,17 +59,6 @@ type Users interface {
 	VerifyEmail(ctx context.Context, token string) error
 	ResendVerification(ctx context.Context, email string) error
 }
-
-// Limiter is the per-IP sign-in limiter the API uses for POST /user/token
-// (ratelimit.Limiter), so the page sign-in draws on the same budget.
-type Limiter interface {
-	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
-}
-
-// SignInLimitKey is the limiter key of a sign-in from ip: the one the API's
-// rate-limit middleware uses for POST /user/token, so a password sprayer
-// cannot double their budget by alternating the API and the pages.
-func SignInLimitKey(ip string) string { return "ip|POST /user/token|" + ip }
 
 // Config tunes the pages.
 type Config struct {
@@ -79,13 +71,19 @@ type Config struct {
 	IdleTimeout time.Duration
 	// RPCTimeout bounds each call to the user service. Default 5s.
 	RPCTimeout time.Duration
-	// SignInLimiter throttles sign-ins per client IP; nil means none.
-	SignInLimiter Limiter
+	// Limits are the per-client budgets of the anonymous forms: sign-in
+	// (ratelimit.SignIn) and "mail me a new link" (ResetRequest,
+	// VerificationResend); an action without one is unlimited here.
+	Limits map[ratelimit.Action]ratelimit.Limiter
 	// ClientIP returns the client's address of a request (the API's view,
 	// which believes only trusted proxies); nil means the TCP peer.
 	ClientIP func(*http.Request) string
 	// PageSize is the admin list's page size. Default 20.
 	PageSize int
+	// Now is the clock that decides when a session's tokens are rotated;
+	// nil = time.Now. Tests move it instead of editing a token's iat, which
+	// the pages (rightly) refuse.
+	Now func() time.Time
 }
 
 // Pages serves the pages.
@@ -197,14 +195,14 @@ func (p *Pages) routes() []route {
 		// The reset link: the token goes into the form, which posts it.
 		{"GET", mail.ResetPath, h(p.linkForm("reset", "Choose a new password", "reset-expired", "Reset link not valid"))},
 		{"POST", mail.ResetPath, post(p.resetSubmit)},
-		{"POST", mail.ResetPath + "/request", post(p.mailAgain("reset-expired", "Reset link not valid", "create password reset",
+		{"POST", mail.ResetPath + "/request", post(p.mailAgain(ratelimit.ResetRequest, "reset-expired", "Reset link not valid", "create password reset",
 			"If an account uses this address, a new reset link is on its way.", Users.CreatePasswordReset))},
 		// The verification link: opening it changes nothing, since mail
 		// scanners and link previews open links too; the person's click
 		// posts the token.
 		{"GET", mail.VerifyPath, h(p.linkForm("verify", "Confirm your email address", "verify-expired", "Verification link not valid"))},
 		{"POST", mail.VerifyPath, post(p.verifySubmit)},
-		{"POST", mail.VerifyPath + "/request", post(p.mailAgain("verify-expired", "Verification link not valid", "resend verification",
+		{"POST", mail.VerifyPath + "/request", post(p.mailAgain(ratelimit.VerificationResend, "verify-expired", "Verification link not valid", "resend verification",
 			"If an account is waiting for this address to be confirmed, a new link is on its way.", Users.ResendVerification))},
 		{"GET", "/admin", h(p.adminHome)},
 		{"POST", "/admin/sign-in", post(p.signIn("/admin"))},

@@ -246,13 +246,13 @@ func TestPagesTwoTabsCrossingARotation(t *testing.T) {
 		grace    time.Duration
 		signedIn bool
 	}{{10 * time.Second, true}, {0, false}} {
-		e := newEnvWith(t, pages.Config{}, user.Config{RefreshReuseGrace: tc.grace})
+		clock := testenv.NewClock(time.Now())
+		e := newEnvWith(t, pages.Config{Now: clock.Now}, user.Config{RefreshReuseGrace: tc.grace})
 		first := e.browser()
 		first.signIn("/admin", "admin@example.com", adminPassword)
 		s := first.session()
-		// Issued two minutes ago: the next request rotates the tokens.
-		s.A = editClaims(s.A, func(c map[string]any) { c["iat"] = time.Now().Add(-2 * time.Minute).Unix() })
-		first.setSession(s)
+		// Two minutes later the next request rotates the tokens.
+		clock.Add(2 * time.Minute)
 		second := e.browser()
 		second.setSession(s) // sent before the first tab's answer replaced the cookie
 		if p := first.get("/admin"); strings.Contains(p.body, `action="/admin/sign-in"`) {
@@ -297,7 +297,8 @@ func TestPagesEscapeNames(t *testing.T) {
 // (the key the API's middleware uses), and a non-admin cannot sign in to
 // the admin console.
 func TestPagesSignIn(t *testing.T) {
-	e := newEnv(t, pages.Config{SignInLimiter: ratelimit.NewLocal(ratelimit.Rule{Limit: 4, Window: time.Minute})})
+	e := newEnv(t, pages.Config{Limits: map[ratelimit.Action]ratelimit.Limiter{
+		ratelimit.SignIn: ratelimit.NewLocal(ratelimit.Rule{Limit: 4, Window: time.Minute})}})
 	e.createUser("alice@example.com", "Alice")
 	resp, err := http.Post(e.url+"/user/token", "application/json",
 		strings.NewReader(`{"email":"alice@example.com","password":"`+userPassword+`"}`))
@@ -496,5 +497,71 @@ func TestPagesVerifyEmail(t *testing.T) {
 	}
 	if strings.Contains(e.logs.String(), tok) {
 		t.Error("the verification token is in the log")
+	}
+}
+
+// A session cookie whose access token was edited by hand (here: an expiry
+// pushed into the future and an issue time old enough to ask for a
+// refresh) is refused, not refreshed: only values the service verified
+// decide a page session.
+func TestPagesEditedSessionRefused(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	b := e.browser()
+	b.signIn("/admin", "admin@example.com", adminPassword)
+	s := b.session()
+	s.A = editClaims(s.A, func(c map[string]any) {
+		c["iat"] = time.Now().Add(-10 * time.Minute).Unix()
+		c["exp"] = time.Now().Add(time.Hour).Unix()
+	})
+	b.setSession(s)
+	if p := b.get("/admin"); !strings.Contains(p.body, `action="/admin/sign-in"`) {
+		t.Fatalf("an edited session cookie still signed in: %d", p.status)
+	}
+	if b.cookie("usersvc_session") != nil {
+		t.Error("the edited session cookie was not cleared")
+	}
+}
+
+// The double-submit check wants a token of the full random length: a
+// short cookie copied into the form, with no Sec-Fetch-Site or Origin to
+// tell a browser's request apart, is refused.
+func TestPagesCSRFShortToken(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	b := e.browser()
+	b.get("/reset-password")
+	u, _ := url.Parse(e.url)
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "usersvc_csrf", Value: "x", Path: "/"}})
+	if p := b.post("/reset-password/request", url.Values{"email": {"a@example.com"}, "csrf": {"x"}}, map[string]string{"Sec-Fetch-Site": ""}); p.status != http.StatusForbidden {
+		t.Fatalf("a 1-character token = %d, want 403", p.status)
+	}
+}
+
+// The "mail me a new link" forms spend the client's budget of the API
+// route they stand for (POST /user/password, POST /user/verification):
+// one request through the API and two forms use up a budget of three, and
+// the fourth form is refused with 429, the page and a Retry-After.
+func TestPagesMailFormsLimited(t *testing.T) {
+	limits := map[ratelimit.Action]ratelimit.Limiter{}
+	for _, a := range []ratelimit.Action{ratelimit.ResetRequest, ratelimit.VerificationResend} {
+		limits[a] = ratelimit.NewLocal(ratelimit.Rule{Limit: 3, Window: time.Minute})
+	}
+	e := newEnv(t, pages.Config{Limits: limits})
+	for _, door := range []struct{ api, form string }{
+		{"/user/password", mail.ResetPath + "/request"},
+		{"/user/verification", mail.VerifyPath + "/request"},
+	} {
+		resp, err := http.Post(e.url+door.api, "application/json", strings.NewReader(`{"email":"x@example.com"}`))
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST %s: %v %v", door.api, resp, err)
+		}
+		resp.Body.Close()
+		b := e.browser()
+		b.get(door.form[:len(door.form)-len("/request")])
+		for i := range 3 {
+			p := b.post(door.form, url.Values{"email": {"x@example.com"}}, nil)
+			if limited := p.status == http.StatusTooManyRequests && p.header.Get("Retry-After") != ""; limited != (i == 2) {
+				t.Errorf("POST %s, form %d after one API request: %d", door.form, i+1, p.status)
+			}
+		}
 	}
 }

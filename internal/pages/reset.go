@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -27,9 +28,16 @@ func (p *Pages) linkForm(name, title, expired, expiredTitle string) http.Handler
 // mailAgain serves the "send me a new link" form of an expired page
 // (expired, with its title): send, a method of Users, mails the posted
 // address, and the answer is the same whether or not it is registered.
-func (p *Pages) mailAgain(expired, title, op, sent string, send func(u Users, ctx context.Context, email string) error) http.HandlerFunc {
+// Each post spends the client's budget of action, the one the JSON API
+// route spends; unlimited, the form was a way around it.
+func (p *Pages) mailAgain(action ratelimit.Action, expired, title, op, sent string,
+	send func(u Users, ctx context.Context, email string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		email := r.PostFormValue("email")
+		if d := (pageData{Title: title, Form: map[string]string{"email": email}}); !p.allowClient(w, r, action, &d) {
+			p.renderStatus(w, r, http.StatusTooManyRequests, expired, d)
+			return
+		}
 		ctx, cancel := p.rpcContext(r, "")
 		defer cancel()
 		if err := send(p.users, ctx, email); err != nil {

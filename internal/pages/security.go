@@ -64,7 +64,7 @@ func (p *Pages) cookie(name, value string, maxAge int) *http.Cookie {
 // field equals the cookie, which another site can neither read nor (with
 // SameSite=Strict and __Host-) send or set.
 func (p *Pages) csrfToken(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(p.cookieName("usersvc_csrf")); err == nil && len(c.Value) >= 26 {
+	if c, err := r.Cookie(p.cookieName("usersvc_csrf")); err == nil && len(c.Value) == csrfLength {
 		return c.Value
 	}
 	return p.newCSRF(w)
@@ -109,9 +109,15 @@ func (p *Pages) sameOrigin(r *http.Request) bool {
 	return true
 }
 
+// csrfLength is the length of every token newCSRF makes (rand.Text: 128
+// random bits). A shorter one was not ours: a cookie of one character,
+// which a sibling subdomain or a man in the middle of plain http could
+// plant, would otherwise be guessable in the form.
+var csrfLength = len(rand.Text())
+
 func (p *Pages) tokenMatches(r *http.Request) bool {
 	c, err := r.Cookie(p.cookieName("usersvc_csrf"))
-	if err != nil || c.Value == "" {
+	if err != nil || len(c.Value) != csrfLength {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue(csrfField))) == 1

@@ -16,19 +16,20 @@ import (
 // session is a signed-in person as the session cookie carries them: the
 // tokens a sign-in handed out. The cookie is the whole session, so any API
 // replica can serve the next request; the service verifies the access token
-// on every call, so a forged or altered cookie gains nothing.
+// before the pages read anything from it, so a forged or altered cookie
+// gains nothing.
 type session struct {
 	Access  string `json:"a"`
 	Refresh string `json:"r"`
 
-	claims accessClaims // read from Access, unverified (see readClaims)
+	claims accessClaims // read from Access once the service verified it
 }
 
 // accessClaims are the access-token claims the pages read to decide what
-// to show and when to refresh. They are read without verifying the
-// signature: the service verifies the token on every call the pages make,
-// so a tampered token can change at most which page is rendered, never
-// what data it shows or what an action does.
+// to show and when to refresh. readClaims only decodes them; they decide
+// anything only for a token the service has just verified (Validate) or
+// has just issued (sign-in, refresh), since a client can edit a cookie:
+// an expiry edited by hand once kept an idle session alive.
 type accessClaims struct {
 	Subject  string `json:"sub"`
 	Role     string `json:"role"`
@@ -73,9 +74,8 @@ func (p *Pages) clearSession(w http.ResponseWriter) {
 
 // currentSession returns the request's session, refreshing its tokens when
 // the access token is getting old, or nil when there is none or it has
-// ended: the access token expired, which means the person was idle for at
-// least its lifetime, or the service refused the refresh (revoked, user
-// disabled or deleted). Each request that returns a session slides the
+// ended: the service refused its access token (see verified) or its
+// refresh (revoked, idle or too old, user disabled or deleted). Each request that returns a session slides the
 // cookie's idle window.
 func (p *Pages) currentSession(w http.ResponseWriter, r *http.Request) *session {
 	c, err := r.Cookie(p.cookieName(sessionCookie))
@@ -93,13 +93,14 @@ func (p *Pages) currentSession(w http.ResponseWriter, r *http.Request) *session 
 		p.clearSession(w)
 		return nil
 	}
-	now := time.Now()
-	if now.Unix() >= s.claims.Expires {
-		p.endSession(r.Context(), &s)
-		p.clearSession(w)
+	if !p.verified(w, r, &s) {
 		return nil
 	}
-	if now.Sub(time.Unix(s.claims.IssuedAt, 0)) < refreshAfter {
+	now := time.Now
+	if p.cfg.Now != nil {
+		now = p.cfg.Now
+	}
+	if now().Sub(time.Unix(s.claims.IssuedAt, 0)) < refreshAfter {
 		p.setSession(w, &user.Session{AccessToken: s.Access, RefreshToken: s.Refresh})
 		return &s
 	}
@@ -116,6 +117,25 @@ func (p *Pages) currentSession(w http.ResponseWriter, r *http.Request) *session 
 		return nil
 	}
 	return ns
+}
+
+// verified asks the service whether the session's access token is still
+// good. A token it refuses (expired: the person was idle for at least its
+// lifetime; edited; logged out; the user disabled) ends the session here
+// and at the service. When the service cannot answer, the request is
+// served signed out but the session is kept for the next one.
+func (p *Pages) verified(w http.ResponseWriter, r *http.Request, s *session) bool {
+	ctx, cancel := p.rpcContext(r, "")
+	defer cancel()
+	err := p.users.Validate(ctx, s.Access)
+	if err == nil {
+		return true
+	}
+	if user.AsError(err).Code == user.CodeUnauthenticated {
+		p.endSession(r.Context(), s)
+		p.clearSession(w)
+	}
+	return false
 }
 
 // endSession revokes the session's refresh token family and its access

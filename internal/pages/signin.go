@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -17,7 +18,7 @@ func (p *Pages) signIn(area string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		email := strings.TrimSpace(r.PostFormValue("email"))
 		d := pageData{Title: "Sign in", Area: area, Form: map[string]string{"email": email}}
-		if !p.allowSignIn(w, r, &d) {
+		if !p.allowClient(w, r, ratelimit.SignIn, &d) {
 			p.renderStatus(w, r, http.StatusTooManyRequests, "signin", d)
 			return
 		}
@@ -44,22 +45,24 @@ func (p *Pages) signIn(area string) http.HandlerFunc {
 	}
 }
 
-// allowSignIn spends one attempt of the client IP's sign-in budget. A
-// limiter that cannot decide lets the attempt through, as the API does.
-func (p *Pages) allowSignIn(w http.ResponseWriter, r *http.Request, d *pageData) bool {
-	if p.cfg.SignInLimiter == nil {
+// allowClient spends one of the client's attempts at action, from the
+// budget the API and the gRPC port spend too. A limiter that cannot decide
+// lets the attempt through, as the API does.
+func (p *Pages) allowClient(w http.ResponseWriter, r *http.Request, action ratelimit.Action, d *pageData) bool {
+	l := p.cfg.Limits[action]
+	if l == nil {
 		return true
 	}
-	ok, retry, err := p.cfg.SignInLimiter.Allow(r.Context(), SignInLimitKey(p.clientIP(r)))
+	ok, retry, err := l.Allow(r.Context(), ratelimit.ClientKey(action, p.clientIP(r)))
 	if err != nil {
-		p.log.WarnContext(r.Context(), "rate limiter failed; page sign-in let through", "error", err)
+		p.log.WarnContext(r.Context(), "rate limiter failed; page form let through", "error", err)
 		return true
 	}
 	if ok {
 		return true
 	}
 	w.Header().Set("Retry-After", retryAfterSeconds(retry))
-	d.Error = "Too many sign-in attempts from your network. Please wait a minute and try again."
+	d.Error = "Too many attempts from your network. Please wait a minute and try again."
 	return false
 }
 

@@ -97,3 +97,21 @@ func Key(parts ...string) string {
 	}
 	return b.String()
 }
+
+// Action is an anonymous action with a per-client budget. Every door to
+// it — the JSON API route, a page form, the gRPC method — spends the same
+// budget: the same limiter under the same key (ClientKey). An action is
+// named by its JSON API route, which is also the key the API has always
+// used, so budgets survive an upgrade.
+type Action string
+
+// The actions with a per-client budget.
+const (
+	SignIn             Action = "POST /user/token"
+	SignUp             Action = "POST /user"
+	ResetRequest       Action = "POST /user/password"
+	VerificationResend Action = "POST /user/verification"
+)
+
+// ClientKey is the limiter key of action a by the client at addr.
+func ClientKey(a Action, addr string) string { return "ip|" + string(a) + "|" + addr }

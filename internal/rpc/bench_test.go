@@ -31,7 +31,7 @@ func newBenchEnv(b *testing.B, params password.Params) *benchEnv {
 	b.Helper()
 	st := stack.New(b, stack.Options{Params: params})
 	reg := rpc.NewMemoryRegistry()
-	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg}, rpc.NewHandler(st.Service, st.Keys.JWKS))
+	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg}, rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{}))
 	if err != nil {
 		b.Fatal(err)
 	}

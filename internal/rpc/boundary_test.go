@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,9 +18,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	userv1 "github.com/usersvc/usersvc/api/user/v1"
 	"github.com/usersvc/usersvc/internal/mtls"
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/user"
@@ -77,7 +81,7 @@ func forgeActor(m proto.Message, field protowire.Number, id string) proto.Messag
 func startServer(t *testing.T, st *stack.Stack, tlsConf *tls.Config) string {
 	t.Helper()
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: rpc.NewMemoryRegistry(), TLS: tlsConf},
-		rpc.NewHandler(st.Service, st.Keys.JWKS))
+		rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +226,7 @@ func TestMutualTLS(t *testing.T) {
 	st := stack.New(t, stack.Options{})
 	reg := rpc.NewMemoryRegistry()
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg, TLS: serverConf},
-		rpc.NewHandler(st.Service, st.Keys.JWKS))
+		rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +271,80 @@ func TestMutualTLS(t *testing.T) {
 		}
 		if c := status.Code(err); c != codes.Unavailable && !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%s: %v, want the connection refused", name, err)
+		}
+	}
+}
+
+// TestPortErrorCodes: a refusal for too many attempts reaches a plain gRPC
+// client as ResourceExhausted, and a message that does not decode as
+// InvalidArgument: the client's fault, not the server's.
+func TestPortErrorCodes(t *testing.T) {
+	st := stack.New(t, stack.Options{PasswordAttempts: ratelimit.NewLocal(ratelimit.Rule{Limit: 1, Window: time.Minute})})
+	d := dialDirect(t, startServer(t, st, nil), insecure.NewCredentials())
+	in := &userv1.AuthRequest{Email: "nobody@example.com", Password: "wrong password"}
+	if c := d.call("Auth", "", in, &userv1.AuthResponse{}); c != codes.Unauthenticated {
+		t.Fatalf("first attempt: %v", c)
+	}
+	if c := d.call("Auth", "", in, &userv1.AuthResponse{}); c != codes.ResourceExhausted {
+		t.Errorf("attempt past the budget: %v, want ResourceExhausted", c)
+	}
+	// Field 1 (email, a proto3 string) holding bytes that are not UTF-8.
+	if c := d.call("Auth", "", wrapperspb.Bytes([]byte{0xff, 0xfe}), &userv1.AuthResponse{}); c != codes.InvalidArgument {
+		t.Errorf("undecodable message: %v, want InvalidArgument", c)
+	}
+}
+
+// TestPortClientLimits hammers each anonymous action at the gRPC port from
+// one caller: sign-in, sign-up, reset request and verification resend are
+// each limited per caller address, as at the API and the page forms. A
+// trusted peer (an API instance, which spent the budget at its own door)
+// is not limited again.
+func TestPortClientLimits(t *testing.T) {
+	st := stack.New(t, stack.Options{})
+	limits := func() map[ratelimit.Action]ratelimit.Limiter {
+		m := map[ratelimit.Action]ratelimit.Limiter{}
+		for _, a := range []ratelimit.Action{ratelimit.SignIn, ratelimit.SignUp, ratelimit.ResetRequest, ratelimit.VerificationResend} {
+			m[a] = ratelimit.NewLocal(ratelimit.Rule{Limit: 2, Window: time.Minute})
+		}
+		return m
+	}
+	start := func(trusted []netip.Prefix) *direct {
+		srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: rpc.NewMemoryRegistry()},
+			rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{Limits: limits(), Trusted: trusted}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = srv.Stop() })
+		return dialDirect(t, srv.Address(), insecure.NewCredentials())
+	}
+	n := 0
+	actions := []struct {
+		method  string
+		in, out func() proto.Message
+	}{
+		{"Auth", func() proto.Message { return &userv1.AuthRequest{Email: "x@example.com", Password: "wrong password"} },
+			func() proto.Message { return &userv1.AuthResponse{} }},
+		{"Create", func() proto.Message {
+			n++
+			return &userv1.CreateRequest{Email: fmt.Sprintf("u%d@example.com", n), Password: pw, Name: "U"}
+		}, func() proto.Message { return &userv1.CreateResponse{} }},
+		{"CreatePasswordReset", func() proto.Message { return &userv1.CreatePasswordResetRequest{Email: "x@example.com"} },
+			func() proto.Message { return &userv1.CreatePasswordResetResponse{} }},
+		{"ResendVerification", func() proto.Message { return &userv1.ResendVerificationRequest{Email: "x@example.com"} },
+			func() proto.Message { return &userv1.ResendVerificationResponse{} }},
+	}
+	direct, viaAPI := start(nil), start([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	for _, a := range actions {
+		for i := range 3 {
+			got := direct.call(a.method, "", a.in(), a.out())
+			if limited := got == codes.ResourceExhausted; limited != (i == 2) {
+				t.Errorf("%s, call %d from one caller: %v", a.method, i+1, got)
+			}
+		}
+		for i := range 3 {
+			if got := viaAPI.call(a.method, "", a.in(), a.out()); got == codes.ResourceExhausted {
+				t.Errorf("%s, call %d from a trusted peer: limited", a.method, i+1)
+			}
 		}
 	}
 }

@@ -118,6 +118,16 @@ func (c *Users) Refresh(ctx context.Context, refresh string) (*user.Session, err
 	return sessionFromProto(resp), nil
 }
 
+// Validate asks the service to verify an access token (signature, expiry,
+// the user still active, not logged out); nil means every claim in it is
+// the service's own.
+func (c *Users) Validate(ctx context.Context, access string) error {
+	if _, err := c.rpc.Validate(withCall(ctx), &userv1.ValidateRequest{AccessToken: access}); err != nil {
+		return FromMicro(err)
+	}
+	return nil
+}
+
 // Revoke logs out.
 func (c *Users) Revoke(ctx context.Context, refresh, access string) error {
 	if _, err := c.rpc.Revoke(withCall(ctx), &userv1.RevokeRequest{RefreshToken: refresh, AccessToken: access}); err != nil {

@@ -10,19 +10,22 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	userv1 "github.com/usersvc/usersvc/api/user/v1"
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/reqmeta"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
 // Handler implements userv1.UserHandler on the domain service.
 type Handler struct {
-	svc  *user.Service
-	jwks func() ([]byte, error)
+	svc    *user.Service
+	jwks   func() ([]byte, error)
+	limits ClientLimits
 }
 
-// NewHandler adapts svc; jwks returns the public keys document.
-func NewHandler(svc *user.Service, jwks func() ([]byte, error)) *Handler {
-	return &Handler{svc: svc, jwks: jwks}
+// NewHandler adapts svc; jwks returns the public keys document, and limits
+// are the per-client budgets of callers that come straight to the port.
+func NewHandler(svc *user.Service, jwks func() ([]byte, error), limits ClientLimits) *Handler {
+	return &Handler{svc: svc, jwks: jwks, limits: limits}
 }
 
 var _ userv1.UserHandler = (*Handler)(nil)
@@ -93,6 +96,9 @@ func (h *Handler) Pagination(ctx context.Context, in *userv1.PaginationRequest, 
 
 func (h *Handler) Create(ctx context.Context, in *userv1.CreateRequest, out *userv1.CreateResponse) error {
 	actor, _, err := h.caller(ctx)
+	if err == nil && actor.Anonymous() {
+		err = h.limits.allow(ctx, ratelimit.SignUp)
+	}
 	if err != nil {
 		return toMicro(err)
 	}
@@ -143,6 +149,9 @@ func (h *Handler) Delete(ctx context.Context, in *userv1.DeleteRequest, _ *userv
 // Auth signs in a user with email and password, or a service account with
 // its client id and secret (the client credentials grant).
 func (h *Handler) Auth(ctx context.Context, in *userv1.AuthRequest, out *userv1.AuthResponse) error {
+	if err := h.limits.allow(ctx, ratelimit.SignIn); err != nil {
+		return toMicro(err)
+	}
 	if in.GetClientId() != "" || in.GetClientSecret() != "" {
 		if in.GetEmail() != "" || in.GetPassword() != "" {
 			return toMicro(user.Invalid(map[string]string{"email": "is not allowed with client credentials"}))
@@ -195,6 +204,9 @@ func (h *Handler) Validate(ctx context.Context, in *userv1.ValidateRequest, out 
 }
 
 func (h *Handler) CreatePasswordReset(ctx context.Context, in *userv1.CreatePasswordResetRequest, _ *userv1.CreatePasswordResetResponse) error {
+	if err := h.limits.allow(ctx, ratelimit.ResetRequest); err != nil {
+		return toMicro(err)
+	}
 	return toMicro(h.svc.CreatePasswordReset(ctx, in.GetEmail()))
 }
 
@@ -209,6 +221,9 @@ func (h *Handler) VerifyEmail(ctx context.Context, in *userv1.VerifyEmailRequest
 }
 
 func (h *Handler) ResendVerification(ctx context.Context, in *userv1.ResendVerificationRequest, _ *userv1.ResendVerificationResponse) error {
+	if err := h.limits.allow(ctx, ratelimit.VerificationResend); err != nil {
+		return toMicro(err)
+	}
 	return toMicro(h.svc.ResendVerification(ctx, in.GetEmail()))
 }
 

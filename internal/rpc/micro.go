@@ -18,6 +18,7 @@ import (
 	"go-micro.dev/v6/registry/etcd"
 	"go-micro.dev/v6/server"
 	mgrpcserver "go-micro.dev/v6/server/grpc"
+	"google.golang.org/grpc"
 
 	userv1 "github.com/usersvc/usersvc/api/user/v1"
 )
@@ -89,6 +90,7 @@ func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
 		server.RegisterInterval(cfg.TTL/3),
 		mgrpcserver.GracefulStopTimeout(cfg.GracePeriod),
 		server.WrapHandler(logCalls(cfg.Logger)),
+		mgrpcserver.Options(grpc.StreamInterceptor(grpcCodes), grpc.ForceServerCodec(rawCodec{})),
 	)
 	if cfg.TLS != nil {
 		opts = append(opts, mgrpcserver.AuthTLS(cfg.TLS))

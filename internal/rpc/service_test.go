@@ -39,7 +39,7 @@ func TestTwoInstancesOverEtcd(t *testing.T) {
 	start := func() (*rpc.Server, *countingHandler) {
 		// Each instance has its own registry client, as separate processes would.
 		reg := rpc.NewEtcdRegistry([]string{endpoint}, 5*time.Second)
-		h := &countingHandler{Handler: rpc.NewHandler(st.Service, st.Keys.JWKS)}
+		h := &countingHandler{Handler: rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{})}
 		srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg, TTL: 5 * time.Second,
 			GracePeriod: 2 * time.Second}, h)
 		if err != nil {
@@ -210,7 +210,7 @@ func TestVerificationOverTheWire(t *testing.T) {
 func serve(t *testing.T, st *stack.Stack) (*rpc.Server, userv1.UserService) {
 	t.Helper()
 	reg := rpc.NewMemoryRegistry()
-	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg}, rpc.NewHandler(st.Service, st.Keys.JWKS))
+	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg}, rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -164,6 +164,12 @@ var (
 		Message: "the email address is not verified; open the link in the verification mail or ask for a new one"}
 )
 
+// ErrServiceAccountSignOut refuses a sign-out with a service account's
+// access token as the bearer: its token expires on its own, and ending it
+// early is revoking the account (usersvc admin service-account revoke).
+var ErrServiceAccountSignOut = Invalid(map[string]string{
+	"authorization": "a service account's token cannot be signed out; it expires on its own, or revoke the account"})
+
 // TooManyAttempts is ErrTooManyAttempts with when to retry.
 func TooManyAttempts(retryAfter time.Duration) *Error {
 	e := *ErrTooManyAttempts

@@ -215,10 +215,18 @@ func (s *Service) Revoke(ctx context.Context, refresh, access string) error {
 	if refresh == "" || len(refresh) > MaxTokenBytes {
 		return Invalid(map[string]string{"refresh_token": "is required"})
 	}
-	if access != "" && s.deny != nil && len(access) <= MaxTokenBytes {
+	if access != "" && len(access) <= MaxTokenBytes {
 		if claims, err := s.tokens.Parse(access); err == nil {
-			if err := s.deny.Revoke(ctx, claims.ID, claims.ExpiresAt.Add(denyMargin)); err != nil {
-				return Internal("revoke access token", err)
+			// Sign-out ends a user's session; a service account has none,
+			// and a 204 that ended nothing would leave its caller
+			// believing the token dead.
+			if claims.ClientID != "" {
+				return ErrServiceAccountSignOut
+			}
+			if s.deny != nil {
+				if err := s.deny.Revoke(ctx, claims.ID, claims.ExpiresAt.Add(denyMargin)); err != nil {
+					return Internal("revoke access token", err)
+				}
 			}
 		}
 	}
