@@ -35,8 +35,10 @@ ARG VERSION=dev
 ARG COMMIT=unknown
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -tags nomsgpack -ldflags="-s -w -X github.com/usersvc/usersvc/internal/buildinfo.Version=${VERSION} -X github.com/usersvc/usersvc/internal/buildinfo.Commit=${COMMIT}" -o /out/usersvc ./cmd/usersvc
-# The data dir must belong to the user the container runs as.
-RUN mkdir -p /out/data
+# The data dir must belong to the user the container runs as; so must its
+# mail/ (compose mounts the worker's mail volume there: an empty named
+# volume takes the owner of the directory it is mounted on).
+RUN mkdir -p /out/data/mail
 
 FROM ${BASE_IMAGE}
 ARG VERSION=dev

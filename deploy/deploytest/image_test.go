@@ -154,6 +154,16 @@ func TestImage(t *testing.T) {
 		t.Errorf("usersvc version printed %q, want it to begin %q", out, want)
 	}
 
+	// The worker's mail volume, as compose mounts it: an empty named volume
+	// on the image's mail directory takes that directory's owner, so the
+	// non-root process can write into it (here a key file, which needs no
+	// servers; it fails if it cannot write the file).
+	out = pm.run(t, append(append([]string{"run", "--rm", "--network=none", "-v", "usersvc-test-mail:/var/lib/usersvc/mail",
+		"-e", "USERSVC_JWT_KEYS_DIR=/var/lib/usersvc/mail"}, locked...), testImage, "keys", "generate")...)
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]{16,}\n$`).MatchString(out) {
+		t.Errorf("keys generate into the mail volume printed %q, want the new key's id", out)
+	}
+
 	// dev: every role in one process on embedded defaults; its data dir
 	// (SQLite, keys, mail) is a tmpfs chowned to the image's user (U), since
 	// the root filesystem is read-only. podman logs that it cannot reach
