@@ -269,7 +269,7 @@ func TestComposeMailDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`(?m)^RUN mkdir -p .*/out/data/` + regexp.QuoteMeta(rel) + `\b`).Match(df) ||
+	if !regexp.MustCompile(`(?m)^RUN mkdir -p .*/out/data/`+regexp.QuoteMeta(rel)+`\b`).Match(df) ||
 		!strings.Contains(string(df), "COPY --from=build --chown=65532:65532 /out/data /var/lib/usersvc") {
 		t.Errorf("the Dockerfile does not make /var/lib/usersvc/%s owned by 65532", rel)
 	}
