@@ -3,19 +3,30 @@
 #
 #   docker build --build-arg VERSION=1.2.3 --build-arg COMMIT=$(git rev-parse HEAD) -t usersvc/usersvc:1.2.3 .
 #
+# GO_IMAGE and BASE_IMAGE name the two base images; their defaults are the
+# official ones. A builder that cannot pull them passes images of its own
+# with the same contents (deploy/deploytest's TestImage passes stand-ins it
+# builds from Debian, as no registry is reachable on the test machines).
+#
 # Stage 1 builds a static binary (no cgo: SQLite is the pure-Go driver;
 # -tags nomsgpack leaves gin's MessagePack codec out, as `make build` does);
 # stage 2 is distroless/static as the nonroot user, with nothing in it but
 # the binary, CA certificates and tzdata: no shell, so the health check is
-# the binary's own `usersvc healthcheck`. deploy/deploytest runs this file's
-# build command outside Docker and checks the binary it makes.
+# the binary's own `usersvc healthcheck`. deploy/deploytest builds this file
+# with podman and runs the image (TestImage), and runs its build command
+# outside any container and checks the binary it makes.
 
 ARG GO_VERSION=1.26.8
+ARG GO_IMAGE=golang:${GO_VERSION}-bookworm
+ARG BASE_IMAGE=gcr.io/distroless/static-debian12:nonroot
 
-FROM golang:${GO_VERSION}-bookworm AS build
+FROM ${GO_IMAGE} AS build
 WORKDIR /src
 ENV CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
 COPY go.mod go.sum ./
+# go.mod replaces github.com/ccojocar/zxcvbn-go with this copy: without it
+# `go mod download` fails (reading third_party/zxcvbn-go/go.mod).
+COPY third_party ./third_party
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY api ./api
 COPY cmd ./cmd
@@ -24,10 +35,12 @@ ARG VERSION=dev
 ARG COMMIT=unknown
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -tags nomsgpack -ldflags="-s -w -X github.com/usersvc/usersvc/internal/buildinfo.Version=${VERSION} -X github.com/usersvc/usersvc/internal/buildinfo.Commit=${COMMIT}" -o /out/usersvc ./cmd/usersvc
-# The data dir must belong to the user the container runs as.
-RUN mkdir -p /out/data
+# The data dir must belong to the user the container runs as; so must its
+# mail/ (compose mounts the worker's mail volume there: an empty named
+# volume takes the owner of the directory it is mounted on).
+RUN mkdir -p /out/data/mail
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${BASE_IMAGE}
 ARG VERSION=dev
 ARG COMMIT=unknown
 LABEL org.opencontainers.image.title="usersvc" \

@@ -4,7 +4,12 @@
 # Go module proxy, once per version, into a cache outside the work tree;
 # prints the binary's path.
 #
-#   scripts/opstools.sh jaeger|victoria-logs|otelcol|kube-apiserver|kubectl|staticcheck|protoc-gen-go|protoc-gen-micro
+#   scripts/opstools.sh jaeger|victoria-logs|otelcol|kube-apiserver|kubectl|staticcheck|protoc-gen-go|protoc-gen-micro|debian-rootfs
+#
+# debian-rootfs is not a binary: it is a tarball of a minimal Debian root
+# filesystem (debootstrap --variant=minbase from the mirror apt uses), which
+# the image test imports as the local stand-in of the Dockerfile's base
+# images (no image registry is reachable here).
 #
 # staticcheck and the protoc plugins take their versions from tools/go.mod and
 # go.mod; staticcheck's cache key also holds the Go version, because it must
@@ -20,6 +25,7 @@ JAEGER_VERSION=v1.76.0
 VICTORIALOGS_VERSION=v1.52.1
 KUBERNETES_VERSION=v1.37.2
 OTELCOL_VERSION=v0.140.0
+DEBIAN_SUITE=bookworm
 
 CACHE=${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
@@ -64,6 +70,21 @@ build_otelcol() {
   mv "$work/build/otelcol-ops" "$out"
 }
 
+# build_debian_rootfs OUT: debootstrap a minbase Debian into a scratch
+# directory and tar it. The mirror is the one apt already uses (first deb
+# line of /etc/apt/sources.list*), so it works wherever apt-get does.
+build_debian_rootfs() {
+  local out=$1 work mirror
+  mirror=$({ cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } |
+    sed -n -e 's#^deb \(\[[^]]*\] \)\{0,1\}\(https\{0,1\}://[^ ]*/debian\)/\{0,1\} .*#\2#p' -e 's#^URIs: \(https\{0,1\}://[^ ]*/debian\)/\{0,1\}$#\1#p' | head -n 1)
+  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+  work=$(mktemp -d)
+  trap 'rm -rf "${work:-}"; trap - RETURN' RETURN
+  debootstrap --variant=minbase "$DEBIAN_SUITE" "$work/rootfs" "$mirror" >&2
+  tar -C "$work/rootfs" --numeric-owner -cf "$out.partial" .
+  mv "$out.partial" "$out"
+}
+
 # modversion DIR MODULE: the version of MODULE that DIR's go.mod pins.
 modversion() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
 
@@ -84,9 +105,10 @@ tool() {
   kube-apiserver) out=$CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver ;;
   kubectl) out=$CACHE/kubectl-$KUBERNETES_VERSION/kubectl ;;
   otelcol) out=$CACHE/otelcol-$OTELCOL_VERSION/otelcol ;;
+  debian-rootfs) out=$CACHE/debian-$DEBIAN_SUITE-minbase/rootfs.tar ;;
   *) log "unknown tool $name"; return 2 ;;
   esac
-  if [ ! -x "$out" ]; then
+  if [ ! -s "$out" ]; then # a build is renamed into place: there is all of it or nothing
     mkdir -p "$(dirname "$out")"
     log "building $name (once; cached in $(dirname "$out"))"
     local start=$SECONDS
@@ -96,6 +118,7 @@ tool() {
     kube-apiserver) build_kubernetes "$out" k8s.io/kubernetes/cmd/kube-apiserver ;;
     kubectl) build_kubernetes "$out" k8s.io/kubernetes/cmd/kubectl ;;
     otelcol) build_otelcol "$out" ;;
+    debian-rootfs) build_debian_rootfs "$out" ;;
     staticcheck) build_pinned "$out" tools honnef.co/go/tools/cmd/staticcheck ;;
     protoc-gen-go) build_pinned "$out" . google.golang.org/protobuf/cmd/protoc-gen-go ;;
     protoc-gen-micro) build_pinned "$out" . go-micro.dev/v6/cmd/protoc-gen-micro ;;

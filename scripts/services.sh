@@ -121,6 +121,13 @@ need_tools() {
   command -v etcd >/dev/null 2>&1 || pkgs+=(etcd-server)
   command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
   command -v prometheus-alertmanager >/dev/null 2>&1 || pkgs+=(prometheus-alertmanager)
+  # The image test (deploy/deploytest TestImage): podman with runc (crun
+  # cannot set its rlimits on these machines), slirp4netns for its
+  # containers' networks, debootstrap for the local base image.
+  command -v podman >/dev/null 2>&1 || pkgs+=(podman)
+  command -v runc >/dev/null 2>&1 || pkgs+=(runc)
+  command -v slirp4netns >/dev/null 2>&1 || pkgs+=(slirp4netns)
+  command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || pkgs+=(debootstrap)
   [ ${#pkgs[@]} = 0 ] || apt_install "${pkgs[@]}"
 }
 

@@ -174,6 +174,116 @@ func TestComposeStack(t *testing.T) {
 	checkNginxService(t, p.Services["nginx"])
 }
 
+// installAtRunTime matches a package manager installing something.
+var installAtRunTime = regexp.MustCompile(`\b(apk add|apt-get install|apt install|pip3? install|yum install|dnf install|microdnf install)\b`)
+
+// TestComposeOffline: once its images are built, the stack needs no
+// network: no service installs packages when it starts (the init service
+// used to `apk add openssl` with network_mode: none).
+func TestComposeOffline(t *testing.T) {
+	p := loadCompose(t)
+	for name, s := range p.Services {
+		line := strings.Join(append(append([]string{}, s.Entrypoint...), s.Command...), " ")
+		if m := installAtRunTime.FindString(line); m != "" {
+			t.Errorf("%s runs %q when it starts: install it when the image is built", name, m)
+		}
+		if s.Build != nil && s.Build.Dockerfile != "" {
+			df := s.Build.Dockerfile
+			if !filepath.IsAbs(df) {
+				df = filepath.Join(s.Build.Context, df)
+			}
+			if _, err := os.Stat(df); err != nil {
+				t.Errorf("%s is built from %s: %v", name, df, err)
+			}
+		}
+	}
+}
+
+// TestComposeVersions: compose runs the Jaeger the tests run.
+// scripts/opstools.sh builds Jaeger from its Go module, tagged v1.x; the
+// image of the same release is tagged 2.y (the CHANGELOG's "v1.x / v2.y").
+func TestComposeVersions(t *testing.T) {
+	v2For := map[string]string{"v1.76.0": "2.13.0"}
+	b, err := os.ReadFile(filepath.Join(root(t), "scripts", "opstools.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^JAEGER_VERSION=(\S+)$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("scripts/opstools.sh sets no JAEGER_VERSION")
+	}
+	want, ok := v2For[string(m[1])]
+	if !ok {
+		t.Fatalf("the tests run Jaeger %s: add its 2.y image tag (its CHANGELOG's \"%s / v2.y\" line) to this test", m[1], m[1])
+	}
+	if got := loadCompose(t).Services["jaeger"].Image; got != "jaegertracing/jaeger:"+want {
+		t.Errorf("compose runs Jaeger %s; the tests run %s, whose image is jaegertracing/jaeger:%s", got, m[1], want)
+	}
+}
+
+// TestComposeFilebeat: Filebeat waits for the server its configuration
+// ships to, and for nothing that configuration does not name.
+func TestComposeFilebeat(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root(t), "deploy", "elk", "filebeat.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := regexp.MustCompile(`(?m)^output\.([a-z]+):`).FindAllSubmatch(b, -1)
+	if len(outs) != 1 {
+		t.Fatalf("filebeat.yml has %d outputs, want one", len(outs))
+	}
+	out := string(outs[0][1])
+	fb := loadCompose(t).Services["filebeat"]
+	if _, ok := fb.DependsOn[out]; !ok {
+		t.Errorf("filebeat ships to %s but does not wait for it (depends on %v)", out, keys(fb.DependsOn))
+	}
+	for dep := range fb.DependsOn {
+		if dep != out {
+			t.Errorf("filebeat waits for %s, but its output is %s", dep, out)
+		}
+	}
+}
+
+// TestComposeMailDir: the worker's mail volume is mounted on a directory
+// the image makes and gives its user, so the empty named volume starts
+// owned by 65532 and the non-root worker can write mail into it. (TestImage
+// writes into such a volume for real.)
+func TestComposeMailDir(t *testing.T) {
+	w := loadCompose(t).Services["worker"]
+	dir := w.Environment["USERSVC_MAIL_DIR"]
+	if dir == nil {
+		t.Fatal("the worker sets no USERSVC_MAIL_DIR")
+	}
+	mounted := false
+	for _, v := range w.Volumes {
+		mounted = mounted || (v.Type == types.VolumeTypeVolume && v.Target == *dir)
+	}
+	if !mounted {
+		t.Errorf("the worker's mail dir %s is not a named volume", *dir)
+	}
+	rel, ok := strings.CutPrefix(*dir, "/var/lib/usersvc/")
+	if !ok {
+		t.Fatalf("the mail dir %s is not under the image's data dir /var/lib/usersvc", *dir)
+	}
+	df, err := os.ReadFile(filepath.Join(root(t), "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^RUN mkdir -p .*/out/data/`+regexp.QuoteMeta(rel)+`\b`).Match(df) ||
+		!strings.Contains(string(df), "COPY --from=build --chown=65532:65532 /out/data /var/lib/usersvc") {
+		t.Errorf("the Dockerfile does not make /var/lib/usersvc/%s owned by 65532", rel)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // readCommented returns the KEY= lines of .env.example that are commented
 // out (documented optional variables).
 func readCommented(t *testing.T) map[string]bool {
@@ -245,12 +355,11 @@ func checkVolumes(t *testing.T, service string, vols []types.ServiceVolumeConfig
 			if !v.ReadOnly {
 				t.Errorf("%s mounts %s writable", service, v.Source)
 			}
-			// The files this branch ships must exist; the observability
-			// configs are another part of deploy/ and checked by their tests.
-			if rel, _ := filepath.Rel(repo, v.Source); strings.HasPrefix(rel, filepath.Join("deploy", "nginx")) {
-				if _, err := os.Stat(v.Source); err != nil {
-					t.Errorf("%s mounts %s: %v", service, rel, err)
-				}
+			// Every mounted file exists: a missing one makes the engine
+			// create an empty directory in its place (or refuse to start).
+			if _, err := os.Stat(v.Source); err != nil {
+				rel, _ := filepath.Rel(repo, v.Source)
+				t.Errorf("%s mounts %s: %v", service, rel, err)
 			}
 		case v.Source == "/var/lib/docker/containers" || v.Source == "/var/run/docker.sock":
 			if !v.ReadOnly || (service != "filebeat" && service != "promtail") {

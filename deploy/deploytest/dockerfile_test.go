@@ -26,10 +26,17 @@ import (
 	digest "github.com/opencontainers/go-digest"
 )
 
-const finalImage = "gcr.io/distroless/static-debian12:nonroot"
+// The official base images, the defaults of the Dockerfile's GO_IMAGE and
+// BASE_IMAGE arguments.
+const (
+	buildImage = "golang:1.26.8-bookworm"
+	finalImage = "gcr.io/distroless/static-debian12:nonroot"
+)
 
 // dockerfile parses the Dockerfile with buildkit's own frontend parser,
-// failing on any parser warning.
+// failing on any parser warning. Each stage's BaseName is expanded with the
+// defaults of the global ARGs (GO_IMAGE, BASE_IMAGE), as a build without
+// --build-arg sees it.
 func dockerfile(t *testing.T) ([]byte, []instructions.Stage) {
 	t.Helper()
 	dt, err := os.ReadFile(filepath.Join(root(t), "Dockerfile"))
@@ -43,9 +50,21 @@ func dockerfile(t *testing.T) ([]byte, []instructions.Stage) {
 	for _, w := range res.Warnings {
 		t.Errorf("Dockerfile parser warning: %s", w.Short)
 	}
-	stages, _, err := instructions.Parse(res.AST, nil)
+	stages, metaArgs, err := instructions.Parse(res.AST, nil)
 	if err != nil {
 		t.Fatalf("Dockerfile instructions: %v", err)
+	}
+	defaults := map[string]string{}
+	expand := func(s string) string { return os.Expand(s, func(k string) string { return defaults[k] }) }
+	for _, a := range metaArgs {
+		for _, kv := range a.Args {
+			if kv.Value != nil {
+				defaults[kv.Key] = expand(*kv.Value)
+			}
+		}
+	}
+	for i := range stages {
+		stages[i].BaseName = expand(stages[i].BaseName)
 	}
 	return dt, stages
 }
@@ -76,9 +95,12 @@ func TestDockerfileLint(t *testing.T) {
 	if len(stages) != 2 {
 		t.Fatalf("%d stages, want build + final", len(stages))
 	}
+	if stages[0].BaseName != buildImage {
+		t.Errorf("build stage FROM %s by default, want %s", stages[0].BaseName, buildImage)
+	}
 	final := stages[1]
 	if final.BaseName != finalImage {
-		t.Errorf("final stage FROM %s, want %s", final.BaseName, finalImage)
+		t.Errorf("final stage FROM %s by default, want %s", final.BaseName, finalImage)
 	}
 	var user string
 	var health *instructions.HealthCheckCommand
@@ -202,7 +224,10 @@ func TestDockerignore(t *testing.T) {
 		}
 		return m
 	}
-	for _, p := range []string{"go.mod", "go.sum", "api/openapi.yaml", "cmd/usersvc/main.go", "internal/cli/cli.go"} {
+	// third_party/zxcvbn-go is the target of a replace in go.mod: without
+	// it `go mod download` fails in the build stage.
+	for _, p := range []string{"go.mod", "go.sum", "api/openapi.yaml", "cmd/usersvc/main.go", "internal/cli/cli.go",
+		"third_party/zxcvbn-go/go.mod", "third_party/zxcvbn-go/zxcvbn.go"} {
 		if excluded(p) {
 			t.Errorf("%s is excluded from the build context but the build needs it", p)
 		}

@@ -381,3 +381,37 @@ func opensPort(ports []networkingv1.NetworkPolicyPort, port int) bool {
 func describePeer(p networkingv1.NetworkPolicyPeer) string {
 	return fmt.Sprintf("%+v", p)
 }
+
+// TestKubernetesStatefulSetServices: the headless Service a StatefulSet's
+// pods resolve each other through (spec.serviceName) carries the
+// StatefulSet's labels, so the `kubectl apply -l …` of docs/deploy.md that
+// selects the StatefulSet takes its Service along (the etcd Service had no
+// labels: its peers could not resolve).
+func TestKubernetesStatefulSetServices(t *testing.T) {
+	for _, o := range overlays {
+		r := render(t, o)
+		services := map[string]*corev1.Service{}
+		for _, obj := range r.objects {
+			if s, ok := obj.(*corev1.Service); ok {
+				services[s.Name] = s
+			}
+		}
+		for _, obj := range r.objects {
+			ss, ok := obj.(*appsv1.StatefulSet)
+			if !ok {
+				continue
+			}
+			svc := services[ss.Spec.ServiceName]
+			if svc == nil {
+				t.Errorf("%s: StatefulSet %s names Service %q, which the overlay does not have", o, ss.Name, ss.Spec.ServiceName)
+				continue
+			}
+			for k, v := range ss.Labels {
+				if svc.Labels[k] != v {
+					t.Errorf("%s: Service %s lacks the label %s=%s of its StatefulSet %s: `kubectl apply -l %s=%s` would leave it out",
+						o, svc.Name, k, v, ss.Name, k, v)
+				}
+			}
+		}
+	}
+}
