@@ -55,9 +55,12 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// One ops listener for the whole process: /metrics has every role's
 	// metrics, since every role runs here.
 	g.Go(func() error { return serveOps(gctx, cfg, log, core.checks, coreMetrics(core)) })
-	// The internal API hears only the gateway beside it, on loopback: it
-	// believes the X-Forwarded-For the gateway sets, and the gateway, as
-	// the edge, believes only the proxies USERSVC_TRUSTED_PROXIES names.
+	// The internal API hears only the gateway beside it (peerGate: any
+	// other local process's connection is closed), so believing the
+	// X-Forwarded-For of loopback peers is believing the gateway's; the
+	// gateway, as the edge, believes only the proxies
+	// USERSVC_TRUSTED_PROXIES names.
+	gate := newPeerGate()
 	apiCfg := *cfg
 	apiCfg.TrustedProxies = loopback
 	// Its only client, the gateway, has stopped before the API is told to:
@@ -73,7 +76,7 @@ func RunDev(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	})
 	defer stopOnFailure()
 	g.Go(func() error { defer stopEvents(); return runEmbeddedEvents(evCtx, cfg, log, core) })
-	g.Go(func() error { defer stopEvents(); return RunAPI(apiCtx, &apiCfg, log, reg, apiLn) })
-	g.Go(func() error { defer stopAPI(); return RunGateway(gctx, cfg, log, reg, gwLn) })
+	g.Go(func() error { defer stopEvents(); return RunAPI(apiCtx, &apiCfg, log, reg, gate.listen(apiLn)) })
+	g.Go(func() error { defer stopAPI(); return runGateway(gctx, cfg, log, reg, gwLn, gate.dial) })
 	return g.Wait()
 }

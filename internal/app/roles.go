@@ -157,8 +157,14 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 
 // RunGateway runs the gateway on ln until ctx ends.
 func RunGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry, ln net.Listener) error {
+	return runGateway(ctx, cfg, log, reg, ln, nil)
+}
+
+// runGateway is RunGateway dialling the API instances with dial (nil: TCP).
+func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry, ln net.Listener,
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)) error {
 	gw, err := gateway.New(ctx, gateway.Config{Routes: GatewayRoutes, MaxBodyBytes: int64(cfg.MaxBodyBytes),
-		Logger: log, TrustedProxies: cfg.TrustedProxies}, rpc.NewDiscovery(reg))
+		Logger: log, TrustedProxies: cfg.TrustedProxies, Dial: dial}, rpc.NewDiscovery(reg))
 	if err != nil {
 		return err
 	}

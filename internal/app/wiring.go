@@ -298,7 +298,8 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		}
 	}
 	svc, err := user.NewService(deps, user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL, VerifyTTL: cfg.VerifyTTL,
-		RefreshReuseGrace:    cfg.RefreshReuseGrace,
+		RefreshReuseGrace:  cfg.RefreshReuseGrace,
+		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxLifetime: cfg.SessionMaxLifetime,
 		RequireVerifiedEmail: cfg.RequireVerifiedEmail, SignupEnumerationSafe: cfg.SignupEnumerationSafe})
 	if err != nil {
 		return err

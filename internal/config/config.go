@@ -44,6 +44,11 @@ type Config struct {
 	// RefreshReuseGrace: a refresh token presented again this soon after
 	// its first use is not taken for a leak; 0 = strict.
 	RefreshReuseGrace time.Duration
+	// SessionIdleTimeout and SessionMaxLifetime end a session (a refresh
+	// family) on the server: not refreshed for the one, or the other after
+	// its sign-in.
+	SessionIdleTimeout time.Duration
+	SessionMaxLifetime time.Duration
 
 	// RequireVerifiedEmail refuses sign-in until the address is verified.
 	RequireVerifiedEmail bool
@@ -277,6 +282,8 @@ var settings = []setting{
 	{key: "jwt_signing_key", usage: "kid of the signing key; default the newest private key", set: str(func(c *Config) *string { return &c.JWTSigningKey })},
 	{key: "access_ttl", def: "15m", usage: "access token lifetime", set: dur(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{key: "refresh_ttl", def: "720h", usage: "refresh token lifetime", set: dur(func(c *Config) *time.Duration { return &c.RefreshTTL })},
+	{key: "session_idle_timeout", def: "360h", usage: "a session (sign-in) not refreshed for this long ends on the server, for pages and API alike", set: dur(func(c *Config) *time.Duration { return &c.SessionIdleTimeout })},
+	{key: "session_max_lifetime", def: "720h", usage: "a session ends this long after its sign-in however active, for pages and API alike", set: dur(func(c *Config) *time.Duration { return &c.SessionMaxLifetime })},
 	{key: "refresh_reuse_grace", def: "10s", usage: "how long after its first use a refresh token may be presented again and yield another session of the same family instead of revoking it as leaked, so concurrent requests crossing a rotation (two browser tabs) do not sign the person out; the cost is that a stolen token replayed within this window of the owner's use goes undetected, hence at most 1m; 0 = strict, any reuse revokes the family", set: delayUpTo(time.Minute, func(c *Config) *time.Duration { return &c.RefreshReuseGrace })},
 	{key: "reset_ttl", def: "30m", usage: "password reset token lifetime", set: dur(func(c *Config) *time.Duration { return &c.ResetTTL })},
 	{key: "verify_ttl", def: "24h", usage: "email verification token lifetime", set: dur(func(c *Config) *time.Duration { return &c.VerifyTTL })},

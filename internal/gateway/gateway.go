@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
@@ -91,6 +92,9 @@ type Config struct {
 	// Now is the clock of the cooldowns; nil means time.Now. Tests pass a
 	// clock they move by hand.
 	Now func() time.Time
+	// Dial connects to instances; nil means TCP with a short timeout. Dev
+	// mode passes one its API's listener can recognise (app.peerGate).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Gateway routes and proxies requests to the instances of services. It is
@@ -137,7 +141,7 @@ func New(ctx context.Context, cfg Config, d Discovery) (*Gateway, error) {
 	if cfg.FailCooldown <= 0 {
 		cfg.FailCooldown = defaultFailCooldown
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, transport: newTransport()}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, transport: newTransport(cfg.Dial)}
 	if g.log == nil {
 		g.log = slog.Default()
 	}

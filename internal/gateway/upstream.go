@@ -23,11 +23,14 @@ import (
 const dialTimeout = 2 * time.Second
 
 // newTransport returns the one transport shared by all services: a single
-// pool of keep-alive connections per instance.
-func newTransport() *http.Transport {
+// pool of keep-alive connections per instance, dialled with dial (nil: TCP).
+func newTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
 	return &http.Transport{
 		Proxy:       nil, // never route gateway→API traffic through an environment proxy
-		DialContext: (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: dial,
 		// The gateway is the hot path: keep enough idle connections per
 		// instance to absorb bursts without new handshakes (the default 2
 		// makes every burst dial). No total cap: instances are few.

@@ -45,6 +45,9 @@ type Repo interface {
 	// there first, or it was revoked (Refresh reads the token with
 	// LockRefreshToken first, so it learns which before it marks).
 	MarkRefreshTokenUsed(ctx context.Context, hash string, at time.Time) (bool, error)
+	// RefreshFamilyStart is when the family's first token was issued: the
+	// sign-in the session began with.
+	RefreshFamilyStart(ctx context.Context, familyID string) (time.Time, error)
 	// RevokeRefreshFamily revokes every token of the family not yet revoked.
 	RevokeRefreshFamily(ctx context.Context, familyID string, at time.Time) error
 	// RevokeUserRefreshTokens revokes every token of the user not yet revoked.

@@ -23,6 +23,12 @@ type Config struct {
 	// one client crossing a rotation). 0 (the zero value) is strict: any
 	// reuse revokes the family.
 	RefreshReuseGrace time.Duration
+	// SessionIdleTimeout ends a session (a refresh-token family) not
+	// refreshed for this long; default 15 days. SessionMaxLifetime ends
+	// any session this long after its sign-in, however active; default 30
+	// days. Both are checked on every refresh, for pages and API alike.
+	SessionIdleTimeout time.Duration
+	SessionMaxLifetime time.Duration
 	// RequireVerifiedEmail refuses sign-in (and refresh) of an account
 	// whose address is not verified, with ErrEmailNotVerified.
 	RequireVerifiedEmail bool
@@ -41,6 +47,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.RefreshTTL <= 0 {
 		c.RefreshTTL = 30 * 24 * time.Hour
+	}
+	if c.SessionIdleTimeout <= 0 {
+		c.SessionIdleTimeout = 15 * 24 * time.Hour
+	}
+	if c.SessionMaxLifetime <= 0 {
+		c.SessionMaxLifetime = 30 * 24 * time.Hour
 	}
 	if c.ResetTTL <= 0 {
 		c.ResetTTL = 30 * time.Minute

@@ -68,7 +68,7 @@ func (s *Service) Auth(ctx context.Context, email, pw string) (*Session, error) 
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}
-	return s.startSession(ctx, s.store, u, uuid.NewString())
+	return s.startSession(ctx, s.store, u, uuid.NewString(), s.clock())
 }
 
 // allowAttempt spends one attempt of a per-account budget (l: the password
@@ -107,7 +107,7 @@ func (s *Service) rehash(ctx context.Context, u *User, pw string) {
 }
 
 // startSession issues an access token and a refresh token of the family.
-func (s *Service) startSession(ctx context.Context, r Repo, u *User, family string) (*Session, error) {
+func (s *Service) startSession(ctx context.Context, r Repo, u *User, family string, started time.Time) (*Session, error) {
 	access, claims, err := s.tokens.Issue(ctx, u.ID, string(u.Role), u.SessionVersion, family, u.EmailVerified)
 	if err != nil {
 		return nil, Internal("issue access token", err)
@@ -117,7 +117,10 @@ func (s *Service) startSession(ctx context.Context, r Repo, u *User, family stri
 		return nil, Internal("new refresh token", err)
 	}
 	now := s.clock()
-	rt := RefreshToken{Hash: hash, FamilyID: family, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}
+	// The token says when the session ends at the latest: its own lifetime,
+	// the idle timeout from now, or the session's absolute end.
+	expires := now.Add(min(s.cfg.RefreshTTL, s.cfg.SessionIdleTimeout, started.Add(s.cfg.SessionMaxLifetime).Sub(now)))
+	rt := RefreshToken{Hash: hash, FamilyID: family, UserID: u.ID, CreatedAt: now, ExpiresAt: expires}
 	if err := r.CreateRefreshToken(ctx, rt); err != nil {
 		return nil, storeErr("store refresh token", err)
 	}
@@ -161,6 +164,13 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 		if rt.RevokedAt != nil || !now.Before(rt.ExpiresAt) {
 			return ErrInvalidToken
 		}
+		started, err := r.RefreshFamilyStart(ctx, rt.FamilyID)
+		if err != nil {
+			return err
+		}
+		if s.sessionOver(rt, started, now) {
+			return ErrInvalidToken
+		}
 		marked := false
 		if rt.UsedAt == nil {
 			if marked, err = r.MarkRefreshTokenUsed(ctx, hash, now); err != nil {
@@ -190,7 +200,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 		if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
 			return ErrEmailNotVerified
 		}
-		sess, err = s.startSession(ctx, r, u, rt.FamilyID)
+		sess, err = s.startSession(ctx, r, u, rt.FamilyID, started)
 		return err
 	})
 	if err != nil {
@@ -205,6 +215,14 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 		s.log.DebugContext(ctx, "refresh token reused within the grace: sibling session issued")
 	}
 	return sess, nil
+}
+
+// sessionOver reports whether the session of rt (begun at started) has
+// ended by the server's clock: not refreshed for the idle timeout (rt was
+// issued at its last refresh) or past its absolute lifetime. Checked apart
+// from rt's own expiry, so tokens issued under longer settings end too.
+func (s *Service) sessionOver(rt *RefreshToken, started, now time.Time) bool {
+	return now.Sub(rt.CreatedAt) >= s.cfg.SessionIdleTimeout || now.Sub(started) >= s.cfg.SessionMaxLifetime
 }
 
 // Revoke ends the session family of a refresh token (logout) and, when an

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/usersvc/usersvc/internal/password"
 	"github.com/usersvc/usersvc/internal/revocation"
 	"github.com/usersvc/usersvc/internal/user"
 )
@@ -117,5 +119,51 @@ func TestLogoutDeniesThePresentedAccessToken(t *testing.T) {
 	}
 	if _, err := other.Refresh(ctx, s1.RefreshToken); !errors.Is(err, user.ErrInvalidToken) {
 		t.Errorf("logged-out refresh token: %v", err)
+	}
+}
+
+// A session ends on the server when it was not refreshed for the idle
+// timeout, and at its absolute lifetime however active it is; the refresh
+// token says when it will end at the latest.
+func TestSessionIdleTimeoutAndMaxLifetime(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	svc, err := user.NewService(user.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
+		Now: e.clock.Now}, user.Config{SessionIdleTimeout: time.Hour, SessionMaxLifetime: 150 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.create(t, "alice@example.com", user.RoleUser)
+
+	idle, err := svc.Auth(ctx, "alice@example.com", strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := e.clock.Now().Add(time.Hour); !idle.RefreshExpiresAt.Equal(want) {
+		t.Errorf("refresh token expires %v, want the idle timeout %v", idle.RefreshExpiresAt, want)
+	}
+	e.clock.Add(time.Hour)
+	if _, err := svc.Refresh(ctx, idle.RefreshToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Errorf("refresh after an hour idle: %v, want %v", err, user.ErrInvalidToken)
+	}
+
+	active, err := svc.Auth(ctx, "alice@example.com", strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := e.clock.Now()
+	for range 2 { // 50 and 100 minutes in
+		e.clock.Add(50 * time.Minute)
+		if active, err = svc.Refresh(ctx, active.RefreshToken); err != nil {
+			t.Fatalf("refresh of an active session: %v", err)
+		}
+	}
+	// The store keeps microseconds.
+	if want := start.Add(150 * time.Minute).Truncate(time.Microsecond); !active.RefreshExpiresAt.Equal(want) {
+		t.Errorf("refresh token expires %v, want the session's end %v", active.RefreshExpiresAt, want)
+	}
+	e.clock.Add(50 * time.Minute)
+	if _, err := svc.Refresh(ctx, active.RefreshToken); !errors.Is(err, user.ErrInvalidToken) {
+		t.Errorf("refresh at the absolute lifetime: %v, want %v", err, user.ErrInvalidToken)
 	}
 }

@@ -147,6 +147,21 @@ func affected(res sql.Result, op string) (bool, error) {
 	return n > 0, nil
 }
 
+// RefreshFamilyStart is the oldest created_at of the family: rotations add
+// rows and none is deleted before the user is, so it is the sign-in.
+func (r repo) RefreshFamilyStart(ctx context.Context, familyID string) (time.Time, error) {
+	var start *time.Time
+	err := r.q.QueryRowContext(ctx, `SELECT MIN(created_at) FROM refresh_tokens WHERE family_id = ?`, familyID).
+		Scan(nullTimeDest{&start})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlstore: refresh family start: %w", err)
+	}
+	if start == nil {
+		return time.Time{}, user.ErrNotFound
+	}
+	return *start, nil
+}
+
 // UserSessions groups the user's refresh tokens by family and keeps the
 // families with a token still usable at now. Each rotation adds a row, so
 // the newest row's created_at is the last use and its expires_at the end.
