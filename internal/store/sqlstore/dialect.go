@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -48,6 +49,8 @@ type dialect struct {
 	// ends. SQLite needs none: Open makes every transaction take the
 	// database's write lock up front (_txlock=immediate).
 	lockSuffix string
+	// drainTxOptions are the options of the outbox relay's transaction.
+	drainTxOptions *sql.TxOptions
 }
 
 var mysqlDialect = &dialect{
@@ -80,6 +83,13 @@ WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'`,
 	// the time to its Loc, which Open forces to UTC.
 	timeArg:    func(t time.Time) any { return t.UTC().Truncate(time.Microsecond) },
 	lockSuffix: " FOR UPDATE",
+	// READ COMMITTED: at REPEATABLE READ, InnoDB's next-key locks on the rows
+	// the relay reads and deletes also cover the gap after the newest event,
+	// where every sign-up inserts its two; a sign-up holding its first event
+	// then waited for the relay while the relay's DELETE waited for that
+	// event, and InnoDB killed one as a deadlock (1213). READ COMMITTED takes
+	// record locks only, and SKIP LOCKED still hands each relay its own rows.
+	drainTxOptions: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 }
 
 var sqliteDialect = &dialect{

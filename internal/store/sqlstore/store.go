@@ -250,10 +250,16 @@ type repo struct {
 // when r is already bound to one (so multi-statement methods such as
 // DeleteUser are atomic either way).
 func (r repo) atomic(ctx context.Context, fn func(repo) error) (err error) {
+	return r.atomicOpts(ctx, nil, fn)
+}
+
+// atomicOpts is atomic with the transaction options opts (ignored when r
+// is already bound to a transaction).
+func (r repo) atomicOpts(ctx context.Context, opts *sql.TxOptions, fn func(repo) error) (err error) {
 	if r.db == nil {
 		return fn(r)
 	}
-	tx, err := r.db.BeginTx(ctx, nil)
+	tx, err := r.db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin transaction: %w", err)
 	}
