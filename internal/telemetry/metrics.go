@@ -65,6 +65,11 @@ var (
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"operation"})
 
+	DBTxRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usersvc_db_transaction_retries_total",
+		Help: "Transactions that lost a lock conflict, by conflict (deadlock, lock_wait_timeout, serialization, busy) and outcome (retried, gave_up).",
+	}, []string{"reason", "outcome"})
+
 	RelayPublished = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "usersvc_outbox_relay_published_events_total",
 		Help: "Outbox events the relay handed to the broker and the broker confirmed.",
@@ -106,7 +111,7 @@ func init() {
 		HTTPServerDuration, RPCServerDuration, RPCClientDuration,
 		GatewayUpstreamRequests, GatewayRetries, GatewayInstances,
 		RateLimitRejections, Logins, PasswordHashDuration,
-		RelayPublished, RelayFailures, BrokerConfirms, ConsumerDeliveries,
+		DBTxRetries, RelayPublished, RelayFailures, BrokerConfirms, ConsumerDeliveries,
 		MailDeliveries, SearchIndexWrites)
 }
 

@@ -43,6 +43,9 @@ type dialect struct {
 	// isMissingParent reports whether err is a foreign-key violation on
 	// insert (the referenced user does not exist).
 	isMissingParent func(error) bool
+	// transient names the lock conflict err is, "" when it is none: the
+	// transaction may then run again (see retryTx).
+	transient func(error) string
 	// timeArg converts a time to the value stored in the database.
 	timeArg func(time.Time) any
 	// lockSuffix makes a SELECT lock the rows it reads until the transaction
@@ -78,6 +81,7 @@ WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'`,
 		var me *mysql.MySQLError
 		return errors.As(err, &me) && me.Number == 1452 // ER_NO_REFERENCED_ROW_2
 	},
+	transient: mysqlTransient,
 	// DATETIME(6) keeps microseconds; truncating here rather than letting the
 	// server round makes the stored value predictable. The driver converts
 	// the time to its Loc, which Open forces to UTC.
@@ -117,6 +121,7 @@ applied_at INTEGER NOT NULL
 		var se *sqlite.Error
 		return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 	},
+	transient: sqliteTransient,
 	// SQLite has no time type. Times are stored as INTEGER microseconds since
 	// the Unix epoch (UTC): exactly the precision the domain asks for, no
 	// parsing or layout to get wrong, 8 bytes, and numeric order is time
