@@ -14,6 +14,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/gateway"
+	"github.com/usersvc/usersvc/internal/health"
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/mtls"
 	"github.com/usersvc/usersvc/internal/pages"
@@ -52,7 +53,24 @@ func Registry(cfg *config.Config) (rpc.Registry, error) {
 	if _, err := reg.ListServices(); err != nil {
 		return nil, etcdError(cfg, err)
 	}
-	return reg, nil
+	// Lookups outlive an etcd outage on the last known instances.
+	return rpc.NewStaleRegistry(reg), nil
+}
+
+// staleChecker is a registry that can answer from its cache
+// (rpc.StaleRegistry).
+type staleChecker interface {
+	Check(ctx context.Context) error
+}
+
+// registryDegraded is the /readyz check that says "degraded: registry
+// unreachable, serving from cache" during an etcd outage; none for a
+// registry without a cache (the embedded mode's in-process one).
+func registryDegraded(reg rpc.Registry) []health.Check {
+	if s, ok := reg.(staleChecker); ok {
+		return []health.Check{{Name: "registry", Fn: s.Check, Optional: true}}
+	}
+	return nil
 }
 
 // etcdError names the registry and its configured address in err.
@@ -101,6 +119,9 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 	opsctx, stopOps := context.WithCancel(context.Background())
 	defer stopOps()
 	checks := append(core.checks, pipeline.checks...)
+	for _, c := range registryDegraded(reg) {
+		checks = append(checks, check{name: c.Name, fn: c.Fn, optional: true})
+	}
 	go func() {
 		if err := serveOps(opsctx, cfg, log, checks, coreMetrics(core)); err != nil {
 			log.Error("ops listener failed", "error", err)
@@ -144,7 +165,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 		return fmt.Errorf("pages: %w", err)
 	}
 	h := httpapi.New(httpapi.Config{MaxBodyBytes: int64(cfg.MaxBodyBytes), RPCTimeout: cfg.RPCTimeout, Ready: ready,
-		RateLimits: limits, TrustedProxies: cfg.TrustedProxies, Mount: web.Mount, NotFound: web.NotFound}, users, log)
+		Degraded: registryDegraded(reg), RateLimits: limits, TrustedProxies: cfg.TrustedProxies, Mount: web.Mount, NotFound: web.NotFound}, users, log)
 	addr := ln.Addr().String()
 	deregister, err := rpc.RegisterHTTP(reg, APIServiceName, advertise(addr), cfg.RegistryTTL)
 	if err != nil {
@@ -157,7 +178,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 // RunGateway runs the gateway on ln until ctx ends.
 func RunGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry, ln net.Listener) error {
 	gw, err := gateway.New(ctx, gateway.Config{Routes: GatewayRoutes, MaxBodyBytes: int64(cfg.MaxBodyBytes),
-		Logger: log, TrustedProxies: cfg.TrustedProxies}, rpc.NewDiscovery(reg))
+		Logger: log, TrustedProxies: cfg.TrustedProxies, Degraded: registryDegraded(reg)}, rpc.NewDiscovery(reg))
 	if err != nil {
 		return err
 	}

@@ -91,6 +91,9 @@ type Config struct {
 	// Now is the clock of the cooldowns; nil means time.Now. Tests pass a
 	// clock they move by hand.
 	Now func() time.Time
+	// Degraded are further /readyz checks that report "degraded: …" and
+	// never make the gateway unready (the registry serving from cache).
+	Degraded []health.Check
 }
 
 // Gateway routes and proxies requests to the instances of services. It is
@@ -219,6 +222,10 @@ func (g *Gateway) readyChecks() []health.Check {
 			}
 			return nil
 		}}
+	}
+	for _, c := range g.cfg.Degraded {
+		c.Optional = true
+		checks = append(checks, c)
 	}
 	return checks
 }

@@ -45,6 +45,10 @@ var (
 		Name: "usersvc_gateway_upstream_retries_total",
 		Help: "Requests the gateway moved to another instance after one could not be reached.",
 	}, []string{"service"})
+	RegistryStale = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "usersvc_registry_serving_from_cache",
+		Help: "1 while the registry is unreachable and instance lookups are answered from the last known lists, else 0.",
+	})
 	GatewayInstances = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "usersvc_gateway_upstream_instances",
 		Help: "Instances of each service the gateway currently routes to.",
@@ -109,7 +113,7 @@ var Registry = prometheus.NewRegistry()
 func init() {
 	Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		HTTPServerDuration, RPCServerDuration, RPCClientDuration,
-		GatewayUpstreamRequests, GatewayRetries, GatewayInstances,
+		GatewayUpstreamRequests, GatewayRetries, GatewayInstances, RegistryStale,
 		RateLimitRejections, Logins, PasswordHashDuration,
 		DBTxRetries, RelayPublished, RelayFailures, BrokerConfirms, ConsumerDeliveries,
 		MailDeliveries, SearchIndexWrites)
