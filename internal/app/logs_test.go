@@ -24,7 +24,6 @@ import (
 // go-micro's, the stdlib log package's — as JSON into that logger's output
 // and nowhere else.
 func TestEveryLogLineJSONDuringOutages(t *testing.T) {
-	dsn := testenv.MySQLDSN(t)
 	out := &testenv.LogBuffer{}
 	useLoggerForTest(t, NewLogger(&config.Config{LogFormat: "json", LogLevel: "info"}, out, "usersvc-test"))
 
@@ -41,7 +40,7 @@ func TestEveryLogLineJSONDuringOutages(t *testing.T) {
 	})
 	etcd.Up()
 
-	mysqlOutage(t, dsn)
+	mysqlOutage(t)
 	testenv.Eventually(t, 10*time.Second, "the MySQL driver's line", func() bool {
 		return out.Count("closing bad idle connection") > 0
 	})
@@ -65,14 +64,9 @@ func useLoggerForTest(t *testing.T, log *slog.Logger) {
 
 // mysqlOutage makes the driver meet a dead idle connection: one pooled
 // connection through a proxy, cut, and the next query on it.
-func mysqlOutage(t *testing.T, dsn string) {
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := testenv.NewProxy(t, cfg.Addr)
-	cfg.Addr = p.Addr()
-	st, err := sqlstore.Open(testenv.Context(t), "mysql", cfg.FormatDSN())
+func mysqlOutage(t *testing.T) {
+	dsn, p := testenv.MySQLBehindProxy(t)
+	st, err := sqlstore.Open(testenv.Context(t), "mysql", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,3 +71,16 @@ func RandomHex(n int) string {
 	_, _ = rand.Read(b)
 	return strings.ToLower(hex.EncodeToString(b))
 }
+
+// MySQLBehindProxy is MySQLDSN with the connection going through a Proxy,
+// for tests that cut the database: the DSN and the proxy to cut.
+func MySQLBehindProxy(t testing.TB) (dsn string, p *Proxy) {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(MySQLDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = NewProxy(t, cfg.Addr)
+	cfg.Addr = p.Addr()
+	return cfg.FormatDSN(), p
+}

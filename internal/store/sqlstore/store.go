@@ -117,12 +117,29 @@ func openMySQL(dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: mysql connector: %w", err)
 	}
-	db := openTraced(conn, "mysql")
+	db := openTraced(unavailableConnector{conn}, "mysql")
 	db.SetMaxOpenConns(mysqlMaxOpenConns)
 	db.SetMaxIdleConns(mysqlMaxIdleConns)
 	db.SetConnMaxLifetime(mysqlConnMaxLifetime)
 	db.SetConnMaxIdleTime(mysqlConnMaxIdleTime)
 	return db, nil
+}
+
+// unavailableConnector marks a failure to reach the server (refused, timed
+// out, cut) as user.ErrDatabaseUnavailable, so the request is answered 503
+// rather than 500 and the log names the database. database/sql replaces a
+// dead pooled connection by a new one, so this is also where a query meets
+// an outage. An answer of the server (a MySQLError: bad password, unknown
+// database) is returned as it is.
+type unavailableConnector struct{ driver.Connector }
+
+func (c unavailableConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	var me *mysql.MySQLError
+	if err != nil && ctx.Err() == nil && !errors.As(err, &me) {
+		return nil, fmt.Errorf("%w: %w", user.ErrDatabaseUnavailable, err)
+	}
+	return conn, err
 }
 
 // mysqlConfig parses dsn and forces the settings Open documents.
