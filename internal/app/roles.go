@@ -101,17 +101,19 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 	if err != nil {
 		return err
 	}
+	// Every dependency answers before the server registers (NewCore pinged
+	// the database): an instance that registered and then failed to reach
+	// RabbitMQ would be offered to callers for the moment it lived.
+	pipeline, err := newEventPipeline(ctx, cfg, log, core)
+	if err != nil {
+		return err
+	}
+	defer pipeline.close()
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: cfg.GRPCAddr, Registry: reg, TTL: cfg.RegistryTTL,
 		GracePeriod: cfg.ShutdownTimeout, Logger: log, TLS: tlsConf}, rpc.NewHandler(core.Service, core.Keys.JWKS))
 	if err != nil {
 		return err
 	}
-	pipeline, err := newEventPipeline(ctx, cfg, log, core)
-	if err != nil {
-		_ = srv.Stop()
-		return err
-	}
-	defer pipeline.close()
 	log.Info("user service started", "address", srv.Address(), "registry.name", rpc.ServiceName)
 	evctx, stopEvents := context.WithCancel(context.Background())
 	evdone := make(chan error, 1)
