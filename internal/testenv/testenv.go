@@ -33,7 +33,7 @@ func Need(t testing.TB, env string) string {
 }
 
 // MySQLDSN creates a fresh database on the server of USERSVC_TEST_MYSQL_DSN
-// (a DSN without a database name, e.g. "usersvc:usersvc@tcp(127.0.0.1:3306)/"),
+// (a DSN without a database name, e.g. "usersvc_test:usersvc_test@tcp(127.0.0.1:3306)/"),
 // drops it when the test ends, and returns a DSN for it.
 func MySQLDSN(t testing.TB) string {
 	t.Helper()
