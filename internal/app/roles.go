@@ -110,7 +110,8 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 	}
 	defer pipeline.close()
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: cfg.GRPCAddr, Registry: reg, TTL: cfg.RegistryTTL,
-		GracePeriod: cfg.ShutdownTimeout, Logger: log, TLS: tlsConf}, rpc.NewHandler(core.Service, core.Keys.JWKS))
+		GracePeriod: cfg.ShutdownTimeout, Logger: log, TLS: tlsConf, Healthy: databaseReachable(core)},
+		rpc.NewHandler(core.Service, core.Keys.JWKS))
 	if err != nil {
 		return err
 	}
@@ -146,6 +147,18 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 		everr = <-evdone
 	}
 	return errors.Join(err, everr)
+}
+
+// databaseReachable is the check an instance's registration depends on:
+// without its database it can only answer "unavailable", so it leaves the
+// registry until the database answers again, and the error names it.
+func databaseReachable(core *Core) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := core.Store.Ping(ctx); err != nil {
+			return fmt.Errorf("database unreachable: %w", err)
+		}
+		return nil
+	}
 }
 
 // RunAPI runs the HTTP API on ln, registered in reg, until ctx ends.
