@@ -155,7 +155,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	// inside a request has its trace id with its request id; no line
 	// carries a password, token, hash or the DSN's password.
 	procs := append(append(append([]*cluster.Proc{c.Gateway()}, c.APIs()...), c.Services()...), c.Workers()...)
-	secrets := []string{userPassword, "a brand new passphrase", tok, reg.Access, reg.Refresh, "$argon2id$", "usersvc:usersvc@"}
+	secrets := []string{userPassword, "a brand new passphrase", tok, reg.Access, reg.Refresh, "$argon2id$", "usersvc_test:usersvc_test@", "usersvc:usersvc@"}
 	for _, p := range procs {
 		checkLogLines(t, p, secrets)
 	}

@@ -58,16 +58,19 @@ start_mariadb() {
     echo mariadb >>"$STARTED_FILE"
   fi
   # A TCP account for the tests: a fresh MariaDB lets root in only over the
-  # socket. It may only touch databases named usersvc*; the tests create and
-  # drop their own usersvc_test_<random> ones.
-  if [ "$(as_root mysql --protocol=socket -uroot -N -e "SELECT COUNT(*) FROM mysql.user WHERE user='usersvc'")" = 0 ]; then
+  # socket. Its name is the suite's own, never the README's production
+  # account (usersvc), so the README's CREATE USER works on a machine where
+  # the suite ran. It may only touch databases named usersvc_*; the tests
+  # create and drop their own usersvc_test_<random> ones (the load
+  # generator usersvc_load_<random>).
+  if [ "$(as_root mysql --protocol=socket -uroot -N -e "SELECT COUNT(*) FROM mysql.user WHERE user='usersvc_test'")" = 0 ]; then
     echo mariadb-account >>"$STARTED_FILE"
   fi
   as_root mysql --protocol=socket -uroot <<'SQL'
-CREATE USER IF NOT EXISTS 'usersvc'@'127.0.0.1' IDENTIFIED BY 'usersvc';
-CREATE USER IF NOT EXISTS 'usersvc'@'localhost' IDENTIFIED BY 'usersvc';
-GRANT ALL ON `usersvc%`.* TO 'usersvc'@'127.0.0.1';
-GRANT ALL ON `usersvc%`.* TO 'usersvc'@'localhost';
+CREATE USER IF NOT EXISTS 'usersvc_test'@'127.0.0.1' IDENTIFIED BY 'usersvc_test';
+CREATE USER IF NOT EXISTS 'usersvc_test'@'localhost' IDENTIFIED BY 'usersvc_test';
+GRANT ALL ON `usersvc\_%`.* TO 'usersvc_test'@'127.0.0.1';
+GRANT ALL ON `usersvc\_%`.* TO 'usersvc_test'@'localhost';
 FLUSH PRIVILEGES;
 SQL
 }
@@ -135,8 +138,8 @@ stop_started() {
   [ -f "$STARTED_FILE" ] || return 0
   tac "$STARTED_FILE" | while read -r svc; do
     case $svc in
-      mariadb-account) log "dropping the MariaDB account usersvc (this script created it)"
-        as_root mysql --protocol=socket -uroot -e "DROP USER IF EXISTS 'usersvc'@'127.0.0.1', 'usersvc'@'localhost'" || true ;;
+      mariadb-account) log "dropping the MariaDB account usersvc_test (this script created it)"
+        as_root mysql --protocol=socket -uroot -e "DROP USER IF EXISTS 'usersvc_test'@'127.0.0.1', 'usersvc_test'@'localhost'" || true ;;
       mariadb) log "stopping MariaDB (this script started it)"; as_root mysqladmin --protocol=socket -uroot shutdown || true ;;
       redis) log "stopping Redis (this script started it)"; redis-cli -h 127.0.0.1 -p 6379 shutdown nosave >/dev/null 2>&1 || true ;;
       rabbitmq) log "stopping RabbitMQ (this script started it)"; rabbitmqctl -q stop >/dev/null 2>&1 || true ;;

@@ -27,7 +27,7 @@ step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
 
 step "provision servers"
 scripts/services.sh start
-export USERSVC_TEST_MYSQL_DSN='usersvc:usersvc@tcp(127.0.0.1:3306)/'
+export USERSVC_TEST_MYSQL_DSN='usersvc_test:usersvc_test@tcp(127.0.0.1:3306)/'
 export USERSVC_TEST_REDIS_URL='redis://127.0.0.1:6379/0'
 export USERSVC_TEST_RABBITMQ_URL='amqp://guest:guest@127.0.0.1:5672/'
 export USERSVC_TEST_REQUIRE_ALL=1

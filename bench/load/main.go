@@ -103,7 +103,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.mode, "mode", "dev", "target: dev (one usersvc dev process, SQLite) or distributed (etcd, MariaDB, services, APIs, gateway)")
 	fs.IntVar(&o.services, "services", 1, "distributed: number of usersvc service processes")
 	fs.IntVar(&o.apis, "apis", 1, "distributed: number of usersvc api processes")
-	fs.StringVar(&o.mysqlDSN, "mysql-dsn", "usersvc:usersvc@tcp(127.0.0.1:3306)/", "distributed: MariaDB server (loopback) on which a database usersvc_load_<random> is created and dropped")
+	fs.StringVar(&o.mysqlDSN, "mysql-dsn", "usersvc_test:usersvc_test@tcp(127.0.0.1:3306)/", "distributed: MariaDB server (loopback) on which a database usersvc_load_<random> is created and dropped")
 	fs.Var(o.env, "env", "USERSVC_KEY=VALUE setting for every target process (repeatable), e.g. USERSVC_REDIS_URL=redis://127.0.0.1:6379/0")
 	fs.BoolVar(&o.cheapHash, "cheap-hash", false, "keep the cluster's cheap argon2id parameters instead of the production ones")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase (at most 10m)")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/gateway"
+	"github.com/usersvc/usersvc/internal/health"
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/mtls"
 	"github.com/usersvc/usersvc/internal/pages"
@@ -52,7 +53,24 @@ func Registry(cfg *config.Config) (rpc.Registry, error) {
 	if _, err := reg.ListServices(); err != nil {
 		return nil, etcdError(cfg, err)
 	}
-	return reg, nil
+	// Lookups outlive an etcd outage on the last known instances.
+	return rpc.NewStaleRegistry(reg), nil
+}
+
+// staleChecker is a registry that can answer from its cache
+// (rpc.StaleRegistry).
+type staleChecker interface {
+	Check(ctx context.Context) error
+}
+
+// registryDegraded is the /readyz check that says "degraded: registry
+// unreachable, serving from cache" during an etcd outage; none for a
+// registry without a cache (the embedded mode's in-process one).
+func registryDegraded(reg rpc.Registry) []health.Check {
+	if s, ok := reg.(staleChecker); ok {
+		return []health.Check{{Name: "registry", Fn: s.Check, Optional: true}}
+	}
+	return nil
 }
 
 // etcdError names the registry and its configured address in err.
@@ -83,18 +101,20 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 	if err != nil {
 		return err
 	}
-	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: cfg.GRPCAddr, Registry: reg, TTL: cfg.RegistryTTL,
-		GracePeriod: cfg.ShutdownTimeout, Logger: log, TLS: tlsConf}, rpc.NewHandler(core.Service, core.Keys.JWKS,
-		rpc.ClientLimits{Limits: core.clientLimits, Trusted: cfg.TrustedProxies}))
-	if err != nil {
-		return err
-	}
+	// Every dependency answers before the server registers (NewCore pinged
+	// the database): an instance that registered and then failed to reach
+	// RabbitMQ would be offered to callers for the moment it lived.
 	pipeline, err := newEventPipeline(ctx, cfg, log, core)
 	if err != nil {
-		_ = srv.Stop()
 		return err
 	}
 	defer pipeline.close()
+	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: cfg.GRPCAddr, Registry: reg, TTL: cfg.RegistryTTL,
+		GracePeriod: cfg.ShutdownTimeout, Logger: log, TLS: tlsConf, Healthy: databaseReachable(core)},
+		rpc.NewHandler(core.Service, core.Keys.JWKS, rpc.ClientLimits{Limits: core.clientLimits, Trusted: cfg.TrustedProxies}))
+	if err != nil {
+		return err
+	}
 	log.Info("user service started", "address", srv.Address(), "registry.name", rpc.ServiceName)
 	evctx, stopEvents := context.WithCancel(context.Background())
 	evdone := make(chan error, 1)
@@ -102,6 +122,9 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 	opsctx, stopOps := context.WithCancel(context.Background())
 	defer stopOps()
 	checks := append(core.checks, pipeline.checks...)
+	for _, c := range registryDegraded(reg) {
+		checks = append(checks, check{name: c.Name, fn: c.Fn, optional: true})
+	}
 	go func() {
 		if err := serveOps(opsctx, cfg, log, checks, coreMetrics(core)); err != nil {
 			log.Error("ops listener failed", "error", err)
@@ -126,6 +149,18 @@ func RunService(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 	return errors.Join(err, everr)
 }
 
+// databaseReachable is the check an instance's registration depends on:
+// without its database it can only answer "unavailable", so it leaves the
+// registry until the database answers again, and the error names it.
+func databaseReachable(core *Core) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := core.Store.Ping(ctx); err != nil {
+			return fmt.Errorf("database unreachable: %w", err)
+		}
+		return nil
+	}
+}
+
 // RunAPI runs the HTTP API on ln, registered in reg, until ctx ends.
 func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry, ln net.Listener) error {
 	tlsConf, err := grpcTLS(cfg, mtls.ClientConfig)
@@ -145,7 +180,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 		return fmt.Errorf("pages: %w", err)
 	}
 	h := httpapi.New(httpapi.Config{MaxBodyBytes: int64(cfg.MaxBodyBytes), RPCTimeout: cfg.RPCTimeout, Ready: ready,
-		RateLimits: limits, TrustedProxies: cfg.TrustedProxies, Mount: web.Mount, NotFound: web.NotFound}, users, log)
+		Degraded: registryDegraded(reg), RateLimits: limits, TrustedProxies: cfg.TrustedProxies, Mount: web.Mount, NotFound: web.NotFound}, users, log)
 	addr := ln.Addr().String()
 	deregister, err := rpc.RegisterHTTP(reg, APIServiceName, advertise(addr), cfg.RegistryTTL)
 	if err != nil {
@@ -164,7 +199,7 @@ func RunGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, reg r
 func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.Registry, ln net.Listener,
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)) error {
 	gw, err := gateway.New(ctx, gateway.Config{Routes: GatewayRoutes, MaxBodyBytes: int64(cfg.MaxBodyBytes),
-		Logger: log, TrustedProxies: cfg.TrustedProxies, Dial: dial}, rpc.NewDiscovery(reg))
+		Logger: log, TrustedProxies: cfg.TrustedProxies, Dial: dial, Degraded: registryDegraded(reg)}, rpc.NewDiscovery(reg))
 	if err != nil {
 		return err
 	}

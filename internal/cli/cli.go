@@ -21,7 +21,6 @@ import (
 	"github.com/usersvc/usersvc/internal/app"
 	"github.com/usersvc/usersvc/internal/buildinfo"
 	"github.com/usersvc/usersvc/internal/config"
-	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
@@ -248,7 +247,7 @@ func run(ctx context.Context, spec config.Command, args []string, io IO) error {
 		return err
 	}
 	log := app.NewLogger(cfg, io.Stderr, telemetry.ServiceName(app.ServiceName(cmd)))
-	rpc.UseLogger(log)
+	app.UseLogger(log)
 	if serving[cmd] {
 		tr, err := telemetry.Setup(ctx, app.ServiceName(cmd), log)
 		if err != nil {

@@ -95,6 +95,9 @@ type Config struct {
 	// Dial connects to instances; nil means TCP with a short timeout. Dev
 	// mode passes one its API's listener can recognise (app.peerGate).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Degraded are further /readyz checks that report "degraded: …" and
+	// never make the gateway unready (the registry serving from cache).
+	Degraded []health.Check
 }
 
 // Gateway routes and proxies requests to the instances of services. It is
@@ -223,6 +226,10 @@ func (g *Gateway) readyChecks() []health.Check {
 			}
 			return nil
 		}}
+	}
+	for _, c := range g.cfg.Degraded {
+		c.Optional = true
+		checks = append(checks, c)
 	}
 	return checks
 }

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/usersvc/usersvc/internal/testenv"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/gateway"
+	"github.com/usersvc/usersvc/internal/health"
 )
 
 // fakeDiscovery is a registry the test edits: Set reports the new list to
@@ -673,6 +675,18 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	if r := e.get("/anything"); r.status != http.StatusOK {
 		t.Errorf("catch-all route: %d", r.status)
+	}
+
+	// The registry answering from its cache is named, and the gateway
+	// stays ready: it routes to the instances it last saw.
+	e2 := newEnv(t, gateway.Config{Routes: []gateway.Route{{Prefix: "/", Service: api}},
+		Degraded: []health.Check{{Name: "registry", Fn: func(context.Context) error {
+			return errors.New("registry unreachable, serving from cache")
+		}}}})
+	e2.disc.Set(api, b.addr())
+	want := `{"status":"ready","checks":{"registry":"degraded: registry unreachable, serving from cache","user.api":"ok"}}`
+	if r := e2.get("/readyz"); r.status != http.StatusOK || r.body != want {
+		t.Errorf("/readyz with the registry degraded = %d %s", r.status, r.body)
 	}
 }
 

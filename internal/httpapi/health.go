@@ -24,6 +24,10 @@ func (s *server) readyz(c *gin.Context) {
 	if s.cfg.Ready != nil {
 		checks = append(checks, health.Check{Name: "user.service", Fn: s.cfg.Ready})
 	}
+	for _, c := range s.cfg.Degraded {
+		c.Optional = true
+		checks = append(checks, c)
+	}
 	rep, ok := health.Ready(c.Request.Context(), s.cfg.RPCTimeout, checks)
 	if !ok {
 		s.log.WarnContext(c.Request.Context(), "not ready", "error.message", rep.Error)

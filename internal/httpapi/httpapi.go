@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/usersvc/usersvc/internal/health"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -33,6 +34,9 @@ type Config struct {
 	// Ready reports whether the process can serve traffic (GET /readyz);
 	// nil means always ready.
 	Ready func(ctx context.Context) error
+	// Degraded are further /readyz checks that report "degraded: …" and
+	// never make the process unready (the registry serving from cache).
+	Degraded []health.Check
 	// Middleware runs after request-ID, logging and recovery and before
 	// the routes (also for unknown routes).
 	Middleware []gin.HandlerFunc

@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/usersvc/usersvc/api"
+	"github.com/usersvc/usersvc/internal/health"
 	"github.com/usersvc/usersvc/internal/httpapi"
 	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 )
@@ -55,6 +56,18 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	// Liveness does not depend on readiness.
 	e2.Do("GET", "/healthz", "", nil).WantStatus(200)
+
+	// A degraded dependency (the registry answering from its cache) is
+	// named but leaves the API ready.
+	e3 := newEnv(t, func(c *httpapi.Config) {
+		c.Degraded = []health.Check{{Name: "registry", Fn: func(context.Context) error {
+			return errors.New("registry unreachable, serving from cache")
+		}}}
+	})
+	e3.Do("GET", "/readyz", "", nil).WantStatus(200).Decode(&h)
+	if h.Status != "ready" || h.Checks["registry"] != "degraded: registry unreachable, serving from cache" {
+		t.Errorf("readyz with the registry degraded: %+v", h)
+	}
 }
 
 func TestOpenAPIServed(t *testing.T) {

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/testenv"
 	"github.com/usersvc/usersvc/internal/testenv/apiclient"
+	"github.com/usersvc/usersvc/internal/testenv/stack"
 )
 
 func TestCreateUser(t *testing.T) {
@@ -311,4 +313,23 @@ func TestPersonalDataNotStored(t *testing.T) {
 			t.Errorf("%s %s: Cache-Control %q, want no-store", r.Method, r.Path, got)
 		}
 	}
+}
+
+// TestSignupWithDatabaseCutIs503MySQL: a sign-up that cannot be served
+// because the service's database is unreachable answers 503 with
+// Retry-After, not 500, and the service's log names the database.
+func TestSignupWithDatabaseCutIs503MySQL(t *testing.T) {
+	dsn, p := testenv.MySQLBehindProxy(t)
+	e := newEnvOn(t, stack.Options{MySQLDSN: dsn})
+	p.Down()
+	r := e.Do("POST", "/user", "", map[string]any{"email": "cut@example.com", "password": userPassword, "name": "Cut"})
+	r.WantError(503, "unavailable")
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	if e.logs.Count("the database is unavailable") == 0 {
+		t.Errorf("the log does not name the database:\n%s", e.logs.String())
+	}
+	p.Up()
+	e.Do("POST", "/user", "", map[string]any{"email": "cut@example.com", "password": userPassword, "name": "Cut"}).WantStatus(201)
 }

@@ -175,6 +175,12 @@ func (l *List) AnyRevoked(ctx context.Context, keys ...string) (bool, error) {
 		if callerDone(ctx) {
 			return false, err
 		}
+		if errors.As(err, new(dbFailure)) {
+			// The database failed, not Redis: asking it again answers
+			// nothing, and blaming Redis would send the operator to the
+			// wrong server.
+			return false, fmt.Errorf("revocation: check: database unavailable: %w", err)
+		}
 		l.redisFailed(err)
 	}
 	revoked, err := l.store.HasRevocation(ctx, now, keys...)
@@ -233,7 +239,7 @@ func (l *List) redisCheck(ctx context.Context, now time.Time, keys []string) (bo
 func (l *List) sync(ctx context.Context, now time.Time) error {
 	entries, err := l.store.Revocations(ctx, now)
 	if err != nil {
-		return fmt.Errorf("revocation: load for redis: %w", err)
+		return fmt.Errorf("revocation: load for redis: %w", dbFailure{err})
 	}
 	pipe := l.o.Redis.Pipeline()
 	for _, e := range entries {
@@ -246,6 +252,13 @@ func (l *List) sync(ctx context.Context, now time.Time) error {
 	l.synced.Store(true)
 	return nil
 }
+
+// dbFailure marks an error of the database met on the way to Redis (the
+// store read that fills it), so it is not taken for Redis failing.
+type dbFailure struct{ err error }
+
+func (d dbFailure) Error() string { return "database: " + d.err.Error() }
+func (d dbFailure) Unwrap() error { return d.err }
 
 func (l *List) redisUsable(now time.Time) bool {
 	return !l.redisDown.Load() || now.UnixNano() >= l.retryAt.Load()

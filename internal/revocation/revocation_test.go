@@ -2,7 +2,9 @@ package revocation_test
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,6 +177,28 @@ func TestRedisDownFailsClosed(t *testing.T) {
 	}
 	if n, err := direct.Exists(ctx, prefix+"during").Result(); err != nil || n != 1 {
 		t.Errorf("Redis did not get the revocation it missed: %d, %v", n, err)
+	}
+}
+
+// TestDatabaseDownIsNotBlamedOnRedis: with Redis fine and the database
+// gone, a check fails naming the database; the log and Healthy do not say
+// Redis is down (they once did, sending the operator to the wrong server).
+func TestDatabaseDownIsNotBlamedOnRedis(t *testing.T) {
+	st := openDB(t)
+	client, prefix := testenv.RedisClient(t)
+	out := &testenv.LogBuffer{}
+	l := newList(t, st, revocation.Options{Redis: client, Prefix: prefix,
+		Logger: slog.New(slog.NewJSONHandler(out, nil))})
+	_ = st.Close()
+	_, err := l.AnyRevoked(context.Background(), "k")
+	if err == nil || !strings.Contains(err.Error(), "database") {
+		t.Errorf("AnyRevoked with the database gone = %v, want an error naming the database", err)
+	}
+	if n := out.Count("redis"); n != 0 {
+		t.Errorf("the log blames Redis: %s", out.String())
+	}
+	if err := l.Healthy(); err != nil {
+		t.Errorf("Healthy with Redis fine: %v", err)
 	}
 }
 

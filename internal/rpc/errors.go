@@ -39,9 +39,10 @@ func toMicro(err error) error {
 	status, _ := user.HTTPStatus(e.Code)
 	public := &merrors.Error{Id: string(e.Code), Code: int32(status), Detail: string(b),
 		Status: http.StatusText(status)}
-	if e.Code == user.CodeInternal {
+	if e.Code == user.CodeInternal || errors.Is(err, user.ErrDatabaseUnavailable) {
 		// Carry the cause to the logging wrapper, which logs it and sends
-		// only the public error.
+		// only the public error. An unreachable database is logged too: it
+		// is this instance's fault, and the cause names the database.
 		return internalError{public: public, cause: err}
 	}
 	return public

@@ -53,11 +53,16 @@ type ServerConfig struct {
 	// TLS, when set, serves gRPC over it only (mtls.ServerConfig: mutual
 	// TLS 1.3); a plaintext client cannot complete a call.
 	TLS *tls.Config
+	// Healthy, when set, is checked every TTL/3 (and bounded by that):
+	// while it fails the instance leaves the registry, and it registers
+	// again once it passes (dependency-aware membership).
+	Healthy func(context.Context) error
 }
 
 // Server is a started gRPC server registered in the registry.
 type Server struct {
-	srv server.Server
+	srv       server.Server
+	stopWatch func()
 }
 
 // StartUserServer serves h over gRPC and registers it. The registration is
@@ -95,8 +100,13 @@ func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
 	if cfg.TLS != nil {
 		opts = append(opts, mgrpcserver.AuthTLS(cfg.TLS))
 	}
+	reg, gate := cfg.Registry, (*membership)(nil)
+	if cfg.Healthy != nil {
+		gate = newMembership(cfg.Registry, cfg.Logger)
+		reg = gate
+	}
 	// Registry last: it re-initialises the server with the options so far.
-	srv := mgrpcserver.NewServer(append(opts, server.Registry(cfg.Registry))...)
+	srv := mgrpcserver.NewServer(append(opts, server.Registry(reg))...)
 	if err := userv1.RegisterUserHandler(srv, h); err != nil {
 		return nil, fmt.Errorf("rpc: register handler: %w", err)
 	}
@@ -112,7 +122,11 @@ func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
 			return nil, fmt.Errorf("rpc: register %s in the registry: %w", cfg.Name, err)
 		}
 	}
-	return &Server{srv: srv}, nil
+	s := &Server{srv: srv, stopWatch: func() {}}
+	if gate != nil {
+		s.stopWatch = gate.watch(cfg.Healthy, cfg.TTL/3)
+	}
+	return s, nil
 }
 
 // logCalls logs every call with its request ID: internal errors at error
@@ -140,7 +154,10 @@ func (s *Server) Address() string { return s.srv.Options().Address }
 
 // Stop deregisters first, so clients stop picking this instance, then
 // drains in-flight calls up to the grace period.
-func (s *Server) Stop() error { return s.srv.Stop() }
+func (s *Server) Stop() error {
+	s.stopWatch()
+	return s.srv.Stop()
+}
 
 // ClientConfig tunes calls to the user service.
 type ClientConfig struct {

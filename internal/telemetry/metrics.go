@@ -45,6 +45,10 @@ var (
 		Name: "usersvc_gateway_upstream_retries_total",
 		Help: "Requests the gateway moved to another instance after one could not be reached.",
 	}, []string{"service"})
+	RegistryStale = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "usersvc_registry_serving_from_cache",
+		Help: "1 while the registry is unreachable and instance lookups are answered from the last known lists, else 0.",
+	})
 	GatewayInstances = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "usersvc_gateway_upstream_instances",
 		Help: "Instances of each service the gateway currently routes to.",
@@ -64,6 +68,11 @@ var (
 		Help:    "Time one argon2id computation took, by operation (hash, verify).",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"operation"})
+
+	DBTxRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usersvc_db_transaction_retries_total",
+		Help: "Transactions that lost a lock conflict, by conflict (deadlock, lock_wait_timeout, serialization, busy) and outcome (retried, gave_up).",
+	}, []string{"reason", "outcome"})
 
 	RelayPublished = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "usersvc_outbox_relay_published_events_total",
@@ -104,9 +113,9 @@ var Registry = prometheus.NewRegistry()
 func init() {
 	Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		HTTPServerDuration, RPCServerDuration, RPCClientDuration,
-		GatewayUpstreamRequests, GatewayRetries, GatewayInstances,
+		GatewayUpstreamRequests, GatewayRetries, GatewayInstances, RegistryStale,
 		RateLimitRejections, Logins, PasswordHashDuration,
-		RelayPublished, RelayFailures, BrokerConfirms, ConsumerDeliveries,
+		DBTxRetries, RelayPublished, RelayFailures, BrokerConfirms, ConsumerDeliveries,
 		MailDeliveries, SearchIndexWrites)
 }
 

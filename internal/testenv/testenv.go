@@ -33,7 +33,7 @@ func Need(t testing.TB, env string) string {
 }
 
 // MySQLDSN creates a fresh database on the server of USERSVC_TEST_MYSQL_DSN
-// (a DSN without a database name, e.g. "usersvc:usersvc@tcp(127.0.0.1:3306)/"),
+// (a DSN without a database name, e.g. "usersvc_test:usersvc_test@tcp(127.0.0.1:3306)/"),
 // drops it when the test ends, and returns a DSN for it.
 func MySQLDSN(t testing.TB) string {
 	t.Helper()
@@ -70,4 +70,17 @@ func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return strings.ToLower(hex.EncodeToString(b))
+}
+
+// MySQLBehindProxy is MySQLDSN with the connection going through a Proxy,
+// for tests that cut the database: the DSN and the proxy to cut.
+func MySQLBehindProxy(t testing.TB) (dsn string, p *Proxy) {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(MySQLDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = NewProxy(t, cfg.Addr)
+	cfg.Addr = p.Addr()
+	return cfg.FormatDSN(), p
 }

@@ -150,6 +150,10 @@ var (
 	// ErrOverloaded answers a request that needs a password hash while too
 	// many are in progress (the hasher's limit bounds their memory).
 	ErrOverloaded = &Error{Code: CodeUnavailable, Message: "too many sign-ins in progress; retry shortly"}
+	// ErrDatabaseUnavailable is what a store wraps when it cannot reach its
+	// database: the instance cannot serve the request, so the client gets
+	// 503 and retries (elsewhere or later), never a 500.
+	ErrDatabaseUnavailable = &Error{Code: CodeUnavailable, Message: "the database is unavailable; retry later"}
 	// ErrResetTokenInvalid is deliberately one message for unknown, used and
 	// expired reset tokens.
 	ErrResetTokenInvalid = &Error{Code: CodeInvalidArgument, Message: "invalid or expired reset token",

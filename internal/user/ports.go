@@ -99,7 +99,9 @@ type Store interface {
 	Repo
 	ServiceAccountRepo
 	// Atomic runs fn in a transaction with a Repo bound to it; fn's error
-	// rolls the transaction back.
+	// rolls the transaction back. fn may run more than once: a transaction
+	// that loses a lock conflict (a deadlock) is rolled back and run again,
+	// so fn sets whatever it reports outside afresh on every run.
 	Atomic(ctx context.Context, fn func(Repo) error) error
 }
 

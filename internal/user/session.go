@@ -153,6 +153,9 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Session, error)
 		family string
 	)
 	err := s.store.Atomic(ctx, func(r Repo) error {
+		// Afresh on each run: the store runs this again after a lock
+		// conflict, and a verdict of the rolled-back run must not stick.
+		sess, reused, graced, family = nil, false, false, ""
 		rt, err := r.LockRefreshToken(ctx, hash)
 		if errors.Is(err, ErrNotFound) {
 			return ErrInvalidToken

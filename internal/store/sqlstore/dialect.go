@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,12 +43,17 @@ type dialect struct {
 	// isMissingParent reports whether err is a foreign-key violation on
 	// insert (the referenced user does not exist).
 	isMissingParent func(error) bool
+	// transient names the lock conflict err is, "" when it is none: the
+	// transaction may then run again (see retryTx).
+	transient func(error) string
 	// timeArg converts a time to the value stored in the database.
 	timeArg func(time.Time) any
 	// lockSuffix makes a SELECT lock the rows it reads until the transaction
 	// ends. SQLite needs none: Open makes every transaction take the
 	// database's write lock up front (_txlock=immediate).
 	lockSuffix string
+	// drainTxOptions are the options of the outbox relay's transaction.
+	drainTxOptions *sql.TxOptions
 }
 
 var mysqlDialect = &dialect{
@@ -75,11 +81,19 @@ WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'`,
 		var me *mysql.MySQLError
 		return errors.As(err, &me) && me.Number == 1452 // ER_NO_REFERENCED_ROW_2
 	},
+	transient: mysqlTransient,
 	// DATETIME(6) keeps microseconds; truncating here rather than letting the
 	// server round makes the stored value predictable. The driver converts
 	// the time to its Loc, which Open forces to UTC.
 	timeArg:    func(t time.Time) any { return t.UTC().Truncate(time.Microsecond) },
 	lockSuffix: " FOR UPDATE",
+	// READ COMMITTED: at REPEATABLE READ, InnoDB's next-key locks on the rows
+	// the relay reads and deletes also cover the gap after the newest event,
+	// where every sign-up inserts its two; a sign-up holding its first event
+	// then waited for the relay while the relay's DELETE waited for that
+	// event, and InnoDB killed one as a deadlock (1213). READ COMMITTED takes
+	// record locks only, and SKIP LOCKED still hands each relay its own rows.
+	drainTxOptions: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 }
 
 var sqliteDialect = &dialect{
@@ -107,6 +121,7 @@ applied_at INTEGER NOT NULL
 		var se *sqlite.Error
 		return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 	},
+	transient: sqliteTransient,
 	// SQLite has no time type. Times are stored as INTEGER microseconds since
 	// the Unix epoch (UTC): exactly the precision the domain asks for, no
 	// parsing or layout to get wrong, 8 bytes, and numeric order is time

@@ -47,7 +47,7 @@ func traceParent(ctx context.Context) string {
 // is at least once, and consumers are idempotent.
 func (s *Store) DrainOutbox(ctx context.Context, limit int, publish func(context.Context, []events.Message) error) (int, error) {
 	n := 0
-	err := s.repo.atomic(ctx, func(r repo) error {
+	err := s.repo.atomicOpts(ctx, s.d.drainTxOptions, func(r repo) error {
 		q := `SELECT id, type, body, trace_parent FROM outbox ORDER BY id LIMIT ?`
 		if r.d.name == "mysql" {
 			q += ` FOR UPDATE SKIP LOCKED`

@@ -117,12 +117,29 @@ func openMySQL(dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: mysql connector: %w", err)
 	}
-	db := openTraced(conn, "mysql")
+	db := openTraced(unavailableConnector{conn}, "mysql")
 	db.SetMaxOpenConns(mysqlMaxOpenConns)
 	db.SetMaxIdleConns(mysqlMaxIdleConns)
 	db.SetConnMaxLifetime(mysqlConnMaxLifetime)
 	db.SetConnMaxIdleTime(mysqlConnMaxIdleTime)
 	return db, nil
+}
+
+// unavailableConnector marks a failure to reach the server (refused, timed
+// out, cut) as user.ErrDatabaseUnavailable, so the request is answered 503
+// rather than 500 and the log names the database. database/sql replaces a
+// dead pooled connection by a new one, so this is also where a query meets
+// an outage. An answer of the server (a MySQLError: bad password, unknown
+// database) is returned as it is.
+type unavailableConnector struct{ driver.Connector }
+
+func (c unavailableConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	var me *mysql.MySQLError
+	if err != nil && ctx.Err() == nil && !errors.As(err, &me) {
+		return nil, fmt.Errorf("%w: %w", user.ErrDatabaseUnavailable, err)
+	}
+	return conn, err
 }
 
 // mysqlConfig parses dsn and forces the settings Open documents.
@@ -232,8 +249,14 @@ func (s *Store) Ping(ctx context.Context) error {
 // isolation level (REPEATABLE READ by default): plain reads see a snapshot,
 // while UPDATE and DELETE act on the latest committed rows, which is what
 // makes MarkRefreshTokenUsed and DeletePasswordReset single-winner even when
-// two transactions read the same row first. Atomic does not retry deadlocks;
-// the caller decides whether fn is safe to run twice.
+// two transactions read the same row first.
+//
+// A transaction that loses a lock conflict (a MySQL deadlock, lock wait
+// timeout or snapshot conflict; SQLite busy past its timeout) is rolled
+// back and fn runs again in a new one, a few times with jittered pauses
+// (retryTx): such a conflict is the database's business, not the client's.
+// So fn must be safe to run again: its database writes are undone, but
+// whatever it sets outside the transaction must be set afresh each run.
 func (s *Store) Atomic(ctx context.Context, fn func(user.Repo) error) error {
 	return s.repo.atomic(ctx, func(r repo) error { return fn(r) })
 }
@@ -250,10 +273,22 @@ type repo struct {
 // when r is already bound to one (so multi-statement methods such as
 // DeleteUser are atomic either way).
 func (r repo) atomic(ctx context.Context, fn func(repo) error) (err error) {
+	return r.atomicOpts(ctx, nil, fn)
+}
+
+// atomicOpts is atomic with the transaction options opts (ignored when r
+// is already bound to a transaction: the outermost transaction is the one
+// retried, from its start).
+func (r repo) atomicOpts(ctx context.Context, opts *sql.TxOptions, fn func(repo) error) error {
 	if r.db == nil {
 		return fn(r)
 	}
-	tx, err := r.db.BeginTx(ctx, nil)
+	return retryTx(ctx, r.d.transient, func() error { return r.runTx(ctx, opts, fn) })
+}
+
+// runTx runs fn in one new transaction on r's pool.
+func (r repo) runTx(ctx context.Context, opts *sql.TxOptions, fn func(repo) error) error {
+	tx, err := r.db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin transaction: %w", err)
 	}
