@@ -115,8 +115,13 @@ func (e *Edge) Start(t testing.TB, gateways ...string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("nginxtest: start nginx: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	// done is closed when nginx has exited, with waitErr set: closed
+	// rather than sent on, so the start-up check and the cleanup can both
+	// learn it (a send was taken by the check when nginx failed to start,
+	// and the cleanup then waited for ever).
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		// SIGQUIT is nginx's graceful stop.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT)
@@ -132,11 +137,11 @@ func (e *Edge) Start(t testing.TB, gateways ...string) {
 			t.Logf("nginxtest: nginx output:\n%s\nerror log:\n%s", out.String(), b)
 		}
 	})
-	e.waitHealthy(t, done)
+	e.waitHealthy(t, done, &waitErr)
 }
 
 // waitHealthy polls the HTTPS health location until nginx answers.
-func (e *Edge) waitHealthy(t testing.TB, done <-chan error) {
+func (e *Edge) waitHealthy(t testing.TB, done <-chan struct{}, waitErr *error) {
 	t.Helper()
 	hc := e.Client(nil)
 	deadline := time.Now().Add(15 * time.Second)
@@ -149,8 +154,9 @@ func (e *Edge) waitHealthy(t testing.TB, done <-chan error) {
 			}
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("nginxtest: nginx exited at start: %v", err)
+		case <-done:
+			b, _ := os.ReadFile(e.errorLog)
+			t.Fatalf("nginxtest: nginx exited at start: %v\nerror log:\n%s", *waitErr, b)
 		default:
 		}
 		if time.Now().After(deadline) {
