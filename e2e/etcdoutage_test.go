@@ -74,7 +74,7 @@ func TestEtcdOutageUnderLoad(t *testing.T) {
 	load.next()
 	back := time.Now()
 	reg := rpc.NewEtcdRegistry([]string{etcd.Addr()}, 5*time.Second)
-	testenv.Eventually(t, 30*time.Second, "2 services and 2 APIs registered again", func() bool {
+	testenv.Eventually(t, 45*time.Second, "2 services and 2 APIs registered again", func() bool {
 		return nodes(reg, rpc.ServiceName) == 2 && nodes(reg, "user.api") == 2
 	})
 	t.Logf("registrations back %v after etcd", time.Since(back).Round(time.Millisecond))
