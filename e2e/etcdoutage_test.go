@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -23,13 +24,25 @@ func readyURLs(c *cluster.Cluster) map[string]string {
 	return urls
 }
 
-// etcdOutage is how long etcd stays unreachable: several registry leases
-// (cluster.RegistryTTL, 3s) and the registry client's timeout (5s) over,
-// so every registration has expired in etcd and every uncached lookup
-// would have failed, yet short enough for every CI run (the issue's
-// measurement used 60s; nothing in the code paths depends on the length
-// once the leases have run out).
-const etcdOutage = 20 * time.Second
+// etcdOutage is how long etcd stays unreachable: 20s by default, past
+// the 3s leases and the 5s registry timeout, so every lease runs out. It
+// does not outlast go-micro's registry cache (1 minute): with 20s,
+// cb83a53 (before issue 16's fixes) served every request from that cache
+// and failed only on its plain log lines. USERSVC_TEST_ETCD_OUTAGE=65s
+// reproduces the issue's request failures on cb83a53; on this commit it
+// fails the test (registrations not back 45s after etcd; see
+// docs/benchmarks.md §12), which is why CI runs the short outage.
+func etcdOutage(t *testing.T) time.Duration {
+	v := os.Getenv("USERSVC_TEST_ETCD_OUTAGE")
+	if v == "" {
+		return 20 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("USERSVC_TEST_ETCD_OUTAGE: %v", err)
+	}
+	return d
+}
 
 // degradedText is what /readyz says while lookups are served from cache.
 const degradedText = "degraded: registry unreachable, serving from cache"
@@ -69,7 +82,7 @@ func TestEtcdOutageUnderLoad(t *testing.T) {
 
 	load.next()
 	etcd.Down()
-	gaps := duringEtcdOutage(t, urls, time.Now())
+	gaps := duringEtcdOutage(t, urls, time.Now(), etcdOutage(t))
 	etcd.Up()
 	load.next()
 	back := time.Now()
@@ -97,9 +110,9 @@ func TestEtcdOutageUnderLoad(t *testing.T) {
 // (from cut for etcdOutage): all must stay 200. One that does not say it
 // serves from cache by the end is a gap; the gateway's is polled, to
 // measure when it notices.
-func duringEtcdOutage(t *testing.T, urls map[string]string, cut time.Time) (gaps []string) {
+func duringEtcdOutage(t *testing.T, urls map[string]string, cut time.Time, outage time.Duration) (gaps []string) {
 	t.Helper()
-	end := cut.Add(etcdOutage - time.Second)
+	end := cut.Add(outage - time.Second)
 	for time.Now().Before(end) {
 		if st, body := readyz(urls["gateway"]); st == 200 && strings.Contains(body, degradedText) {
 			t.Logf("gateway /readyz degraded %v into the outage", time.Since(cut).Round(100*time.Millisecond))
@@ -118,7 +131,7 @@ func duringEtcdOutage(t *testing.T, urls map[string]string, cut time.Time) (gaps
 			gaps = append(gaps, name+" /readyz does not say degraded")
 		}
 	}
-	sleepUntil(cut.Add(etcdOutage))
+	sleepUntil(cut.Add(outage))
 	return gaps
 }
 
