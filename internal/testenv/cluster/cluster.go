@@ -62,6 +62,10 @@ type Options struct {
 	// info are the cluster's, as it depends on them to know when a
 	// process is ready.
 	Env map[string]string
+	// ServiceEnv, when set, adds settings for one service each (index i is
+	// service i+1) over Env, e.g. a USERSVC_MYSQL_DSN through a proxy so a
+	// test can cut one instance's database and not the other's.
+	ServiceEnv []map[string]string
 }
 
 // Cluster is a running distributed deployment: Services user services,
@@ -171,6 +175,9 @@ func Start(t TB, o Options) *Cluster {
 		for i := range n {
 			spec := procSpec{name: fmt.Sprintf("%s-%d", role, i+1), role: role, bin: bin, dir: root,
 				env: c.base, addrKey: addrKey, ready: ready}
+			if role == "service" && i < len(o.ServiceEnv) {
+				spec.env = withEnv(c.base, o.ServiceEnv[i])
+			}
 			wg.Go(func() {
 				p, err := startProc(spec)
 				out[i], errs[i] = p, err
@@ -347,6 +354,20 @@ var unthrottled = map[string]string{
 	"USERSVC_RATE_REGISTER_IP":   "1000000/1m",
 	"USERSVC_RATE_RESET_IP":      "1000000/1m",
 	"USERSVC_RATE_RESET_ACCOUNT": "1000000/1m",
+}
+
+// withEnv is a copy of base with extra's settings over it; the logging
+// settings stay the cluster's.
+func withEnv(base, extra map[string]string) map[string]string {
+	env := make(map[string]string, len(base)+len(extra))
+	for k, v := range base {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	forceLogging(env)
+	return env
 }
 
 // forceLogging keeps the settings the cluster reads the logs by: JSON
