@@ -209,7 +209,7 @@ func TestServiceDatabaseCutUnderLoad(t *testing.T) {
 	load := startSteadyLoad(t, c.GatewayURL(), users)
 	time.Sleep(5 * time.Second)
 	load.next()
-	down := time.Now() // before the cut: a request sent earlier and answered later was in flight
+	down := time.Now()
 	db.Down()
 	testenv.Eventually(t, 15*time.Second, cut.Name()+" out of the registry", func() bool { return nodes(reg, rpc.ServiceName) == 1 })
 	left := time.Now()
@@ -228,12 +228,8 @@ func TestServiceDatabaseCutUnderLoad(t *testing.T) {
 	t.Logf("%s rejoined %v after its database was back", cut.Name(), time.Since(back).Round(time.Millisecond))
 	load.next()
 	time.Sleep(5 * time.Second)
-	inFlight500 := checkDatabaseCutSamples(t, load.end(t), down, left.Add(leavingSettle))
+	checkDatabaseCutSamples(t, load.end(t), left.Add(leavingSettle))
 	checkJSONLogs(t, c)
-	if inFlight500 > 0 && !t.Failed() {
-		t.Skipf("known gap of issue 16, not yet fixed: %d requests in flight when the database was cut answered 500 "+
-			"(a connection reset mid-query is \"invalid connection\", not marked unavailable as a failure to connect is)", inFlight500)
-	}
 }
 
 // leavingSettle is how long after the cut instance is out of etcd the
@@ -244,9 +240,10 @@ const leavingSettle = 2 * time.Second
 
 // checkDatabaseCutSamples: no 500 and no transport error; a 503 (with
 // Retry-After) only for a request sent before settled, i.e. while the
-// instance was leaving. A 500 for a request in flight at the cut is
-// counted apart (a known gap) and returned.
-func checkDatabaseCutSamples(t *testing.T, samples [][]sample, cut, settled time.Time) (inFlight500 int) {
+// instance was leaving. A request in flight at the cut is one of those
+// 503s too: a connection lost mid-statement is the database unavailable,
+// like one that cannot connect (it was a 500 in 3 of 10 runs before).
+func checkDatabaseCutSamples(t *testing.T, samples [][]sample, settled time.Time) {
 	t.Helper()
 	n503, bad := 0, 0
 	for i, ss := range samples {
@@ -255,9 +252,6 @@ func checkDatabaseCutSamples(t *testing.T, samples [][]sample, cut, settled time
 			case s.err == "":
 			case s.status == http.StatusServiceUnavailable && s.retry != "" && s.at.Before(settled):
 				n503++
-			case s.status == http.StatusInternalServerError && s.at.Before(cut) && s.at.Add(s.took).After(cut):
-				inFlight500++
-				t.Logf("in flight at the cut: %d %s (sent %s, took %v)", s.status, s.err, s.at.Format("15:04:05.000"), s.took)
 			default:
 				if bad++; bad <= 20 {
 					t.Errorf("%s the cut: %d %s (sent %s, Retry-After %q, took %v)",
@@ -266,6 +260,5 @@ func checkDatabaseCutSamples(t *testing.T, samples [][]sample, cut, settled time
 			}
 		}
 	}
-	t.Logf("503s with Retry-After while the instance left: %d; 500s in flight at the cut: %d; other failures: %d", n503, inFlight500, bad)
-	return inFlight500
+	t.Logf("503s with Retry-After while the instance left: %d; other failures: %d", n503, bad)
 }

@@ -198,9 +198,14 @@ func Unavailable(err error) *Error {
 }
 
 // Internal wraps an unexpected failure; the client sees only "internal error".
+// An unreachable database is no fault of the request either: it stays
+// ErrDatabaseUnavailable (a 503 to retry), with op in its cause.
 func Internal(op string, err error) *Error {
 	if errors.Is(err, ErrOverloaded) { // shed load is no fault: keep it retryable
 		return ErrOverloaded
+	}
+	if errors.Is(err, ErrDatabaseUnavailable) {
+		return &Error{Code: CodeUnavailable, Message: ErrDatabaseUnavailable.Message, cause: fmt.Errorf("%s: %w", op, err)}
 	}
 	return &Error{Code: CodeInternal, Message: "internal error", cause: fmt.Errorf("%s: %w", op, err)}
 }

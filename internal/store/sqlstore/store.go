@@ -139,6 +139,9 @@ func (c unavailableConnector) Connect(ctx context.Context) (driver.Conn, error) 
 	if err != nil && ctx.Err() == nil && !errors.As(err, &me) {
 		return nil, fmt.Errorf("%w: %w", user.ErrDatabaseUnavailable, err)
 	}
+	if mc, ok := conn.(mysqlConnAPI); ok {
+		return lostConn{mc}, nil
+	}
 	return conn, err
 }
 
