@@ -120,6 +120,9 @@ func New(cfg Config, users Users, log *slog.Logger) (*Pages, error) {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 20
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if log == nil {
 		log = slog.Default()
 	}

@@ -96,11 +96,7 @@ func (p *Pages) currentSession(w http.ResponseWriter, r *http.Request) *session 
 	if !p.verified(w, r, &s) {
 		return nil
 	}
-	now := time.Now
-	if p.cfg.Now != nil {
-		now = p.cfg.Now
-	}
-	if now().Sub(time.Unix(s.claims.IssuedAt, 0)) < refreshAfter {
+	if p.cfg.Now().Sub(time.Unix(s.claims.IssuedAt, 0)) < refreshAfter {
 		p.setSession(w, &user.Session{AccessToken: s.Access, RefreshToken: s.Refresh})
 		return &s
 	}

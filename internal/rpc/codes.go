@@ -1,8 +1,6 @@
 package rpc
 
 import (
-	"fmt"
-
 	merrors "go-micro.dev/v6/errors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,7 +37,7 @@ func grpcCodes(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.S
 // decodeErrors decodes each request message itself, so one that does not
 // decode is InvalidArgument. gRPC would answer Internal, and it writes that
 // status the moment its own decoding fails, before any handler or
-// interceptor could correct it; so the server's codec (rawCodec) hands
+// interceptor could correct it; so the server's codec (protoCodec) hands
 // request bytes over undecoded.
 type decodeErrors struct{ grpc.ServerStream }
 
@@ -58,30 +56,6 @@ func (s decodeErrors) RecvMsg(m any) error {
 	return nil
 }
 
-// rawMessage is a request message's bytes, decoded by decodeErrors.
+// rawMessage is a request message's bytes, decoded by decodeErrors; the
+// server's codec (protoCodec) hands them over as they came.
 type rawMessage []byte
-
-// rawCodec is the server's codec: protobuf, except that a rawMessage
-// receives the bytes as they came.
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-
-func (rawCodec) Marshal(v any) ([]byte, error) {
-	pm, ok := v.(proto.Message)
-	if !ok {
-		return nil, fmt.Errorf("rpc: cannot encode %T", v)
-	}
-	return proto.Marshal(pm)
-}
-
-func (rawCodec) Unmarshal(data []byte, v any) error {
-	switch m := v.(type) {
-	case *rawMessage:
-		*m = append((*m)[:0], data...)
-		return nil
-	case proto.Message:
-		return proto.Unmarshal(data, m)
-	}
-	return fmt.Errorf("rpc: cannot decode into %T", v)
-}

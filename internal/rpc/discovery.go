@@ -32,7 +32,9 @@ func init() { encoding.RegisterCodec(protoCodec{}) }
 
 // protoCodec is the union of what go-micro's two codecs accept — raw
 // go-micro frames and protobuf messages — plus legacy (gogo, APIv1)
-// messages, which it adapts the way gRPC's own default codec does.
+// messages, which it adapts the way gRPC's own default codec does. The
+// user server forces it as its codec too, for the rawMessage it decodes
+// itself (decodeErrors).
 type protoCodec struct{}
 
 func (protoCodec) Name() string { return "proto" }
@@ -53,6 +55,9 @@ func (protoCodec) Unmarshal(data []byte, v any) error {
 	switch m := v.(type) {
 	case *bytes.Frame:
 		m.Data = data // gRPC hands codecs a private copy
+		return nil
+	case *rawMessage: // the server's request bytes, for decodeErrors
+		*m = append((*m)[:0], data...)
 		return nil
 	case proto.Message:
 		return proto.Unmarshal(data, m)

@@ -95,7 +95,7 @@ func StartUserServer(cfg ServerConfig, h userv1.UserHandler) (*Server, error) {
 		server.RegisterInterval(cfg.TTL/3),
 		mgrpcserver.GracefulStopTimeout(cfg.GracePeriod),
 		server.WrapHandler(logCalls(cfg.Logger)),
-		mgrpcserver.Options(grpc.StreamInterceptor(grpcCodes), grpc.ForceServerCodec(rawCodec{})),
+		mgrpcserver.Options(grpc.StreamInterceptor(grpcCodes), grpc.ForceServerCodec(protoCodec{})),
 	)
 	if cfg.TLS != nil {
 		opts = append(opts, mgrpcserver.AuthTLS(cfg.TLS))
