@@ -72,7 +72,7 @@ func TestDistributedFailover(t *testing.T) {
 
 	// Watch the registry for the killed service's lease to run out, and
 	// the gateway's log for it dropping the killed API.
-	reg := rpc.NewEtcdRegistry([]string{c.Services()[0].Getenv("USERSVC_ETCD_ENDPOINTS")}, 5*time.Second)
+	reg := etcdRegistry(t, c.Services()[0].Getenv("USERSVC_ETCD_ENDPOINTS"))
 	deadAPI, deadSvc := c.APIs()[0], c.Services()[0]
 
 	var (

@@ -204,7 +204,7 @@ func TestServiceDatabaseCutUnderLoad(t *testing.T) {
 	users := signedInUsers(t, c.GatewayURL(), "dbcut", 4)
 	cut := c.Services()[0]
 	ops := "http://" + cut.OpsAddr()
-	reg := rpc.NewEtcdRegistry([]string{cut.Getenv("USERSVC_ETCD_ENDPOINTS")}, 5*time.Second)
+	reg := etcdRegistry(t, cut.Getenv("USERSVC_ETCD_ENDPOINTS"))
 
 	load := startSteadyLoad(t, c.GatewayURL(), users)
 	time.Sleep(5 * time.Second)

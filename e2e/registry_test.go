@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/testenv/cluster"
 )
 
@@ -59,4 +60,16 @@ func TestUnreachableEtcdIsNamed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// etcdRegistry is a registry client on the etcd at endpoint, for a test to
+// read what the processes registered; closed when the test ends.
+func etcdRegistry(t *testing.T, endpoint string) *rpc.EtcdRegistry {
+	t.Helper()
+	reg, err := rpc.NewEtcdRegistry([]string{endpoint}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close() })
+	return reg
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"google.golang.org/grpc/grpclog"
 
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/rpc"
@@ -21,14 +22,18 @@ import (
 // TestEveryLogLineJSONDuringOutages: with the process's logger installed
 // (UseLogger), an etcd outage and a MySQL outage, each cut through a proxy,
 // write their lines — the registration renewal's, the MySQL driver's,
-// go-micro's, the stdlib log package's — as JSON into that logger's output
+// go-micro's, gRPC's, the stdlib log package's — as JSON into that logger's output
 // and nowhere else.
 func TestEveryLogLineJSONDuringOutages(t *testing.T) {
 	out := &testenv.LogBuffer{}
 	useLoggerForTest(t, NewLogger(&config.Config{LogFormat: "json", LogLevel: "info"}, out, "usersvc-test"))
 
 	etcd := testenv.NewProxy(t, etcdtest.StartEtcd(t))
-	reg := rpc.NewEtcdRegistry([]string{etcd.Addr()}, time.Second)
+	reg, err := rpc.NewEtcdRegistry([]string{etcd.Addr()}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
 	deregister, err := rpc.RegisterHTTP(reg, "usersvc.logprobe", "127.0.0.1:1", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +50,10 @@ func TestEveryLogLineJSONDuringOutages(t *testing.T) {
 		return out.Count("closing bad idle connection") > 0
 	})
 	stdlog.Print("a library's line through the stdlib log package")
+	grpclog.Error("a gRPC error line")
+	if out.Count("a gRPC error line") != 1 {
+		t.Errorf("gRPC's error line did not reach the logger")
+	}
 
 	checkJSONLines(t, out.String(), "a library's line")
 }

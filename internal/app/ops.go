@@ -33,8 +33,8 @@ func readiness(ctx context.Context, checks []check) (health.Report, bool) {
 	return health.Ready(ctx, 2*time.Second, hc)
 }
 
-// serveOps serves /healthz and /readyz for the roles without an HTTP API
-// (service, worker), so every process can be probed the same way.
+// serveOps serves /healthz and /metrics, and /readyz from checks for the
+// roles without an HTTP API (service, worker; checks nil: no /readyz).
 func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks []check, metrics prometheus.Gatherer) error {
 	ln, err := Listen(cfg.OpsAddr, "USERSVC_OPS_ADDR")
 	if err != nil {
@@ -44,14 +44,19 @@ func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, health.Live)
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		rep, ok := readiness(r.Context(), checks)
-		code := http.StatusOK
-		if !ok {
-			code = http.StatusServiceUnavailable
-		}
-		writeJSON(w, code, rep)
-	})
+	if checks != nil {
+		// Only where readiness is decided here: the API's and the gateway's
+		// is on their main listener, and an ops /readyz that always said
+		// "ready" beside it would be a second answer that lies.
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			rep, ok := readiness(r.Context(), checks)
+			code := http.StatusOK
+			if !ok {
+				code = http.StatusServiceUnavailable
+			}
+			writeJSON(w, code, rep)
+		})
+	}
 	// The shared metrics (telemetry.Registry) plus the process's own.
 	if metrics != nil {
 		mux.Handle("GET /metrics", telemetry.MetricsHandler(metrics))

@@ -49,12 +49,18 @@ func Registry(cfg *config.Config) (rpc.Registry, error) {
 	if len(cfg.Etcd) == 0 {
 		return nil, errors.New("config: USERSVC_ETCD_ENDPOINTS (--etcd-endpoints) is required by this command")
 	}
-	reg := rpc.NewEtcdRegistry(cfg.Etcd, 5*time.Second)
-	if _, err := reg.ListServices(); err != nil {
+	reg, err := rpc.NewEtcdRegistry(cfg.Etcd, 5*time.Second)
+	if err != nil {
 		return nil, etcdError(cfg, err)
 	}
-	// Lookups outlive an etcd outage on the last known instances.
-	return rpc.NewStaleRegistry(reg), nil
+	if _, err := reg.ListServices(); err != nil {
+		_ = reg.Close()
+		return nil, etcdError(cfg, err)
+	}
+	// Lookups outlive an etcd outage on the last known instances; for a
+	// registration TTL after it, until every live instance has renewed,
+	// an empty list is not believed.
+	return rpc.NewStaleRegistry(reg, cfg.RegistryTTL), nil
 }
 
 // staleChecker is a registry that can answer from its cache

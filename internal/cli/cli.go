@@ -35,8 +35,8 @@ var commands = []struct {
 	groups        []string // nil = every setting
 }{
 	{"dev", "gateway + API + service + worker in one process, on embedded defaults (SQLite, in-process registry, bus and index)", nil},
-	{"gateway", "the HTTP gateway: routes to the API instances it finds in etcd", []string{"gateway", "registry", "http"}},
-	{"api", "the HTTP API (gin): calls the user service over gRPC", []string{"api", "registry", "http", "redis", "limits"}},
+	{"gateway", "the HTTP gateway: routes to the API instances it finds in etcd", []string{"gateway", "registry", "http", "ops"}},
+	{"api", "the HTTP API (gin): calls the user service over gRPC", []string{"api", "registry", "http", "redis", "limits", "ops"}},
 	{"service", "the user service (gRPC, registered in etcd): owns the data and the rules", []string{"service", "registry", "store", "tokens", "password", "mail", "redis", "events", "search", "ops"}},
 	{"worker", "consumes user events from RabbitMQ: sends reset mail, keeps the search index current", []string{"store", "mail", "events", "search", "ops", "registry"}},
 	{"migrate", "apply the database migrations (an operator decides when the schema changes)", []string{"store"}},

@@ -433,8 +433,8 @@ func TestSubcommandHelp(t *testing.T) {
 		{[]string{"keys", "generate", "-h"}, []string{"--jwt-keys-dir"}},
 		{[]string{"reindex", "--help"}, []string{"--data-dir", "--elasticsearch-url"}},
 		{[]string{"admin", "create", "--help"}, []string{"--email", "--name (default Administrator)", "--data-dir"}},
-		{[]string{"api", "--help"}, []string{"--api-addr (default 127.0.0.1:8081)", "--etcd-endpoints", "--rate-login-ip"}},
-		{[]string{"gateway", "--help"}, []string{"--http-addr (default 127.0.0.1:8080)", "--etcd-endpoints"}},
+		{[]string{"api", "--help"}, []string{"--api-addr (default 127.0.0.1:8081)", "--etcd-endpoints", "--rate-login-ip", "--ops-addr"}},
+		{[]string{"gateway", "--help"}, []string{"--http-addr (default 127.0.0.1:8080)", "--etcd-endpoints", "--ops-addr"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			e := newEnv(t)

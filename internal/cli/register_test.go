@@ -15,7 +15,11 @@ import (
 // once registered, was offered to callers, and exited 0.1s later).
 func TestServiceRegistersAfterItsDependencies(t *testing.T) {
 	endpoint := etcdtest.StartEtcd(t)
-	reg := rpc.NewEtcdRegistry([]string{endpoint}, 5*time.Second)
+	reg, err := rpc.NewEtcdRegistry([]string{endpoint}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
 	w, err := reg.Watch(registry.WatchService(rpc.ServiceName))
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ var registries = []struct {
 	new  func(t *testing.T) Registry
 }{
 	{"memory", func(*testing.T) Registry { return NewMemoryRegistry() }},
-	{"etcd", func(t *testing.T) Registry { return NewEtcdRegistry([]string{etcdtest.StartEtcd(t)}, 5*time.Second) }},
+	{"etcd", func(t *testing.T) Registry { return etcdRegistry(t, etcdtest.StartEtcd(t), 5*time.Second) }},
 }
 
 // recorder collects the lists a Watch reports and fails the test if
@@ -186,11 +186,11 @@ func TestDiscoveryMemoryTTL(t *testing.T) {
 // the 2s lease while the other instance stays.
 func TestDiscoveryEtcdLeaseExpiresWhenProcessDies(t *testing.T) {
 	endpoint := etcdtest.StartEtcd(t)
-	reg := NewEtcdRegistry([]string{endpoint}, 5*time.Second)
+	reg := etcdRegistry(t, endpoint, 5*time.Second)
 	rec := watch(t, NewDiscovery(reg), "user.api")
 
 	relay, cut := etcdtest.Relay(t, endpoint)
-	dyingReg := NewEtcdRegistry([]string{relay}, time.Second)
+	dyingReg := etcdRegistry(t, relay, time.Second)
 
 	deregLive, err := RegisterHTTP(reg, "user.api", "127.0.0.1:1001", 2*time.Second)
 	if err != nil {

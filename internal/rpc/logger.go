@@ -12,6 +12,7 @@ import (
 
 	"go-micro.dev/v6/logger"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/grpclog"
 )
 
 // UseLogger sends go-micro's own log lines (server start, registration,
@@ -22,7 +23,45 @@ func UseLogger(log *slog.Logger) {
 	logger.DefaultLogger = &microLogger{log: log.With("log.logger", "go-micro")}
 	logger.DefaultHelper = logger.NewHelper(logger.DefaultLogger)
 	etcdLog.Store(log.With("log.logger", "etcd-client"))
+	grpcLog.Store(log.With("log.logger", "grpc"))
 }
+
+// grpcLog is where gRPC's own log lines go (set by UseLogger).
+var grpcLog atomic.Pointer[slog.Logger]
+
+func init() {
+	// gRPC's logger may only be replaced before any gRPC activity, hence
+	// here; it reads grpcLog at each line.
+	grpclog.SetLoggerV2(grpcLogger{})
+}
+
+// grpcLogger adapts slog to gRPC's logger, which otherwise writes its own
+// plain-text lines to stderr. It keeps gRPC's default severity: errors
+// only (its warnings are every failed reconnect, many a second in an
+// outage, which the callers already report once, in context).
+type grpcLogger struct{}
+
+func (grpcLogger) log(msg string) {
+	log := grpcLog.Load()
+	if log == nil {
+		log = slog.Default().With("log.logger", "grpc")
+	}
+	log.Error(msg)
+}
+
+func (grpcLogger) Info(...any)                    {}
+func (grpcLogger) Infoln(...any)                  {}
+func (grpcLogger) Infof(string, ...any)           {}
+func (grpcLogger) Warning(...any)                 {}
+func (grpcLogger) Warningln(...any)               {}
+func (grpcLogger) Warningf(string, ...any)        {}
+func (g grpcLogger) Error(args ...any)            { g.log(fmt.Sprint(args...)) }
+func (g grpcLogger) Errorln(args ...any)          { g.log(strings.TrimSuffix(fmt.Sprintln(args...), "\n")) }
+func (g grpcLogger) Errorf(f string, args ...any) { g.log(fmt.Sprintf(f, args...)) }
+func (g grpcLogger) Fatal(args ...any)            { g.log(fmt.Sprint(args...)); os.Exit(1) }
+func (g grpcLogger) Fatalln(args ...any)          { g.Fatal(args...) }
+func (g grpcLogger) Fatalf(f string, args ...any) { g.log(fmt.Sprintf(f, args...)); os.Exit(1) }
+func (grpcLogger) V(int) bool                     { return false }
 
 // microLogger adapts slog to go-micro's Logger interface.
 type microLogger struct {

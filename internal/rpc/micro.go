@@ -15,7 +15,6 @@ import (
 	mgrpcclient "go-micro.dev/v6/client/grpc"
 	merrors "go-micro.dev/v6/errors"
 	"go-micro.dev/v6/registry"
-	"go-micro.dev/v6/registry/etcd"
 	"go-micro.dev/v6/server"
 	mgrpcserver "go-micro.dev/v6/server/grpc"
 	"google.golang.org/grpc"
@@ -31,12 +30,6 @@ var timeNow = time.Now
 // Registry is the service registry, re-exported so other packages need not
 // import go-micro to pass one around.
 type Registry = registry.Registry
-
-// NewEtcdRegistry connects to etcd. Registrations carry a lease (the
-// server's RegisterTTL), so a crashed instance disappears on its own.
-func NewEtcdRegistry(endpoints []string, timeout time.Duration) Registry {
-	return etcd.NewEtcdRegistry(registry.Addrs(endpoints...), registry.Timeout(timeout), etcd.LogConfig(etcdLogConfig()))
-}
 
 // NewMemoryRegistry is the in-process registry of the embedded mode.
 func NewMemoryRegistry() Registry { return registry.NewMemoryRegistry() }

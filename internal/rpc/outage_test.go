@@ -23,7 +23,7 @@ func TestCallsSurviveRegistryOutage(t *testing.T) {
 	// itself once etcd is back.
 	srvEtcd := testenv.NewProxy(t, endpoint)
 	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0",
-		Registry: rpc.NewEtcdRegistry([]string{srvEtcd.Addr()}, time.Second), TTL: 2 * time.Second,
+		Registry: rpc.TestEtcdRegistry(t, srvEtcd.Addr(), time.Second), TTL: 2 * time.Second,
 		GracePeriod: time.Second}, rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{}))
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func TestCallsSurviveRegistryOutage(t *testing.T) {
 	defer srv.Stop()
 
 	etcd := testenv.NewProxy(t, endpoint)
-	reg := rpc.NewStaleRegistry(rpc.NewEtcdRegistry([]string{etcd.Addr()}, time.Second))
+	reg := rpc.NewStaleRegistry(rpc.TestEtcdRegistry(t, etcd.Addr(), time.Second), 2*time.Second)
 	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: reg, Timeout: 5 * time.Second})
 	ctx := testenv.Context(t)
 	keys := func(phase string, n int) {
@@ -73,7 +73,7 @@ func TestCallsSurviveRegistryOutage(t *testing.T) {
 	}
 
 	// Past the server's lease: etcd itself forgot the instance.
-	fresh := rpc.NewEtcdRegistry([]string{endpoint}, time.Second)
+	fresh := rpc.TestEtcdRegistry(t, endpoint, time.Second)
 	testenv.Eventually(t, 10*time.Second, "the lease to expire", func() bool {
 		return errors.Is(rpc.HasInstances(fresh, rpc.ServiceName), rpc.ErrNoInstance)
 	})

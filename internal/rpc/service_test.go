@@ -38,7 +38,7 @@ func TestTwoInstancesOverEtcd(t *testing.T) {
 
 	start := func() (*rpc.Server, *countingHandler) {
 		// Each instance has its own registry client, as separate processes would.
-		reg := rpc.NewEtcdRegistry([]string{endpoint}, 5*time.Second)
+		reg := rpc.TestEtcdRegistry(t, endpoint, 5*time.Second)
 		h := &countingHandler{Handler: rpc.NewHandler(st.Service, st.Keys.JWKS, rpc.ClientLimits{})}
 		srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: reg, TTL: 5 * time.Second,
 			GracePeriod: 2 * time.Second}, h)
@@ -51,7 +51,7 @@ func TestTwoInstancesOverEtcd(t *testing.T) {
 	s2, h2 := start()
 	defer s2.Stop()
 
-	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: rpc.NewEtcdRegistry([]string{endpoint}, 5*time.Second),
+	users, _ := rpc.NewUserClient(rpc.ClientConfig{Registry: rpc.TestEtcdRegistry(t, endpoint, 5*time.Second),
 		Timeout: 5 * time.Second})
 
 	created, err := users.Create(ctx, &userv1.CreateRequest{Email: "Alice@Example.com", Password: pw, Name: "Alice"})
