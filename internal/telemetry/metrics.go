@@ -117,6 +117,13 @@ func init() {
 		RateLimitRejections, Logins, PasswordHashDuration,
 		DBTxRetries, RelayPublished, RelayFailures, BrokerConfirms, ConsumerDeliveries,
 		MailDeliveries, SearchIndexWrites)
+	// Exported at 0 from the start, so a rate over them exists before the
+	// first conflict (and a dashboard panel has a series to draw).
+	for _, reason := range []string{"deadlock", "lock_wait_timeout", "serialization", "busy"} {
+		for _, outcome := range []string{"retried", "gave_up"} {
+			DBTxRetries.WithLabelValues(reason, outcome)
+		}
+	}
 }
 
 // MetricsHandler serves Registry and the extra registries (a process's
