@@ -249,7 +249,7 @@ func run(ctx context.Context, spec config.Command, args []string, io IO) error {
 	log := app.NewLogger(cfg, io.Stderr, telemetry.ServiceName(app.ServiceName(cmd)))
 	app.UseLogger(log)
 	if serving[cmd] {
-		tr, err := telemetry.Setup(ctx, app.ServiceName(cmd), log)
+		tr, err := app.SetupTracing(ctx, app.ServiceName(cmd), log)
 		if err != nil {
 			return err
 		}

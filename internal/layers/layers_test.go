@@ -33,7 +33,16 @@ var rules = []struct {
 	{"internal/pages", []string{"go-micro.dev", "go.etcd.io", "github.com/rabbitmq", "github.com/gin-gonic",
 		mod + "internal/rpc", mod + "internal/httpapi", mod + "internal/store"},
 		"the pages are plain net/http over the Users interface; the API mounts them"},
+	// Exporters are wiring (app.SetupTracing): the shared helpers and the
+	// HTTP edges link no OTLP exporter and, with it, no gRPC (66 gRPC and 23
+	// OTLP packages each before).
+	{"internal/telemetry", edgeNoExporters, "exporter setup is wiring (app.SetupTracing)"},
+	{"internal/httpapi", edgeNoExporters, "an HTTP edge links no exporter or gRPC"},
+	{"internal/pages", edgeNoExporters, "an HTTP edge links no exporter or gRPC"},
+	{"internal/gateway", edgeNoExporters, "an HTTP edge links no exporter or gRPC"},
 }
+
+var edgeNoExporters = []string{"go.opentelemetry.io/otel/exporters", "go.opentelemetry.io/otel/sdk", "google.golang.org/grpc"}
 
 func TestDependenciesPointInward(t *testing.T) {
 	for _, r := range rules {
