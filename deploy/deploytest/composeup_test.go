@@ -123,6 +123,13 @@ func newStack(t *testing.T, pm *podman, composeBin string, vars map[string]strin
 			t.Fatalf("compose.yaml's subnet %s is already routed on this machine (%q): another stack is up", composeSubnet, line)
 		}
 	}
+	// conmon's exit command (podman container cleanup, which turns a
+	// container that ended from "stopped" into the "exited" compose waits
+	// for) refuses a runroot over 50 characters, and the one-shots then
+	// never count as completed: a long TMPDIR hangs `up`.
+	if run := filepath.Join(pm.dir, "run"); len(run) > 50 {
+		t.Fatalf("podman's runroot %s is over 50 characters, which its cleanup refuses: use a shorter TMPDIR", run)
+	}
 	sock := filepath.Join(pm.dir, "docker.sock")
 	svc := pm.command(t, "system", "service", "--time=0", "unix://"+sock)
 	svc.Stdout, svc.Stderr = io.Discard, io.Discard
@@ -223,7 +230,8 @@ func (s *stack) try(args ...string) (string, error) {
 // standinImage makes the stand-in of the third-party images
 // (testdata/standins/services.Containerfile) in pm's store: loaded from
 // the cache when a tarball of the same inputs is there, else built from
-// the Debian base (about a minute of apt-get) and saved to the cache.
+// the Debian base (about a minute of apt-get) and saved to the cache in
+// place of any earlier one.
 func standinImage(t *testing.T, pm *podman, jaegerBin string) string {
 	t.Helper()
 	dir := filepath.Join(root(t), "deploy", "deploytest", "testdata", "standins")
@@ -255,6 +263,13 @@ func standinImage(t *testing.T, pm *podman, jaegerBin string) string {
 		pm.run(t, "save", "-q", "-o", tarball+".partial", image)
 		if err := os.Rename(tarball+".partial", tarball); err != nil {
 			t.Fatal(err)
+		}
+		// A gigabyte each: the stand-ins of earlier inputs go.
+		old, _ := filepath.Glob(filepath.Join(cache, "standin-*.tar"))
+		for _, f := range old {
+			if f != tarball {
+				_ = os.Remove(f)
+			}
 		}
 	}
 	return image

@@ -32,12 +32,12 @@ func (s *stack) checkGone(t *testing.T, bridge string) {
 var iptablesTables = []string{"filter", "nat"}
 
 // watchHost records what the stack's network changes on the host, and puts
-// it back at the end: the iptables chains and rules CNI adds (per-container
-// chains go with the containers; the CNI-* chains it hangs them on, and the
-// isolation rules naming the bridge, stay), CNI's IPAM state in
+// it back at the end: the iptables rules and chains CNI adds (per-container
+// chains go with the containers; the isolation rules naming the bridge,
+// and the CNI-* chains it hangs everything on, stay), CNI's IPAM state in
 // /var/lib/cni and dnsname's in /run/containers. Only what was not there
-// before and belongs to CNI or to this test's bridge is removed; then
-// nothing of it may be left.
+// before and is this test's is removed (restoreIptables); then nothing of
+// it may be left.
 func watchHost(t *testing.T, bridge string) {
 	t.Helper()
 	before := map[string][]string{}
@@ -88,43 +88,81 @@ func iptablesLines(t *testing.T, table string) []string {
 	return lines
 }
 
-// restoreIptables deletes, in one iptables-restore --noflush, the rules and
-// chains of table that were not in before and are CNI's or name bridge,
-// and then fails the test if any such rule or chain is left.
+// cniScaffolding are the chains CNI's firewall and portmap plugins hang
+// every network's rules on; they stay when the last network goes.
+var cniScaffolding = []string{"CNI-ADMIN", "CNI-FORWARD", "CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2",
+	"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"}
+
+// restoreIptables puts table back as it was before the stack: first the
+// rules that name the test's bridge, then — when they were not there before
+// and hold nothing of another CNI user's (another bridge, a container's
+// chain) — the scaffolding chains and the jumps to them. It fails the test
+// if a rule naming the bridge, or scaffolding it made and no one else uses,
+// is left.
 func restoreIptables(t *testing.T, table string, before []string, bridge string) {
 	t.Helper()
-	ours := func(l string) bool { return strings.Contains(l, "CNI-") || strings.Contains(l, bridge) }
-	var rules, chains []string
+	var script []string
 	for _, l := range iptablesLines(t, table) {
-		if slices.Contains(before, l) || !ours(l) {
+		if rest, ok := strings.CutPrefix(l, "-A "); ok && !slices.Contains(before, l) && strings.Contains(l, bridge) {
+			script = append(script, "-D "+rest)
+		}
+	}
+	iptablesRestore(t, table, script)
+	n := len(script)
+
+	script = nil
+	var made, flush, drop []string
+	for _, c := range cniScaffolding {
+		if l := ":" + c + " -"; slices.Contains(iptablesLines(t, table), l) && !slices.Contains(before, l) {
+			made = append(made, c)
+		}
+	}
+	shared := false
+	for _, l := range iptablesLines(t, table) {
+		f := strings.Fields(l)
+		if len(f) < 2 || f[0] != "-A" || slices.Contains(before, l) {
 			continue
 		}
-		if rest, ok := strings.CutPrefix(l, "-A "); ok {
-			rules = append(rules, "-D "+rest)
-		} else if strings.HasPrefix(l, ":") {
-			chains = append(chains, strings.Fields(l[1:])[0])
+		target := f[len(f)-1]
+		switch {
+		case slices.Contains(made, f[1]) && (strings.Contains(l, " -i ") || strings.Contains(l, " -o ") ||
+			!(slices.Contains(made, target) || target == "RETURN" || target == "MASQUERADE" || strings.Contains(l, "-j MARK"))):
+			shared = true // another network's rule, or a jump to a container's chain
+		case !slices.Contains(made, f[1]) && slices.Contains(made, target):
+			drop = append(drop, "-D "+strings.TrimPrefix(l, "-A "))
 		}
 	}
-	if len(rules)+len(chains) == 0 {
-		return
-	}
-	script := "*" + table + "\n" + strings.Join(rules, "\n") + "\n"
-	for _, c := range chains {
-		script += "-F " + c + "\n"
-	}
-	for _, c := range chains {
-		script += "-X " + c + "\n"
-	}
-	script += "COMMIT\n"
-	cmd := exec.Command("iptables-restore", "--noflush")
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("iptables-restore (removing the stack's rules): %v\n%s\n%s", err, out, script)
+	removed := 0
+	if len(made) > 0 && !shared {
+		removed = len(made)
+		for _, c := range made {
+			flush = append(flush, "-F "+c)
+			script = append(script, "-X "+c)
+		}
+		iptablesRestore(t, table, append(append(drop, flush...), script...))
+	} else if shared {
+		t.Logf("iptables -t %s: CNI's chains %v are in use by another network too: left", table, made)
 	}
 	for _, l := range iptablesLines(t, table) {
-		if !slices.Contains(before, l) && ours(l) {
+		if !slices.Contains(before, l) && (strings.Contains(l, bridge) || (removed > 0 && strings.Contains(l, "CNI-"))) {
 			t.Errorf("iptables -t %s: left behind: %s", table, l)
 		}
 	}
-	t.Logf("iptables -t %s: removed %d rules and %d chains CNI left", table, len(rules), len(chains))
+	t.Logf("iptables -t %s: removed %d rules naming %s, and %d chains of CNI's that no one else uses", table, n, bridge, removed)
+}
+
+// iptablesRestore applies iptables commands (-D, -F, -X) to table in one
+// iptables-restore --noflush, which parses their quoting as iptables-save
+// wrote it.
+func iptablesRestore(t *testing.T, table string, cmds []string) {
+	t.Helper()
+	if len(cmds) == 0 {
+		return
+	}
+	script := "*" + table + "\n" + strings.Join(cmds, "\n") + "\nCOMMIT\n"
+	cmd := exec.Command("iptables-restore", "--noflush")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("iptables-restore: %v\n%s\n%s", err, out, script)
+	}
 }

@@ -27,11 +27,15 @@ redis)
   cd /data && exec "$@" --protected-mode no ;;
 rabbitmq)
   # rabbitmq: RABBITMQ_DEFAULT_USER/PASS is the first user; the
-  # management plugin is on (enabled when the image is built).
-  printf 'default_user = %s\ndefault_pass = %s\nloopback_users = none\nlisteners.tcp.default = 5672\nmanagement.tcp.port = 15672\n' \
+  # management plugin is on (enabled when the image is built); the log
+  # goes to the console. The server runs as rabbitmq directly: Debian's
+  # /usr/sbin wrapper starts it under su, which does not pass SIGTERM on,
+  # so every stop waited for the kill.
+  printf 'default_user = %s\ndefault_pass = %s\nloopback_users = none\nlisteners.tcp.default = 5672\nmanagement.tcp.port = 15672\nlog.console = true\n' \
     "$RABBITMQ_DEFAULT_USER" "$RABBITMQ_DEFAULT_PASS" >/etc/rabbitmq/rabbitmq.conf
   chown -R rabbitmq:rabbitmq /var/lib/rabbitmq
-  exec rabbitmq-server ;;
+  cd /var/lib/rabbitmq
+  HOME=/var/lib/rabbitmq exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups /usr/lib/rabbitmq/bin/rabbitmq-server ;;
 nginx)
   # nginx: templates/*.template rendered into conf.d with envsubst, only
   # the variables NGINX_ENVSUBST_FILTER matches.
