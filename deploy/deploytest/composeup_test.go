@@ -8,12 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/usersvc/usersvc/internal/testenv"
 )
 
@@ -283,4 +286,63 @@ func routes(t *testing.T) string {
 		t.Fatalf("ip route: %v\n%s", err, out)
 	}
 	return string(out)
+}
+
+// TestComposeStandinsOverride holds testdata/compose.standins.yaml to what
+// the README says of it: against compose.yaml alone, every service runs
+// the same command, environment, mounts, health check, dependencies and
+// networks; only image, entrypoint (the stand-in's, doing what the
+// official image's does), pull policy and the init service's build (its
+// alpine base cannot be pulled) differ, and the network only gets a bridge
+// name of the test's own.
+func TestComposeStandinsOverride(t *testing.T) {
+	base := loadComposeFiles(t)
+	over := loadComposeFiles(t, filepath.Join(root(t), "deploy", "deploytest", "testdata", "compose.standins.yaml"))
+	if len(base.Services) != len(over.Services) {
+		t.Fatalf("the override changes the services: %d against %d", len(over.Services), len(base.Services))
+	}
+	for name, b := range base.Services {
+		o, ok := over.Services[name]
+		if !ok {
+			t.Errorf("the override drops %s", name)
+			continue
+		}
+		for _, s := range []*types.ServiceConfig{&b, &o} {
+			s.Image, s.Entrypoint, s.PullPolicy, s.Build = "", nil, "", nil
+		}
+		if !reflect.DeepEqual(b, o) {
+			t.Errorf("the override changes more of %s than its image and entrypoint", name)
+		}
+	}
+	for name, b := range base.Networks {
+		o := over.Networks[name]
+		o.DriverOpts, b.DriverOpts = nil, nil
+		if !reflect.DeepEqual(b, o) {
+			t.Errorf("the override changes network %s beyond its bridge's name", name)
+		}
+	}
+}
+
+// loadComposeFiles loads compose.yaml and the extra files on it, as
+// loadCompose does, with the variables the override needs.
+func loadComposeFiles(t *testing.T, extra ...string) *types.Project {
+	t.Helper()
+	dir := filepath.Join(root(t), "deploy", "compose")
+	env := []string{"STANDIN_IMAGE=localhost/standin:test", "STANDIN_BRIDGE=usvctest0"}
+	for k, v := range readEnvFile(t, filepath.Join(dir, ".env.example")) {
+		if v == "" {
+			v = "test-secret-" + strings.ToLower(k)
+		}
+		env = append(env, k+"="+v)
+	}
+	opts, err := cli.NewProjectOptions(append([]string{filepath.Join(dir, "compose.yaml")}, extra...),
+		cli.WithWorkingDirectory(dir), cli.WithEnv(env), cli.WithProfiles([]string{"*"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(t.Context())
+	if err != nil {
+		t.Fatalf("load %v: %v", extra, err)
+	}
+	return p
 }
