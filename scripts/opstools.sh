@@ -4,7 +4,12 @@
 # Go module proxy, once per version, into a cache outside the work tree;
 # prints the binary's path.
 #
-#   scripts/opstools.sh jaeger|victoria-logs|otelcol|kube-apiserver|kubectl|staticcheck|protoc-gen-go|protoc-gen-micro|debian-rootfs
+#   scripts/opstools.sh jaeger|victoria-logs|otelcol|kube-apiserver|kubectl|staticcheck|protoc-gen-go|protoc-gen-micro|debian-rootfs|docker-compose
+#
+# docker-compose is the Compose v2 CLI plugin, run standalone against
+# podman's Docker API socket by the compose test (TestComposeUp): Debian's
+# podman-compose 1.0.3 has no profiles, no depends_on conditions and no
+# fixed addresses, all of which deploy/compose/compose.yaml uses.
 #
 # debian-rootfs is not a binary: it is a tarball of a minimal Debian root
 # filesystem (debootstrap --variant=minbase from the mirror apt uses), which
@@ -26,6 +31,7 @@ VICTORIALOGS_VERSION=v1.52.1
 KUBERNETES_VERSION=v1.37.2
 OTELCOL_VERSION=v0.140.0
 DEBIAN_SUITE=bookworm
+COMPOSE_VERSION=v2.40.3
 
 CACHE=${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
@@ -85,6 +91,16 @@ build_debian_rootfs() {
   mv "$out.partial" "$out"
 }
 
+# build_compose OUT: docker compose v2 from its Go module, with the version
+# it reports stamped in.
+build_compose() {
+  local out=$1 dir
+  dir=$(go mod download -json "github.com/docker/compose/v2@$COMPOSE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || { log "cannot download docker compose $COMPOSE_VERSION"; return 1; }
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" -o "$out.partial" ./cmd)
+  mv "$out.partial" "$out"
+}
+
 # modversion DIR MODULE: the version of MODULE that DIR's go.mod pins.
 modversion() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
 
@@ -106,6 +122,7 @@ tool() {
   kubectl) out=$CACHE/kubectl-$KUBERNETES_VERSION/kubectl ;;
   otelcol) out=$CACHE/otelcol-$OTELCOL_VERSION/otelcol ;;
   debian-rootfs) out=$CACHE/debian-$DEBIAN_SUITE-minbase/rootfs.tar ;;
+  docker-compose) out=$CACHE/docker-compose-$COMPOSE_VERSION/docker-compose ;;
   *) log "unknown tool $name"; return 2 ;;
   esac
   if [ ! -s "$out" ]; then # a build is renamed into place: there is all of it or nothing
@@ -119,6 +136,7 @@ tool() {
     kubectl) build_kubernetes "$out" k8s.io/kubernetes/cmd/kubectl ;;
     otelcol) build_otelcol "$out" ;;
     debian-rootfs) build_debian_rootfs "$out" ;;
+    docker-compose) build_compose "$out" ;;
     staticcheck) build_pinned "$out" tools honnef.co/go/tools/cmd/staticcheck ;;
     protoc-gen-go) build_pinned "$out" . google.golang.org/protobuf/cmd/protoc-gen-go ;;
     protoc-gen-micro) build_pinned "$out" . go-micro.dev/v6/cmd/protoc-gen-micro ;;

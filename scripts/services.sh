@@ -131,6 +131,11 @@ need_tools() {
   command -v runc >/dev/null 2>&1 || pkgs+=(runc)
   command -v slirp4netns >/dev/null 2>&1 || pkgs+=(slirp4netns)
   command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || pkgs+=(debootstrap)
+  # The compose test (TestComposeUp): CNI's dnsname plugin, so the stack's
+  # containers find each other by service name on podman's bridge network
+  # (it runs dnsmasq); iptables-save/-restore to put CNI's rules back.
+  [ -x /usr/lib/cni/dnsname ] || pkgs+=(golang-github-containernetworking-plugin-dnsname)
+  command -v iptables-restore >/dev/null 2>&1 || pkgs+=(iptables)
   [ ${#pkgs[@]} = 0 ] || apt_install "${pkgs[@]}"
 }
 

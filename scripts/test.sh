@@ -103,7 +103,13 @@ USERSVC_TEST_KUBECTL=$(scripts/opstools.sh kubectl) # kustomize included, same v
 USERSVC_TEST_DEBIAN_ROOTFS=$(scripts/opstools.sh debian-rootfs)
 USERSVC_TEST_PODMAN=$(command -v podman)
 USERSVC_TEST_IMAGE_BUILD_CACHE=${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}/image-build-cache
+# The compose test brings deploy/compose up with docker compose v2 (built
+# once per version) against podman's API; its stand-in of the third-party
+# images is kept as a tarball named by the hash of its inputs.
+USERSVC_TEST_COMPOSE=$(scripts/opstools.sh docker-compose)
+USERSVC_TEST_STANDIN_CACHE=${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}/compose-standins
 export USERSVC_TEST_KUBE_APISERVER USERSVC_TEST_KUBECTL USERSVC_TEST_DEBIAN_ROOTFS USERSVC_TEST_PODMAN USERSVC_TEST_IMAGE_BUILD_CACHE
+export USERSVC_TEST_COMPOSE USERSVC_TEST_STANDIN_CACHE
 staticcheck=$(scripts/opstools.sh staticcheck)
 (cd deploy/deploytest && go vet ./... && "$staticcheck" ./...)
 (cd deploy/deploytest && go test -json -count=1 -timeout 60m ./... || true) |
