@@ -17,7 +17,11 @@ cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-10s}
 work=$(mktemp -d -t usersvc-test.XXXXXX)
 export USERSVC_STARTED_FILE=$work/started
+prebuild=
 cleanup() {
+  # Background tool builds still running (a run that failed early) stop
+  # with it: they run in a session of their own, so the whole group goes.
+  [ -z "$prebuild" ] || kill -- -"$prebuild" 2>/dev/null || true
   scripts/services.sh stop || true
   rm -rf "$work"
 }
@@ -44,13 +48,29 @@ rm -rf "$USERSVC_TEST_SCREENSHOTS"
 step "tools (built once per version into ${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools})"
 make -s tools
 
-step "observability servers (built once, cached: scripts/opstools.sh)"
-USERSVC_TEST_JAEGER_BIN=$(scripts/opstools.sh jaeger)
-USERSVC_TEST_VICTORIALOGS_BIN=$(scripts/opstools.sh victoria-logs)
-USERSVC_TEST_OTELCOL_BIN=$(scripts/opstools.sh otelcol)
-USERSVC_TEST_PROMETHEUS_BIN=$(command -v prometheus)
-USERSVC_TEST_ALERTMANAGER_BIN=$(command -v prometheus-alertmanager || command -v alertmanager)
-export USERSVC_TEST_JAEGER_BIN USERSVC_TEST_VICTORIALOGS_BIN USERSVC_TEST_OTELCOL_BIN USERSVC_TEST_PROMETHEUS_BIN USERSVC_TEST_ALERTMANAGER_BIN
+# The servers and tools the end-to-end and deployment tests run are built
+# from the Go module proxy once per version (scripts/opstools.sh). On a
+# cold machine that is most of the run (Jaeger alone ~20 min under load),
+# so they build in the background while the checks and the unit and
+# integration tests run, which need none of them; each later step waits
+# for them first. Warm, every one is a cache hit and this costs nothing.
+heavy_tools=(jaeger victoria-logs otelcol kube-apiserver kubectl debian-rootfs docker-compose)
+step "tool builds in the background: ${heavy_tools[*]} (cached; log in $work/prebuild.log)"
+setsid scripts/opstools.sh "${heavy_tools[@]}" >"$work/prebuild.log" 2>&1 &
+prebuild=$!
+# wait_tools waits for the background builds (once) and fails the run,
+# showing their log, if one failed.
+wait_tools() {
+  [ -n "$prebuild" ] || return 0
+  step "waiting for the background tool builds"
+  if ! wait "$prebuild"; then
+    cat "$work/prebuild.log"
+    echo "background tool builds failed"
+    exit 1
+  fi
+  grep '^opstools: built' "$work/prebuild.log" || true
+  prebuild=
+}
 
 step "generated code is current"
 make -s check-generate
@@ -58,15 +78,6 @@ make -s check-generate
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' | grep -Ev '^(api/.*\.pb.*\.go|third_party/.*)$') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
-
-step "prometheus config, rules and rule unit tests (promtool, amtool); log shipper config (otelcol validate)"
-# prometheus-k8s.yml is checked by deploy/obstest instead: Debian's
-# Prometheus is built without Kubernetes service discovery.
-(cd deploy/prometheus && promtool check config --syntax-only prometheus.yml \
-  && promtool check rules rules/*.yml && promtool test rules tests/*.yml \
-  && amtool check-config alertmanager.yml)
-USERSVC_LOG_FILES='/var/log/usersvc/*.log' LOGS_OTLP_ENDPOINT=http://127.0.0.1:9428/insert/opentelemetry/v1/logs \
-  "$USERSVC_TEST_OTELCOL_BIN" validate --config=file:deploy/otelcol/logs.yaml
 
 step "go vet"
 go vet ./...
@@ -83,10 +94,32 @@ parallel_pkgs=$(go list ./... | grep -Ev "$serial")
 serial_pkgs=$(go list ./... | grep -E "$serial" || true)
 json=$work/test.json
 status=0
-{
-  go test -json -race -count=1 -timeout 30m $parallel_pkgs || true
-  [ -z "$serial_pkgs" ] || go test -json -race -count=1 -timeout 30m -p 1 $serial_pkgs || true
-} | tee "$json" | jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"'
+go test -json -race -count=1 -timeout 30m $parallel_pkgs | tee "$json" |
+  jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"' || true
+
+wait_tools
+step "observability servers (built above, cached: scripts/opstools.sh)"
+USERSVC_TEST_JAEGER_BIN=$(scripts/opstools.sh jaeger)
+USERSVC_TEST_VICTORIALOGS_BIN=$(scripts/opstools.sh victoria-logs)
+USERSVC_TEST_OTELCOL_BIN=$(scripts/opstools.sh otelcol)
+USERSVC_TEST_PROMETHEUS_BIN=$(command -v prometheus)
+USERSVC_TEST_ALERTMANAGER_BIN=$(command -v prometheus-alertmanager || command -v alertmanager)
+export USERSVC_TEST_JAEGER_BIN USERSVC_TEST_VICTORIALOGS_BIN USERSVC_TEST_OTELCOL_BIN USERSVC_TEST_PROMETHEUS_BIN USERSVC_TEST_ALERTMANAGER_BIN
+
+step "prometheus config, rules and rule unit tests (promtool, amtool); log shipper config (otelcol validate)"
+# prometheus-k8s.yml is checked by deploy/obstest instead: Debian's
+# Prometheus is built without Kubernetes service discovery.
+(cd deploy/prometheus && promtool check config --syntax-only prometheus.yml \
+  && promtool check rules rules/*.yml && promtool test rules tests/*.yml \
+  && amtool check-config alertmanager.yml)
+USERSVC_LOG_FILES='/var/log/usersvc/*.log' LOGS_OTLP_ENDPOINT=http://127.0.0.1:9428/insert/opentelemetry/v1/logs \
+  "$USERSVC_TEST_OTELCOL_BIN" validate --config=file:deploy/otelcol/logs.yaml
+
+step "go test -race (the packages that run process clusters or private servers, one at a time)"
+if [ -n "$serial_pkgs" ]; then
+  go test -json -race -count=1 -timeout 30m -p 1 $serial_pkgs | tee -a "$json" |
+    jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"' || true
+fi
 
 step "deployment checks (deploy/deploytest: the image built and run with podman, compose, Kubernetes on a real kube-apiserver)"
 # A module of its own (buildkit, compose-go and k8s.io stay out of the
