@@ -334,6 +334,7 @@ func TestPortClientLimits(t *testing.T) {
 			func() proto.Message { return &userv1.ResendVerificationResponse{} }},
 	}
 	direct, viaAPI := start(nil), start([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	signUpsWith(t, st, start(nil))
 	for _, a := range actions {
 		for i := range 3 {
 			got := direct.call(a.method, "", a.in(), a.out())
@@ -344,6 +345,31 @@ func TestPortClientLimits(t *testing.T) {
 		for i := range 3 {
 			if got := viaAPI.call(a.method, "", a.in(), a.out()); got == codes.ResourceExhausted {
 				t.Errorf("%s, call %d from a trusted peer: limited", a.method, i+1)
+			}
+		}
+	}
+}
+
+// signUpsWith: a signed-in plain user's Create is a sign-up too and spends
+// the caller's sign-up budget (as POST /user does at the API); an admin's
+// is not limited.
+func signUpsWith(t *testing.T, st *stack.Stack, d *direct) {
+	t.Helper()
+	ctx := t.Context()
+	for _, role := range []user.Role{user.RoleUser, user.RoleAdmin} {
+		email := "signer-" + string(role) + "@example.com"
+		if _, err := st.Service.Create(ctx, user.SystemActor, user.CreateInput{Email: email, Password: pw, Name: "S", Role: role}); err != nil {
+			t.Fatal(err)
+		}
+		var auth userv1.AuthResponse
+		if c := d.call("Auth", "", &userv1.AuthRequest{Email: email, Password: pw}, &auth); c != codes.OK {
+			t.Fatalf("Auth as %s: %v", role, c)
+		}
+		for i := range 3 {
+			in := &userv1.CreateRequest{Email: fmt.Sprintf("by-%s-%d@example.com", role, i), Password: pw, Name: "U"}
+			got := d.call("Create", auth.GetAccessToken(), in, &userv1.CreateResponse{})
+			if limited := got == codes.ResourceExhausted; limited != (role == user.RoleUser && i == 2) {
+				t.Errorf("Create %d by a signed-in %s: %v", i+1, role, got)
 			}
 		}
 	}

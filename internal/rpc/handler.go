@@ -96,7 +96,7 @@ func (h *Handler) Pagination(ctx context.Context, in *userv1.PaginationRequest, 
 
 func (h *Handler) Create(ctx context.Context, in *userv1.CreateRequest, out *userv1.CreateResponse) error {
 	actor, _, err := h.caller(ctx)
-	if err == nil && actor.Anonymous() {
+	if err == nil && actor.SignsUp() { // signed in or not, as at the API's POST /user
 		err = h.limits.allow(ctx, ratelimit.SignUp)
 	}
 	if err != nil {

@@ -142,6 +142,11 @@ func (a Actor) createsForOthers() bool {
 	return a.reach(OpRead) == reachAll && (!a.ServiceAccount || a.hasScope(ScopeWrite) || a.hasScope(ScopeAdmin))
 }
 
+// SignsUp reports whether a Create by a is a sign-up: anonymous, or a
+// signed-in plain user. A sign-up spends the per-client sign-up budget at
+// every door and never tells whether the address was taken.
+func (a Actor) SignsUp() bool { return !a.createsForOthers() }
+
 // updateOps are the operations an update request asks for; an empty one
 // is a profile change that changes nothing, and still needs the right to
 // make one, since it answers with the account.
