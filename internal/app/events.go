@@ -11,6 +11,7 @@ import (
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/events/rabbitmq"
+	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/worker"
 )
 
@@ -42,6 +43,23 @@ func newEventPipeline(ctx context.Context, cfg *config.Config, log *slog.Logger,
 	}, nil
 }
 
+// consumer is one subscription and the handler of its events.
+type consumer struct {
+	sub     events.Subscription
+	handler events.Handler
+}
+
+// consumers is the one list of event consumers, whichever transport
+// carries the events (the in-process bus or RabbitMQ): the mailer always,
+// the indexer when there is a search index to feed (idx not nil).
+func consumers(p worker.Processed, mailer worker.Sender, idx search.Index, log *slog.Logger) []consumer {
+	cs := []consumer{{worker.MailerSubscription, worker.Mailer(p, mailer, time.Now, log)}}
+	if idx != nil {
+		cs = append(cs, consumer{worker.IndexerSubscription, worker.Indexer(idx)})
+	}
+	return cs
+}
+
 // runEmbeddedEvents runs the embedded event pipeline inside the service
 // process: the outbox relay publishes to the in-process bus, and the
 // worker's consumers run here too. Used when no RabbitMQ is configured.
@@ -52,19 +70,16 @@ func runEmbeddedEvents(ctx context.Context, cfg *config.Config, log *slog.Logger
 	}
 	bus := events.NewBus(log)
 	bus.Drain = cfg.ShutdownTimeout
-	bus.Declare(worker.MailerSubscription)
-	if core.Search != nil {
-		bus.Declare(worker.IndexerSubscription)
+	cs := consumers(core.Store, mailer, core.Search, log)
+	for _, c := range cs {
+		bus.Declare(c.sub) // before the relay publishes, so nothing is dropped
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	if core.Search != nil {
-		g.Go(func() error { return bus.Consume(ctx, worker.IndexerSubscription, worker.Indexer(core.Search)) })
+	for _, c := range cs {
+		g.Go(func() error { return bus.Consume(ctx, c.sub, c.handler) })
 	}
 	g.Go(func() error {
 		return (&events.Relay{Outbox: core.Store, Publisher: bus, Log: log}).Run(ctx)
-	})
-	g.Go(func() error {
-		return bus.Consume(ctx, worker.MailerSubscription, worker.Mailer(core.Store, mailer, time.Now, log))
 	})
 	return g.Wait()
 }
@@ -94,25 +109,24 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 	defer broker.Close()
 	checks := []check{{name: "database", fn: st.Ping}, {name: "rabbitmq", fn: func(context.Context) error { return broker.Ping() }}}
-	mailerSub, indexerSub := inNamespace(cfg, worker.MailerSubscription), inNamespace(cfg, worker.IndexerSubscription)
-	queues := []string{mailerSub.Queue}
-	g, gctx := errgroup.WithContext(ctx)
 	// Only Elasticsearch can be shared with the service processes that
 	// search it; the embedded index lives inside the dev process.
+	var idx search.Index
 	if cfg.ElasticsearchURL != "" {
-		idx, err := OpenSearch(ctx, cfg, ModeService)
-		if err != nil {
+		if idx, err = OpenSearch(ctx, cfg, ModeService); err != nil {
 			return err
 		}
 		defer idx.Close()
 		checks = append(checks, check{name: "search", fn: idx.Ping})
-		queues = append(queues, indexerSub.Queue)
-		g.Go(func() error { return broker.Consume(gctx, indexerSub, worker.Indexer(idx)) })
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	var queues []string
+	for _, c := range consumers(st, mailer, idx, log) {
+		sub := inNamespace(cfg, c.sub)
+		queues = append(queues, sub.Queue)
+		g.Go(func() error { return broker.Consume(gctx, sub, c.handler) })
 	}
 	g.Go(func() error { return serveOps(gctx, cfg, log, checks, storeMetrics(st, false)) })
-	g.Go(func() error {
-		return broker.Consume(gctx, mailerSub, worker.Mailer(st, mailer, time.Now, log))
-	})
 	log.Info("worker started", "queues", queues)
 	return g.Wait()
 }
