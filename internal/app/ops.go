@@ -57,12 +57,13 @@ func serveOps(ctx context.Context, cfg *config.Config, log *slog.Logger, checks 
 			writeJSON(w, code, rep)
 		})
 	}
-	// The shared metrics (telemetry.Registry) plus the process's own.
+	// The shared metrics and the process's Redis pools, plus the
+	// process's own (its database pool, its outbox).
+	regs := []prometheus.Gatherer{telemetry.NewRegistry(redisPools)}
 	if metrics != nil {
-		mux.Handle("GET /metrics", telemetry.MetricsHandler(metrics))
-	} else {
-		mux.Handle("GET /metrics", telemetry.MetricsHandler())
+		regs = append(regs, metrics)
 	}
+	mux.Handle("GET /metrics", telemetry.MetricsHandler(regs...))
 	log.Info("ops listener started", "address", ln.Addr().String())
 	return serve(ctx, cfg, log, ln, mux, drain{})
 }
@@ -75,7 +76,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // coreMetrics are a service process's own collectors, served beside the
-// shared telemetry.Registry: the user cache's hits and misses (hit ratio =
+// shared registry (telemetry.NewRegistry): the user cache's hits and misses (hit ratio =
 // hits / (hits + misses)), the database pool, and the outbox backlog.
 func coreMetrics(core *Core) *prometheus.Registry {
 	reg := storeMetrics(core.Store, true)

@@ -107,9 +107,8 @@ func storeMetrics(st *sqlstore.Store, outbox bool) *prometheus.Registry {
 
 // redisPools are the Redis clients of this process; a process has one or
 // two (the service's cache, the API's limits; both in dev mode).
+// It is registered with the process's metrics (serveOps).
 var redisPools = &redisPoolCollector{}
-
-func init() { telemetry.Registry.MustRegister(redisPools) }
 
 // registerRedisPool adds rc's connection pool to usersvc_redis_pool_*.
 func registerRedisPool(rc *redis.Client) {

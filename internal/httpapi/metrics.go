@@ -36,13 +36,3 @@ func countLimited(method, path string) {
 		telemetry.Logins.WithLabelValues("limited").Inc()
 	}
 }
-
-// loginOutcomes are the label values of usersvc_logins_total, exported at 0
-// from the start so rates and ratios exist before the first failure.
-var loginOutcomes = []string{"success", "bad_credentials", "disabled", "limited", "invalid", "error"}
-
-func init() {
-	for _, o := range loginOutcomes {
-		telemetry.Logins.WithLabelValues(o)
-	}
-}

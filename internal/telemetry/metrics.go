@@ -106,31 +106,38 @@ var (
 // timeout (5s).
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// Registry holds the metrics above plus the Go runtime and process
-// collectors; /metrics serves it together with a process's own collectors.
-var Registry = prometheus.NewRegistry()
-
-func init() {
-	Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+// NewRegistry returns a registry of the metrics above, the Go runtime and
+// process collectors, and a process's own collectors (extra). Nothing
+// registers itself: the wiring makes one per process, for its /metrics.
+func NewRegistry(extra ...prometheus.Collector) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		HTTPServerDuration, RPCServerDuration, RPCClientDuration,
 		GatewayUpstreamRequests, GatewayRetries, GatewayInstances, RegistryStale,
 		RateLimitRejections, Logins, PasswordHashDuration,
 		DBTxRetries, RelayPublished, RelayFailures, BrokerConfirms, ConsumerDeliveries,
 		MailDeliveries, SearchIndexWrites)
-	// Exported at 0 from the start, so a rate over them exists before the
-	// first conflict (and a dashboard panel has a series to draw).
+	reg.MustRegister(extra...)
+	// Exported at 0 from the start, so rates and ratios over them exist
+	// before the first event (and a dashboard panel has a series to draw).
+	for _, o := range loginOutcomes {
+		Logins.WithLabelValues(o)
+	}
 	for _, reason := range []string{"deadlock", "lock_wait_timeout", "serialization", "busy"} {
 		for _, outcome := range []string{"retried", "gave_up"} {
 			DBTxRetries.WithLabelValues(reason, outcome)
 		}
 	}
+	return reg
 }
 
-// MetricsHandler serves Registry and the extra registries (a process's
-// own collectors: its database pool, its outbox) in the text format.
-func MetricsHandler(extra ...prometheus.Gatherer) http.Handler {
-	g := append(prometheus.Gatherers{Registry}, extra...)
-	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+// loginOutcomes are the label values of usersvc_logins_total.
+var loginOutcomes = []string{"success", "bad_credentials", "disabled", "limited", "invalid", "error"}
+
+// MetricsHandler serves the registries (NewRegistry's, and a process's
+// own: its database pool, its outbox) in the text format.
+func MetricsHandler(regs ...prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(prometheus.Gatherers(regs), promhttp.HandlerOpts{})
 }
 
 // StatusClass is "2xx".."5xx" for an HTTP status.
