@@ -20,8 +20,10 @@ test-short: ## the inner loop: vet and the tests that need no server (no provisi
 # The release build, as the Dockerfile's: no file paths or symbol and DWARF
 # tables in the binary (panics still print function names and lines), and
 # gin without its MessagePack codec, which the API never speaks. 94 MB
-# plain, 59 MB like this; see docs/benchmarks.md.
-RELEASE_FLAGS := -trimpath -tags nomsgpack -ldflags='-s -w'
+# plain, 59 MB like this; see docs/benchmarks.md. -buildvcs=auto records
+# the commit (`usersvc version` shows it) whatever GOFLAGS says, and
+# builds outside a checkout too.
+RELEASE_FLAGS := -trimpath -buildvcs=auto -tags nomsgpack -ldflags='-s -w'
 
 build: ## bin/usersvc (the release build: RELEASE_FLAGS)
 	go build $(RELEASE_FLAGS) -o bin/usersvc ./cmd/usersvc

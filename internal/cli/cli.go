@@ -22,34 +22,9 @@ import (
 	"github.com/usersvc/usersvc/internal/buildinfo"
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/telemetry"
-	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
 	"github.com/usersvc/usersvc/internal/worker"
 )
-
-// commands is every command with its one-line summary and the settings it
-// takes as flags (groups below). `usersvc --help`, `usersvc CMD --help` and
-// the unknown-command check all read it: a new command needs a row here.
-var commands = []struct {
-	name, summary string
-	groups        []string // nil = every setting
-}{
-	{"dev", "gateway + API + service + worker in one process, on embedded defaults (SQLite, in-process registry, bus and index)", nil},
-	{"gateway", "the HTTP gateway: routes to the API instances it finds in etcd", []string{"gateway", "registry", "http", "ops"}},
-	{"api", "the HTTP API (gin): calls the user service over gRPC", []string{"api", "registry", "http", "redis", "limits", "ops"}},
-	{"service", "the user service (gRPC, registered in etcd): owns the data and the rules", []string{"service", "registry", "store", "tokens", "password", "mail", "redis", "events", "search", "ops"}},
-	{"worker", "consumes user events from RabbitMQ: sends reset mail, keeps the search index current", []string{"store", "mail", "events", "search", "ops", "registry"}},
-	{"migrate", "apply the database migrations (an operator decides when the schema changes)", []string{"store"}},
-	{"reindex", "rebuild the search index (Elasticsearch, or the embedded one of the data dir) from the database", []string{"store", "search"}},
-	{"admin create", "create an admin account; the password is read from the first line of standard input", []string{"store", "tokens", "password"}},
-	{"keys generate", "write a new Ed25519 signing key (<kid>.pem) to the keys directory", []string{"keys"}},
-	{"admin service-account create", "create a service account (--name, --scopes); prints its client id and secret once", []string{"store", "tokens", "password"}},
-	{"admin service-account list", "list the service accounts", []string{"store"}},
-	{"admin service-account revoke", "revoke a service account (--id)", []string{"store"}},
-	{"certs generate", "write a development CA and gRPC server/client certificates (--dir)", []string{}},
-	{"healthcheck", "exit 0 if the role's /healthz answers 200 (container health check; --url)", nil},
-	{"version", "print the version and commit of this binary", []string{}},
-}
 
 // groups maps a group to the settings (keys, or prefixes ending in _) in it.
 // Settings in no group are offered by every command, so a setting added
@@ -69,6 +44,7 @@ var groups = map[string][]string{
 	"events":   {"rabbitmq_url", "namespace"},
 	"search":   {"elasticsearch_"},
 	"ops":      {"ops_addr"},
+	"probe":    {"http_addr", "api_addr", "ops_addr"},
 	"limits":   {"rate_"},
 }
 
@@ -129,56 +105,40 @@ func Main(args []string) int {
 	return Run(ctx, args, IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
 }
 
-// Run runs one command with args (without the program name).
+// Run runs one command with args (without the program name). Help that
+// was asked for goes to standard output with exit 0; a usage error goes to
+// standard error with exit 2; a failure exits 1.
 func Run(ctx context.Context, args []string, io IO) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) == 2 && args[0] == "help" && args[1] == "settings" {
-			fmt.Fprint(io.Stdout, "Settings (environment variable, flag, default):\n\n", config.Text())
-			return 0
-		}
+	switch {
+	case len(args) == 0:
 		fmt.Fprint(io.Stderr, topUsage())
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	case len(args) == 2 && args[0] == "help" && args[1] == "settings":
+		fmt.Fprint(io.Stdout, "Settings (environment variable, flag, default):\n\n", config.Text())
 		return 0
-	}
-	cmd, rest := args[0], args[1:]
-	if cmd == "version" && len(rest) == 0 {
+	case len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
+		fmt.Fprint(io.Stdout, topUsage())
+		return 0
+	case len(args) == 1 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version"):
 		fmt.Fprintln(io.Stdout, buildinfo.String())
 		return 0
 	}
-	if cmd == "admin" && len(rest) > 0 && rest[0] == "service-account" {
-		cmd, rest = "admin service-account", rest[1:]
+	c, rest, code := resolve(args, io)
+	if code >= 0 {
+		return code
 	}
-	if cmd == "admin" || cmd == "keys" || cmd == "certs" || cmd == "admin service-account" {
-		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help") {
-			fmt.Fprintf(io.Stderr, "Usage: usersvc %s <subcommand> [flags]\n\nSubcommands:\n", cmd)
-			for _, c := range commands {
-				if strings.HasPrefix(c.name, cmd+" ") {
-					fmt.Fprintf(io.Stderr, "  %-30s %s\n", c.name, c.summary)
-				}
-			}
-			return 0
-		}
-		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand (usersvc %s --help lists them)\n", cmd, cmd)
-			return 2
-		}
-		cmd, rest = cmd+" "+rest[0], rest[1:]
-	}
-	spec, ok := lookup(cmd)
-	if !ok {
-		fmt.Fprintf(io.Stderr, "usersvc: unknown command %q (usersvc --help lists the commands)\n", cmd)
+	if c.setup == nil { // version, with arguments it does not take
+		fmt.Fprintf(io.Stderr, "usersvc %s: unexpected arguments %q\n", c.name, rest)
 		return 2
 	}
-	err := run(ctx, spec, rest, io)
+	err := run(ctx, c, rest, io)
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(io.Stderr, "usersvc %s: %s\n", cmd, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		fmt.Fprintf(io.Stderr, "usersvc %s: %s\n", c.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		return 2
 	default:
 		fmt.Fprintln(io.Stderr, "usersvc:", err)
@@ -186,50 +146,54 @@ func Run(ctx context.Context, args []string, io IO) int {
 	}
 }
 
-// required lists the settings a command cannot run without beyond those
-// every command checks: the roles that mail links must be told where users
-// reach the gateway (defaulting to their own address mailed links to
-// themselves).
-func required(cmd string, cfg *config.Config) []string {
-	switch {
-	case cmd == "worker", cmd == "service" && cfg.RabbitMQURL == "":
-		return []string{"public_url"}
-	}
-	return nil
-}
-
-func lookup(name string) (config.Command, bool) {
-	for _, c := range commands {
-		if c.name == name {
-			return config.Command{Name: c.name, Summary: c.summary, Flags: flagsOf(c.groups)}, true
+// resolve finds the command args name, one, two or three words long
+// ("api", "admin create", "admin service-account list"), and the rest of
+// args. When it has already answered (a group's help, an unknown command),
+// code is the exit code; otherwise it is -1.
+func resolve(args []string, io IO) (c command, rest []string, code int) {
+	name, rest := args[0], args[1:]
+	for {
+		if c, ok := find(name); ok {
+			return c, rest, -1
 		}
+		group := false
+		for _, c := range commands {
+			group = group || strings.HasPrefix(c.name, name+" ")
+		}
+		switch {
+		case !group:
+			fmt.Fprintf(io.Stderr, "usersvc: unknown command %q (usersvc --help lists the commands)\n", name)
+			return command{}, nil, 2
+		case len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help"):
+			fmt.Fprintf(io.Stdout, "Usage: usersvc %s <subcommand> [flags]\n\nSubcommands:\n", name)
+			for _, c := range commands {
+				if strings.HasPrefix(c.name, name+" ") {
+					fmt.Fprintf(io.Stdout, "  %-30s %s\n", c.name, c.summary)
+				}
+			}
+			return command{}, nil, 0
+		case len(rest) == 0 || strings.HasPrefix(rest[0], "-"):
+			fmt.Fprintf(io.Stderr, "usersvc %s: missing subcommand (usersvc %s --help lists them)\n", name, name)
+			return command{}, nil, 2
+		}
+		name, rest = name+" "+rest[0], rest[1:]
 	}
-	return config.Command{}, false
 }
 
 var errUsage = errors.New("usage")
 
-func run(ctx context.Context, spec config.Command, args []string, io IO) error {
-	cmd := spec.Name
-	var adminEmail, adminName, healthURL string
-	var sa serviceAccountFlags
-	var certs certsFlags
-	switch cmd {
-	case "admin create":
-		spec.Extra = func(fs *flag.FlagSet) {
-			fs.StringVar(&adminEmail, "email", "", "email of the new admin (required)")
-			fs.StringVar(&adminName, "name", "Administrator", "display name of the new admin")
-		}
-	case "healthcheck":
-		spec.Extra = func(fs *flag.FlagSet) {
-			fs.StringVar(&healthURL, "url", "", "URL to probe; default the /healthz of the configured listeners")
-		}
-	case "admin service-account create", "admin service-account revoke", "admin service-account list":
-		spec.Extra = sa.define(cmd)
-	case "certs generate":
-		spec.Extra = certs.define
+// run loads c's configuration from args and the environment and runs it.
+func run(ctx context.Context, c command, args []string, io IO) error {
+	var runIt runner
+	spec := config.Command{Name: c.name, Summary: c.summary, Flags: flagsOf(c.groups)}
+	if c.setup != nil {
+		spec.Extra = func(fs *flag.FlagSet) { runIt = c.setup(fs) }
 	}
-	cfg, rest, err := config.LoadCommand(spec, args, io.Getenv, io.Stderr)
+	out := io.Stderr
+	if wantsHelp(args) {
+		out = io.Stdout // asked for: help is the output, not an error
+	}
+	cfg, rest, err := config.LoadCommand(spec, args, io.Getenv, out)
 	if err != nil {
 		var ue *config.UsageError
 		if errors.As(err, &ue) {
@@ -240,16 +204,17 @@ func run(ctx context.Context, spec config.Command, args []string, io IO) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, rest)
 	}
-	if cmd == "admin create" && adminEmail == "" {
-		return fmt.Errorf("%w: admin create needs --email", errUsage)
+	var needs []string
+	if c.needs != nil {
+		needs = c.needs(cfg)
 	}
-	if err := cfg.Require(required(cmd, cfg)...); err != nil {
+	if err := cfg.Require(needs...); err != nil { // also checks what every command needs
 		return err
 	}
-	log := app.NewLogger(cfg, io.Stderr, telemetry.ServiceName(app.ServiceName(cmd)))
+	log := app.NewLogger(cfg, io.Stderr, telemetry.ServiceName(app.ServiceName(c.name)))
 	app.UseLogger(log)
-	if serving[cmd] {
-		tr, err := app.SetupTracing(ctx, app.ServiceName(cmd), log)
+	if c.serves {
+		tr, err := app.SetupTracing(ctx, app.ServiceName(c.name), log)
 		if err != nil {
 			return err
 		}
@@ -262,79 +227,21 @@ func run(ctx context.Context, spec config.Command, args []string, io IO) error {
 			}
 		}()
 	}
-	switch cmd {
-	case "dev":
-		return app.RunDev(ctx, cfg, log)
-	case "service":
-		reg, err := app.Registry(cfg)
-		if err != nil {
-			return err
-		}
-		return app.RunService(ctx, cfg, log, reg)
-	case "api":
-		reg, err := app.Registry(cfg)
-		if err != nil {
-			return err
-		}
-		ln, err := app.Listen(cfg.APIAddr, "USERSVC_API_ADDR")
-		if err != nil {
-			return err
-		}
-		go metricsListener(ctx, cfg, log)
-		return app.RunAPI(ctx, cfg, log, reg, ln)
-	case "gateway":
-		reg, err := app.Registry(cfg)
-		if err != nil {
-			return err
-		}
-		ln, err := app.Listen(cfg.HTTPAddr, "USERSVC_HTTP_ADDR")
-		if err != nil {
-			return err
-		}
-		go metricsListener(ctx, cfg, log)
-		return app.RunGateway(ctx, cfg, log, reg, ln)
-	case "worker":
-		return app.RunWorker(ctx, cfg, log)
-	case "migrate":
-		st, err := app.OpenStore(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		applied, err := st.Migrate(ctx)
-		if err != nil {
-			return err
-		}
-		if len(applied) == 0 {
-			fmt.Fprintln(io.Stdout, "schema is up to date")
-		}
-		for _, v := range applied {
-			fmt.Fprintln(io.Stdout, "applied", v)
-		}
-		return nil
-	case "healthcheck":
-		return healthcheck(ctx, cfg, healthURL, io)
-	case "admin service-account create", "admin service-account revoke", "admin service-account list":
-		return sa.run(ctx, cmd, cfg, io)
-	case "certs generate":
-		return certs.run(io)
-	case "reindex":
-		return reindex(ctx, cfg, io)
-	case "admin create":
-		return adminCreate(ctx, cfg, io, adminEmail, adminName)
-	case "keys generate":
-		k, err := token.GenerateKeyFile(cfg.JWTKeysDir)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(io.Stdout, k)
-		return nil
-	}
-	return fmt.Errorf("%w: unknown command %q (usersvc --help lists the commands)", errUsage, cmd)
+	return runIt(ctx, cfg, log, io)
 }
 
-// serving are the commands that run a server process, and so trace.
-var serving = map[string]bool{"dev": true, "service": true, "api": true, "gateway": true, "worker": true}
+// wantsHelp reports whether args ask for a command's help.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help", "-h=true", "--help=true":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
+}
 
 // metricsListener serves /metrics (and /healthz) on the ops address of the
 // api and gateway roles, whose probes are on their main listener.

@@ -109,7 +109,14 @@ func TestUsage(t *testing.T) {
 	}
 	for _, help := range []string{"--help", "-h", "help"} {
 		r := run(t, e, "", help)
-		expect(t, r, 0, "Usage:", "migrate", "reindex")
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") || !strings.Contains(r.stdout, "reindex") || r.stderr != "" {
+			t.Errorf("usersvc %s: help asked for goes to stdout with exit 0:\n%s", help, r)
+		}
+	}
+	for _, v := range []string{"--version", "version"} {
+		if r := run(t, e, "", v); r.code != 0 || !strings.HasPrefix(r.stdout, "usersvc ") || !strings.Contains(r.stdout, "commit ") {
+			t.Errorf("usersvc %s:\n%s", v, r)
+		}
 	}
 	r = run(t, e, "", "help", "settings")
 	if r.code != 0 || !strings.Contains(r.stdout, "USERSVC_ACCESS_TTL, --access-ttl (default 15m)") {
@@ -140,7 +147,9 @@ func TestCommandLineMistakes(t *testing.T) {
 		}
 	}
 	r := run(t, e, "", "admin", "--help")
-	expect(t, r, 0, "admin create", "standard input")
+	if r.code != 0 || !strings.Contains(r.stdout, "admin create") || !strings.Contains(r.stdout, "standard input") {
+		t.Errorf("admin --help: the subcommands on stdout with exit 0:\n%s", r)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -422,8 +431,8 @@ func TestReindexFreshDataDir(t *testing.T) {
 }
 
 // TestSubcommandHelp: --help after a command exits 0 and prints that
-// command's flags where the command writes, IO.Stderr (like the top-level
-// --help does), and admin create lists its own flags too.
+// command's flags, and only those, to stdout (help asked for is output,
+// not an error); admin create lists its own flags too.
 func TestSubcommandHelp(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -435,16 +444,25 @@ func TestSubcommandHelp(t *testing.T) {
 		{[]string{"admin", "create", "--help"}, []string{"--email", "--name (default Administrator)", "--data-dir"}},
 		{[]string{"api", "--help"}, []string{"--api-addr (default 127.0.0.1:8081)", "--etcd-endpoints", "--rate-login-ip", "--ops-addr"}},
 		{[]string{"gateway", "--help"}, []string{"--http-addr (default 127.0.0.1:8080)", "--etcd-endpoints", "--ops-addr"}},
+		{[]string{"healthcheck", "--help"}, []string{"--url", "--http-addr", "--api-addr", "--ops-addr"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			e := newEnv(t)
 			r := run(t, e, "", tc.args...)
-			expect(t, r, 0, tc.want...)
+			if r.code != 0 || r.stderr != "" {
+				t.Errorf("exit %d, stderr %q; want 0 and help on stdout", r.code, r.stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("stdout lacks %q", w)
+				}
+			}
 			// Only the command's own flags: the gateway has no database,
-			// migrate no HTTP listener.
-			if tc.args[0] == "gateway" && strings.Contains(r.stderr, "--mysql-dsn") ||
-				tc.args[0] == "migrate" && strings.Contains(r.stderr, "--http-addr") {
-				t.Errorf("help lists flags of other commands:\n%s", r.stderr)
+			// migrate no HTTP listener, healthcheck only its listeners.
+			if tc.args[0] == "gateway" && strings.Contains(r.stdout, "--mysql-dsn") ||
+				tc.args[0] == "migrate" && strings.Contains(r.stdout, "--http-addr") ||
+				tc.args[0] == "healthcheck" && strings.Contains(r.stdout, "--mysql-dsn") {
+				t.Errorf("help lists flags of other commands:\n%s", r.stdout)
 			}
 			if _, err := os.Stat(e["USERSVC_DATA_DIR"]); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("--help ran the command: data dir %v", err)
