@@ -46,6 +46,22 @@ func TestReindexWhileDevRuns(t *testing.T) {
 	t.Logf("reindex failed after %v: %s", took, strings.TrimSpace(stderr.String()))
 }
 
+// TestTwoDevsOnOneMachine: a second `usersvc dev` with its own HTTP
+// address and data directory runs beside the first on their defaults
+// otherwise (the ops listener's fixed port made it die).
+func TestTwoDevsOnOneMachine(t *testing.T) {
+	first, _ := cluster.StartDev(t, nil)
+	second, url := cluster.StartDev(t, nil) // fails the test unless it serves
+	if first.OpsAddr() == "" || first.OpsAddr() == second.OpsAddr() {
+		t.Errorf("ops listeners %q and %q, want two", first.OpsAddr(), second.OpsAddr())
+	}
+	res, err := http.Get(url + "/healthz")
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("second dev /healthz: %v %v", res, err)
+	}
+	res.Body.Close()
+}
+
 // TestDevEndsOnSIGINT: Ctrl-C ends usersvc dev cleanly (exit status 0),
 // as SIGTERM does (every cluster test ends its processes with SIGTERM).
 func TestDevEndsOnSIGINT(t *testing.T) {

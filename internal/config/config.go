@@ -108,9 +108,10 @@ type Config struct {
 // OpsPorts are the fixed default ops listeners (metrics; health for the
 // roles without an HTTP API of their own), so a probe or a scraper knows
 // where to look without reading the log; distinct so every role can share
-// a host.
+// a host. dev takes any free port (it logs which): a fixed one made a
+// second `usersvc dev` on the machine die although its --http-addr was free.
 var OpsPorts = map[string]string{"service": "127.0.0.1:9091", "worker": "127.0.0.1:9092",
-	"gateway": "127.0.0.1:9093", "api": "127.0.0.1:9094", "dev": "127.0.0.1:9095"}
+	"gateway": "127.0.0.1:9093", "api": "127.0.0.1:9094", "dev": "127.0.0.1:0"}
 
 type setting struct {
 	key    string // YAML key; the env var is USERSVC_ + upper(key), the flag key with - for _
@@ -311,7 +312,7 @@ var settings = []setting{
 	{key: "rabbitmq_url", secret: true, usage: "RabbitMQ URL (amqp://user:pass@host:5672/) for user events; empty = in-process bus and mailer inside the service", set: str(func(c *Config) *string { return &c.RabbitMQURL })},
 	{key: "elasticsearch_url", usage: "Elasticsearch URL for user search; empty = embedded index in dev mode, database prefix search otherwise", set: str(func(c *Config) *string { return &c.ElasticsearchURL })},
 	{key: "elasticsearch_index", def: "users", usage: "Elasticsearch index name", set: str(func(c *Config) *string { return &c.ElasticsearchIdx })},
-	{key: "ops_addr", usage: "ops listener of every role: /metrics (Prometheus), and /healthz, /readyz for the service and worker; default 127.0.0.1:9091 (service), :9092 (worker), :9093 (gateway), :9094 (api), :9095 (dev); port 0 = any free port (logged)", set: addr(func(c *Config) *string { return &c.OpsAddr })},
+	{key: "ops_addr", usage: "ops listener of every role: /metrics (Prometheus), and /healthz, /readyz for the service and worker; default 127.0.0.1:9091 (service), :9092 (worker), :9093 (gateway), :9094 (api), a free port (dev); port 0 = any free port (logged)", set: addr(func(c *Config) *string { return &c.OpsAddr })},
 	{key: "rate_login_ip", def: "20/1m", usage: "POST /user/token attempts per client IP", set: rate(func(c *Config) *Rate { return &c.RateLoginIP })},
 	{key: "rate_login_account", def: "5/1m", usage: "password attempts per account, sign-ins and current_password checks together: slows guessing without locking the owner out for longer than the window", set: rate(func(c *Config) *Rate { return &c.RateLoginAccount })},
 	{key: "rate_register_ip", def: "10/1m", usage: "POST /user per client IP", set: rate(func(c *Config) *Rate { return &c.RateRegisterIP })},

@@ -300,7 +300,6 @@ func StartDev(t TB, env map[string]string) (*Proc, string) {
 	bin := Build(t)
 	dir := t.TempDir()
 	settings := map[string]string{
-		"USERSVC_OPS_ADDR":          "127.0.0.1:0", // several dev processes at once: not the fixed default
 		"USERSVC_DATA_DIR":          filepath.Join(dir, "data"),
 		"USERSVC_SHUTDOWN_TIMEOUT":  "5s",
 		"USERSVC_ARGON2_MEMORY_KIB": "64",
