@@ -89,5 +89,4 @@
 // that can still reach Redis while this one cannot may serve a stale entry
 // until the repair; that cannot be avoided without making every write fail
 // when Redis does.
-
 package cache

@@ -59,3 +59,19 @@ func TestDependenciesPointInward(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryPackageDocumented: every package of the module has a package
+// comment go doc shows. A blank line between the comment and the package
+// clause detaches it silently (internal/cache's did).
+func TestEveryPackageDocumented(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}\t{{len .GoFiles}}\t{{.Doc}}", mod+"...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.SplitN(line, "\t", 3)
+		if len(f) == 3 && f[1] != "0" && strings.TrimSpace(f[2]) == "" { // a package of tests only has none to show
+			t.Errorf("%s: no package comment (or one detached from the package clause)", f[0])
+		}
+	}
+}
