@@ -537,28 +537,22 @@ func isContextErr(err error) bool {
 // versions can share a Redis during a rolling deploy.
 const entryVersion = 2
 
-// entry is the cached form of a user, with its own field names so that
-// refactoring user.User cannot silently change the encoding.
+// entry is the cached form of a user: the user's snapshot, whose JSON
+// names are a frozen format (see user.Snapshot), plus the private fields a
+// cached read must return. The snapshot's fields are promoted into the same
+// JSON object, so the encoding is the flat one of entryVersion 2.
 type entry struct {
-	V              int       `json:"v"`
-	ID             string    `json:"id"`
-	Email          string    `json:"email"`
-	Name           string    `json:"name"`
-	Role           string    `json:"role"`
-	Status         string    `json:"status"`
-	PasswordHash   string    `json:"password_hash"`
-	EmailVerified  bool      `json:"email_verified"`
-	PendingEmail   string    `json:"pending_email"`
-	SessionVersion int64     `json:"session_version"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	V int `json:"v"`
+	user.Snapshot
+	PasswordHash   string `json:"password_hash"`
+	EmailVerified  bool   `json:"email_verified"`
+	PendingEmail   string `json:"pending_email"`
+	SessionVersion int64  `json:"session_version"`
 }
 
 func encode(u *user.User) ([]byte, error) {
-	return json.Marshal(entry{V: entryVersion, ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role),
-		Status: string(u.Status), PasswordHash: u.PasswordHash, EmailVerified: u.EmailVerified,
-		PendingEmail: u.PendingEmail, SessionVersion: u.SessionVersion,
-		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
+	return json.Marshal(entry{V: entryVersion, Snapshot: u.Snapshot(), PasswordHash: u.PasswordHash,
+		EmailVerified: u.EmailVerified, PendingEmail: u.PendingEmail, SessionVersion: u.SessionVersion})
 }
 
 // decode returns the user in b if b is a current-version entry for id.
@@ -567,7 +561,8 @@ func decode(b []byte, id string) (*user.User, bool) {
 	if err := json.Unmarshal(b, &e); err != nil || e.V != entryVersion || e.ID != id {
 		return nil, false
 	}
-	return &user.User{ID: e.ID, Email: e.Email, Name: e.Name, Role: user.Role(e.Role), Status: user.Status(e.Status),
-		PasswordHash: e.PasswordHash, EmailVerified: e.EmailVerified, PendingEmail: e.PendingEmail,
-		SessionVersion: e.SessionVersion, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}, true
+	u := &user.User{PasswordHash: e.PasswordHash, EmailVerified: e.EmailVerified, PendingEmail: e.PendingEmail,
+		SessionVersion: e.SessionVersion}
+	e.Snapshot.Apply(u)
+	return u, true
 }

@@ -13,14 +13,6 @@ import (
 // validation of values are the service's; the handlers check only what the
 // protobuf contract cannot carry (unknown enum names, non-integers).
 
-type createUserRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-	Name     string `json:"name"`
-	// Role is optional ("" = user); only an admin may create an admin.
-	Role string `json:"role"`
-}
-
 // signupAccepted is the one answer of an enumeration-safe sign-up, the same
 // for every address (the SignupAccepted schema).
 var signupAccepted = gin.H{"message": "Check your mailbox: a mail to this address tells you how to go on."}
@@ -39,8 +31,7 @@ func (s *server) createUser(c *gin.Context) {
 	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	created, err := s.users.Create(ctx, user.CreateInput{Email: in.Email, Password: in.Password, Name: in.Name,
-		Role: user.Role(in.Role)})
+	created, err := s.users.Create(ctx, in.input())
 	if err != nil {
 		s.fail(c, "create", err)
 		return
@@ -122,17 +113,6 @@ func (s *server) listUsers(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
-// updateUserRequest holds optional fields; absent (or null) leaves a field
-// unchanged.
-type updateUserRequest struct {
-	Name            *string `json:"name"`
-	Email           *string `json:"email"`
-	Password        *string `json:"password"`
-	CurrentPassword *string `json:"current_password"`
-	Role            *string `json:"role"`
-	Status          *string `json:"status"`
-}
-
 // updateUser changes a user: PUT /user/:id. The service decides who may
 // change which field (a user changing their own role gets 403 from it).
 func (s *server) updateUser(c *gin.Context) {
@@ -144,8 +124,7 @@ func (s *server) updateUser(c *gin.Context) {
 	if !ok {
 		return
 	}
-	upd := user.UpdateInput{Name: in.Name, Email: in.Email, Password: in.Password, CurrentPassword: in.CurrentPassword,
-		Role: (*user.Role)(in.Role), Status: (*user.Status)(in.Status)}
+	upd := in.input()
 	details := map[string]string{}
 	if upd.Role != nil && !upd.Role.Valid() {
 		details["role"] = "must be user or admin"

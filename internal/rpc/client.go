@@ -52,8 +52,7 @@ func (c *Users) List(ctx context.Context, in user.ListInput) (*user.Page, error)
 // Create registers a user. An enumeration-safe sign-up returns nil, nil:
 // accepted, with no user to show (user.Service.Create).
 func (c *Users) Create(ctx context.Context, in user.CreateInput) (*user.User, error) {
-	resp, err := c.rpc.Create(withCall(ctx), &userv1.CreateRequest{Email: in.Email, Password: in.Password,
-		Name: in.Name, Role: RoleToProto(in.Role)})
+	resp, err := c.rpc.Create(withCall(ctx), createToProto(in))
 	if err != nil {
 		return nil, FromMicro(err)
 	}
@@ -65,17 +64,7 @@ func (c *Users) Create(ctx context.Context, in user.CreateInput) (*user.User, er
 
 // Update changes a user.
 func (c *Users) Update(ctx context.Context, id string, in user.UpdateInput) (*user.User, error) {
-	req := &userv1.UpdateRequest{Id: id, Name: in.Name, Email: in.Email, Password: in.Password,
-		CurrentPassword: in.CurrentPassword}
-	if in.Role != nil {
-		r := RoleToProto(*in.Role)
-		req.Role = &r
-	}
-	if in.Status != nil {
-		s := StatusToProto(*in.Status)
-		req.Status = &s
-	}
-	resp, err := c.rpc.Update(withCall(ctx), req)
+	resp, err := c.rpc.Update(withCall(ctx), updateToProto(id, in))
 	if err != nil {
 		return nil, FromMicro(err)
 	}
@@ -198,23 +187,4 @@ func (c *Users) EndSessions(ctx context.Context, id string) error {
 		return FromMicro(err)
 	}
 	return nil
-}
-
-// sessionFromProto rebuilds a session; the lifetimes travel as seconds.
-func sessionFromProto(r *userv1.AuthResponse) *user.Session {
-	now := timeNow()
-	s := &user.Session{AccessToken: r.GetAccessToken(), RefreshToken: r.GetRefreshToken(),
-		AccessExpiresAt:  now.Add(time.Duration(r.GetExpiresIn()) * time.Second),
-		RefreshExpiresAt: now.Add(time.Duration(r.GetRefreshExpiresIn()) * time.Second)}
-	if r.GetUser() != nil {
-		s.User = UserFromProto(r.GetUser())
-	}
-	return s
-}
-
-// UserFromProto is UserToProto's inverse (there is no password hash).
-func UserFromProto(u *userv1.UserInfo) *user.User {
-	return &user.User{ID: u.GetId(), Email: u.GetEmail(), Name: u.GetName(), Role: RoleFromProto(u.GetRole()),
-		Status: StatusFromProto(u.GetStatus()), EmailVerified: u.GetEmailVerified(), PendingEmail: u.GetPendingEmail(),
-		CreatedAt: u.GetCreatedAt().AsTime(), UpdatedAt: u.GetUpdatedAt().AsTime()}
 }

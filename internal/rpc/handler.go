@@ -102,9 +102,7 @@ func (h *Handler) Create(ctx context.Context, in *userv1.CreateRequest, out *use
 	if err != nil {
 		return toMicro(err)
 	}
-	u, err := h.svc.Create(ctx, actor, user.CreateInput{
-		Email: in.GetEmail(), Password: in.GetPassword(), Name: in.GetName(), Role: RoleFromProto(in.GetRole()),
-	})
+	u, err := h.svc.Create(ctx, actor, createFromProto(in))
 	if err != nil {
 		return toMicro(err)
 	}
@@ -121,16 +119,7 @@ func (h *Handler) Update(ctx context.Context, in *userv1.UpdateRequest, out *use
 	if err != nil {
 		return toMicro(err)
 	}
-	upd := user.UpdateInput{Name: in.Name, Email: in.Email, Password: in.Password, CurrentPassword: in.CurrentPassword}
-	if in.Role != nil {
-		r := RoleFromProto(in.GetRole())
-		upd.Role = &r
-	}
-	if in.Status != nil {
-		s := StatusFromProto(in.GetStatus())
-		upd.Status = &s
-	}
-	u, err := h.svc.Update(ctx, actor, in.GetId(), upd)
+	u, err := h.svc.Update(ctx, actor, in.GetId(), updateFromProto(in))
 	if err != nil {
 		return toMicro(err)
 	}
@@ -234,70 +223,6 @@ func (h *Handler) Keys(_ context.Context, _ *userv1.KeysRequest, out *userv1.Key
 	}
 	out.Jwks = string(b)
 	return nil
-}
-
-func sessionToProto(s *user.Session, out *userv1.AuthResponse) {
-	now := timeNow()
-	out.AccessToken = s.AccessToken
-	out.TokenType = "Bearer"
-	out.ExpiresIn = int64(s.AccessExpiresAt.Sub(now).Round(1e9).Seconds())
-	out.RefreshToken = s.RefreshToken
-	out.RefreshExpiresIn = int64(s.RefreshExpiresAt.Sub(now).Round(1e9).Seconds())
-	out.User = UserToProto(s.User)
-}
-
-// UserToProto renders a user without its password hash.
-func UserToProto(u *user.User) *userv1.UserInfo {
-	return &userv1.UserInfo{Id: u.ID, Email: u.Email, Name: u.Name, Role: RoleToProto(u.Role),
-		Status: StatusToProto(u.Status), EmailVerified: u.EmailVerified, PendingEmail: u.PendingEmail,
-		CreatedAt: timestamppb.New(u.CreatedAt), UpdatedAt: timestamppb.New(u.UpdatedAt)}
-}
-
-// RoleFromProto maps the enum; unspecified is "" (any/default) and an
-// unknown value becomes an invalid role the domain rejects.
-func RoleFromProto(r userv1.Role) user.Role {
-	switch r {
-	case userv1.Role_ROLE_UNSPECIFIED:
-		return ""
-	case userv1.Role_ROLE_USER:
-		return user.RoleUser
-	case userv1.Role_ROLE_ADMIN:
-		return user.RoleAdmin
-	}
-	return user.Role("unknown")
-}
-
-func RoleToProto(r user.Role) userv1.Role {
-	switch r {
-	case user.RoleUser:
-		return userv1.Role_ROLE_USER
-	case user.RoleAdmin:
-		return userv1.Role_ROLE_ADMIN
-	}
-	return userv1.Role_ROLE_UNSPECIFIED
-}
-
-// StatusFromProto maps the enum like RoleFromProto.
-func StatusFromProto(s userv1.Status) user.Status {
-	switch s {
-	case userv1.Status_STATUS_UNSPECIFIED:
-		return ""
-	case userv1.Status_STATUS_ACTIVE:
-		return user.StatusActive
-	case userv1.Status_STATUS_DISABLED:
-		return user.StatusDisabled
-	}
-	return user.Status("unknown")
-}
-
-func StatusToProto(s user.Status) userv1.Status {
-	switch s {
-	case user.StatusActive:
-		return userv1.Status_STATUS_ACTIVE
-	case user.StatusDisabled:
-		return userv1.Status_STATUS_DISABLED
-	}
-	return userv1.Status_STATUS_UNSPECIFIED
 }
 
 // ListSessions lists a user's live sessions (who may: user.OpSessions).

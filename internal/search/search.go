@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -52,16 +51,11 @@ var (
 	ErrInvalidDoc = errors.New("search: invalid document")
 )
 
-// Doc is what an index holds for one user: the fields searched or filtered
-// on, plus the version that orders writes.
+// Doc is what an index holds for one user: the user's snapshot (the
+// fields searched or filtered on, and the ones an engine stores with them),
+// plus the version that orders writes.
 type Doc struct {
-	ID        string
-	Email     string
-	Name      string
-	Role      user.Role
-	Status    user.Status
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	user.Snapshot
 	// Version orders writes to the same ID: the time of the event that
 	// produced the write, in Unix microseconds (EventVersion). A write with
 	// a version not newer than the one held is ignored, so replays and late
@@ -219,11 +213,9 @@ func DocFromEvent(e user.Event) (Doc, bool) {
 	if id == "" {
 		id = u.ID
 	}
-	return Doc{
-		ID: id, Email: u.Email, Name: u.Name, Role: u.Role, Status: u.Status,
-		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
-		Version: EventVersion(e),
-	}, true
+	snap := *u
+	snap.ID = id
+	return Doc{Snapshot: snap, Version: EventVersion(e)}, true
 }
 
 // Searcher adapts an Index to the domain's Searcher port (user.Searcher),

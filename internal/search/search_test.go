@@ -65,17 +65,17 @@ func TestFuzziness(t *testing.T) {
 }
 
 func TestDocValidate(t *testing.T) {
-	if err := (Doc{ID: "u", Version: 1}).Validate(); err != nil {
+	if err := (Doc{Snapshot: user.Snapshot{ID: "u"}, Version: 1}).Validate(); err != nil {
 		t.Errorf("valid doc: %v", err)
 	}
 	for name, d := range map[string]Doc{
 		"no id":     {Version: 1},
-		"version 0": {ID: "u"},
-		"negative":  {ID: "u", Version: -1},
-		"long id":   {ID: strings.Repeat("u", MaxIDLength+1), Version: 1},
-		"bad name":  {ID: "u", Version: 1, Name: "\xff"},
-		"bad id":    {ID: "\xff", Version: 1},
-		"bad email": {ID: "u", Version: 1, Email: "\xfe"},
+		"version 0": {Snapshot: user.Snapshot{ID: "u"}},
+		"negative":  {Snapshot: user.Snapshot{ID: "u"}, Version: -1},
+		"long id":   {Snapshot: user.Snapshot{ID: strings.Repeat("u", MaxIDLength+1)}, Version: 1},
+		"bad name":  {Snapshot: user.Snapshot{ID: "u", Name: "\xff"}, Version: 1},
+		"bad id":    {Snapshot: user.Snapshot{ID: "\xff"}, Version: 1},
+		"bad email": {Snapshot: user.Snapshot{ID: "u", Email: "\xfe"}, Version: 1},
 	} {
 		if err := d.Validate(); !errors.Is(err, ErrInvalidDoc) {
 			t.Errorf("%s: Validate = %v, want ErrInvalidDoc", name, err)
@@ -91,8 +91,8 @@ func TestDocFromEvent(t *testing.T) {
 	u := &user.EventUser{ID: "u1", Email: "a@x.io", Name: "A", Role: user.RoleAdmin, Status: user.StatusDisabled, CreatedAt: at, UpdatedAt: at}
 	for _, typ := range []user.EventType{user.EventCreated, user.EventUpdated} {
 		d, ok := DocFromEvent(user.Event{ID: "e1", Type: typ, OccurredAt: at, UserID: "u1", User: u})
-		want := Doc{ID: "u1", Email: "a@x.io", Name: "A", Role: user.RoleAdmin, Status: user.StatusDisabled,
-			CreatedAt: at, UpdatedAt: at, Version: at.UnixMicro()}
+		want := Doc{Snapshot: user.Snapshot{ID: "u1", Email: "a@x.io", Name: "A", Role: user.RoleAdmin, Status: user.StatusDisabled,
+			CreatedAt: at, UpdatedAt: at}, Version: at.UnixMicro()}
 		if !ok || d != want {
 			t.Errorf("%s: DocFromEvent = %+v, %v; want %+v", typ, d, ok, want)
 		}

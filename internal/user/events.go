@@ -65,16 +65,9 @@ type EventNotice struct {
 	NewEmail string `json:"new_email,omitempty"`
 }
 
-// EventUser is the public view of a user inside an event.
-type EventUser struct {
-	ID        string    `json:"id"`
-	Email     string    `json:"email"`
-	Name      string    `json:"name"`
-	Role      Role      `json:"role"`
-	Status    Status    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
+// EventUser is the user inside an event: the snapshot, whose JSON names
+// are the event's wire format.
+type EventUser = Snapshot
 
 // EventReset is what the mailer needs to send a reset link.
 type EventReset struct {
@@ -101,8 +94,8 @@ func ParseEvent(body []byte) (Event, error) {
 }
 
 func eventUser(u *User) *EventUser {
-	return &EventUser{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, Status: u.Status,
-		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	snap := u.Snapshot()
+	return &snap
 }
 
 // newEvent stamps an event with a fresh ID and the time.

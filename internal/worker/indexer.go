@@ -64,8 +64,7 @@ func Reindex(ctx context.Context, st user.Repo, idx search.Index) (int, error) {
 		}
 		docs := make([]search.Doc, len(users))
 		for i, u := range users {
-			docs[i] = search.Doc{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, Status: u.Status,
-				CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, Version: u.UpdatedAt.UnixMicro()}
+			docs[i] = search.Doc{Snapshot: u.Snapshot(), Version: u.UpdatedAt.UnixMicro()}
 		}
 		if err := idx.Upsert(ctx, docs...); err != nil {
 			return n, fmt.Errorf("reindex: upsert: %w", err)

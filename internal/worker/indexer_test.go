@@ -291,8 +291,9 @@ func TestSearcherAdapter(t *testing.T) {
 		if i == 1 {
 			role = user.RoleAdmin
 		}
-		docs = append(docs, search.Doc{ID: fmt.Sprintf("0195500a-0000-7000-8000-%012d", i), Email: fmt.Sprintf("p%d@example.com", i),
-			Name: name, Role: role, Status: user.StatusActive, CreatedAt: t0, UpdatedAt: t0, Version: t0.UnixMicro()})
+		docs = append(docs, search.Doc{Snapshot: user.Snapshot{ID: fmt.Sprintf("0195500a-0000-7000-8000-%012d", i),
+			Email: fmt.Sprintf("p%d@example.com", i), Name: name, Role: role, Status: user.StatusActive,
+			CreatedAt: t0, UpdatedAt: t0}, Version: t0.UnixMicro()})
 	}
 	if err := idx.Upsert(ctx, docs...); err != nil {
 		t.Fatal(err)

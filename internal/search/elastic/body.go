@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/usersvc/usersvc/internal/search"
+	"github.com/usersvc/usersvc/internal/user"
 )
 
 // mappingVersion is stored in the index's _meta; EnsureIndex refuses an
@@ -74,16 +74,13 @@ var textFields = []string{"name", "email"}
 // (fuzzy_transpositions defaults to true).
 const fuzziness = "AUTO:4,6"
 
-// source is the stored document.
+// source is the stored document: the snapshot's fields under their JSON
+// names (promoted from the embedded struct), with times in UTC, plus the
+// version. The mapping above is strict, so a field added to the snapshot
+// needs a line in the mapping too.
 type source struct {
-	ID        string    `json:"id"`
-	Email     string    `json:"email"`
-	Name      string    `json:"name"`
-	Role      string    `json:"role"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Version   int64     `json:"version"`
+	user.Snapshot
+	Version int64 `json:"version"`
 }
 
 // bulkOp is one line pair of a bulk request: an index (doc set) or a
@@ -127,8 +124,9 @@ func bulkBody(ops []bulkOp) ([]byte, error) {
 }
 
 func docSource(d search.Doc) *source {
-	return &source{ID: d.ID, Email: d.Email, Name: d.Name, Role: string(d.Role), Status: string(d.Status),
-		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), Version: d.Version}
+	snap := d.Snapshot
+	snap.CreatedAt, snap.UpdatedAt = snap.CreatedAt.UTC(), snap.UpdatedAt.UTC()
+	return &source{Snapshot: snap, Version: d.Version}
 }
 
 type obj = map[string]any

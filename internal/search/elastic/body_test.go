@@ -58,9 +58,17 @@ func TestIndexDefinition(t *testing.T) {
 		t.Errorf("dynamic = %q, want strict", def.Mappings.Dynamic)
 	}
 	// dynamic: strict rejects any source field that is not mapped.
-	st := reflect.TypeFor[source]()
-	for i := range st.NumField() {
-		name := strings.Split(st.Field(i).Tag.Get("json"), ",")[0]
+	// The names are read from the encoding, which includes the fields
+	// promoted from the embedded snapshot.
+	b, err := json.Marshal(source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for name := range fields {
 		if _, ok := def.Mappings.Properties[name]; !ok {
 			t.Errorf("source field %q is not mapped", name)
 		}
@@ -90,8 +98,8 @@ func TestIndexDefinition(t *testing.T) {
 
 func TestBulkBody(t *testing.T) {
 	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.FixedZone("CEST", 2*3600))
-	d := search.Doc{ID: "u1", Email: "a@x.io", Name: "A <b>", Role: user.RoleAdmin, Status: user.StatusActive,
-		CreatedAt: at, UpdatedAt: at, Version: 1748779200000001}
+	d := search.Doc{Snapshot: user.Snapshot{ID: "u1", Email: "a@x.io", Name: "A <b>", Role: user.RoleAdmin, Status: user.StatusActive,
+		CreatedAt: at, UpdatedAt: at}, Version: 1748779200000001}
 	body, err := bulkBody([]bulkOp{{id: d.ID, version: d.Version, doc: docSource(d)}, {id: "u2", version: 7}})
 	if err != nil {
 		t.Fatal(err)
@@ -230,5 +238,23 @@ func TestNewValidates(t *testing.T) {
 	}
 	if err := x.Close(); err != nil {
 		t.Errorf("Close: %v", err)
+	}
+}
+
+// TestSourceFormatUnchanged pins the stored document's field names: indexes
+// built before the source embedded user.Snapshot hold exactly these, and
+// the mapping is strict.
+func TestSourceFormatUnchanged(t *testing.T) {
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	d := search.Doc{Snapshot: user.Snapshot{ID: "u1", Email: "a@x.io", Name: "A", Role: user.RoleAdmin,
+		Status: user.StatusActive, CreatedAt: at, UpdatedAt: at}, Version: 7}
+	b, err := json.Marshal(docSource(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"u1","email":"a@x.io","name":"A","role":"admin","status":"active",` +
+		`"created_at":"2025-06-01T12:00:00Z","updated_at":"2025-06-01T12:00:00Z","version":7}`
+	if string(b) != want {
+		t.Errorf("source = %s\nwant     %s", b, want)
 	}
 }

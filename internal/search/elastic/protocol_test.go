@@ -26,6 +26,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/search"
 	"github.com/usersvc/usersvc/internal/search/searchtest"
+	"github.com/usersvc/usersvc/internal/user"
 )
 
 // fakeES serves one scripted handler per "METHOD /path" and records the
@@ -214,7 +215,7 @@ func TestProtocolUpsertItemFailure(t *testing.T) {
 		reply(w, 200, `{"took": 1, "errors": true, "items": [
 			{"index": {"_id": "u1", "status": 400, "error": {"type": "document_parsing_exception", "reason": "strict mapping"}}}]}`)
 	})
-	err := x.Upsert(t.Context(), search.Doc{ID: "u1", Version: 1})
+	err := x.Upsert(t.Context(), search.Doc{Snapshot: user.Snapshot{ID: "u1"}, Version: 1})
 	if err == nil || !strings.Contains(err.Error(), "document_parsing_exception") {
 		t.Fatalf("Upsert with a failed item: %v", err)
 	}
@@ -345,7 +346,7 @@ func TestProtocolErrors(t *testing.T) {
 	if _, err := x.Search(t.Context(), search.Query{}); err == nil || !strings.Contains(err.Error(), "all shards failed") {
 		t.Errorf("Search on a 400: %v", err)
 	}
-	if err := x.Upsert(t.Context(), search.Doc{ID: "u1", Version: 1}); err == nil || !strings.Contains(err.Error(), "security_exception") {
+	if err := x.Upsert(t.Context(), search.Doc{Snapshot: user.Snapshot{ID: "u1"}, Version: 1}); err == nil || !strings.Contains(err.Error(), "security_exception") {
 		t.Errorf("Upsert on a 401: %v", err)
 	}
 	f.on("POST /users/_search", func(w http.ResponseWriter, _ *http.Request, _ []byte) {

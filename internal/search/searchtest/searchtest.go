@@ -74,8 +74,8 @@ func ID(n int) string { return fmt.Sprintf("0190f000-0000-7000-8000-%012d", n) }
 // Doc returns a test document for ID(n) at version base+v.
 func Doc(n int, name, email string, v int64) search.Doc {
 	t := time.UnixMicro(base + v).UTC()
-	return search.Doc{ID: ID(n), Name: name, Email: email, Role: user.RoleUser, Status: user.StatusActive,
-		CreatedAt: t, UpdatedAt: t, Version: base + v}
+	return search.Doc{Snapshot: user.Snapshot{ID: ID(n), Name: name, Email: email, Role: user.RoleUser, Status: user.StatusActive,
+		CreatedAt: t, UpdatedAt: t}, Version: base + v}
 }
 
 func upsert(t *testing.T, idx search.Index, docs ...search.Doc) {
@@ -506,9 +506,9 @@ func testInvalidQuery(t *testing.T, idx search.Index) {
 func testInvalidDoc(t *testing.T, idx search.Index) {
 	good := Doc(1, "Valid", "v@x.io", 1)
 	for name, d := range map[string]search.Doc{
-		"no id":      {Name: "x", Version: 1},
-		"no version": {ID: ID(2), Name: "x"},
-		"long id":    {ID: strings.Repeat("x", search.MaxIDLength+1), Version: 1},
+		"no id":      {Snapshot: user.Snapshot{Name: "x"}, Version: 1},
+		"no version": {Snapshot: user.Snapshot{ID: ID(2), Name: "x"}},
+		"long id":    {Snapshot: user.Snapshot{ID: strings.Repeat("x", search.MaxIDLength+1)}, Version: 1},
 	} {
 		// One bad doc fails the whole call before anything is written.
 		if err := idx.Upsert(t.Context(), good, d); !errors.Is(err, search.ErrInvalidDoc) {
