@@ -5,6 +5,13 @@
 # prints the binary's path.
 #
 #   scripts/opstools.sh jaeger|victoria-logs|otelcol|kube-apiserver|kubectl|staticcheck|protoc-gen-go|protoc-gen-micro|debian-rootfs
+#   scripts/opstools.sh kubelet|kube-scheduler|kube-controller-manager|kube-proxy|coredns
+#
+# The last five make the real single-node cluster of the Kubernetes test: the
+# Kubernetes commands come from the same wrapper module as kube-apiserver, so
+# they share its Go build cache and each costs only its own packages; coredns
+# is a small main (deploy/k8s/test/coredns) with only the plugins the cluster
+# DNS needs.
 #
 # debian-rootfs is not a binary: it is a tarball of a minimal Debian root
 # filesystem (debootstrap --variant=minbase from the mirror apt uses), which
@@ -104,6 +111,8 @@ tool() {
   victoria-logs) out=$CACHE/victoria-logs-$VICTORIALOGS_VERSION/victoria-logs ;;
   kube-apiserver) out=$CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver ;;
   kubectl) out=$CACHE/kubectl-$KUBERNETES_VERSION/kubectl ;;
+  kubelet | kube-scheduler | kube-controller-manager | kube-proxy) out=$CACHE/$name-$KUBERNETES_VERSION/$name ;;
+  coredns) out=$CACHE/coredns-$(modversion deploy/k8s/test/coredns github.com/coredns/coredns)/coredns ;;
   otelcol) out=$CACHE/otelcol-$OTELCOL_VERSION/otelcol ;;
   debian-rootfs) out=$CACHE/debian-$DEBIAN_SUITE-minbase/rootfs.tar ;;
   *) log "unknown tool $name"; return 2 ;;
@@ -117,6 +126,8 @@ tool() {
     victoria-logs) build_in_module "$out" "github.com/VictoriaMetrics/VictoriaLogs@$VICTORIALOGS_VERSION" ./app/victoria-logs ;;
     kube-apiserver) build_kubernetes "$out" k8s.io/kubernetes/cmd/kube-apiserver ;;
     kubectl) build_kubernetes "$out" k8s.io/kubernetes/cmd/kubectl ;;
+    kubelet | kube-scheduler | kube-controller-manager | kube-proxy) build_kubernetes "$out" "k8s.io/kubernetes/cmd/$name" ;;
+    coredns) build_pinned "$out" deploy/k8s/test/coredns . ;;
     otelcol) build_otelcol "$out" ;;
     debian-rootfs) build_debian_rootfs "$out" ;;
     staticcheck) build_pinned "$out" tools honnef.co/go/tools/cmd/staticcheck ;;
