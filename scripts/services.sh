@@ -131,6 +131,13 @@ need_tools() {
   command -v runc >/dev/null 2>&1 || pkgs+=(runc)
   command -v slirp4netns >/dev/null 2>&1 || pkgs+=(slirp4netns)
   command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || pkgs+=(debootstrap)
+  # The Kubernetes node test (deploy/deploytest TestKubelet): containerd
+  # (with ctr) as the container runtime, the CNI plugins (bridge,
+  # host-local), conntrack for kube-proxy; iptables is already there.
+  command -v containerd >/dev/null 2>&1 || pkgs+=(containerd)
+  [ -x /usr/lib/cni/bridge ] || pkgs+=(containernetworking-plugins)
+  command -v conntrack >/dev/null 2>&1 || [ -x /usr/sbin/conntrack ] || pkgs+=(conntrack)
+  command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || pkgs+=(iptables)
   [ ${#pkgs[@]} = 0 ] || apt_install "${pkgs[@]}"
 }
 

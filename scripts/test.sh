@@ -104,6 +104,16 @@ USERSVC_TEST_DEBIAN_ROOTFS=$(scripts/opstools.sh debian-rootfs)
 USERSVC_TEST_PODMAN=$(command -v podman)
 USERSVC_TEST_IMAGE_BUILD_CACHE=${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}/image-build-cache
 export USERSVC_TEST_KUBE_APISERVER USERSVC_TEST_KUBECTL USERSVC_TEST_DEBIAN_ROOTFS USERSVC_TEST_PODMAN USERSVC_TEST_IMAGE_BUILD_CACHE
+# The Kubernetes node test (TestKubelet) runs a real single-node cluster:
+# the rest of the control plane, the kubelet and kube-proxy from the same
+# wrapper module as kube-apiserver (each adds only its own packages to the
+# shared build cache), and CoreDNS with the plugins the cluster DNS needs.
+USERSVC_TEST_KUBELET=$(scripts/opstools.sh kubelet)
+USERSVC_TEST_KUBE_SCHEDULER=$(scripts/opstools.sh kube-scheduler)
+USERSVC_TEST_KUBE_CONTROLLER_MANAGER=$(scripts/opstools.sh kube-controller-manager)
+USERSVC_TEST_KUBE_PROXY=$(scripts/opstools.sh kube-proxy)
+USERSVC_TEST_COREDNS=$(scripts/opstools.sh coredns)
+export USERSVC_TEST_KUBELET USERSVC_TEST_KUBE_SCHEDULER USERSVC_TEST_KUBE_CONTROLLER_MANAGER USERSVC_TEST_KUBE_PROXY USERSVC_TEST_COREDNS
 staticcheck=$(scripts/opstools.sh staticcheck)
 (cd deploy/deploytest && go vet ./... && "$staticcheck" ./...)
 (cd deploy/deploytest && go test -json -count=1 -timeout 60m ./... || true) |

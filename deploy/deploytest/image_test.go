@@ -64,50 +64,9 @@ func TestImage(t *testing.T) {
 	pm := newPodman(t, testenv.Need(t, PodmanEnv))
 	repo := root(t)
 
-	start := time.Now()
-	pm.run(t, "import", rootfs, standinBase)
-	t.Logf("base image imported from %s in %s", rootfs, time.Since(start).Round(100*time.Millisecond))
-
-	// The golang stand-in: this machine's Go toolchain (the version the
-	// Dockerfile names), CA bundle and GOPROXY on the Debian base.
-	goroot := strings.TrimSpace(pm.output(t, exec.Command("go", "env", "GOROOT")))
-	gover := strings.TrimSpace(pm.output(t, exec.Command("go", "env", "GOVERSION")))
-	goproxy := strings.TrimSpace(pm.output(t, exec.Command("go", "env", "GOPROXY")))
-	if want := "go" + dockerfileArg(t, "GO_VERSION"); gover != want {
-		t.Fatalf("the host's Go is %s, the Dockerfile's GO_VERSION %s: the stand-in would not be the image it names", gover, want)
-	}
-	ctx := filepath.Join(pm.dir, "golang-context")
-	copyTree(t, goroot, filepath.Join(ctx, "go"))
-	copyTree(t, "/etc/ssl/certs/ca-certificates.crt", filepath.Join(ctx, "ca-certificates.crt"))
-	start = time.Now()
-	pm.run(t, "build", "--pull=never", "--network=host", "--format=docker",
-		"--build-arg", "BASE="+standinBase, "--build-arg", "GOPROXY="+goproxy,
-		"-t", standinGolang, "-f", filepath.Join(repo, "deploy/deploytest/testdata/standins/golang.Containerfile"), ctx)
-	ctx = filepath.Join(pm.dir, "distroless-context")
-	copyTree(t, "/etc/ssl/certs/ca-certificates.crt", filepath.Join(ctx, "ca-certificates.crt"))
-	pm.run(t, "build", "--pull=never", "--network=none", "--format=docker", "--build-arg", "BASE="+standinBase,
-		"-t", standinDistroless, "-f", filepath.Join(repo, "deploy/deploytest/testdata/standins/distroless.Containerfile"), ctx)
-	t.Logf("stand-ins of the base images built in %s", time.Since(start).Round(100*time.Millisecond))
-
-	// The Dockerfile, unchanged, on the repository as its build context
-	// (.dockerignore applies). --format=docker: the OCI format has no
-	// HEALTHCHECK.
 	const version = "9.9.9-image-test"
 	commit := strings.TrimSpace(pm.output(t, exec.Command("git", "-C", repo, "rev-parse", "HEAD")))
-	build := pm.command(t, "build", "--pull=never", "--network=host", "--format=docker",
-		"--build-arg", "GO_IMAGE="+standinGolang, "--build-arg", "BASE_IMAGE="+standinDistroless,
-		"--build-arg", "VERSION="+version, "--build-arg", "COMMIT="+commit,
-		"-t", testImage, "-f", filepath.Join(repo, "Dockerfile"), repo)
-	if dir := os.Getenv(ImageBuildCacheEnv); dir != "" {
-		// buildah keeps RUN --mount=type=cache directories under $TMPDIR.
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		build.Env = append(build.Env, "TMPDIR="+dir)
-	}
-	start = time.Now()
-	pm.output(t, build)
-	t.Logf("the Dockerfile built in %s", time.Since(start).Round(100*time.Millisecond))
+	buildUsersvcImage(t, pm, rootfs, version, commit)
 
 	var images []struct {
 		Size   int64
@@ -214,9 +173,59 @@ func TestImage(t *testing.T) {
 			t.Errorf("GET %s: %s", path, res.Status)
 		}
 	}
-	start = time.Now()
+	start := time.Now()
 	pm.run(t, "stop", "-t", "20", name)
 	t.Logf("stopped in %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// buildUsersvcImage builds the repository's Dockerfile, unchanged, into testImage:
+// the stand-ins of its two base images first (from the debootstrapped
+// Debian in rootfs), then the Dockerfile on the repository as its build
+// context (.dockerignore applies). TestImage checks the result; the
+// Kubernetes test runs it as pods.
+func buildUsersvcImage(t *testing.T, pm *podman, rootfs, version, commit string) {
+	t.Helper()
+	repo := root(t)
+	start := time.Now()
+	pm.run(t, "import", rootfs, standinBase)
+	t.Logf("base image imported from %s in %s", rootfs, time.Since(start).Round(100*time.Millisecond))
+
+	// The golang stand-in: this machine's Go toolchain (the version the
+	// Dockerfile names), CA bundle and GOPROXY on the Debian base.
+	goroot := strings.TrimSpace(pm.output(t, exec.Command("go", "env", "GOROOT")))
+	gover := strings.TrimSpace(pm.output(t, exec.Command("go", "env", "GOVERSION")))
+	goproxy := strings.TrimSpace(pm.output(t, exec.Command("go", "env", "GOPROXY")))
+	if want := "go" + dockerfileArg(t, "GO_VERSION"); gover != want {
+		t.Fatalf("the host's Go is %s, the Dockerfile's GO_VERSION %s: the stand-in would not be the image it names", gover, want)
+	}
+	ctx := filepath.Join(pm.dir, "golang-context")
+	copyTree(t, goroot, filepath.Join(ctx, "go"))
+	copyTree(t, "/etc/ssl/certs/ca-certificates.crt", filepath.Join(ctx, "ca-certificates.crt"))
+	start = time.Now()
+	pm.run(t, "build", "--pull=never", "--network=host", "--format=docker",
+		"--build-arg", "BASE="+standinBase, "--build-arg", "GOPROXY="+goproxy,
+		"-t", standinGolang, "-f", filepath.Join(repo, "deploy/deploytest/testdata/standins/golang.Containerfile"), ctx)
+	ctx = filepath.Join(pm.dir, "distroless-context")
+	copyTree(t, "/etc/ssl/certs/ca-certificates.crt", filepath.Join(ctx, "ca-certificates.crt"))
+	pm.run(t, "build", "--pull=never", "--network=none", "--format=docker", "--build-arg", "BASE="+standinBase,
+		"-t", standinDistroless, "-f", filepath.Join(repo, "deploy/deploytest/testdata/standins/distroless.Containerfile"), ctx)
+	t.Logf("stand-ins of the base images built in %s", time.Since(start).Round(100*time.Millisecond))
+
+	// --format=docker: the OCI format has no HEALTHCHECK.
+	build := pm.command(t, "build", "--pull=never", "--network=host", "--format=docker",
+		"--build-arg", "GO_IMAGE="+standinGolang, "--build-arg", "BASE_IMAGE="+standinDistroless,
+		"--build-arg", "VERSION="+version, "--build-arg", "COMMIT="+commit,
+		"-t", testImage, "-f", filepath.Join(repo, "Dockerfile"), repo)
+	if dir := os.Getenv(ImageBuildCacheEnv); dir != "" {
+		// buildah keeps RUN --mount=type=cache directories under $TMPDIR.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		build.Env = append(build.Env, "TMPDIR="+dir)
+	}
+	start = time.Now()
+	pm.output(t, build)
+	t.Logf("the Dockerfile built in %s", time.Since(start).Round(100*time.Millisecond))
 }
 
 // podman is a podman with a configuration and storage of its own under a
