@@ -93,8 +93,9 @@ var (
 // ConfigMaps and Secrets, each StatefulSet's Service, each Ingress's TLS
 // Secret and the namespace exist by then, and what a step waits for was
 // applied. A selector that misses what a step needs fails here, so the
-// docs cannot drift from the manifests. (The same commands against a live
-// kube-apiserver and kubelet are not run: see the README.)
+// docs cannot drift from the manifests. TestKubelet runs the dev flow's
+// commands for real on a single-node cluster; the production flow is only
+// followed here (its Secrets name servers this machine has not).
 func TestDeployDocsOrder(t *testing.T) {
 	flows := map[string][]string{
 		"prod": {"## Secrets to create (prod)", "## Order of operations"},
