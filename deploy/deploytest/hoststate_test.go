@@ -136,9 +136,11 @@ func iptablesSave(t *testing.T, cmd string) string {
 }
 
 // kubeRulesAdded is an iptables-restore --noflush script that removes what
-// after has and before had not among the KUBE-* chains (kube-proxy's and
-// the kubelet's) and the rules of other chains that jump to them; "" when
-// nothing is left. Rules of chains the test did not make are left alone.
+// after has and before had not among the KUBE-* chains and the rules of
+// other chains that jump to them; "" when nothing is left. Rules of chains
+// the test did not make are left alone. kube-proxy --cleanup removes its
+// own; what is left here is the kubelet's (KUBE-FIREWALL,
+// KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT), which has no cleanup mode.
 func kubeRulesAdded(before, after string) string {
 	seen := map[string]bool{}
 	for _, l := range strings.Split(before, "\n") {

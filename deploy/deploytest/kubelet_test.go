@@ -73,17 +73,16 @@ func nodeImages(t *testing.T, pm *podman, rootfs string, dev rendered) string {
 	ctx := filepath.Join(pm.dir, "servers-context")
 	copyTree(t, filepath.Join(repo, "deploy/deploytest/testdata/standins"), ctx)
 	var names []string
+	// One stand-in per StatefulSet: the Containerfile's target of its name.
 	for _, obj := range dev.objects {
-		var spec *appsv1.StatefulSet
-		if s, ok := obj.(*appsv1.StatefulSet); ok {
-			spec = s
-		} else {
+		s, ok := obj.(*appsv1.StatefulSet)
+		if !ok {
 			continue
 		}
-		for _, ctr := range spec.Spec.Template.Spec.Containers {
+		for _, ctr := range s.Spec.Template.Spec.Containers {
 			name := qualifiedImage(ctr.Image)
 			pm.run(t, "build", "--pull=never", "--network=host", "--format=docker", "--build-arg", "BASE="+standinBase,
-				"--target", spec.Name, "-t", name, "-f", filepath.Join(ctx, "servers.Containerfile"), ctx)
+				"--target", s.Name, "-t", name, "-f", filepath.Join(ctx, "servers.Containerfile"), ctx)
 			names = append(names, name)
 		}
 	}
