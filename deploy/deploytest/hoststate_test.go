@@ -36,6 +36,7 @@ var nodePaths = []string{
 
 // hostState is what the host looked like before the cluster started.
 type hostState struct {
+	cgroups  []string // the k8s.io cgroups (containerd's parent for pods) that were not there
 	sysctls  map[string]string
 	iptables map[string]string // iptables-save and ip6tables-save output, by command
 	paths    map[string]bool   // nodePaths that existed
@@ -63,11 +64,18 @@ func recordHost(t *testing.T) {
 	for _, e := range ents {
 		h.netns[e.Name()] = true
 	}
+	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, c := range cgroups {
+		if p := filepath.Join(c, "k8s.io"); !exists(p) {
+			h.cgroups = append(h.cgroups, p)
+		}
+	}
 	t.Cleanup(func() { h.restore(t) })
 }
 
 // restore puts the host back: sysctls, the KUBE-* iptables chains and the
-// rules that jump to them, network namespaces and paths the test made.
+// rules that jump to them, network namespaces, containerd's k8s.io cgroups
+// and paths the test made.
 func (h *hostState) restore(t *testing.T) {
 	for s, v := range h.sysctls {
 		p := filepath.Join("/proc/sys", s)
@@ -113,6 +121,9 @@ func (h *hostState) restore(t *testing.T) {
 			_ = syscall.Unmount(d, syscall.MNT_DETACH) // iproute2 makes /run/netns a mount of itself
 			_ = os.Remove(d)
 		}
+	}
+	for _, c := range h.cgroups {
+		removeCgroup(t, c)
 	}
 	for _, p := range nodePaths {
 		if !h.paths[p] && exists(p) {
@@ -203,5 +214,22 @@ func unmountUnder(t *testing.T, dir string) {
 		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil {
 			t.Logf("unmount %s: %v", p, err)
 		}
+	}
+}
+
+// removeCgroup removes a cgroup directory the node's containers were put
+// under, children first (a cgroup goes with rmdir, and only when empty).
+func removeCgroup(t *testing.T, dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return // not made, or gone
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			removeCgroup(t, filepath.Join(dir, e.Name()))
+		}
+	}
+	if err := syscall.Rmdir(dir); err != nil {
+		t.Errorf("cgroup %s left: %v", dir, err)
 	}
 }
