@@ -88,7 +88,7 @@ status=0
   [ -z "$serial_pkgs" ] || go test -json -race -count=1 -timeout 30m -p 1 $serial_pkgs || true
 } | tee "$json" | jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"'
 
-step "deployment checks (deploy/deploytest: the image built and run with podman, compose, Kubernetes on a real kube-apiserver)"
+step "deployment checks (deploy/deploytest: the image built and run with podman, compose, Kubernetes on a real single-node cluster)"
 # A module of its own (buildkit, compose-go and k8s.io stay out of the
 # service's go.mod). kube-apiserver is built once per version into a cache
 # outside the work tree; the first build takes minutes.

@@ -29,7 +29,8 @@ import (
 // Then every pod must be Ready, `usersvc migrate` must have run as the
 // Job, Pod Security "restricted" must be enforced on the namespace, and
 // the README's walk must pass through the gateway's Service address. Then
-// a rolling update of the service under load must fail no request, and
+// a rolling update of the service under load must fail no request, nor
+// must an eviction the PodDisruptionBudget admits (it refuses a second), and
 // the prod overlay is applied server-side (a server dry run: see
 // prodServerSide).
 func TestKubelet(t *testing.T) {
@@ -58,6 +59,7 @@ func TestKubelet(t *testing.T) {
 	c.checkPodSecurity(t)
 	w := walk(t, "http://"+c.serviceAddr(t, "usersvc-dev", "usersvc-gateway"))
 	c.rollingUpdate(t, w, "deploy/usersvc-service")
+	c.evictUnderBudget(t, w)
 	c.prodServerSide(t)
 }
 
