@@ -5,11 +5,18 @@
 # prints the binary's path.
 #
 #   scripts/opstools.sh jaeger|victoria-logs|otelcol|kube-apiserver|kubectl|staticcheck|protoc-gen-go|protoc-gen-micro|debian-rootfs|docker-compose
+#   scripts/opstools.sh kubelet|kube-scheduler|kube-controller-manager|kube-proxy|coredns
 #
 # docker-compose is the Compose v2 CLI plugin, run standalone against
 # podman's Docker API socket by the compose test (TestComposeUp): Debian's
 # podman-compose 1.0.3 has no profiles, no depends_on conditions and no
 # fixed addresses, all of which deploy/compose/compose.yaml uses.
+#
+# The last five make the real single-node cluster of the Kubernetes test: the
+# Kubernetes commands come from the same wrapper module as kube-apiserver, so
+# they share its Go build cache and each costs only its own packages; coredns
+# is a small main (deploy/k8s/test/coredns) with only the plugins the cluster
+# DNS needs.
 #
 # debian-rootfs is not a binary: it is a tarball of a minimal Debian root
 # filesystem (debootstrap --variant=minbase from the mirror apt uses), which
@@ -120,6 +127,8 @@ tool() {
   victoria-logs) out=$CACHE/victoria-logs-$VICTORIALOGS_VERSION/victoria-logs ;;
   kube-apiserver) out=$CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver ;;
   kubectl) out=$CACHE/kubectl-$KUBERNETES_VERSION/kubectl ;;
+  kubelet | kube-scheduler | kube-controller-manager | kube-proxy) out=$CACHE/$name-$KUBERNETES_VERSION/$name ;;
+  coredns) out=$CACHE/coredns-$(modversion deploy/k8s/test/coredns github.com/coredns/coredns)/coredns ;;
   otelcol) out=$CACHE/otelcol-$OTELCOL_VERSION/otelcol ;;
   debian-rootfs) out=$CACHE/debian-$DEBIAN_SUITE-minbase/rootfs.tar ;;
   docker-compose) out=$CACHE/docker-compose-$COMPOSE_VERSION/docker-compose ;;
@@ -134,6 +143,8 @@ tool() {
     victoria-logs) build_in_module "$out" "github.com/VictoriaMetrics/VictoriaLogs@$VICTORIALOGS_VERSION" ./app/victoria-logs ;;
     kube-apiserver) build_kubernetes "$out" k8s.io/kubernetes/cmd/kube-apiserver ;;
     kubectl) build_kubernetes "$out" k8s.io/kubernetes/cmd/kubectl ;;
+    kubelet | kube-scheduler | kube-controller-manager | kube-proxy) build_kubernetes "$out" "k8s.io/kubernetes/cmd/$name" ;;
+    coredns) build_pinned "$out" deploy/k8s/test/coredns . ;;
     otelcol) build_otelcol "$out" ;;
     debian-rootfs) build_debian_rootfs "$out" ;;
     docker-compose) build_compose "$out" ;;

@@ -135,7 +135,13 @@ need_tools() {
   # containers find each other by service name on podman's bridge network
   # (it runs dnsmasq); iptables-save/-restore to put CNI's rules back.
   [ -x /usr/lib/cni/dnsname ] || pkgs+=(golang-github-containernetworking-plugin-dnsname)
-  command -v iptables-restore >/dev/null 2>&1 || pkgs+=(iptables)
+  command -v iptables-restore >/dev/null 2>&1 || [ -x /usr/sbin/iptables-restore ] || pkgs+=(iptables)
+  # The Kubernetes node test (deploy/deploytest TestKubelet): containerd
+  # (with ctr) as the container runtime, the CNI plugins (bridge,
+  # host-local), conntrack for kube-proxy.
+  command -v containerd >/dev/null 2>&1 || pkgs+=(containerd)
+  [ -x /usr/lib/cni/bridge ] || pkgs+=(containernetworking-plugins)
+  command -v conntrack >/dev/null 2>&1 || [ -x /usr/sbin/conntrack ] || pkgs+=(conntrack)
   [ ${#pkgs[@]} = 0 ] || apt_install "${pkgs[@]}"
 }
 

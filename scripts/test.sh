@@ -54,7 +54,7 @@ make -s tools
 # so they build in the background while the checks and the unit and
 # integration tests run, which need none of them; each later step waits
 # for them first. Warm, every one is a cache hit and this costs nothing.
-heavy_tools=(jaeger victoria-logs otelcol kube-apiserver kubectl debian-rootfs docker-compose)
+heavy_tools=(jaeger victoria-logs otelcol kube-apiserver kubectl kubelet kube-scheduler kube-controller-manager kube-proxy coredns debian-rootfs docker-compose)
 step "tool builds in the background: ${heavy_tools[*]} (cached; log in $work/prebuild.log)"
 setsid scripts/opstools.sh "${heavy_tools[@]}" >"$work/prebuild.log" 2>&1 &
 prebuild=$!
@@ -121,7 +121,7 @@ if [ -n "$serial_pkgs" ]; then
     jq -r --unbuffered 'select(.Test == null and (.Action == "pass" or .Action == "fail")) | "\(.Action)\t\(.Package)\t\(.Elapsed // 0)s"' || true
 fi
 
-step "deployment checks (deploy/deploytest: the image built and run with podman, compose, Kubernetes on a real kube-apiserver)"
+step "deployment checks (deploy/deploytest: the image built and run with podman, compose, Kubernetes on a real single-node cluster)"
 # A module of its own (buildkit, compose-go and k8s.io stay out of the
 # service's go.mod). kube-apiserver is built once per version into a cache
 # outside the work tree; the first build takes minutes.
@@ -143,6 +143,16 @@ USERSVC_TEST_COMPOSE=$(scripts/opstools.sh docker-compose)
 USERSVC_TEST_STANDIN_CACHE=${USERSVC_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/usersvc-tools}/compose-standins
 export USERSVC_TEST_KUBE_APISERVER USERSVC_TEST_KUBECTL USERSVC_TEST_DEBIAN_ROOTFS USERSVC_TEST_PODMAN USERSVC_TEST_IMAGE_BUILD_CACHE
 export USERSVC_TEST_COMPOSE USERSVC_TEST_STANDIN_CACHE
+# The Kubernetes node test (TestKubelet) runs a real single-node cluster:
+# the rest of the control plane, the kubelet and kube-proxy from the same
+# wrapper module as kube-apiserver (each adds only its own packages to the
+# shared build cache), and CoreDNS with the plugins the cluster DNS needs.
+USERSVC_TEST_KUBELET=$(scripts/opstools.sh kubelet)
+USERSVC_TEST_KUBE_SCHEDULER=$(scripts/opstools.sh kube-scheduler)
+USERSVC_TEST_KUBE_CONTROLLER_MANAGER=$(scripts/opstools.sh kube-controller-manager)
+USERSVC_TEST_KUBE_PROXY=$(scripts/opstools.sh kube-proxy)
+USERSVC_TEST_COREDNS=$(scripts/opstools.sh coredns)
+export USERSVC_TEST_KUBELET USERSVC_TEST_KUBE_SCHEDULER USERSVC_TEST_KUBE_CONTROLLER_MANAGER USERSVC_TEST_KUBE_PROXY USERSVC_TEST_COREDNS
 staticcheck=$(scripts/opstools.sh staticcheck)
 (cd deploy/deploytest && go vet ./... && "$staticcheck" ./...)
 (cd deploy/deploytest && go test -json -count=1 -timeout 60m ./... || true) |

@@ -87,16 +87,18 @@ spec:
 	}
 }
 
-// apiServer is a running kube-apiserver and how to reach it.
+// apiServer is a running kube-apiserver and how to reach it; dir holds its
+// state, its service-account key (sa.key) and serving certificate
+// (certs/apiserver.crt).
 type apiServer struct {
 	url, token, kubeconfig string
-	kubectlBin             string
+	kubectlBin, dir        string
 }
 
 // startAPIServer starts etcd and kube-apiserver on free loopback ports,
 // their state in the test's temporary directory, and stops both when the
-// test ends.
-func startAPIServer(t *testing.T, bin string) *apiServer {
+// test ends. Flags in extra come last, so they override the defaults.
+func startAPIServer(t *testing.T, bin string, extra ...string) *apiServer {
 	t.Helper()
 	dir := t.TempDir()
 	etcdClient, etcdPeer, securePort := freePort(t), freePort(t), freePort(t)
@@ -111,20 +113,20 @@ func startAPIServer(t *testing.T, bin string) *apiServer {
 	writeFile(t, filepath.Join(dir, "tokens.csv"), token+",admin,admin,system:masters\n")
 	writeServiceAccountKey(t, filepath.Join(dir, "sa.key"))
 	a := &apiServer{url: "https://127.0.0.1:" + securePort, token: token, kubeconfig: filepath.Join(dir, "kubeconfig"),
-		kubectlBin: kubectl(t)}
+		kubectlBin: kubectl(t), dir: dir}
 	writeFile(t, a.kubeconfig, "") // kubectl must not read the user's
-	start(t, "kube-apiserver", exec.Command(bin,
-		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+securePort,
-		"--cert-dir="+filepath.Join(dir, "certs"),
-		"--token-auth-file="+filepath.Join(dir, "tokens.csv"),
-		"--service-account-key-file="+filepath.Join(dir, "sa.key"),
-		"--service-account-signing-key-file="+filepath.Join(dir, "sa.key"),
+	start(t, "kube-apiserver", exec.Command(bin, append([]string{
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + securePort,
+		"--cert-dir=" + filepath.Join(dir, "certs"),
+		"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
+		"--service-account-key-file=" + filepath.Join(dir, "sa.key"),
+		"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--endpoint-reconciler-type=none",
 		"--authorization-mode=RBAC",
-		"--v=0"))
+		"--v=0"}, extra...)...))
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // its serving cert is self-signed in cert-dir
 	waitHTTP(t, hc, a.url+"/readyz", 120*time.Second)

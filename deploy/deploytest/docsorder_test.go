@@ -21,6 +21,25 @@ import (
 // in one section, in order, with $NS expanded.
 func docsCommands(t *testing.T, section string) []string {
 	t.Helper()
+	var cmds []string
+	for _, c := range docsShell(t, section) {
+		if strings.HasPrefix(c, "kubectl ") {
+			cmds = append(cmds, c)
+		}
+	}
+	if len(cmds) == 0 {
+		t.Fatalf("docs/deploy.md %q has no kubectl commands", section)
+	}
+	return cmds
+}
+
+// docsShell is every command of docs/deploy.md's shell blocks in one
+// section, in order: comments left out, lines continued with a backslash
+// joined, and the NS= assignment taken in and $NS expanded. It is what
+// TestDeployDocsOrder checks against the rendered objects and what
+// TestKubelet runs against a live cluster, so both follow the same text.
+func docsShell(t *testing.T, section string) []string {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root(t), "docs", "deploy.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +51,7 @@ func docsCommands(t *testing.T, section string) []string {
 	}
 	doc = doc[i+len(section)+2:]
 	var cmds []string
-	ns := ""
+	ns, cont := "", ""
 	inBlock := false
 	for _, line := range strings.Split(doc, "\n") {
 		line = strings.TrimSpace(line)
@@ -43,19 +62,19 @@ func docsCommands(t *testing.T, section string) []string {
 		if !inBlock && strings.HasPrefix(line, "#") {
 			break // the next heading, of any level, ends the section
 		}
-		if !inBlock {
+		if !inBlock || line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		if v, ok := strings.CutSuffix(line, "\\"); ok {
+			cont += strings.TrimSpace(v) + " "
+			continue
+		}
+		line, cont = cont+line, ""
 		if v, ok := strings.CutPrefix(line, "NS="); ok {
 			ns = v
 			continue
 		}
-		if strings.HasPrefix(line, "kubectl ") {
-			cmds = append(cmds, strings.ReplaceAll(line, "$NS", ns))
-		}
-	}
-	if len(cmds) == 0 {
-		t.Fatalf("docs/deploy.md %q has no kubectl commands", section)
+		cmds = append(cmds, strings.ReplaceAll(line, "$NS", ns))
 	}
 	return cmds
 }
@@ -74,8 +93,9 @@ var (
 // ConfigMaps and Secrets, each StatefulSet's Service, each Ingress's TLS
 // Secret and the namespace exist by then, and what a step waits for was
 // applied. A selector that misses what a step needs fails here, so the
-// docs cannot drift from the manifests. (The same commands against a live
-// kube-apiserver and kubelet are not run: see the README.)
+// docs cannot drift from the manifests. TestKubelet runs the dev flow's
+// commands for real on a single-node cluster; the production flow is only
+// followed here (its Secrets name servers this machine has not).
 func TestDeployDocsOrder(t *testing.T) {
 	flows := map[string][]string{
 		"prod": {"## Secrets to create (prod)", "## Order of operations"},
