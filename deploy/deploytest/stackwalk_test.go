@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,30 +48,12 @@ func (s *stack) httpsClient(t *testing.T) *http.Client {
 // it returns the decoded JSON body (nil when there is none).
 func call(t *testing.T, hc *http.Client, method, url, bearer string, body any, want int) map[string]any {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	res, err := hc.Do(req)
+	status, raw, err := send(hc, method, url, bearer, body)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode != want {
-		t.Fatalf("%s %s: %s, want %d: %s", method, url, res.Status, want, raw)
+	if status != want {
+		t.Fatalf("%s %s: %d, want %d: %s", method, url, status, want, raw)
 	}
 	var out map[string]any
 	if len(bytes.TrimSpace(raw)) > 0 && raw[0] == '{' {

@@ -66,6 +66,14 @@ func (w *walker) call(t *testing.T, method, path string, body any, want int, out
 }
 
 func (w *walker) do(method, path string, body any) (int, []byte, error) {
+	return send(w.hc, method, w.base+path, w.access, body)
+}
+
+// send makes one request with body as JSON (none when nil) and the bearer
+// token when there is one, and returns the status and the answer's body:
+// the one HTTP client of this package's walks, the README's through the
+// compose stack and through the cluster.
+func send(hc *http.Client, method, url, bearer string, body any) (int, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -74,15 +82,15 @@ func (w *walker) do(method, path string, body any) (int, []byte, error) {
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, w.base+path, r)
+	req, err := http.NewRequest(method, url, r)
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if w.access != "" {
-		req.Header.Set("Authorization", "Bearer "+w.access)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
-	res, err := w.hc.Do(req)
+	res, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
