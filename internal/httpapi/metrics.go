@@ -13,19 +13,19 @@ func countLogin(err error) {
 
 func loginOutcome(err error) string {
 	if err == nil {
-		return "success"
+		return telemetry.LoginSuccess
 	}
 	switch user.AsError(err).Code {
 	case user.CodeUnauthenticated:
-		return "bad_credentials"
+		return telemetry.LoginBadCredentials
 	case user.CodePermissionDenied:
-		return "disabled"
+		return telemetry.LoginDisabled
 	case user.CodeResourceExhausted:
-		return "limited"
+		return telemetry.LoginLimited
 	case user.CodeInvalidArgument:
-		return "invalid"
+		return telemetry.LoginInvalid
 	default:
-		return "error"
+		return telemetry.LoginError
 	}
 }
 
@@ -33,6 +33,6 @@ func loginOutcome(err error) string {
 // limit) as a limited login; the limiters count their own rejections.
 func countLimited(method, path string) {
 	if method == "POST" && path == "/user/token" {
-		telemetry.Logins.WithLabelValues("limited").Inc()
+		telemetry.Logins.WithLabelValues(telemetry.LoginLimited).Inc()
 	}
 }

@@ -120,19 +120,37 @@ func NewRegistry(extra ...prometheus.Collector) *prometheus.Registry {
 	reg.MustRegister(extra...)
 	// Exported at 0 from the start, so rates and ratios over them exist
 	// before the first event (and a dashboard panel has a series to draw).
-	for _, o := range loginOutcomes {
+	for _, o := range []string{LoginSuccess, LoginBadCredentials, LoginDisabled, LoginLimited, LoginInvalid, LoginError} {
 		Logins.WithLabelValues(o)
 	}
-	for _, reason := range []string{"deadlock", "lock_wait_timeout", "serialization", "busy"} {
-		for _, outcome := range []string{"retried", "gave_up"} {
+	for _, reason := range []string{TxDeadlock, TxLockWaitTimeout, TxSerialization, TxBusy} {
+		for _, outcome := range []string{TxRetried, TxGaveUp} {
 			DBTxRetries.WithLabelValues(reason, outcome)
 		}
 	}
 	return reg
 }
 
-// loginOutcomes are the label values of usersvc_logins_total.
-var loginOutcomes = []string{"success", "bad_credentials", "disabled", "limited", "invalid", "error"}
+// The outcomes of usersvc_logins_total; NewRegistry exports each at 0.
+const (
+	LoginSuccess        = "success"
+	LoginBadCredentials = "bad_credentials"
+	LoginDisabled       = "disabled"
+	LoginLimited        = "limited"
+	LoginInvalid        = "invalid"
+	LoginError          = "error"
+)
+
+// The conflicts (reason) and outcomes of
+// usersvc_db_transaction_retries_total; NewRegistry exports each pair at 0.
+const (
+	TxDeadlock        = "deadlock"
+	TxLockWaitTimeout = "lock_wait_timeout"
+	TxSerialization   = "serialization"
+	TxBusy            = "busy"
+	TxRetried         = "retried"
+	TxGaveUp          = "gave_up"
+)
 
 // MetricsHandler serves the registries (NewRegistry's, and a process's
 // own: its database pool, its outbox) in the text format.

@@ -32,8 +32,8 @@ const (
 	erCheckRead       = 1020 // ER_CHECKREAD, MariaDB's snapshot-isolation conflict
 )
 
-// mysqlTransient names the conflict err is ("deadlock", "lock_wait_timeout",
-// "serialization"), "" when err is not one.
+// mysqlTransient names the conflict err is (telemetry.TxDeadlock,
+// TxLockWaitTimeout, TxSerialization), "" when err is not one.
 func mysqlTransient(err error) string {
 	var me *mysql.MySQLError
 	if !errors.As(err, &me) {
@@ -41,21 +41,21 @@ func mysqlTransient(err error) string {
 	}
 	switch me.Number {
 	case erLockDeadlock:
-		return "deadlock"
+		return telemetry.TxDeadlock
 	case erLockWaitTimeout:
-		return "lock_wait_timeout"
+		return telemetry.TxLockWaitTimeout
 	case erCheckRead:
-		return "serialization"
+		return telemetry.TxSerialization
 	}
 	return ""
 }
 
-// sqliteTransient is "busy" when err is SQLITE_BUSY (any extended code):
+// sqliteTransient is telemetry.TxBusy when err is SQLITE_BUSY (any extended code):
 // the write lock stayed taken past the busy timeout.
 func sqliteTransient(err error) string {
 	var se *sqlite.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY {
-		return "busy"
+		return telemetry.TxBusy
 	}
 	return ""
 }
@@ -75,10 +75,10 @@ func retryTx(ctx context.Context, transient func(error) string, tx func() error)
 			return err
 		}
 		if attempt == txAttempts {
-			telemetry.DBTxRetries.WithLabelValues(reason, "gave_up").Inc()
+			telemetry.DBTxRetries.WithLabelValues(reason, telemetry.TxGaveUp).Inc()
 			return err
 		}
-		telemetry.DBTxRetries.WithLabelValues(reason, "retried").Inc()
+		telemetry.DBTxRetries.WithLabelValues(reason, telemetry.TxRetried).Inc()
 		t := time.NewTimer(rand.N(bound) + time.Millisecond)
 		select {
 		case <-ctx.Done():
