@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -53,6 +54,16 @@ type StaleRegistry struct {
 func NewStaleRegistry(reg Registry, grace time.Duration) *StaleRegistry {
 	return &StaleRegistry{Registry: reg, log: slog.Default(), grace: grace, now: time.Now,
 		last: map[string][]*registry.Service{}, refreshing: map[string]bool{}}
+}
+
+// Close closes the registry underneath when it holds connections
+// (EtcdRegistry); call it once the process has deregistered and stopped
+// looking services up.
+func (s *StaleRegistry) Close() error {
+	if c, ok := s.Registry.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // lookupPatience is how long a lookup of a service with a known list waits
