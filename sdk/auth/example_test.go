@@ -2,46 +2,29 @@ package auth_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"time"
 
 	"github.com/usersvc/usersvc/sdk/auth"
+	"github.com/usersvc/usersvc/sdk/auth/authtest"
 )
 
-// exampleToken signs a user token with a fixed key, standing in for the
-// user service; exampleJWKS is that key's JWKS.
-var exampleKey = ed25519.NewKeyFromSeed(make([]byte, 32))
-
-func exampleJWKS(context.Context) ([]byte, error) {
-	return json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "OKP", "crv": "Ed25519", "kid": "k1",
-		"x": base64.RawURLEncoding.EncodeToString(exampleKey.Public().(ed25519.PublicKey))}}})
-}
-
-func exampleToken(claims map[string]any) string {
-	h, _ := json.Marshal(map[string]string{"alg": "EdDSA", "kid": "k1"})
-	c, _ := json.Marshal(claims)
-	in := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
-	return in + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(exampleKey, []byte(in)))
-}
+// testIssuer stands in for the user service: it signs tokens of the same
+// shape with its own key.
+var testIssuer = authtest.NewIssuer("k1")
 
 func ExampleVerifier_Verify() {
 	v, err := auth.NewVerifier(auth.Config{
 		// In a service: auth.JWKSURL("http://gateway/.well-known/jwks.json", nil)
-		Keys:   auth.KeySourceFunc(exampleJWKS),
+		Keys:   testIssuer.Keys(),
 		Issuer: "usersvc", Audience: "usersvc",
 	})
 	if err != nil {
 		panic(err)
 	}
-	now := time.Now()
-	tok := exampleToken(map[string]any{"iss": "usersvc", "aud": "usersvc", "sub": "u-1", "role": "admin", "sv": 0,
-		"sid": "s-1", "jti": "j-1", "email_verified": true, "iat": now.Unix(), "exp": now.Add(15 * time.Minute).Unix()})
+	tok := testIssuer.UserToken("u-1", auth.RoleAdmin, nil)
 	p, err := v.Verify(context.Background(), tok)
 	if err != nil {
 		panic(err)
@@ -56,7 +39,7 @@ func ExampleVerifier_Verify() {
 }
 
 func ExampleMiddleware() {
-	v, _ := auth.NewVerifier(auth.Config{Keys: auth.KeySourceFunc(exampleJWKS), Issuer: "usersvc", Audience: "usersvc"})
+	v, _ := auth.NewVerifier(auth.Config{Keys: testIssuer.Keys(), Issuer: "usersvc", Audience: "usersvc"})
 	mux := http.NewServeMux()
 	// Only service accounts granted "orders:read", or admins.
 	demand := auth.AnyOf(auth.RequireScope("orders:read"), auth.RequireRole(auth.RoleAdmin))
@@ -65,9 +48,7 @@ func ExampleMiddleware() {
 		fmt.Fprintf(w, "orders for %s", p.ID)
 	})))
 
-	now := time.Now()
-	tok := exampleToken(map[string]any{"iss": "usersvc", "aud": "usersvc", "sub": "sa-1", "client_id": "sa-1",
-		"scope": "orders:read", "sv": 0, "jti": "j-2", "iat": now.Unix(), "exp": now.Add(15 * time.Minute).Unix()})
+	tok := testIssuer.ServiceToken("sa-1", "orders:read")
 	req := httptest.NewRequest(http.MethodGet, "/orders", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	rec := httptest.NewRecorder()

@@ -6,11 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/testenv"
 	"github.com/usersvc/usersvc/sdk/auth"
 )
 
 func TestRevocationSet(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testenv.NewClock(t0)
 	set := auth.NewRevocationSet(clk.Now)
 	user := func(jti, sid string, sv int64, iat time.Time) *auth.Principal {
 		return &auth.Principal{Kind: auth.KindUser, ID: "u-1", TokenID: jti, SessionID: sid, SessionVersion: sv, IssuedAt: iat}
@@ -49,12 +50,12 @@ func TestRevocationSet(t *testing.T) {
 }
 
 func TestRevocationSweep(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testenv.NewClock(t0)
 	set := auth.NewRevocationSet(clk.Now)
 	for i := range 1000 {
 		set.Apply(auth.Revocation{ID: "a", At: t0, Until: t0.Add(time.Minute), TokenID: string(rune('a'+i%26)) + time.Duration(i).String()})
 	}
-	clk.Advance(2 * time.Minute)
+	clk.Add(2 * time.Minute)
 	for i := range 1100 {
 		set.Apply(auth.Revocation{ID: "b", At: clk.Now(), Until: clk.Now().Add(time.Minute), TokenID: "b" + time.Duration(i).String()})
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/sdk/auth"
+	"github.com/usersvc/usersvc/sdk/auth/authtest"
 )
 
 func TestVerifyUserToken(t *testing.T) {
@@ -45,7 +46,7 @@ func TestVerifyServiceAccountToken(t *testing.T) {
 // the error class a caller acts on.
 func TestVerifyRefuses(t *testing.T) {
 	f := newFixture(t, nil)
-	other := newSigner(t, "k1") // same kid, different key: a forgery
+	other := authtest.NewIssuer("k1") // same kid, different key: a forgery
 	now := f.clk.Now()
 	cases := []struct {
 		name string
@@ -56,11 +57,11 @@ func TestVerifyRefuses(t *testing.T) {
 		{"garbage", "not.a.jwt", auth.ErrInvalidToken},
 		{"two parts", "a.b", auth.ErrInvalidToken},
 		{"oversized", strings.Repeat("a", auth.MaxTokenSize+1), auth.ErrInvalidToken},
-		{"forged signature", other.sign(t, nil, userClaims(now, nil)), auth.ErrInvalidToken},
-		{"alg none", f.key.sign(t, map[string]any{"alg": "none"}, userClaims(now, nil)), auth.ErrInvalidToken},
-		{"alg HS256", f.key.sign(t, map[string]any{"alg": "HS256"}, userClaims(now, nil)), auth.ErrInvalidToken},
-		{"no kid", f.key.sign(t, map[string]any{"kid": nil}, userClaims(now, nil)), auth.ErrInvalidToken},
-		{"crit header", f.key.sign(t, map[string]any{"crit": []string{"exp"}}, userClaims(now, nil)), auth.ErrInvalidToken},
+		{"forged signature", other.Sign(nil, userClaims(now, nil)), auth.ErrInvalidToken},
+		{"alg none", f.key.Sign(map[string]any{"alg": "none"}, userClaims(now, nil)), auth.ErrInvalidToken},
+		{"alg HS256", f.key.Sign(map[string]any{"alg": "HS256"}, userClaims(now, nil)), auth.ErrInvalidToken},
+		{"no kid", f.key.Sign(map[string]any{"kid": nil}, userClaims(now, nil)), auth.ErrInvalidToken},
+		{"crit header", f.key.Sign(map[string]any{"crit": []string{"exp"}}, userClaims(now, nil)), auth.ErrInvalidToken},
 		{"wrong issuer", f.token(t, map[string]any{"iss": "evil"}), auth.ErrInvalidToken},
 		{"wrong audience", f.token(t, map[string]any{"aud": "billing"}), auth.ErrInvalidToken},
 		{"wrong audience list", f.token(t, map[string]any{"aud": []string{"a", "b"}}), auth.ErrInvalidToken},
@@ -93,11 +94,11 @@ func TestVerifyRefuses(t *testing.T) {
 func TestVerifyLeeway(t *testing.T) {
 	f := newFixture(t, nil)
 	tok := f.token(t, nil)
-	f.clk.Advance(15*time.Minute + 9*time.Second)
+	f.clk.Add(15*time.Minute + 9*time.Second)
 	if _, err := f.v.Verify(context.Background(), tok); err != nil {
 		t.Fatalf("within leeway: %v", err)
 	}
-	f.clk.Advance(time.Second)
+	f.clk.Add(time.Second)
 	// The verified cache must not outlive the expiry either.
 	if _, err := f.v.Verify(context.Background(), tok); !errors.Is(err, auth.ErrExpired) {
 		t.Fatalf("past leeway: err = %v, want ErrExpired", err)
@@ -114,10 +115,10 @@ func TestUnknownKidRefetchFloor(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Past the floor since the first fetch: the first forged kid may ask.
-	f.clk.Advance(30 * time.Second)
-	forged := newSigner(t, "forged")
+	f.clk.Add(30 * time.Second)
+	forged := authtest.NewIssuer("forged")
 	for i := range 100 {
-		_, err := f.v.Verify(ctx, forged.sign(t, nil, userClaims(f.clk.Now(), map[string]any{"jti": i})))
+		_, err := f.v.Verify(ctx, forged.Sign(nil, userClaims(f.clk.Now(), map[string]any{"jti": i})))
 		if !errors.Is(err, auth.ErrUnknownKey) {
 			t.Fatalf("forged kid: err = %v, want ErrUnknownKey", err)
 		}
@@ -126,13 +127,13 @@ func TestUnknownKidRefetchFloor(t *testing.T) {
 		t.Fatalf("JWKS fetched %d times for 100 forged kids, want 2 (start + one refetch)", n)
 	}
 	// Rotation: the service starts signing with k2 within the floor.
-	k2 := newSigner(t, "k2")
+	k2 := authtest.NewIssuer("k2")
 	f.jwks.set(f.key, k2)
-	rotated := k2.sign(t, nil, userClaims(f.clk.Now(), nil))
+	rotated := k2.Sign(nil, userClaims(f.clk.Now(), nil))
 	if _, err := f.v.Verify(ctx, rotated); !errors.Is(err, auth.ErrUnknownKey) {
 		t.Fatalf("within the floor: err = %v, want ErrUnknownKey", err)
 	}
-	f.clk.Advance(30 * time.Second)
+	f.clk.Add(30 * time.Second)
 	if _, err := f.v.Verify(ctx, rotated); err != nil {
 		t.Fatalf("after the floor: %v", err)
 	}
@@ -152,7 +153,7 @@ func TestKeysUnavailable(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 	f.jwks.fail = nil
-	f.clk.Advance(30 * time.Second)
+	f.clk.Add(30 * time.Second)
 	if _, err := f.v.Verify(context.Background(), f.token(t, nil)); err != nil {
 		t.Fatalf("after the service came back: %v", err)
 	}
