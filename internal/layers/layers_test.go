@@ -49,6 +49,8 @@ var rules = []struct {
 		"gin middleware: gin and the verifier, nothing else of ours"},
 	{"sdk/auth/authmicro", append([]string{"github.com/gin-gonic", mod + "internal"}, sdkServerDeps...),
 		"go-micro middleware: no gin"},
+	{"sdk/revocations", append([]string{"github.com/gin-gonic", "go-micro.dev", mod + "internal"}, sdkServerDeps...),
+		"the revocation feed: AMQP and the verifier"},
 	{"sdk/userclient", append([]string{"github.com/gin-gonic", mod + "internal"}, sdkServerDeps...),
 		"the typed client: go-micro and the public API package"},
 }
