@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/token"
+	"github.com/usersvc/usersvc/sdk/auth"
 )
 
 // Repo is the storage the domain needs. Implementations return ErrNotFound
@@ -66,6 +67,10 @@ type Repo interface {
 	// AppendEvent writes an event to the outbox. Called inside Atomic with
 	// the change it describes, so both commit or neither does.
 	AppendEvent(ctx context.Context, e Event) error
+	// AppendRevocation records, with the change that caused it, that other
+	// services must stop honouring the tokens r names: an outbox event
+	// they receive and a row they catch up from (sdk/revocations).
+	AppendRevocation(ctx context.Context, r auth.Revocation) error
 
 	// DeletePasswordReset removes the record with this token hash and reports
 	// whether it existed; consuming a token is this delete, so of two
