@@ -103,6 +103,9 @@ type ServiceAccountRepo interface {
 type Store interface {
 	Repo
 	ServiceAccountRepo
+	// RevocationsSince returns up to limit revocations still in force at
+	// now decided at or after since, in ID (time) order after the ID after.
+	RevocationsSince(ctx context.Context, since, now time.Time, after string, limit int) ([]auth.Revocation, error)
 	// Atomic runs fn in a transaction with a Repo bound to it; fn's error
 	// rolls the transaction back. fn may run more than once: a transaction
 	// that loses a lock conflict (a deadlock) is rolled back and run again,

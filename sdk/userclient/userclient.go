@@ -6,9 +6,11 @@ package userclient
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go-micro.dev/v6/client"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	userv1 "github.com/usersvc/usersvc/api/user/v1"
 	"github.com/usersvc/usersvc/sdk/auth"
@@ -147,4 +149,30 @@ func (c *Client) AuthClient(ctx context.Context, clientID, secret string) (*Clie
 	// from before the call errs on the early side.
 	return &ClientToken{AccessToken: resp.GetAccessToken(), Scopes: resp.GetScope(),
 		ExpiresAt: start.Add(time.Duration(resp.GetExpiresIn()) * time.Second)}, nil
+}
+
+// RevocationsSince returns every token revocation still in force decided
+// at or after since (the service bounds it to one access-token lifetime),
+// page by page: the catch-up of sdk/revocations. The caller must be a
+// service account (or an admin).
+func (c *Client) RevocationsSince(ctx context.Context, since time.Time) ([]auth.Revocation, error) {
+	var out []auth.Revocation
+	after := ""
+	for {
+		resp, err := c.rpc.Revocations(ctx, &userv1.RevocationsRequest{Since: timestamppb.New(since), After: after})
+		if err != nil {
+			return nil, fromMicro(err)
+		}
+		for _, body := range resp.GetRevocations() {
+			r, err := auth.ParseRevocation([]byte(body))
+			if err != nil {
+				return nil, fmt.Errorf("usersvc: revocations: %w", err)
+			}
+			out = append(out, r)
+		}
+		if resp.GetNextAfter() == "" || len(resp.GetRevocations()) == 0 {
+			return out, nil
+		}
+		after = resp.GetNextAfter()
+	}
 }
