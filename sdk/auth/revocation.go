@@ -14,7 +14,7 @@ const RevocationRoutingKey = "token.revoked"
 
 // Why a Revocation was published.
 const (
-	ReasonLogout          = "logout"           // one sign-in ended by its user: jti and sid
+	ReasonLogout          = "logout"           // a sign-out with the access token presented: jti
 	ReasonSessionEnded    = "session_ended"    // a session ended (idle, refresh reuse): sid
 	ReasonSessionsEnded   = "sessions_ended"   // "sign out everywhere": sub + sv_below
 	ReasonPasswordChanged = "password_changed" // sub + sv_below

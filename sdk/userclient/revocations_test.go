@@ -25,7 +25,7 @@ import (
 func TestRevocationsCatchUp(t *testing.T) {
 	w := newWorld(t)
 	ctx := t.Context()
-	var sids []string
+	var jtis []string
 	for range 3 {
 		s, err := w.st.Service.Auth(ctx, "ann@example.com", "correct horse battery staple")
 		if err != nil {
@@ -35,7 +35,7 @@ func TestRevocationsCatchUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, _ := w.st.Tokens.Parse(s.AccessToken)
-		sids = append(sids, c.SessionID)
+		jtis = append(jtis, c.ID)
 	}
 	sa := userclient.NewServiceAccount(userclient.New(w.client()), w.clientID, w.key)
 	users := userclient.New(w.client(client.Wrap(sa.Wrapper())))
@@ -45,10 +45,10 @@ func TestRevocationsCatchUp(t *testing.T) {
 	}
 	var got []string
 	for _, r := range revs {
-		got = append(got, r.SessionID)
+		got = append(got, r.TokenID)
 	}
-	if !slices.Equal(got, sids) {
-		t.Fatalf("caught up sessions %v, want %v", got, sids)
+	if !slices.Equal(got, jtis) {
+		t.Fatalf("caught up tokens %v, want %v", got, jtis)
 	}
 	if revs, err := users.RevocationsSince(ctx, time.Now().Add(time.Minute)); err != nil || len(revs) != 0 {
 		t.Fatalf("since the future: %v, %v", revs, err)
