@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -16,20 +17,14 @@ import (
 // t0 is the fake clock's start.
 var t0 = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 
-// userClaims are a valid user token's claims at now, with overrides (a nil
-// value deletes the claim).
+// userClaims are a valid user token's claims at now (user-1, session
+// fam-1, sv 3, jti-1), with overrides (a nil value deletes the claim).
 func userClaims(now time.Time, over map[string]any) map[string]any {
-	c := map[string]any{"iss": "usersvc", "aud": "usersvc", "sub": "user-1", "role": "user", "sv": 3,
-		"sid": "fam-1", "jti": "jti-1", "email_verified": true,
-		"iat": now.Unix(), "exp": now.Add(15 * time.Minute).Unix()}
-	for k, v := range over {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
-	return c
+	claims := map[string]any{"sv": 3, "sid": "fam-1", "jti": "jti-1"}
+	maps.Copy(claims, over)
+	shape := authtest.NewIssuer("")
+	shape.Now = func() time.Time { return now }
+	return shape.UserClaims("user-1", auth.RoleUser, claims)
 }
 
 func enc(t testing.TB, v any) string {
