@@ -60,8 +60,10 @@ type Config struct {
 	URL      string // amqp://user:pass@host:5672/vhost
 	Exchange string // default DefaultExchange
 	CatchUp  CatchUp
-	// Lookback is how far back a catch-up reaches: at least the longest
-	// access-token lifetime plus the verifiers' leeway; default 16m.
+	// Lookback limits how far back a catch-up reaches; 0 (the default)
+	// asks for every revocation still in force, which the user service
+	// bounds to its access-token lifetime. Set it only below that bound
+	// if you know the service's token lifetime.
 	Lookback time.Duration
 	// FailOpen: 0 fails closed while not live; a positive value honours
 	// tokens not known revoked for at most that long after the stream
@@ -102,8 +104,8 @@ func New(cfg Config) (*Feed, error) {
 	if cfg.Exchange == "" {
 		cfg.Exchange = DefaultExchange
 	}
-	if cfg.Lookback <= 0 {
-		cfg.Lookback = 16 * time.Minute
+	if cfg.Lookback < 0 {
+		return nil, errors.New("revocations: config: negative Lookback")
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 2 * time.Second

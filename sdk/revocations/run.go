@@ -120,7 +120,11 @@ func (f *Feed) apply(deliveries <-chan amqp.Delivery) error {
 func (f *Feed) catchUp(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	revs, err := f.cfg.CatchUp.RevocationsSince(ctx, f.cfg.Now().Add(-f.cfg.Lookback))
+	var since time.Time // everything still in force
+	if f.cfg.Lookback > 0 {
+		since = f.cfg.Now().Add(-f.cfg.Lookback)
+	}
+	revs, err := f.cfg.CatchUp.RevocationsSince(ctx, since)
 	if err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}
