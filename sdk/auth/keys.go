@@ -95,12 +95,17 @@ func ParseJWKS(doc []byte) (map[string]ed25519.PublicKey, error) {
 }
 
 // keyCache holds the keys of the last JWKS fetched. Lookups of known keys
-// take no lock; an unknown kid triggers one fetch, at most once per floor.
+// take no lock; an unknown kid triggers one fetch, at most once per floor,
+// and so does a known one once the keys are older than maxAge, so a key
+// the service stopped publishing (retired, or compromised) stops
+// verifying.
 type keyCache struct {
-	src   KeySource
-	floor time.Duration
-	now   func() time.Time
-	keys  atomic.Pointer[map[string]ed25519.PublicKey]
+	src       KeySource
+	floor     time.Duration
+	maxAge    time.Duration
+	now       func() time.Time
+	keys      atomic.Pointer[map[string]ed25519.PublicKey]
+	fetchedAt atomic.Int64 // unix nanos of the last successful fetch
 
 	mu        sync.Mutex // one fetch at a time; guards lastFetch
 	lastFetch time.Time
@@ -111,7 +116,13 @@ type keyCache struct {
 // floor allows.
 func (c *keyCache) lookup(ctx context.Context, kid string) (ed25519.PublicKey, error) {
 	if k, ok := c.known(kid); ok {
-		return k, nil
+		if c.now().UnixNano()-c.fetchedAt.Load() < int64(c.maxAge) || !c.refreshStale(ctx) {
+			return k, nil
+		}
+		if k, ok := c.known(kid); ok {
+			return k, nil
+		}
+		return nil, fmt.Errorf("%w %.64q: no longer published", ErrUnknownKey, kid)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -135,6 +146,23 @@ func (c *keyCache) lookup(ctx context.Context, kid string) (ed25519.PublicKey, e
 	return nil, fmt.Errorf("%w %.64q", ErrUnknownKey, kid)
 }
 
+// refreshStale fetches the JWKS again, unless another goroutine is
+// fetching or the floor forbids it, and reports whether it did. A failure
+// keeps the old keys: the service being briefly unreachable must not stop
+// every token from verifying.
+func (c *keyCache) refreshStale(ctx context.Context) bool {
+	if !c.mu.TryLock() {
+		return false
+	}
+	defer c.mu.Unlock()
+	now := c.now()
+	if now.Sub(c.lastFetch) < c.floor {
+		return false
+	}
+	c.lastFetch = now
+	return c.fetchLocked(ctx) == nil
+}
+
 // refresh fetches the JWKS now, ignoring the floor.
 func (c *keyCache) refresh(ctx context.Context) error {
 	c.mu.Lock()
@@ -154,6 +182,7 @@ func (c *keyCache) fetchLocked(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	c.keys.Store(&keys)
+	c.fetchedAt.Store(c.now().UnixNano())
 	return nil
 }
 

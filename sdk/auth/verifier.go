@@ -27,6 +27,11 @@ type Config struct {
 	// unknown kids; default 30s. A key rotation is seen within it; a flood
 	// of forged kids costs the user service one request per floor.
 	RefetchFloor time.Duration
+	// KeyMaxAge is how long a fetched JWKS is trusted before a token
+	// signed with one of its keys makes the verifier fetch it again (at
+	// most once per RefetchFloor; a failed fetch keeps the old keys), so a
+	// key the service stopped publishing stops verifying; default 1h.
+	KeyMaxAge time.Duration
 	// Revocations, when set, is asked about every token that verifies.
 	Revocations RevocationChecker
 	// CacheSize bounds how many verified tokens are remembered so a token
@@ -51,14 +56,17 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, errors.New("auth: config: no key source")
 	case cfg.Issuer == "" || cfg.Audience == "":
 		return nil, errors.New("auth: config: issuer and audience are required")
-	case cfg.Leeway < 0 || cfg.RefetchFloor < 0:
-		return nil, errors.New("auth: config: negative leeway or refetch floor")
+	case cfg.Leeway < 0 || cfg.RefetchFloor < 0 || cfg.KeyMaxAge < 0:
+		return nil, errors.New("auth: config: negative leeway, refetch floor or key max age")
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 10 * time.Second
 	}
 	if cfg.RefetchFloor == 0 {
 		cfg.RefetchFloor = 30 * time.Second
+	}
+	if cfg.KeyMaxAge == 0 {
+		cfg.KeyMaxAge = time.Hour
 	}
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = 10_000
@@ -68,7 +76,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	return &Verifier{
 		cfg:   cfg,
-		keys:  &keyCache{src: cfg.Keys, floor: cfg.RefetchFloor, now: cfg.Now},
+		keys:  &keyCache{src: cfg.Keys, floor: cfg.RefetchFloor, maxAge: cfg.KeyMaxAge, now: cfg.Now},
 		cache: newVerifiedCache(max(cfg.CacheSize, 0)),
 	}, nil
 }

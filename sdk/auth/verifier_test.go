@@ -180,3 +180,28 @@ func TestConfigRequired(t *testing.T) {
 		}
 	}
 }
+
+// TestRetiredKeyStopsVerifying: once the keys are older than KeyMaxAge, a
+// token signed with a key the service no longer publishes is refused; a
+// failed refetch keeps the old keys.
+func TestRetiredKeyStopsVerifying(t *testing.T) {
+	f := newFixture(t, func(c *auth.Config) { c.KeyMaxAge = time.Hour })
+	ctx := context.Background()
+	if _, err := f.v.Verify(ctx, f.token(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	f.jwks.fail = errors.New("connection refused")
+	f.clk.Add(time.Hour)
+	if _, err := f.v.Verify(ctx, f.token(t, map[string]any{"jti": "during-outage"})); err != nil {
+		t.Fatalf("stale keys, JWKS unreachable: %v (want the old keys kept)", err)
+	}
+	f.jwks.fail = nil
+	f.jwks.set(authtest.NewIssuer("k2"))
+	f.clk.Add(30 * time.Second) // past the floor since the failed attempt
+	if _, err := f.v.Verify(ctx, f.token(t, map[string]any{"jti": "after-retirement"})); !errors.Is(err, auth.ErrUnknownKey) {
+		t.Fatalf("retired key: err = %v, want ErrUnknownKey", err)
+	}
+	if n := f.jwks.count(); n != 3 {
+		t.Fatalf("JWKS fetched %d times, want 3", n)
+	}
+}
