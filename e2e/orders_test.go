@@ -175,6 +175,17 @@ func TestOrdersExampleRefusesRevokedTokens(t *testing.T) {
 	if s := o1.status("/orders/all", admin.AccessToken); s != http.StatusOK {
 		t.Fatalf("an admin lists all orders: %d, want 200", s)
 	}
+	// The scope: a service account granted users:read may list them all,
+	// and is no user to have orders of its own.
+	var sa apiclient.Token
+	cl.Do("POST", "/user/token", "", map[string]any{"grant_type": "client_credentials", "client_id": m[1], "client_secret": m[2]}).
+		WantStatus(200).Decode(&sa)
+	if s := o1.status("/orders/all", sa.AccessToken); s != http.StatusOK {
+		t.Fatalf("a users:read service account lists all orders: %d, want 200", s)
+	}
+	if s := o1.status("/orders", sa.AccessToken); s != http.StatusForbidden {
+		t.Fatalf("a service account lists its own orders: %d, want 403", s)
+	}
 
 	const trials = 100
 	measure := func(name string, revoke func(tok apiclient.Token)) {
