@@ -162,10 +162,7 @@ func (s *Manager) Refresh(ctx context.Context, refresh string) (*user.Session, e
 		// taken for reuse, not graced, since it might be a revocation.
 		if !marked && !graced {
 			reused, family = true, rt.FamilyID
-			if err := r.RevokeRefreshFamily(ctx, rt.FamilyID, now); err != nil {
-				return err
-			}
-			return s.revokeSession(ctx, r, auth.ReasonSessionEnded, "", rt.FamilyID, now)
+			return s.endReusedFamily(ctx, r, rt.FamilyID, now)
 		}
 		u, err := r.UserByID(ctx, rt.UserID)
 		if errors.Is(err, user.ErrNotFound) {
@@ -263,6 +260,16 @@ func (s *Manager) Revoke(ctx context.Context, refresh, access string) error {
 		return user.StoreErr("revoke refresh tokens", err)
 	}
 	return nil
+}
+
+// endReusedFamily revokes a family whose refresh token was reused and tells
+// other services to refuse its access tokens (as endSession denies them
+// here once the transaction has committed).
+func (s *Manager) endReusedFamily(ctx context.Context, r user.Repo, family string, now time.Time) error {
+	if err := r.RevokeRefreshFamily(ctx, family, now); err != nil {
+		return err
+	}
+	return s.revokeSession(ctx, r, auth.ReasonSessionEnded, "", family, now)
 }
 
 // revokeSession tells other services, inside the transaction that ends
