@@ -1,7 +1,11 @@
-// Package user holds the user service's domain: the user entity, every rule
-// about it (validation, permissions, passwords, sessions, password reset) and
-// the ports it needs from storage, tokens and mail. It imports no framework,
-// transport or database driver; those live at the edges and adapt to it.
+// Package user is the core of the user service's domain: the user entity and
+// its snapshot, the rules of an email, a name, a password and an ID, who may
+// do what (Actor), the errors and events, the inputs and results of the use
+// cases, and the ports the domain needs from storage, tokens and limits.
+// The use cases themselves are flows, one package each below this one
+// (profile, session, recovery, serviceaccount), assembled by flows. It
+// imports no framework, transport or database driver; those live at the
+// edges and adapt to it.
 package user
 
 import (
