@@ -1926,6 +1926,126 @@ func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
 	return file_user_v1_user_proto_rawDescGZIP(), []int{32}
 }
 
+type RevocationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset or older than one access-token lifetime: everything in force.
+	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	// The next_after of the previous page; empty for the first.
+	After string `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	// Page size; default and at most 1000.
+	Limit         int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevocationsRequest) Reset() {
+	*x = RevocationsRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevocationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevocationsRequest) ProtoMessage() {}
+
+func (x *RevocationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevocationsRequest.ProtoReflect.Descriptor instead.
+func (*RevocationsRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RevocationsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *RevocationsRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *RevocationsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type RevocationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each is the JSON of one revocation exactly as published on RabbitMQ
+	// (routing key token.revoked; sdk/auth.Revocation), so the two ways a
+	// verifier learns of it have one format.
+	Revocations []string `protobuf:"bytes,1,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	// The last ID of a non-empty page: pass it as after until a page comes
+	// back empty.
+	NextAfter     string `protobuf:"bytes,2,opt,name=next_after,json=nextAfter,proto3" json:"next_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevocationsResponse) Reset() {
+	*x = RevocationsResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevocationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevocationsResponse) ProtoMessage() {}
+
+func (x *RevocationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevocationsResponse.ProtoReflect.Descriptor instead.
+func (*RevocationsResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RevocationsResponse) GetRevocations() []string {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
+func (x *RevocationsResponse) GetNextAfter() string {
+	if x != nil {
+		return x.NextAfter
+	}
+	return ""
+}
+
 var File_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_user_v1_user_proto_rawDesc = "" +
@@ -2049,7 +2169,15 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\bsessions\x18\x01 \x03(\v2\x14.user.v1.SessionInfoR\bsessions\"$\n" +
 	"\x12EndSessionsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13EndSessionsResponse*;\n" +
+	"\x13EndSessionsResponse\"r\n" +
+	"\x12RevocationsRequest\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\tR\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"V\n" +
+	"\x13RevocationsResponse\x12 \n" +
+	"\vrevocations\x18\x01 \x03(\tR\vrevocations\x12\x1d\n" +
+	"\n" +
+	"next_after\x18\x02 \x01(\tR\tnextAfter*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
@@ -2058,7 +2186,7 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +
-	"\x0fSTATUS_DISABLED\x10\x022\xc3\b\n" +
+	"\x0fSTATUS_DISABLED\x10\x022\x8d\t\n" +
 	"\x04User\x120\n" +
 	"\x03Get\x12\x13.user.v1.GetRequest\x1a\x14.user.v1.GetResponse\x12E\n" +
 	"\n" +
@@ -2076,7 +2204,8 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\vVerifyEmail\x12\x1b.user.v1.VerifyEmailRequest\x1a\x1c.user.v1.VerifyEmailResponse\x12]\n" +
 	"\x12ResendVerification\x12\".user.v1.ResendVerificationRequest\x1a#.user.v1.ResendVerificationResponse\x12K\n" +
 	"\fListSessions\x12\x1c.user.v1.ListSessionsRequest\x1a\x1d.user.v1.ListSessionsResponse\x12H\n" +
-	"\vEndSessions\x12\x1b.user.v1.EndSessionsRequest\x1a\x1c.user.v1.EndSessionsResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
+	"\vEndSessions\x12\x1b.user.v1.EndSessionsRequest\x1a\x1c.user.v1.EndSessionsResponse\x12H\n" +
+	"\vRevocations\x12\x1b.user.v1.RevocationsRequest\x1a\x1c.user.v1.RevocationsResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
 
 var (
 	file_user_v1_user_proto_rawDescOnce sync.Once
@@ -2091,7 +2220,7 @@ func file_user_v1_user_proto_rawDescGZIP() []byte {
 }
 
 var file_user_v1_user_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_user_v1_user_proto_goTypes = []any{
 	(Role)(0),                           // 0: user.v1.Role
 	(Status)(0),                         // 1: user.v1.Status
@@ -2128,13 +2257,15 @@ var file_user_v1_user_proto_goTypes = []any{
 	(*ListSessionsResponse)(nil),        // 32: user.v1.ListSessionsResponse
 	(*EndSessionsRequest)(nil),          // 33: user.v1.EndSessionsRequest
 	(*EndSessionsResponse)(nil),         // 34: user.v1.EndSessionsResponse
-	(*timestamppb.Timestamp)(nil),       // 35: google.protobuf.Timestamp
+	(*RevocationsRequest)(nil),          // 35: user.v1.RevocationsRequest
+	(*RevocationsResponse)(nil),         // 36: user.v1.RevocationsResponse
+	(*timestamppb.Timestamp)(nil),       // 37: google.protobuf.Timestamp
 }
 var file_user_v1_user_proto_depIdxs = []int32{
 	0,  // 0: user.v1.UserInfo.role:type_name -> user.v1.Role
 	1,  // 1: user.v1.UserInfo.status:type_name -> user.v1.Status
-	35, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
-	35, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
+	37, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
+	37, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: user.v1.GetResponse.user:type_name -> user.v1.UserInfo
 	0,  // 5: user.v1.PaginationRequest.role:type_name -> user.v1.Role
 	1,  // 6: user.v1.PaginationRequest.status:type_name -> user.v1.Status
@@ -2146,48 +2277,51 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	2,  // 12: user.v1.UpdateResponse.user:type_name -> user.v1.UserInfo
 	2,  // 13: user.v1.AuthResponse.user:type_name -> user.v1.UserInfo
 	2,  // 14: user.v1.ValidateResponse.user:type_name -> user.v1.UserInfo
-	35, // 15: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
-	35, // 16: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
-	35, // 17: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
-	35, // 18: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 15: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 16: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
+	37, // 17: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
+	37, // 18: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
 	31, // 19: user.v1.ListSessionsResponse.sessions:type_name -> user.v1.SessionInfo
-	3,  // 20: user.v1.User.Get:input_type -> user.v1.GetRequest
-	5,  // 21: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
-	7,  // 22: user.v1.User.Create:input_type -> user.v1.CreateRequest
-	9,  // 23: user.v1.User.Update:input_type -> user.v1.UpdateRequest
-	11, // 24: user.v1.User.Delete:input_type -> user.v1.DeleteRequest
-	13, // 25: user.v1.User.Auth:input_type -> user.v1.AuthRequest
-	15, // 26: user.v1.User.Validate:input_type -> user.v1.ValidateRequest
-	17, // 27: user.v1.User.CreatePasswordReset:input_type -> user.v1.CreatePasswordResetRequest
-	19, // 28: user.v1.User.ResetPassword:input_type -> user.v1.ResetPasswordRequest
-	21, // 29: user.v1.User.Refresh:input_type -> user.v1.RefreshRequest
-	22, // 30: user.v1.User.Revoke:input_type -> user.v1.RevokeRequest
-	24, // 31: user.v1.User.Keys:input_type -> user.v1.KeysRequest
-	26, // 32: user.v1.User.VerifyEmail:input_type -> user.v1.VerifyEmailRequest
-	28, // 33: user.v1.User.ResendVerification:input_type -> user.v1.ResendVerificationRequest
-	30, // 34: user.v1.User.ListSessions:input_type -> user.v1.ListSessionsRequest
-	33, // 35: user.v1.User.EndSessions:input_type -> user.v1.EndSessionsRequest
-	4,  // 36: user.v1.User.Get:output_type -> user.v1.GetResponse
-	6,  // 37: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
-	8,  // 38: user.v1.User.Create:output_type -> user.v1.CreateResponse
-	10, // 39: user.v1.User.Update:output_type -> user.v1.UpdateResponse
-	12, // 40: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
-	14, // 41: user.v1.User.Auth:output_type -> user.v1.AuthResponse
-	16, // 42: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
-	18, // 43: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
-	20, // 44: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
-	14, // 45: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
-	23, // 46: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
-	25, // 47: user.v1.User.Keys:output_type -> user.v1.KeysResponse
-	27, // 48: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
-	29, // 49: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
-	32, // 50: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
-	34, // 51: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
-	36, // [36:52] is the sub-list for method output_type
-	20, // [20:36] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	37, // 20: user.v1.RevocationsRequest.since:type_name -> google.protobuf.Timestamp
+	3,  // 21: user.v1.User.Get:input_type -> user.v1.GetRequest
+	5,  // 22: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
+	7,  // 23: user.v1.User.Create:input_type -> user.v1.CreateRequest
+	9,  // 24: user.v1.User.Update:input_type -> user.v1.UpdateRequest
+	11, // 25: user.v1.User.Delete:input_type -> user.v1.DeleteRequest
+	13, // 26: user.v1.User.Auth:input_type -> user.v1.AuthRequest
+	15, // 27: user.v1.User.Validate:input_type -> user.v1.ValidateRequest
+	17, // 28: user.v1.User.CreatePasswordReset:input_type -> user.v1.CreatePasswordResetRequest
+	19, // 29: user.v1.User.ResetPassword:input_type -> user.v1.ResetPasswordRequest
+	21, // 30: user.v1.User.Refresh:input_type -> user.v1.RefreshRequest
+	22, // 31: user.v1.User.Revoke:input_type -> user.v1.RevokeRequest
+	24, // 32: user.v1.User.Keys:input_type -> user.v1.KeysRequest
+	26, // 33: user.v1.User.VerifyEmail:input_type -> user.v1.VerifyEmailRequest
+	28, // 34: user.v1.User.ResendVerification:input_type -> user.v1.ResendVerificationRequest
+	30, // 35: user.v1.User.ListSessions:input_type -> user.v1.ListSessionsRequest
+	33, // 36: user.v1.User.EndSessions:input_type -> user.v1.EndSessionsRequest
+	35, // 37: user.v1.User.Revocations:input_type -> user.v1.RevocationsRequest
+	4,  // 38: user.v1.User.Get:output_type -> user.v1.GetResponse
+	6,  // 39: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
+	8,  // 40: user.v1.User.Create:output_type -> user.v1.CreateResponse
+	10, // 41: user.v1.User.Update:output_type -> user.v1.UpdateResponse
+	12, // 42: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
+	14, // 43: user.v1.User.Auth:output_type -> user.v1.AuthResponse
+	16, // 44: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
+	18, // 45: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
+	20, // 46: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
+	14, // 47: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
+	23, // 48: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
+	25, // 49: user.v1.User.Keys:output_type -> user.v1.KeysResponse
+	27, // 50: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
+	29, // 51: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
+	32, // 52: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
+	34, // 53: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
+	36, // 54: user.v1.User.Revocations:output_type -> user.v1.RevocationsResponse
+	38, // [38:55] is the sub-list for method output_type
+	21, // [21:38] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_user_v1_user_proto_init() }
@@ -2202,7 +2336,7 @@ func file_user_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_user_v1_user_proto_rawDesc), len(file_user_v1_user_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
