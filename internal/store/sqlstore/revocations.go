@@ -65,13 +65,5 @@ func (s *Store) Revocations(ctx context.Context, now time.Time) ([]revocation.En
 
 // DeleteExpiredRevocations removes the entries no longer in force at now.
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM revoked_tokens WHERE expires_at <= ?`, s.d.timeArg(now))
-	if err != nil {
-		return 0, fmt.Errorf("sqlstore: delete expired revocations: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("sqlstore: delete expired revocations: rows affected: %w", err)
-	}
-	return n, nil
+	return s.deleteExpired(ctx, "revoked_tokens", now)
 }
