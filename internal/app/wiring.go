@@ -30,6 +30,7 @@ import (
 	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/user/flows"
 )
 
 // NewLogger returns the process's logger: JSON lines with ECS field names
@@ -197,7 +198,7 @@ const (
 type Core struct {
 	Store   *sqlstore.Store
 	Keys    *token.Keyring
-	Service *user.Service
+	Service *flows.Service
 	// Search is the index List searches and the in-process indexer feeds;
 	// nil when none is configured.
 	Search search.Index
@@ -276,7 +277,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	}
 	policy := password.DefaultPolicy()
 	policy.MinScore = cfg.PasswordMinScore
-	deps := user.Deps{Store: st, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
+	deps := flows.Deps{Store: st, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
 	if mode != ModeTool {
 		sh, err := sharedState(ctx, cfg, log, mode, st)
 		if err != nil {
@@ -297,7 +298,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 			deps.Searcher = search.Searcher{Index: idx}
 		}
 	}
-	svc, err := user.NewService(deps, user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL, VerifyTTL: cfg.VerifyTTL,
+	svc, err := flows.New(deps, user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL, VerifyTTL: cfg.VerifyTTL,
 		RefreshReuseGrace:  cfg.RefreshReuseGrace,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxLifetime: cfg.SessionMaxLifetime,
 		RequireVerifiedEmail: cfg.RequireVerifiedEmail, SignupEnumerationSafe: cfg.SignupEnumerationSafe})

@@ -127,7 +127,11 @@ func Run(ctx context.Context, args []string, io IO) int {
 	if code >= 0 {
 		return code
 	}
-	if c.setup == nil { // version, with arguments it does not take
+	if c.setup == nil { // version: it takes no flags but help
+		if wantsHelp(rest) {
+			fmt.Fprintf(io.Stdout, "usersvc %s: %s\n\nUsage: usersvc %s\n", c.name, c.summary, c.name)
+			return 0
+		}
 		fmt.Fprintf(io.Stderr, "usersvc %s: unexpected arguments %q\n", c.name, rest)
 		return 2
 	}

@@ -118,6 +118,12 @@ func TestUsage(t *testing.T) {
 			t.Errorf("usersvc %s:\n%s", v, r)
 		}
 	}
+	if r := run(t, e, "", "version", "--help"); r.code != 0 || !strings.Contains(r.stdout, "Usage: usersvc version") || r.stderr != "" {
+		t.Errorf("usersvc version --help: its usage on stdout with exit 0:\n%s", r)
+	}
+	if r := run(t, e, "", "version", "now"); r.code != 2 || !strings.Contains(r.stderr, `unexpected arguments ["now"]`) {
+		t.Errorf("usersvc version now: a usage error:\n%s", r)
+	}
 	r = run(t, e, "", "help", "settings")
 	if r.code != 0 || !strings.Contains(r.stdout, "USERSVC_ACCESS_TTL, --access-ttl (default 15m)") {
 		t.Errorf("help settings:\n%s", r)

@@ -24,6 +24,7 @@ import (
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/user/flows"
 )
 
 // Passwords that pass password.DefaultPolicy (zxcvbn score 4).
@@ -44,7 +45,7 @@ type env struct {
 	*apiclient.Client // the API's test client, reporting to t
 
 	t       *testing.T
-	svc     *user.Service
+	svc     *flows.Service
 	rpcSrv  *rpc.Server
 	spy     *handlerSpy
 	handler http.Handler

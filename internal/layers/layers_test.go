@@ -20,6 +20,15 @@ var rules = []struct {
 	{"internal/user", []string{"go-micro.dev", "github.com/gin-gonic", "github.com/go-sql-driver", "modernc.org/sqlite", "github.com/redis",
 		mod + "internal/store", mod + "internal/rpc", mod + "internal/httpapi"},
 		"the domain imports no framework, driver or edge"},
+	// The flows: each is built on the core's vocabulary and its own small
+	// ports; none imports another (they meet through the interfaces they
+	// declare, wired in internal/user/flows), so a new flow — a second
+	// factor, an audit trail — is a package of its own, not a branch in
+	// someone else's.
+	{"internal/user/profile", flowForbidden("profile"), "a flow imports no other flow, framework, driver or edge"},
+	{"internal/user/session", flowForbidden("session"), "a flow imports no other flow, framework, driver or edge"},
+	{"internal/user/recovery", flowForbidden("recovery"), "a flow imports no other flow, framework, driver or edge"},
+	{"internal/user/serviceaccount", flowForbidden("serviceaccount"), "a flow imports no other flow, framework, driver or edge"},
 	{"internal/events", []string{mod + "internal/store"},
 		"the store hands out events messages; the relay does not know the store"},
 	{"internal/search", []string{mod + "internal/worker", mod + "internal/store"},
@@ -30,8 +39,10 @@ var rules = []struct {
 		"the denylist is not part of the user cache"},
 	{"internal/httpapi", []string{"go-micro.dev", "go.etcd.io", "github.com/rabbitmq"},
 		"go-micro stays inside internal/rpc"},
+	{"internal/httpapi", []string{mod + "internal/user/"},
+		"the API reaches the flows through the service (rpc.Users), never in process"},
 	{"internal/pages", []string{"go-micro.dev", "go.etcd.io", "github.com/rabbitmq", "github.com/gin-gonic",
-		mod + "internal/rpc", mod + "internal/httpapi", mod + "internal/store"},
+		mod + "internal/rpc", mod + "internal/httpapi", mod + "internal/store", mod + "internal/user/"},
 		"the pages are plain net/http over the Users interface; the API mounts them"},
 	// Exporters are wiring (app.SetupTracing): the shared helpers and the
 	// HTTP edges link no OTLP exporter and, with it, no gRPC (66 gRPC and 23
@@ -40,6 +51,22 @@ var rules = []struct {
 	{"internal/httpapi", edgeNoExporters, "an HTTP edge links no exporter or gRPC"},
 	{"internal/pages", edgeNoExporters, "an HTTP edge links no exporter or gRPC"},
 	{"internal/gateway", edgeNoExporters, "an HTTP edge links no exporter or gRPC"},
+}
+
+// flows are the domain's flow packages under internal/user.
+var flows = []string{"profile", "session", "recovery", "serviceaccount"}
+
+// flowForbidden is what the flow self may not reach: the other flows, their
+// assembly, and whatever the core may not.
+func flowForbidden(self string) []string {
+	out := []string{mod + "internal/user/flows", "go-micro.dev", "github.com/gin-gonic", "github.com/go-sql-driver",
+		"modernc.org/sqlite", "github.com/redis", mod + "internal/store", mod + "internal/rpc", mod + "internal/httpapi"}
+	for _, f := range flows {
+		if f != self {
+			out = append(out, mod+"internal/user/"+f)
+		}
+	}
+	return out
 }
 
 var edgeNoExporters = []string{"go.opentelemetry.io/otel/exporters", "go.opentelemetry.io/otel/sdk", "google.golang.org/grpc"}

@@ -50,7 +50,7 @@ func (c *Users) List(ctx context.Context, in user.ListInput) (*user.Page, error)
 }
 
 // Create registers a user. An enumeration-safe sign-up returns nil, nil:
-// accepted, with no user to show (user.Service.Create).
+// accepted, with no user to show (profile.Profiles.Create).
 func (c *Users) Create(ctx context.Context, in user.CreateInput) (*user.User, error) {
 	resp, err := c.rpc.Create(withCall(ctx), createToProto(in))
 	if err != nil {

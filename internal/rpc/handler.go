@@ -13,18 +13,19 @@ import (
 	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/reqmeta"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/user/flows"
 )
 
 // Handler implements userv1.UserHandler on the domain service.
 type Handler struct {
-	svc    *user.Service
+	svc    *flows.Service
 	jwks   func() ([]byte, error)
 	limits ClientLimits
 }
 
 // NewHandler adapts svc; jwks returns the public keys document, and limits
 // are the per-client budgets of callers that come straight to the port.
-func NewHandler(svc *user.Service, jwks func() ([]byte, error), limits ClientLimits) *Handler {
+func NewHandler(svc *flows.Service, jwks func() ([]byte, error), limits ClientLimits) *Handler {
 	return &Handler{svc: svc, jwks: jwks, limits: limits}
 }
 

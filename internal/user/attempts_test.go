@@ -9,6 +9,7 @@ import (
 	"github.com/usersvc/usersvc/internal/password"
 	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/user/flows"
 )
 
 // Guessing the current password through Update is guessing the password:
@@ -17,7 +18,7 @@ import (
 func TestCurrentPasswordGuessesSpendTheLoginBudget(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	svc, err := user.NewService(user.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
+	svc, err := flows.New(flows.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
 		PasswordAttempts: ratelimit.NewLocal(ratelimit.Rule{Limit: 3, Window: time.Minute}), Now: e.clock.Now}, user.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -109,48 +109,48 @@ func (a Actor) allowed(op Op, id string, role Role) bool {
 	return false
 }
 
-// authorize returns nil if a may do op to the account with id and role, or
+// Authorize returns nil if a may do op to the account with id and role, or
 // the operation's permission_denied error.
-func (a Actor) authorize(op Op, id string, role Role) error {
+func (a Actor) Authorize(op Op, id string, role Role) error {
 	if a.allowed(op, id, role) {
 		return nil
 	}
 	return Forbidden(refusal[op])
 }
 
-// allowedBeforeRead is authorize before the account is read: it refuses
+// AuthorizeBeforeRead is Authorize before the account is read: it refuses
 // only what the caller may do to no account with id, whatever its role, so
 // a refusal here tells nothing about whether the account exists.
-func (a Actor) allowedBeforeRead(op Op, id string) error {
-	return a.authorize(op, id, RoleUser)
+func (a Actor) AuthorizeBeforeRead(op Op, id string) error {
+	return a.Authorize(op, id, RoleUser)
 }
 
-// mayCreate decides who may register a plain account: anybody, signed in
+// MayCreate decides who may register a plain account: anybody, signed in
 // or not, except a read-only service account, whose scope is reading.
-func (a Actor) mayCreate() error {
+func (a Actor) MayCreate() error {
 	if a.ServiceAccount && !a.hasScope(ScopeWrite) && !a.hasScope(ScopeAdmin) {
 		return Forbidden("a users:read service account may not create users")
 	}
 	return nil
 }
 
-// createsForOthers reports whether a creates accounts on someone else's
+// CreatesForOthers reports whether a creates accounts on someone else's
 // behalf (an admin, a service account with users:write or users:admin, the
 // System actor): they may learn that an address is taken, where a sign-up,
 // anonymous or by a signed-in plain user, must not (SignupEnumerationSafe).
-func (a Actor) createsForOthers() bool {
+func (a Actor) CreatesForOthers() bool {
 	return a.reach(OpRead) == reachAll && (!a.ServiceAccount || a.hasScope(ScopeWrite) || a.hasScope(ScopeAdmin))
 }
 
 // SignsUp reports whether a Create by a is a sign-up: anonymous, or a
 // signed-in plain user. A sign-up spends the per-client sign-up budget at
 // every door and never tells whether the address was taken.
-func (a Actor) SignsUp() bool { return !a.createsForOthers() }
+func (a Actor) SignsUp() bool { return !a.CreatesForOthers() }
 
-// updateOps are the operations an update request asks for; an empty one
+// UpdateOps are the operations an update request asks for; an empty one
 // is a profile change that changes nothing, and still needs the right to
 // make one, since it answers with the account.
-func updateOps(in UpdateInput) []Op {
+func UpdateOps(in UpdateInput) []Op {
 	ops := []Op{OpProfile}
 	if in.Email != nil || in.Password != nil {
 		ops = append(ops, OpCredentials)
@@ -161,10 +161,10 @@ func updateOps(in UpdateInput) []Op {
 	return ops
 }
 
-// authorizeAll is authorize for every op of ops.
-func (a Actor) authorizeAll(ops []Op, id string, role Role) error {
+// AuthorizeAll is Authorize for every op of ops.
+func (a Actor) AuthorizeAll(ops []Op, id string, role Role) error {
 	for _, op := range ops {
-		if err := a.authorize(op, id, role); err != nil {
+		if err := a.Authorize(op, id, role); err != nil {
 			return err
 		}
 	}

@@ -93,22 +93,23 @@ func ParseEvent(body []byte) (Event, error) {
 	return e, nil
 }
 
-func eventUser(u *User) *EventUser {
+// EventUserOf is u as an event carries it.
+func EventUserOf(u *User) *EventUser {
 	snap := u.Snapshot()
 	return &snap
 }
 
-// newEvent stamps an event with a fresh ID and the time.
-func (s *Service) newEvent(t EventType, userID string) (Event, error) {
-	id, err := newID()
+// NewEvent stamps an event of user userID with a fresh ID and the time now.
+func NewEvent(t EventType, userID string, now time.Time) (Event, error) {
+	id, err := NewID()
 	if err != nil {
 		return Event{}, Internal("event id", err)
 	}
-	return Event{ID: id, Type: t, OccurredAt: s.clock(), UserID: userID}, nil
+	return Event{ID: id, Type: t, OccurredAt: now, UserID: userID}, nil
 }
 
-// appendEvents writes events to the outbox inside the caller's transaction.
-func appendEvents(ctx context.Context, r Repo, evs ...Event) error {
+// AppendEvents writes events to the outbox inside the caller's transaction.
+func AppendEvents(ctx context.Context, r Repo, evs ...Event) error {
 	for _, e := range evs {
 		if err := r.AppendEvent(ctx, e); err != nil {
 			return err

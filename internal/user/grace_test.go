@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/user/flows"
 )
 
 const grace = 10 * time.Second
@@ -15,15 +16,15 @@ const grace = 10 * time.Second
 // withGrace builds a second service on the env's store with the refresh
 // reuse grace g and the production denylist, so a revoked family's access
 // tokens are refused too.
-func (e *env) withGrace(t *testing.T, g time.Duration) *user.Service {
+func (e *env) withGrace(t *testing.T, g time.Duration) *flows.Service {
 	t.Helper()
 	dl := e.denylist(t)
-	return e.with(t, func(d *user.Deps) { d.Denylist = dl }, user.Config{RefreshReuseGrace: g})
+	return e.with(t, func(d *flows.Deps) { d.Denylist = dl }, user.Config{RefreshReuseGrace: g})
 }
 
 // signIn signs alice in on svc and refreshes once: the first session and
 // the child its refresh token was traded for.
-func (e *env) signIn(t *testing.T, svc *user.Service) (first, child *user.Session) {
+func (e *env) signIn(t *testing.T, svc *flows.Service) (first, child *user.Session) {
 	t.Helper()
 	ctx := context.Background()
 	e.create(t, "alice@example.com", user.RoleUser)
@@ -39,7 +40,7 @@ func (e *env) signIn(t *testing.T, svc *user.Service) (first, child *user.Sessio
 
 // wantLive checks that each session's access token validates, in the
 // session (family) sid, and that its refresh token still refreshes.
-func wantLive(t *testing.T, svc *user.Service, sid string, sessions map[string]*user.Session) {
+func wantLive(t *testing.T, svc *flows.Service, sid string, sessions map[string]*user.Session) {
 	t.Helper()
 	ctx := context.Background()
 	for name, s := range sessions {
@@ -56,7 +57,7 @@ func wantLive(t *testing.T, svc *user.Service, sid string, sessions map[string]*
 }
 
 // wantDead checks that neither token of each session is accepted any more.
-func wantDead(t *testing.T, svc *user.Service, sessions map[string]*user.Session) {
+func wantDead(t *testing.T, svc *flows.Service, sessions map[string]*user.Session) {
 	t.Helper()
 	ctx := context.Background()
 	for name, s := range sessions {
@@ -69,7 +70,7 @@ func wantDead(t *testing.T, svc *user.Service, sessions map[string]*user.Session
 	}
 }
 
-func sid(t *testing.T, svc *user.Service, s *user.Session) string {
+func sid(t *testing.T, svc *flows.Service, s *user.Session) string {
 	t.Helper()
 	v, err := svc.Validate(context.Background(), s.AccessToken)
 	if err != nil {

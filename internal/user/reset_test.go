@@ -8,6 +8,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/password"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/user/flows"
 )
 
 // txSpy is the real store, instrumented to tell whether a transaction is
@@ -49,7 +50,7 @@ func TestResetPasswordHashesBeforeTheTransaction(t *testing.T) {
 	e.create(t, "alice@example.com", user.RoleUser)
 	tx := &txSpy{Store: e.store}
 	h := &hashSpy{PasswordHasher: e.hasher, tx: tx}
-	svc, err := user.NewService(user.Deps{Store: tx, Hasher: h, Policy: password.DefaultPolicy(), Tokens: e.tokens,
+	svc, err := flows.New(flows.Deps{Store: tx, Hasher: h, Policy: password.DefaultPolicy(), Tokens: e.tokens,
 		Now: e.clock.Now}, user.Config{})
 	if err != nil {
 		t.Fatal(err)

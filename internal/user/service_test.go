@@ -15,6 +15,7 @@ import (
 	"github.com/usersvc/usersvc/internal/testenv"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/user/flows"
 )
 
 // The domain tests run on the real SQLite store: it is fast, and a fake
@@ -115,7 +116,7 @@ func (c *countingHasher) Verify(ctx context.Context, pw, enc string) (bool, bool
 }
 
 type env struct {
-	svc    *user.Service
+	svc    *flows.Service
 	store  user.Store
 	mail   *outbox
 	hasher *countingHasher
@@ -164,7 +165,7 @@ func newEnvOn(t testing.TB, st *sqlstore.Store, dir string, params password.Para
 		t.Fatal(err)
 	}
 	e := &env{store: st, mail: &outbox{st: st}, hasher: &countingHasher{Hasher: h}, clock: clk, tokens: tm, dir: dir}
-	e.svc, err = user.NewService(user.Deps{Store: st, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: tm,
+	e.svc, err = flows.New(flows.Deps{Store: st, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: tm,
 		Now: clk.Now}, user.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -719,18 +720,18 @@ func TestEveryChangeWritesItsEvent(t *testing.T) {
 }
 
 // withSearcher builds a second service on the same store with a searcher.
-func (e *env) withSearcher(t *testing.T, s user.Searcher) *user.Service {
+func (e *env) withSearcher(t *testing.T, s user.Searcher) *flows.Service {
 	t.Helper()
-	return e.with(t, func(d *user.Deps) { d.Searcher = s }, user.Config{})
+	return e.with(t, func(d *flows.Deps) { d.Searcher = s }, user.Config{})
 }
 
 // with builds a second service on the same store, clock and keys, with the
 // env's deps as changed by set and the config cfg.
-func (e *env) with(t *testing.T, set func(*user.Deps), cfg user.Config) *user.Service {
+func (e *env) with(t *testing.T, set func(*flows.Deps), cfg user.Config) *flows.Service {
 	t.Helper()
-	d := user.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens, Now: e.clock.Now}
+	d := flows.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens, Now: e.clock.Now}
 	set(&d)
-	svc, err := user.NewService(d, cfg)
+	svc, err := flows.New(d, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/usersvc/usersvc/internal/password"
 	"github.com/usersvc/usersvc/internal/revocation"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/user/flows"
 )
 
 // denylist is the production denylist on the env's database.
@@ -22,9 +23,9 @@ func (e *env) denylist(t *testing.T) *revocation.List {
 }
 
 // withDenylist builds a second service on the same store with a denylist.
-func (e *env) withDenylist(t *testing.T, d user.Denylist) *user.Service {
+func (e *env) withDenylist(t *testing.T, d user.Denylist) *flows.Service {
 	t.Helper()
-	return e.with(t, func(deps *user.Deps) { deps.Denylist = d }, user.Config{})
+	return e.with(t, func(deps *flows.Deps) { deps.Denylist = d }, user.Config{})
 }
 
 // Disabling an account ends its sessions: enabling it again must not bring
@@ -112,7 +113,7 @@ func TestLogoutDeniesThePresentedAccessToken(t *testing.T) {
 	if err := svc.Revoke(ctx, s1.RefreshToken, s1.AccessToken); err != nil {
 		t.Fatal(err)
 	}
-	for name, inst := range map[string]*user.Service{"this instance": svc, "another instance": other} {
+	for name, inst := range map[string]*flows.Service{"this instance": svc, "another instance": other} {
 		if _, err := inst.Validate(ctx, s1.AccessToken); !errors.Is(err, user.ErrInvalidToken) {
 			t.Errorf("%s: logged-out access token: %v, want %v", name, err, user.ErrInvalidToken)
 		}
@@ -128,7 +129,7 @@ func TestLogoutDeniesThePresentedAccessToken(t *testing.T) {
 func TestSessionIdleTimeoutAndMaxLifetime(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	svc, err := user.NewService(user.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
+	svc, err := flows.New(flows.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
 		Now: e.clock.Now}, user.Config{SessionIdleTimeout: time.Hour, SessionMaxLifetime: 150 * time.Minute})
 	if err != nil {
 		t.Fatal(err)

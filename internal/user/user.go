@@ -1,7 +1,11 @@
-// Package user holds the user service's domain: the user entity, every rule
-// about it (validation, permissions, passwords, sessions, password reset) and
-// the ports it needs from storage, tokens and mail. It imports no framework,
-// transport or database driver; those live at the edges and adapt to it.
+// Package user is the core of the user service's domain: the user entity and
+// its snapshot, the rules of an email, a name, a password and an ID, who may
+// do what (Actor), the errors and events, the inputs and results of the use
+// cases, and the ports the domain needs from storage, tokens and limits.
+// The use cases themselves are flows, one package each below this one
+// (profile, session, recovery, serviceaccount), assembled by flows. It
+// imports no framework, transport or database driver; those live at the
+// edges and adapt to it.
 package user
 
 import (
@@ -119,8 +123,8 @@ func NormalizeEmail(email string) string {
 // NormalizeName trims surrounding white space.
 func NormalizeName(name string) string { return strings.TrimSpace(name) }
 
-// checkName validates a normalised display name and returns a problem or "".
-func checkName(name string) string {
+// CheckName validates a normalised display name and returns a problem or "".
+func CheckName(name string) string {
 	switch {
 	case name == "":
 		return "is required"
@@ -137,8 +141,8 @@ func checkName(name string) string {
 	return ""
 }
 
-// checkID validates a user ID (a UUID) and returns a problem or "".
-func checkID(id string) string {
+// CheckID validates a user ID (a UUID) and returns a problem or "".
+func CheckID(id string) string {
 	if id == "" {
 		return "is required"
 	}
@@ -151,15 +155,33 @@ func checkID(id string) string {
 	return ""
 }
 
-// newID returns a UUIDv7: not guessable (74 random bits) yet time-ordered,
+// NewID returns a UUIDv7: not guessable (74 random bits) yet time-ordered,
 // so the primary-key index stays append-mostly and ID order is creation
 // order, which keyset pagination relies on.
-func newID() (string, error) {
+func NewID() (string, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return "", err
 	}
 	return id.String(), nil
+}
+
+// CreateInput is a registration.
+type CreateInput struct {
+	Email    string
+	Password string
+	Name     string
+	Role     Role // "" = user; only admins and internal callers may set admin
+}
+
+// UpdateInput holds the fields to change; nil leaves a field as it is.
+type UpdateInput struct {
+	Name            *string
+	Email           *string
+	Password        *string
+	CurrentPassword *string
+	Role            *Role
+	Status          *Status
 }
 
 // Actor is who asks for an operation, as the service established it from

@@ -12,12 +12,13 @@ import (
 	"github.com/usersvc/usersvc/internal/password"
 	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/user/flows"
 )
 
 // withConfig replaces e's service with one built on the same ports and cfg.
 func (e *env) withConfig(t *testing.T, cfg user.Config) *env {
 	t.Helper()
-	svc, err := user.NewService(user.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
+	svc, err := flows.New(flows.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
 		Now: e.clock.Now}, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +212,7 @@ func TestEnumerationSafeSignup(t *testing.T) {
 	owner := e.create(t, "owner@example.com", user.RoleUser)
 	hashes := func(fn func()) int {
 		h := &hashCounter{PasswordHasher: e.hasher}
-		svc, err := user.NewService(user.Deps{Store: e.store, Hasher: h, Policy: password.DefaultPolicy(), Tokens: e.tokens,
+		svc, err := flows.New(flows.Deps{Store: e.store, Hasher: h, Policy: password.DefaultPolicy(), Tokens: e.tokens,
 			Now: e.clock.Now}, user.Config{SignupEnumerationSafe: true})
 		if err != nil {
 			t.Fatal(err)
@@ -295,7 +296,7 @@ func TestEnumerationSafeEmailChange(t *testing.T) {
 func TestSignupAttemptNoticesAreLimited(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	svc, err := user.NewService(user.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
+	svc, err := flows.New(flows.Deps{Store: e.store, Hasher: e.hasher, Policy: password.DefaultPolicy(), Tokens: e.tokens,
 		ResetRequests: ratelimit.NewLocal(ratelimit.Rule{Limit: 2, Window: time.Hour}), Now: e.clock.Now},
 		user.Config{SignupEnumerationSafe: true})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/user/flows"
 	"github.com/usersvc/usersvc/internal/worker"
 )
 
@@ -46,7 +47,7 @@ type Options struct {
 
 // Stack is a built user service and what it was built from.
 type Stack struct {
-	Service *user.Service
+	Service *flows.Service
 	Store   *sqlstore.Store
 	Keys    *token.Keyring
 	Tokens  *token.Manager
@@ -112,7 +113,7 @@ func New(t testing.TB, o Options) *Stack {
 	if err != nil {
 		t.Fatalf("denylist: %v", err)
 	}
-	svc, err := user.NewService(user.Deps{Store: st, Hasher: hasher, Policy: password.DefaultPolicy(), Tokens: tokens,
+	svc, err := flows.New(flows.Deps{Store: st, Hasher: hasher, Policy: password.DefaultPolicy(), Tokens: tokens,
 		Denylist: deny, PasswordAttempts: o.PasswordAttempts,
 		ResetRequests: o.ResetRequests, Logger: log}, o.Config)
 	if err != nil {

@@ -1,6 +1,7 @@
-package user
+package profile
 
 import (
+	"github.com/usersvc/usersvc/internal/user"
 	"slices"
 	"testing"
 	"time"
@@ -9,9 +10,9 @@ import (
 // The plan step of Update is pure: it can be checked without a store, a
 // hasher or a clock.
 func TestPlanUpdate(t *testing.T) {
-	u := &User{ID: "0190a8e4-0000-7000-8000-000000000001", Email: "alice@example.com", Name: "Alice",
-		Role: RoleUser, Status: StatusActive, PasswordHash: "h0", SessionVersion: 3}
-	self, system := Actor{ID: u.ID, Role: RoleUser}, SystemActor
+	u := &user.User{ID: "0190a8e4-0000-7000-8000-000000000001", Email: "alice@example.com", Name: "Alice",
+		Role: user.RoleUser, Status: user.StatusActive, PasswordHash: "h0", SessionVersion: 3}
+	self, system := user.Actor{ID: u.ID, Role: user.RoleUser}, user.SystemActor
 	policy := func(pw, _ string) string {
 		if len(pw) < 8 {
 			return "is too short"
@@ -20,7 +21,7 @@ func TestPlanUpdate(t *testing.T) {
 	}
 	str := func(s string) *string { return &s }
 	fieldsOf := func(err error) []string {
-		e := AsError(err)
+		e := user.AsError(err)
 		var fs []string
 		for f := range e.Fields {
 			fs = append(fs, f)
@@ -30,32 +31,32 @@ func TestPlanUpdate(t *testing.T) {
 	}
 
 	// Own email change: the current password is needed, and named when missing.
-	_, err := planUpdate(self, u, UpdateInput{Email: str("ALICE2@example.com")}, policy)
+	_, err := planUpdate(self, u, user.UpdateInput{Email: str("ALICE2@example.com")}, policy)
 	if got := fieldsOf(err); !slices.Equal(got, []string{"current_password"}) {
 		t.Errorf("own email change without current password: fields %v", got)
 	}
-	p, err := planUpdate(self, u, UpdateInput{Email: str("ALICE2@example.com"), CurrentPassword: str("x")}, policy)
+	p, err := planUpdate(self, u, user.UpdateInput{Email: str("ALICE2@example.com"), CurrentPassword: str("x")}, policy)
 	if err != nil || !p.needCurrent || *p.email != "alice2@example.com" || p.readHash != "h0" {
 		t.Errorf("own email change: %+v, %v", p, err)
 	}
 	// The same address in another spelling is no change, so no password.
-	if p, err := planUpdate(self, u, UpdateInput{Email: str(" Alice@EXAMPLE.com")}, policy); err != nil || p.needCurrent {
+	if p, err := planUpdate(self, u, user.UpdateInput{Email: str(" Alice@EXAMPLE.com")}, policy); err != nil || p.needCurrent {
 		t.Errorf("unchanged email: %+v, %v", p, err)
 	}
 	// An internal caller needs none; bad values are all named at once.
-	if p, err := planUpdate(system, u, UpdateInput{Email: str("bob@example.com")}, policy); err != nil || p.needCurrent {
+	if p, err := planUpdate(system, u, user.UpdateInput{Email: str("bob@example.com")}, policy); err != nil || p.needCurrent {
 		t.Errorf("system email change: %+v, %v", p, err)
 	}
-	bad, badStatus := Role("root"), Status("gone")
-	_, err = planUpdate(system, u, UpdateInput{Name: str(" "), Email: str("x"), Password: str("short"), Role: &bad, Status: &badStatus}, policy)
+	bad, badStatus := user.Role("root"), user.Status("gone")
+	_, err = planUpdate(system, u, user.UpdateInput{Name: str(" "), Email: str("x"), Password: str("short"), Role: &bad, Status: &badStatus}, policy)
 	if got := fieldsOf(err); !slices.Equal(got, []string{"email", "name", "password", "role", "status"}) {
 		t.Errorf("invalid values: fields %v", got)
 	}
 
 	// Applying: only real changes are reported; a disable and a new password
 	// each end the sessions.
-	disabled, admin := StatusDisabled, RoleAdmin
-	p, err = planUpdate(system, u, UpdateInput{Name: str("Alice"), Status: &disabled, Password: str("long enough")}, policy)
+	disabled, admin := user.StatusDisabled, user.RoleAdmin
+	p, err = planUpdate(system, u, user.UpdateInput{Name: str("Alice"), Status: &disabled, Password: str("long enough")}, policy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,10 +67,10 @@ func TestPlanUpdate(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	changed := p.applyTo(&cur, "h1", now)
 	if !slices.Equal(changed, []string{"status", "password"}) || cur.SessionVersion != 5 || cur.PasswordHash != "h1" ||
-		cur.Status != StatusDisabled || !cur.UpdatedAt.Equal(now) {
+		cur.Status != user.StatusDisabled || !cur.UpdatedAt.Equal(now) {
 		t.Errorf("applied %v: %+v", changed, cur)
 	}
-	if p, _ := planUpdate(system, u, UpdateInput{Role: &admin}, policy); p.removesAdmin() {
+	if p, _ := planUpdate(system, u, user.UpdateInput{Role: &admin}, policy); p.removesAdmin() {
 		t.Error("a promotion counts as removing an admin")
 	}
 }

@@ -1,25 +1,16 @@
-package user
+package profile
 
 import (
 	"context"
 	"errors"
+	"github.com/usersvc/usersvc/internal/user"
 	"slices"
 	"time"
 )
 
-// UpdateInput holds the fields to change; nil leaves a field as it is.
-type UpdateInput struct {
-	Name            *string
-	Email           *string
-	Password        *string
-	CurrentPassword *string
-	Role            *Role
-	Status          *Status
-}
-
 // Update changes a user, as far as the caller's credential reaches
-// (authz.go: OpProfile for the name, OpCredentials for email and password,
-// OpRoleStatus for role and status). Users may change their own name, and
+// (authz.go: user.OpProfile for the name, user.OpCredentials for email and password,
+// user.OpRoleStatus for role and status). Users may change their own name, and
 // their email or password when they also give their current password (so a
 // stolen access token alone cannot take the account over). A new email does
 // not replace the address at once, whoever asks: it becomes the pending
@@ -37,26 +28,26 @@ type UpdateInput struct {
 // password is needed); then, after the slow work (verifying the current
 // password, hashing the new one) outside any transaction, applyUpdate
 // writes the plan in one transaction on the row as it is then.
-func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateInput) (*User, error) {
-	ops := updateOps(in)
-	if p := checkID(id); p != "" {
-		return nil, Invalid(map[string]string{"id": p})
+func (s *Profiles) Update(ctx context.Context, actor user.Actor, id string, in user.UpdateInput) (*user.User, error) {
+	ops := user.UpdateOps(in)
+	if p := user.CheckID(id); p != "" {
+		return nil, user.Invalid(map[string]string{"id": p})
 	}
-	if err := actor.authorizeAll(ops, id, RoleUser); err != nil {
+	if err := actor.AuthorizeAll(ops, id, user.RoleUser); err != nil {
 		return nil, err
 	}
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
-		return nil, storeErr("get user", err)
+		return nil, user.StoreErr("get user", err)
 	}
-	if err := actor.authorizeAll(ops, id, u.Role); err != nil {
+	if err := actor.AuthorizeAll(ops, id, u.Role); err != nil {
 		return nil, err
 	}
-	p, err := planUpdate(actor, u, in, s.checkPassword)
+	p, err := planUpdate(actor, u, in, func(pw, email string) string { return user.CheckPassword(s.policy, pw, email) })
 	if err != nil {
 		return nil, err
 	}
-	p.hideTaken = s.cfg.SignupEnumerationSafe && !actor.createsForOthers()
+	p.hideTaken = s.cfg.SignupEnumerationSafe && !actor.CreatesForOthers()
 	if p.needCurrent {
 		if err := s.verifyCurrent(ctx, u, *in.CurrentPassword); err != nil {
 			return nil, err
@@ -65,7 +56,7 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, in UpdateI
 	var hash string
 	if p.password != nil {
 		if hash, err = s.hasher.Hash(ctx, *p.password); err != nil {
-			return nil, Internal("hash password", err)
+			return nil, user.Internal("hash password", err)
 		}
 	}
 	return s.applyUpdate(ctx, p, hash)
@@ -76,12 +67,12 @@ type updatePlan struct {
 	id string
 	// actor and ops are who asked and what for, decided again on the row
 	// as locked.
-	actor  Actor
-	ops    []Op
+	actor  user.Actor
+	ops    []user.Op
 	name   *string // normalised; nil = unchanged
 	email  *string // canonical; nil = unchanged
-	role   *Role
-	status *Status
+	role   *user.Role
+	status *user.Status
 	// password is the new password to hash; nil = unchanged.
 	password *string
 	// needCurrent: the user changes their own email or password, so the
@@ -89,27 +80,27 @@ type updatePlan struct {
 	needCurrent bool
 	readHash    string
 	// hideTaken: a new address another account has is accepted as pending
-	// like any other, and its owner told, instead of ErrEmailTaken, so the
+	// like any other, and its owner told, instead of user.ErrEmailTaken, so the
 	// change cannot tell the caller who is registered
-	// (Config.SignupEnumerationSafe, for callers who may not list users).
+	// (user.Config.SignupEnumerationSafe, for callers who may not list users).
 	hideTaken bool
 }
 
 // planUpdate validates in against u, the user as read, and returns the plan.
 // It does no I/O; checkPassword is the password policy.
-func planUpdate(actor Actor, u *User, in UpdateInput, checkPassword func(pw, email string) string) (updatePlan, error) {
-	p := updatePlan{id: u.ID, actor: actor, ops: updateOps(in), role: in.Role, status: in.Status, password: in.Password, readHash: u.PasswordHash}
+func planUpdate(actor user.Actor, u *user.User, in user.UpdateInput, checkPassword func(pw, email string) string) (updatePlan, error) {
+	p := updatePlan{id: u.ID, actor: actor, ops: user.UpdateOps(in), role: in.Role, status: in.Status, password: in.Password, readHash: u.PasswordHash}
 	fields := map[string]string{}
 	if in.Name != nil {
-		n := NormalizeName(*in.Name)
-		if problem := checkName(n); problem != "" {
+		n := user.NormalizeName(*in.Name)
+		if problem := user.CheckName(n); problem != "" {
 			fields["name"] = problem
 		}
 		p.name = &n
 	}
 	email := u.Email
 	if in.Email != nil {
-		e, problem := ParseEmail(*in.Email)
+		e, problem := user.ParseEmail(*in.Email)
 		if problem != "" {
 			fields["email"] = problem
 		}
@@ -132,19 +123,19 @@ func planUpdate(actor Actor, u *User, in UpdateInput, checkPassword func(pw, ema
 		fields["current_password"] = "is required to change email or password"
 	}
 	if len(fields) > 0 {
-		return updatePlan{}, Invalid(fields)
+		return updatePlan{}, user.Invalid(fields)
 	}
 	return p, nil
 }
 
 // removesAdmin reports whether the plan could take an active admin away.
 func (p updatePlan) removesAdmin() bool {
-	return p.role != nil && *p.role != RoleAdmin || p.status != nil && *p.status != StatusActive
+	return p.role != nil && *p.role != user.RoleAdmin || p.status != nil && *p.status != user.StatusActive
 }
 
 // applyTo sets the planned fields on cur (the row as locked) and returns
 // the names of those that changed. hash is the new password's.
-func (p updatePlan) applyTo(cur *User, hash string, now time.Time) []string {
+func (p updatePlan) applyTo(cur *user.User, hash string, now time.Time) []string {
 	var changed []string
 	set := func(field string, differs bool, apply func()) {
 		if differs {
@@ -170,7 +161,7 @@ func (p updatePlan) applyTo(cur *User, hash string, now time.Time) []string {
 	}
 	set("status", p.status != nil && cur.Status != *p.status, func() {
 		cur.Status = *p.status
-		if cur.Status == StatusDisabled {
+		if cur.Status == user.StatusDisabled {
 			// A disabled account's sessions end, as with a password
 			// change: enabling it again must not revive them.
 			cur.SessionVersion++
@@ -189,10 +180,10 @@ func (p updatePlan) applyTo(cur *User, hash string, now time.Time) []string {
 // is re-read under a lock and only the planned fields are applied, so a
 // concurrent change (a password reset, an admin disabling the user) is never
 // overwritten with stale values.
-func (s *Service) applyUpdate(ctx context.Context, p updatePlan, hash string) (*User, error) {
-	now := s.clock()
-	var out *User
-	err := s.store.Atomic(ctx, func(r Repo) error {
+func (s *Profiles) applyUpdate(ctx context.Context, p updatePlan, hash string) (*user.User, error) {
+	now := s.clock.Now()
+	var out *user.User
+	err := s.store.Atomic(ctx, func(r user.Repo) error {
 		var admins []string
 		if p.role != nil || p.status != nil {
 			// Before the user's row: every admin removal takes the locks in
@@ -208,14 +199,14 @@ func (s *Service) applyUpdate(ctx context.Context, p updatePlan, hash string) (*
 		}
 		// The target may have been promoted since it was read: a
 		// users:write account's reach ends at plain users.
-		if err := p.actor.authorizeAll(p.ops, cur.ID, cur.Role); err != nil {
+		if err := p.actor.AuthorizeAll(p.ops, cur.ID, cur.Role); err != nil {
 			return err
 		}
 		if p.removesAdmin() && lastAdmin(admins, cur.ID) {
-			return ErrLastAdmin
+			return user.ErrLastAdmin
 		}
 		if p.needCurrent && cur.PasswordHash != p.readHash {
-			return Invalid(map[string]string{"current_password": "is no longer current; the password changed meanwhile"})
+			return user.Invalid(map[string]string{"current_password": "is no longer current; the password changed meanwhile"})
 		}
 		sessionVersion := cur.SessionVersion
 		changed := p.applyTo(cur, hash, now)
@@ -229,7 +220,7 @@ func (s *Service) applyUpdate(ctx context.Context, p updatePlan, hash string) (*
 		return s.afterUpdate(ctx, r, p, cur, changed, cur.SessionVersion != sessionVersion, now)
 	})
 	if err != nil {
-		return nil, storeErr("update user", err)
+		return nil, user.StoreErr("update user", err)
 	}
 	return out, nil
 }
@@ -237,7 +228,7 @@ func (s *Service) applyUpdate(ctx context.Context, p updatePlan, hash string) (*
 // afterUpdate does, in the update's transaction, what the changes entail:
 // the open reset ends, the refresh tokens of ended sessions are revoked,
 // and the events are written.
-func (s *Service) afterUpdate(ctx context.Context, r Repo, p updatePlan, cur *User, changed []string, sessionsEnded bool, now time.Time) error {
+func (s *Profiles) afterUpdate(ctx context.Context, r user.Repo, p updatePlan, cur *user.User, changed []string, sessionsEnded bool, now time.Time) error {
 	if slices.ContainsFunc(changed, endsReset) {
 		if err := r.DeleteUserPasswordResets(ctx, cur.ID); err != nil {
 			return err
@@ -253,49 +244,49 @@ func (s *Service) afterUpdate(ctx context.Context, r Repo, p updatePlan, cur *Us
 			return err
 		}
 	}
-	upd, err := s.newEvent(EventUpdated, cur.ID)
+	upd, err := user.NewEvent(user.EventUpdated, cur.ID, s.clock.Now())
 	if err != nil {
 		return err
 	}
-	upd.User, upd.Changed = eventUser(cur), changed
-	evs := []Event{upd}
+	upd.User, upd.Changed = user.EventUserOf(cur), changed
+	evs := []user.Event{upd}
 	if slices.Contains(changed, "password") {
-		pc, err := s.newEvent(EventPasswordChanged, cur.ID)
+		pc, err := user.NewEvent(user.EventPasswordChanged, cur.ID, s.clock.Now())
 		if err != nil {
 			return err
 		}
 		evs = append(evs, pc)
 	}
-	return appendEvents(ctx, r, evs...)
+	return user.AppendEvents(ctx, r, evs...)
 }
 
 // requestEmailChange mails a verification to cur's pending address and a
 // notice to its current one. An address another account has is refused
-// now, as a direct change was before pending addresses (ErrEmailTaken);
+// now, as a direct change was before pending addresses (user.ErrEmailTaken);
 // the unique index decides again when the change is verified. With
 // hideTaken it is accepted as pending instead, answering exactly as for a
 // free address: no verification goes out (it could never complete), and
 // the address's owner is told someone tried to use it, within the same
 // per-address budget as a sign-up with it.
-func (s *Service) requestEmailChange(ctx context.Context, r Repo, cur *User, hideTaken bool) error {
+func (s *Profiles) requestEmailChange(ctx context.Context, r user.Repo, cur *user.User, hideTaken bool) error {
 	owner, err := r.UserByEmail(ctx, cur.PendingEmail)
 	switch {
 	case err == nil && !hideTaken:
-		return ErrEmailTaken
+		return user.ErrEmailTaken
 	case err == nil:
-		if s.allowAttempt(ctx, s.resets, "signup|"+owner.Email) == nil {
-			if err := s.notice(ctx, r, EventSignupAttempted, owner, owner.Email, ""); err != nil {
+		if user.AllowAttempt(ctx, s.log, s.resets, "signup|"+owner.Email) == nil {
+			if err := s.notice(ctx, r, user.EventSignupAttempted, owner, owner.Email, ""); err != nil {
 				return err
 			}
 		}
-	case !errors.Is(err, ErrNotFound):
+	case !errors.Is(err, user.ErrNotFound):
 		return err
 	default:
-		if err := s.requestVerification(ctx, r, cur, cur.PendingEmail); err != nil {
+		if err := s.verify.RequestVerification(ctx, r, cur, cur.PendingEmail); err != nil {
 			return err
 		}
 	}
-	return s.notice(ctx, r, EventEmailChangeRequested, cur, cur.Email, cur.PendingEmail)
+	return s.notice(ctx, r, user.EventEmailChangeRequested, cur, cur.Email, cur.PendingEmail)
 }
 
 // endsReset reports whether a change of field ends the user's open password
@@ -308,19 +299,19 @@ func endsReset(field string) bool {
 
 // verifyCurrent checks the current password a user gives to change their
 // email or password; it spends one attempt of the account's budget.
-func (s *Service) verifyCurrent(ctx context.Context, u *User, current string) error {
-	if err := s.allowAttempt(ctx, s.tries, "password|"+u.Email); err != nil {
+func (s *Profiles) verifyCurrent(ctx context.Context, u *user.User, current string) error {
+	if err := user.AllowAttempt(ctx, s.log, s.tries, "password|"+u.Email); err != nil {
 		return err
 	}
-	if len(current) > MaxPasswordBytes {
-		return Invalid(map[string]string{"current_password": "is incorrect"})
+	if len(current) > user.MaxPasswordBytes {
+		return user.Invalid(map[string]string{"current_password": "is incorrect"})
 	}
 	ok, _, err := s.hasher.Verify(ctx, current, u.PasswordHash)
 	if err != nil {
-		return Internal("verify password", err)
+		return user.Internal("verify password", err)
 	}
 	if !ok {
-		return Invalid(map[string]string{"current_password": "is incorrect"})
+		return user.Invalid(map[string]string{"current_password": "is incorrect"})
 	}
 	return nil
 }

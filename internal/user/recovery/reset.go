@@ -1,10 +1,11 @@
-package user
+package recovery
 
 import (
 	"context"
 	"errors"
 
 	"github.com/usersvc/usersvc/internal/token"
+	"github.com/usersvc/usersvc/internal/user"
 )
 
 // CreatePasswordReset starts a reset for the email's owner: it stores the
@@ -14,30 +15,30 @@ import (
 // the same, so the endpoint cannot be used to find out who is registered;
 // delivery happens later in the worker, so its timing and failures do not
 // show here either.
-func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
+func (s *Recovery) CreatePasswordReset(ctx context.Context, email string) error {
 	u, err := s.mailRecipient(ctx, "reset", email)
 	if err != nil || u == nil {
 		return err
 	}
 	plain, hash, err := token.NewOpaque()
 	if err != nil {
-		return Internal("new reset token", err)
+		return user.Internal("new reset token", err)
 	}
-	now := s.clock()
-	r := PasswordReset{Hash: hash, UserID: u.ID, Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(s.cfg.ResetTTL)}
-	ev, err := s.newEvent(EventPasswordResetRequested, u.ID)
+	now := s.clock.Now()
+	r := user.PasswordReset{Hash: hash, UserID: u.ID, Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(s.cfg.ResetTTL)}
+	ev, err := user.NewEvent(user.EventPasswordResetRequested, u.ID, s.clock.Now())
 	if err != nil {
 		return err
 	}
-	ev.Reset = &EventReset{Email: u.Email, Name: u.Name, Token: plain, ExpiresAt: r.ExpiresAt}
-	err = s.store.Atomic(ctx, func(tx Repo) error {
+	ev.Reset = &user.EventReset{Email: u.Email, Name: u.Name, Token: plain, ExpiresAt: r.ExpiresAt}
+	err = s.store.Atomic(ctx, func(tx user.Repo) error {
 		if err := tx.PutPasswordReset(ctx, r); err != nil {
 			return err
 		}
-		return appendEvents(ctx, tx, ev)
+		return user.AppendEvents(ctx, tx, ev)
 	})
 	if err != nil {
-		return storeErr("store reset", err)
+		return user.StoreErr("store reset", err)
 	}
 	return nil
 }
@@ -46,24 +47,24 @@ func (s *Service) CreatePasswordReset(ctx context.Context, email string) error {
 // reset, a resent verification): it parses the address, spends one of the
 // address's budget under kind, and returns its user if registered and
 // active, nil otherwise: the caller then does nothing and answers the same.
-func (s *Service) mailRecipient(ctx context.Context, kind, email string) (*User, error) {
-	email, p := ParseEmail(email)
+func (s *Recovery) mailRecipient(ctx context.Context, kind, email string) (*user.User, error) {
+	email, p := user.ParseEmail(email)
 	if p != "" {
-		return nil, Invalid(map[string]string{"email": p})
+		return nil, user.Invalid(map[string]string{"email": p})
 	}
 	// Limited per address whether or not it is registered, so the limit
 	// reveals nothing either.
-	if err := s.allowAttempt(ctx, s.resets, kind+"|"+email); err != nil {
+	if err := user.AllowAttempt(ctx, s.log, s.resets, kind+"|"+email); err != nil {
 		return nil, err
 	}
 	u, err := s.store.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, user.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, storeErr("find user", err)
+		return nil, user.StoreErr("find user", err)
 	}
-	if u.Status != StatusActive {
+	if u.Status != user.StatusActive {
 		return nil, nil
 	}
 	return u, nil
@@ -77,67 +78,67 @@ func (s *Service) mailRecipient(ctx context.Context, kind, email string) (*User,
 // uses only one deletes it), writes the new hash, bumps the session version
 // (so every access token issued before now stops validating) and revokes
 // every refresh token.
-func (s *Service) ResetPassword(ctx context.Context, resetToken, newPassword string) error {
-	if resetToken == "" || len(resetToken) > MaxTokenBytes {
-		return ErrResetTokenInvalid
+func (s *Recovery) ResetPassword(ctx context.Context, resetToken, newPassword string) error {
+	if resetToken == "" || len(resetToken) > user.MaxTokenBytes {
+		return user.ErrResetTokenInvalid
 	}
 	hash := token.HashOpaque(resetToken)
 	pr, err := s.store.PasswordResetByHash(ctx, hash)
-	if errors.Is(err, ErrNotFound) {
-		return ErrResetTokenInvalid
+	if errors.Is(err, user.ErrNotFound) {
+		return user.ErrResetTokenInvalid
 	}
 	if err != nil {
-		return storeErr("find reset", err)
+		return user.StoreErr("find reset", err)
 	}
-	if !s.clock().Before(pr.ExpiresAt) {
-		return ErrResetTokenInvalid
+	if !s.clock.Now().Before(pr.ExpiresAt) {
+		return user.ErrResetTokenInvalid
 	}
 	u, err := s.store.UserByID(ctx, pr.UserID)
-	if errors.Is(err, ErrNotFound) || err == nil && !resetStillFor(pr, u) {
-		return ErrResetTokenInvalid
+	if errors.Is(err, user.ErrNotFound) || err == nil && !resetStillFor(pr, u) {
+		return user.ErrResetTokenInvalid
 	}
 	if err != nil {
-		return storeErr("get user", err)
+		return user.StoreErr("get user", err)
 	}
-	if p := s.checkPassword(newPassword, u.Email); p != "" {
-		return Invalid(map[string]string{"password": p})
+	if p := user.CheckPassword(s.policy, newPassword, u.Email); p != "" {
+		return user.Invalid(map[string]string{"password": p})
 	}
 	h, err := s.hasher.Hash(ctx, newPassword)
 	if err != nil {
-		return Internal("hash password", err)
+		return user.Internal("hash password", err)
 	}
-	ev, err := s.newEvent(EventPasswordChanged, u.ID)
+	ev, err := user.NewEvent(user.EventPasswordChanged, u.ID, s.clock.Now())
 	if err != nil {
 		return err
 	}
-	return s.store.Atomic(ctx, func(r Repo) error {
+	return s.store.Atomic(ctx, func(r user.Repo) error {
 		// The user row first, then the reset row: the same lock order as
 		// Update, which deletes a user's resets after locking the user.
 		cur, err := r.LockUser(ctx, pr.UserID)
-		if errors.Is(err, ErrNotFound) || err == nil && !resetStillFor(pr, cur) {
-			return ErrResetTokenInvalid
+		if errors.Is(err, user.ErrNotFound) || err == nil && !resetStillFor(pr, cur) {
+			return user.ErrResetTokenInvalid
 		}
 		if err != nil {
-			return storeErr("get user", err)
+			return user.StoreErr("get user", err)
 		}
 		deleted, err := r.DeletePasswordReset(ctx, hash)
 		if err != nil {
-			return storeErr("consume reset", err)
+			return user.StoreErr("consume reset", err)
 		}
 		if !deleted {
-			return ErrResetTokenInvalid
+			return user.ErrResetTokenInvalid
 		}
-		now := s.clock()
+		now := s.clock.Now()
 		cur.PasswordHash = h
 		cur.SessionVersion++
 		cur.UpdatedAt = now
 		if err := r.UpdateUser(ctx, cur); err != nil {
-			return storeErr("update user", err)
+			return user.StoreErr("update user", err)
 		}
 		if err := r.RevokeUserRefreshTokens(ctx, cur.ID, now); err != nil {
-			return storeErr("revoke sessions", err)
+			return user.StoreErr("revoke sessions", err)
 		}
-		return appendEvents(ctx, r, ev)
+		return user.AppendEvents(ctx, r, ev)
 	})
 }
 
@@ -145,6 +146,6 @@ func (s *Service) ResetPassword(ctx context.Context, resetToken, newPassword str
 // was mailed to the address u still has. Every change of email deletes the
 // user's open reset as well (see endsReset); this check holds even
 // for a path that changed the address without the domain.
-func resetStillFor(pr *PasswordReset, u *User) bool {
+func resetStillFor(pr *user.PasswordReset, u *user.User) bool {
 	return pr.Email != "" && pr.Email == u.Email
 }

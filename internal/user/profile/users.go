@@ -1,50 +1,43 @@
-package user
+package profile
 
 import (
 	"context"
 	"errors"
+	"github.com/usersvc/usersvc/internal/user"
 )
-
-// CreateInput is a registration.
-type CreateInput struct {
-	Email    string
-	Password string
-	Name     string
-	Role     Role // "" = user; only admins and internal callers may set admin
-}
 
 // Create registers a user. The email's uniqueness is enforced by the store's
 // unique index, so two concurrent registrations yield one user and one
-// ErrEmailTaken. The address starts unverified and a verification mail
+// user.ErrEmailTaken. The address starts unverified and a verification mail
 // goes out, except for the System actor (`usersvc admin create`), whose
 // operator vouches for it.
 //
-// With Config.SignupEnumerationSafe a sign-up (anonymous, or by a
+// With user.Config.SignupEnumerationSafe a sign-up (anonymous, or by a
 // signed-in plain user) returns nil, nil for a new and a taken address
 // alike (accepted: the outcome is mailed), after the same work on both
 // paths: one password hash, then one transaction that tries the insert. A
 // taken address gets a mail to its owner instead of an account. Callers
 // who create accounts for others and may list users anyway (admins,
 // service accounts with users:write or users:admin) still get the user or
-// ErrEmailTaken.
-func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*User, error) {
+// user.ErrEmailTaken.
+func (s *Profiles) Create(ctx context.Context, actor user.Actor, in user.CreateInput) (*user.User, error) {
 	u, err := s.newUser(ctx, actor, in)
 	if err != nil {
 		return nil, err
 	}
-	ev, err := s.newEvent(EventCreated, u.ID)
+	ev, err := user.NewEvent(user.EventCreated, u.ID, s.clock.Now())
 	if err != nil {
 		return nil, err
 	}
-	ev.User = eventUser(u)
-	quiet := s.cfg.SignupEnumerationSafe && !actor.createsForOthers()
+	ev.User = user.EventUserOf(u)
+	quiet := s.cfg.SignupEnumerationSafe && !actor.CreatesForOthers()
 	// The owner of a taken address is told at most as often as the reset
 	// budget allows, so sign-ups cannot flood their mailbox; the budget is
 	// spent on both paths, so its cost tells nothing either.
-	notify := quiet && s.allowAttempt(ctx, s.resets, "signup|"+u.Email) == nil
-	err = s.store.Atomic(ctx, func(r Repo) error {
+	notify := quiet && user.AllowAttempt(ctx, s.log, s.resets, "signup|"+u.Email) == nil
+	err = s.store.Atomic(ctx, func(r user.Repo) error {
 		err := r.CreateUser(ctx, u)
-		if quiet && errors.Is(err, ErrEmailTaken) {
+		if quiet && errors.Is(err, user.ErrEmailTaken) {
 			if !notify {
 				return nil
 			}
@@ -54,14 +47,14 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*Use
 			return err
 		}
 		if !u.EmailVerified {
-			if err := s.requestVerification(ctx, r, u, u.Email); err != nil {
+			if err := s.verify.RequestVerification(ctx, r, u, u.Email); err != nil {
 				return err
 			}
 		}
-		return appendEvents(ctx, r, ev)
+		return user.AppendEvents(ctx, r, ev)
 	})
 	if err != nil {
-		return nil, storeErr("create user", err)
+		return nil, user.StoreErr("create user", err)
 	}
 	if quiet {
 		return nil, nil
@@ -72,92 +65,92 @@ func (s *Service) Create(ctx context.Context, actor Actor, in CreateInput) (*Use
 // signupAttempted mails the owner of a taken address that someone tried to
 // register it. The failed insert left the transaction usable (a statement
 // error rolls back only the statement, in both databases).
-func (s *Service) signupAttempted(ctx context.Context, r Repo, email string) error {
+func (s *Profiles) signupAttempted(ctx context.Context, r user.Repo, email string) error {
 	owner, err := r.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) { // deleted in between: nobody to tell
+	if errors.Is(err, user.ErrNotFound) { // deleted in between: nobody to tell
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return s.notice(ctx, r, EventSignupAttempted, owner, owner.Email, "")
+	return s.notice(ctx, r, user.EventSignupAttempted, owner, owner.Email, "")
 }
 
 // newUser validates a registration, checks who may create what, and
 // builds the user with its password hashed.
-func (s *Service) newUser(ctx context.Context, actor Actor, in CreateInput) (*User, error) {
-	email, emailProblem := ParseEmail(in.Email)
-	name := NormalizeName(in.Name)
+func (s *Profiles) newUser(ctx context.Context, actor user.Actor, in user.CreateInput) (*user.User, error) {
+	email, emailProblem := user.ParseEmail(in.Email)
+	name := user.NormalizeName(in.Name)
 	role := in.Role
 	if role == "" {
-		role = RoleUser
+		role = user.RoleUser
 	}
 	fields := map[string]string{}
 	if emailProblem != "" {
 		fields["email"] = emailProblem
 	}
-	if p := checkName(name); p != "" {
+	if p := user.CheckName(name); p != "" {
 		fields["name"] = p
 	}
 	if !role.Valid() {
 		fields["role"] = "must be user or admin"
 	}
-	if p := s.checkPassword(in.Password, email); p != "" {
+	if p := user.CheckPassword(s.policy, in.Password, email); p != "" {
 		fields["password"] = p
 	}
 	if len(fields) > 0 {
-		return nil, Invalid(fields)
+		return nil, user.Invalid(fields)
 	}
-	if err := actor.mayCreate(); err != nil {
+	if err := actor.MayCreate(); err != nil {
 		return nil, err
 	}
-	if role != RoleUser {
-		if err := actor.authorize(OpCreateAdmin, "", ""); err != nil {
+	if role != user.RoleUser {
+		if err := actor.Authorize(user.OpCreateAdmin, "", ""); err != nil {
 			return nil, err
 		}
 	}
 	hash, err := s.hasher.Hash(ctx, in.Password)
 	if err != nil {
-		return nil, Internal("hash password", err)
+		return nil, user.Internal("hash password", err)
 	}
-	id, err := newID()
+	id, err := user.NewID()
 	if err != nil {
-		return nil, Internal("new id", err)
+		return nil, user.Internal("new id", err)
 	}
-	now := s.clock()
-	return &User{ID: id, Email: email, Name: name, Role: role, Status: StatusActive,
+	now := s.clock.Now()
+	return &user.User{ID: id, Email: email, Name: name, Role: role, Status: user.StatusActive,
 		PasswordHash: hash, EmailVerified: actor.System, CreatedAt: now, UpdatedAt: now}, nil
 }
 
-// Get returns a user the actor may see (OpRead).
-func (s *Service) Get(ctx context.Context, actor Actor, id string) (*User, error) {
-	if p := checkID(id); p != "" {
-		return nil, Invalid(map[string]string{"id": p})
+// Get returns a user the actor may see (user.OpRead).
+func (s *Profiles) Get(ctx context.Context, actor user.Actor, id string) (*user.User, error) {
+	if p := user.CheckID(id); p != "" {
+		return nil, user.Invalid(map[string]string{"id": p})
 	}
-	if err := actor.allowedBeforeRead(OpRead, id); err != nil {
+	if err := actor.AuthorizeBeforeRead(user.OpRead, id); err != nil {
 		return nil, err
 	}
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
-		return nil, storeErr("get user", err)
+		return nil, user.StoreErr("get user", err)
 	}
 	return u, nil
 }
 
-// Delete removes a user (OpDelete); their refresh tokens go with them and
+// Delete removes a user (user.OpDelete); their refresh tokens go with them and
 // their access tokens stop validating because the user no longer exists.
-func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
-	if p := checkID(id); p != "" {
-		return Invalid(map[string]string{"id": p})
+func (s *Profiles) Delete(ctx context.Context, actor user.Actor, id string) error {
+	if p := user.CheckID(id); p != "" {
+		return user.Invalid(map[string]string{"id": p})
 	}
-	if err := actor.allowedBeforeRead(OpDelete, id); err != nil {
+	if err := actor.AuthorizeBeforeRead(user.OpDelete, id); err != nil {
 		return err
 	}
-	ev, err := s.newEvent(EventDeleted, id)
+	ev, err := user.NewEvent(user.EventDeleted, id, s.clock.Now())
 	if err != nil {
 		return err
 	}
-	err = s.store.Atomic(ctx, func(r Repo) error {
+	err = s.store.Atomic(ctx, func(r user.Repo) error {
 		admins, err := r.LockActiveAdmins(ctx)
 		if err != nil {
 			return err
@@ -168,19 +161,19 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 		}
 		// Decided again on the locked row: a target promoted since the
 		// check above is out of a users:write account's reach now.
-		if err := actor.authorize(OpDelete, id, cur.Role); err != nil {
+		if err := actor.Authorize(user.OpDelete, id, cur.Role); err != nil {
 			return err
 		}
 		if lastAdmin(admins, id) {
-			return ErrLastAdmin
+			return user.ErrLastAdmin
 		}
 		if err := r.DeleteUser(ctx, id); err != nil {
 			return err
 		}
-		return appendEvents(ctx, r, ev)
+		return user.AppendEvents(ctx, r, ev)
 	})
 	if err != nil {
-		return storeErr("delete user", err)
+		return user.StoreErr("delete user", err)
 	}
 	return nil
 }
@@ -190,4 +183,14 @@ func (s *Service) Delete(ctx context.Context, actor Actor, id string) error {
 // platform any more (an admin can only be made by an admin).
 func lastAdmin(activeAdmins []string, id string) bool {
 	return len(activeAdmins) == 1 && activeAdmins[0] == id
+}
+
+// notice writes a token-less mail event about u to address to.
+func (s *Profiles) notice(ctx context.Context, r user.Repo, t user.EventType, u *user.User, to, newEmail string) error {
+	ev, err := user.NewEvent(t, u.ID, s.clock.Now())
+	if err != nil {
+		return err
+	}
+	ev.Notice = &user.EventNotice{Email: to, Name: u.Name, NewEmail: newEmail}
+	return user.AppendEvents(ctx, r, ev)
 }

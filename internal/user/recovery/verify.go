@@ -1,15 +1,16 @@
-package user
+package recovery
 
 import (
 	"context"
 	"errors"
 
 	"github.com/usersvc/usersvc/internal/token"
+	"github.com/usersvc/usersvc/internal/user"
 )
 
 // Email verification. A token proves one address of one user: the one it
-// was mailed to, recorded with it (EmailVerification.Email). Tokens are
-// 256-bit, stored as their SHA-256, expire after Config.VerifyTTL, and are
+// was mailed to, recorded with it (user.EmailVerification.Email). Tokens are
+// 256-bit, stored as their SHA-256, expire after user.Config.VerifyTTL, and are
 // single use: consuming one is deleting its record, so of two concurrent
 // uses one wins. A user has at most one open token; a new one (a resend, a
 // second email change) replaces it.
@@ -18,32 +19,32 @@ import (
 // user's address, the address is now verified; if to their pending
 // address, that becomes their address (the login) and is verified, and an
 // open password reset, mailed to the old address, ends. A pending address
-// that another account took meanwhile is ErrEmailTaken, and the token
+// that another account took meanwhile is user.ErrEmailTaken, and the token
 // stays open. An unknown, used, expired or superseded token (the pending
-// address changed again since) is ErrVerifyTokenInvalid.
-func (s *Service) VerifyEmail(ctx context.Context, verifyToken string) error {
-	if verifyToken == "" || len(verifyToken) > MaxTokenBytes {
-		return ErrVerifyTokenInvalid
+// address changed again since) is user.ErrVerifyTokenInvalid.
+func (s *Recovery) VerifyEmail(ctx context.Context, verifyToken string) error {
+	if verifyToken == "" || len(verifyToken) > user.MaxTokenBytes {
+		return user.ErrVerifyTokenInvalid
 	}
 	hash := token.HashOpaque(verifyToken)
 	v, err := s.store.EmailVerificationByHash(ctx, hash)
-	if errors.Is(err, ErrNotFound) {
-		return ErrVerifyTokenInvalid
+	if errors.Is(err, user.ErrNotFound) {
+		return user.ErrVerifyTokenInvalid
 	}
 	if err != nil {
-		return storeErr("find verification", err)
+		return user.StoreErr("find verification", err)
 	}
-	if !s.clock().Before(v.ExpiresAt) {
-		return ErrVerifyTokenInvalid
+	if !s.clock.Now().Before(v.ExpiresAt) {
+		return user.ErrVerifyTokenInvalid
 	}
-	ev, err := s.newEvent(EventUpdated, v.UserID)
+	ev, err := user.NewEvent(user.EventUpdated, v.UserID, s.clock.Now())
 	if err != nil {
 		return err
 	}
-	err = s.store.Atomic(ctx, func(r Repo) error {
+	err = s.store.Atomic(ctx, func(r user.Repo) error {
 		cur, err := r.LockUser(ctx, v.UserID)
-		if errors.Is(err, ErrNotFound) {
-			return ErrVerifyTokenInvalid
+		if errors.Is(err, user.ErrNotFound) {
+			return user.ErrVerifyTokenInvalid
 		}
 		if err != nil {
 			return err
@@ -53,7 +54,7 @@ func (s *Service) VerifyEmail(ctx context.Context, verifyToken string) error {
 			return err
 		}
 		if !deleted {
-			return ErrVerifyTokenInvalid
+			return user.ErrVerifyTokenInvalid
 		}
 		changed, err := verifiedAddress(cur, v.Email)
 		if err != nil || len(changed) == 0 {
@@ -64,29 +65,29 @@ func (s *Service) VerifyEmail(ctx context.Context, verifyToken string) error {
 				return err
 			}
 		}
-		cur.UpdatedAt = s.clock()
+		cur.UpdatedAt = s.clock.Now()
 		if err := r.UpdateUser(ctx, cur); err != nil {
 			return err
 		}
-		ev.User, ev.Changed = eventUser(cur), changed
-		return appendEvents(ctx, r, ev)
+		ev.User, ev.Changed = user.EventUserOf(cur), changed
+		return user.AppendEvents(ctx, r, ev)
 	})
 	if err != nil {
-		return storeErr("verify email", err)
+		return user.StoreErr("verify email", err)
 	}
 	return nil
 }
 
 // verifiedAddress applies the proof that the user receives mail at email
 // to cur and returns the fields that changed ("email" first if it did).
-func verifiedAddress(cur *User, email string) ([]string, error) {
+func verifiedAddress(cur *user.User, email string) ([]string, error) {
 	var changed []string
 	switch {
 	case cur.PendingEmail != "" && email == cur.PendingEmail:
 		cur.Email, cur.PendingEmail = email, ""
 		changed = append(changed, "email", "pending_email")
 	case email != cur.Email:
-		return nil, ErrVerifyTokenInvalid
+		return nil, user.ErrVerifyTokenInvalid
 	}
 	if !cur.EmailVerified {
 		cur.EmailVerified = true
@@ -101,44 +102,34 @@ func verifiedAddress(cur *User, email string) ([]string, error) {
 // so it reveals nobody's registration; it is limited per address, whoever
 // asks. A pending address (an email change) is not resent here: its owner
 // asks for the change again.
-func (s *Service) ResendVerification(ctx context.Context, email string) error {
+func (s *Recovery) ResendVerification(ctx context.Context, email string) error {
 	u, err := s.mailRecipient(ctx, "verify", email)
 	if err != nil || u == nil || u.EmailVerified {
 		return err
 	}
-	err = s.store.Atomic(ctx, func(r Repo) error { return s.requestVerification(ctx, r, u, u.Email) })
+	err = s.store.Atomic(ctx, func(r user.Repo) error { return s.RequestVerification(ctx, r, u, u.Email) })
 	if err != nil {
-		return storeErr("store verification", err)
+		return user.StoreErr("store verification", err)
 	}
 	return nil
 }
 
-// requestVerification opens a verification token of u for email, inside
+// RequestVerification opens a verification token of u for email, inside
 // the caller's transaction, with the event that hands it to the mailer.
-func (s *Service) requestVerification(ctx context.Context, r Repo, u *User, email string) error {
+func (s *Recovery) RequestVerification(ctx context.Context, r user.Repo, u *user.User, email string) error {
 	plain, hash, err := token.NewOpaque()
 	if err != nil {
-		return Internal("new verification token", err)
+		return user.Internal("new verification token", err)
 	}
-	now := s.clock()
-	v := EmailVerification{Hash: hash, UserID: u.ID, Email: email, CreatedAt: now, ExpiresAt: now.Add(s.cfg.VerifyTTL)}
-	ev, err := s.newEvent(EventVerificationRequested, u.ID)
+	now := s.clock.Now()
+	v := user.EmailVerification{Hash: hash, UserID: u.ID, Email: email, CreatedAt: now, ExpiresAt: now.Add(s.cfg.VerifyTTL)}
+	ev, err := user.NewEvent(user.EventVerificationRequested, u.ID, s.clock.Now())
 	if err != nil {
 		return err
 	}
-	ev.Verification = &EventReset{Email: email, Name: u.Name, Token: plain, ExpiresAt: v.ExpiresAt}
+	ev.Verification = &user.EventReset{Email: email, Name: u.Name, Token: plain, ExpiresAt: v.ExpiresAt}
 	if err := r.PutEmailVerification(ctx, v); err != nil {
 		return err
 	}
-	return appendEvents(ctx, r, ev)
-}
-
-// notice writes a token-less mail event about u to address to.
-func (s *Service) notice(ctx context.Context, r Repo, t EventType, u *User, to, newEmail string) error {
-	ev, err := s.newEvent(t, u.ID)
-	if err != nil {
-		return err
-	}
-	ev.Notice = &EventNotice{Email: to, Name: u.Name, NewEmail: newEmail}
-	return appendEvents(ctx, r, ev)
+	return user.AppendEvents(ctx, r, ev)
 }
