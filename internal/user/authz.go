@@ -45,6 +45,11 @@ const (
 	OpDelete
 	// OpSessions is listing or ending an account's sessions.
 	OpSessions
+	// OpFactors is enrolling, confirming and listing an account's second
+	// factors and making its recovery codes: its owner's alone. Not even
+	// an admin enrols a factor for someone else, since whoever holds the
+	// factor can then sign in as them.
+	OpFactors
 )
 
 // refusal is what the rule answers for each operation it refuses.
@@ -57,6 +62,7 @@ var refusal = map[Op]string{
 	OpRoleStatus:  "only an admin may change role or status, and not their own",
 	OpDelete:      "you may not delete this user",
 	OpSessions:    "you may not list or end this user's sessions",
+	OpFactors:     "only the account's owner may manage its second factors",
 }
 
 type reach int
@@ -97,6 +103,9 @@ func (a Actor) allowed(op Op, id string, role Role) bool {
 		// Nobody changes their own role or status: an admin would lock
 		// themself out, and a user would promote themself.
 		return false
+	}
+	if op == OpFactors {
+		return self
 	}
 	switch a.reach(op) {
 	case reachAll:

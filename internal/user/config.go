@@ -37,6 +37,12 @@ type Config struct {
 	// same for a new and a taken address (Create returns nil, nil) and
 	// mails the owner of a taken one instead.
 	SignupEnumerationSafe bool
+	// MFATicketTTL is how long a password sign-in waits for its second
+	// factor; default 5 minutes.
+	MFATicketTTL time.Duration
+	// MFAIssuer is the service's name in authenticator apps; default
+	// "usersvc".
+	MFAIssuer string
 }
 
 // WithDefaults returns c with every unset setting at its default, or an
@@ -47,6 +53,12 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	if c.MaxPageSize <= 0 {
 		c.MaxPageSize = 100
+	}
+	if c.MFATicketTTL <= 0 {
+		c.MFATicketTTL = 5 * time.Minute
+	}
+	if c.MFAIssuer == "" {
+		c.MFAIssuer = "usersvc"
 	}
 	if c.RefreshTTL <= 0 {
 		c.RefreshTTL = 30 * 24 * time.Hour

@@ -168,6 +168,18 @@ var (
 		Message: "the email address is not verified; open the link in the verification mail or ask for a new one"}
 )
 
+// Second-factor errors. ErrBadFactorCode is one message for a wrong code,
+// a used one and a kind the account has not enrolled.
+var (
+	ErrBadFactorCode = &Error{Code: CodeUnauthenticated, Message: "the code is wrong or was used already"}
+	// ErrMFATicketInvalid is an unknown, used or expired MFA ticket: sign
+	// in with the password again.
+	ErrMFATicketInvalid = &Error{Code: CodeUnauthenticated, Message: "invalid or expired mfa ticket; sign in again"}
+	// ErrMFAUnavailable refuses a TOTP enrolment on a service without
+	// keys to seal the secret with (USERSVC_MFA_KEYS).
+	ErrMFAUnavailable = &Error{Code: CodeFailedPrecondition, Message: "TOTP is not configured on this service"}
+)
+
 // ErrServiceAccountSignOut refuses a sign-out with a service account's
 // access token as the bearer: its token expires on its own, and ending it
 // early is revoking the account (usersvc admin service-account revoke).

@@ -13,6 +13,19 @@ type Session struct {
 	RefreshToken     string
 	RefreshExpiresAt time.Time
 	User             *User
+	// MFA, when set, means the password was right but the account has a
+	// second factor: there are no tokens, only the challenge to answer
+	// (session.Manager.CompleteMFA).
+	MFA *MFAChallenge
+}
+
+// MFAChallenge is the answer to a right password for an account with a
+// second factor: a ticket (proof of the password, single use, short-lived;
+// not an access token) and the kinds of factor that may complete it.
+type MFAChallenge struct {
+	Ticket    string
+	ExpiresAt time.Time
+	Factors   []string
 }
 
 // Validated is the result of a successful Validate: the user a user's

@@ -142,6 +142,7 @@ func newToken(u *user.User, family string) user.RefreshToken {
 		UserID:    u.ID,
 		CreatedAt: baseTime,
 		ExpiresAt: baseTime.Add(30 * 24 * time.Hour),
+		AMR:       "pwd otp mfa",
 	}
 }
 
@@ -195,7 +196,7 @@ func checkUser(t *testing.T, got, want *user.User) {
 
 func checkToken(t *testing.T, got *user.RefreshToken, want user.RefreshToken) {
 	t.Helper()
-	if got.Hash != want.Hash || got.FamilyID != want.FamilyID || got.UserID != want.UserID {
+	if got.Hash != want.Hash || got.FamilyID != want.FamilyID || got.UserID != want.UserID || got.AMR != want.AMR {
 		t.Errorf("token = %+v\nwant %+v", *got, want)
 	}
 	checkTime(t, "CreatedAt", got.CreatedAt, want.CreatedAt)

@@ -47,3 +47,9 @@ CREATE TABLE mfa_tickets (
     KEY ix_mfa_tickets_expires_at (expires_at),
     CONSTRAINT fk_mfa_tickets_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- How each session's sign-in was authenticated (space-separated RFC 8176
+-- amr values), copied to every token of the family so a refreshed access
+-- token carries what the first one did. Every session before this
+-- migration signed in with a password.
+ALTER TABLE refresh_tokens ADD COLUMN amr VARCHAR(64) NOT NULL DEFAULT 'pwd';

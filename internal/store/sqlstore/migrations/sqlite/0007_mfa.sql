@@ -30,3 +30,9 @@ CREATE TABLE mfa_tickets (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX ix_mfa_tickets_expires_at ON mfa_tickets (expires_at);
+
+-- How each session's sign-in was authenticated (space-separated RFC 8176
+-- amr values), copied to every token of the family so a refreshed access
+-- token carries what the first one did. Every session before this
+-- migration signed in with a password.
+ALTER TABLE refresh_tokens ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
