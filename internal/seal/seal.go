@@ -230,9 +230,24 @@ func decodeKey(s string) ([]byte, error) {
 
 // NewKey returns a random key, encoded as ParseKeys reads it.
 func NewKey() (string, error) {
+	b, err := randomKey()
+	return base64.StdEncoding.EncodeToString(b), err
+}
+
+func randomKey() ([]byte, error) {
 	b := make([]byte, KeySize)
 	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("seal: read random key: %w", err)
+		return nil, fmt.Errorf("seal: read random key: %w", err)
 	}
-	return base64.StdEncoding.EncodeToString(b), nil
+	return b, nil
+}
+
+// NewRandomKeyring returns a keyring of one new random key named id: for
+// tests, and for a deployment's first key before it is written down.
+func NewRandomKeyring(id string) (*Keyring, error) {
+	b, err := randomKey()
+	if err != nil {
+		return nil, err
+	}
+	return NewKeyring([]Key{{ID: id, Key: b}}, id)
 }

@@ -17,12 +17,7 @@ import (
 
 func mfaKeys(t *testing.T) *seal.Keyring {
 	t.Helper()
-	k, _ := seal.NewKey()
-	keys, err := seal.ParseKeys("k1:" + k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := seal.NewKeyring(keys, "")
+	ring, err := seal.NewRandomKeyring("k1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +83,9 @@ func TestTOTPSignIn(t *testing.T) {
 		t.Fatalf("an unconfirmed enrolment asked for a factor: %+v, %v", sess, err)
 	}
 	_, err = svc.ConfirmTOTP(ctx, actorOf(u), u.ID, enrol.FactorID, "000000")
-	wantErr(t, err, user.ErrBadFactorCode)
+	if ue := wantCode(t, err, user.CodeInvalidArgument); ue.Fields["code"] == "" {
+		t.Errorf("a wrong confirmation code: %v, want the field named", err)
+	}
 	codes, err := svc.ConfirmTOTP(ctx, actorOf(u), u.ID, enrol.FactorID, totpNow(t, e, enrol.Secret))
 	if err != nil || len(codes) != factor.RecoveryCodeCount {
 		t.Fatalf("ConfirmTOTP = %d codes, %v", len(codes), err)

@@ -43,9 +43,7 @@ func TestTOTPSecretUnreadableWithoutKey(t *testing.T) {
 		if err := s.CreateUser(ctx, u); err != nil {
 			t.Fatal(err)
 		}
-		key, _ := seal.NewKey()
-		keys, _ := seal.ParseKeys("k1:" + key)
-		ring, err := seal.NewKeyring(keys, "")
+		ring, err := seal.NewRandomKeyring("k1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,9 +77,7 @@ func TestTOTPSecretUnreadableWithoutKey(t *testing.T) {
 		if err != nil || string(plain) != enrol.Secret {
 			t.Fatalf("the configured key does not open the row: %v", err)
 		}
-		otherKey, _ := seal.NewKey()
-		otherKeys, _ := seal.ParseKeys("k1:" + otherKey)
-		other, _ := seal.NewKeyring(otherKeys, "")
+		other, _ := seal.NewRandomKeyring("k1")
 		if _, _, err := other.Open(string(row), "totp:"+id); !errors.Is(err, seal.ErrOpen) {
 			t.Errorf("another key under the same id: %v, want seal.ErrOpen", err)
 		}

@@ -97,6 +97,7 @@ var (
 	errFactorNotFound = &user.Error{Code: user.CodeNotFound, Message: "factor not found"}
 	errConfirmed      = &user.Error{Code: user.CodeFailedPrecondition, Message: "the factor is confirmed already"}
 	errTooManyFactors = &user.Error{Code: user.CodeFailedPrecondition, Message: "too many second factors; remove one first"}
+	errWrongCode      = user.Invalid(map[string]string{"code": "is wrong or was used already"})
 	errNoFactor       = &user.Error{Code: user.CodeFailedPrecondition, Message: "recovery codes need an active second factor first"}
 )
 
@@ -173,7 +174,7 @@ func totpContext(factorID string) string { return "totp:" + factorID }
 // here once; later confirmations return none.
 func (f *Flow) ConfirmTOTP(ctx context.Context, actor user.Actor, userID, factorID, code string) ([]string, error) {
 	if len(code) > maxCodeLen {
-		return nil, user.ErrBadFactorCode
+		return nil, errWrongCode
 	}
 	u, err := f.owner(ctx, actor, userID)
 	if err != nil {
@@ -193,12 +194,17 @@ func (f *Flow) ConfirmTOTP(ctx context.Context, actor user.Actor, userID, factor
 		return nil, errConfirmed
 	}
 	step, ok, err := f.checkTOTP(fac, code)
+	if errors.Is(err, user.ErrBadFactorCode) {
+		// The caller is signed in: a wrong code is a bad field, not a
+		// bad credential (401 would read as "your token is wrong").
+		return nil, errWrongCode
+	}
 	if err != nil || !ok {
 		return nil, err
 	}
 	now := f.clock.Now()
 	if confirmed, err := f.factors.ConfirmFactor(ctx, u.ID, fac.ID, step, now); err != nil || !confirmed {
-		return nil, errOr(err, user.ErrBadFactorCode, "confirm factor")
+		return nil, errOr(err, errWrongCode, "confirm factor")
 	}
 	left, err := f.factors.RecoveryCodesLeft(ctx, u.ID)
 	if err != nil || left > 0 {
