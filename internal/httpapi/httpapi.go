@@ -19,7 +19,6 @@ import (
 
 	"github.com/usersvc/usersvc/internal/health"
 	"github.com/usersvc/usersvc/internal/user"
-	"github.com/usersvc/usersvc/internal/user/mfa"
 )
 
 // Config tunes the HTTP API. The zero value is usable.
@@ -102,9 +101,9 @@ type Users interface {
 	Sessions(ctx context.Context, id string) ([]user.SessionInfo, error)
 	EndSessions(ctx context.Context, id string) error
 	CompleteMFA(ctx context.Context, ticket, kind, code string) (*user.Session, error)
-	EnrolTOTP(ctx context.Context, id, name string) (*mfa.TOTPEnrolment, error)
+	EnrolTOTP(ctx context.Context, id, name string) (*user.TOTPEnrolment, error)
 	ConfirmTOTP(ctx context.Context, id, factorID, code string) ([]string, error)
-	Factors(ctx context.Context, id string) ([]mfa.FactorInfo, int, error)
+	Factors(ctx context.Context, id string) ([]user.FactorInfo, int, error)
 	RegenerateRecoveryCodes(ctx context.Context, id string) ([]string, error)
 }
 

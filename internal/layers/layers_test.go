@@ -29,6 +29,7 @@ var rules = []struct {
 	{"internal/user/session", flowForbidden("session"), "a flow imports no other flow, framework, driver or edge"},
 	{"internal/user/recovery", flowForbidden("recovery"), "a flow imports no other flow, framework, driver or edge"},
 	{"internal/user/serviceaccount", flowForbidden("serviceaccount"), "a flow imports no other flow, framework, driver or edge"},
+	{"internal/user/mfa", flowForbidden("mfa"), "a flow imports no other flow, framework, driver or edge"},
 	{"internal/factor", pureLibrary, "the second factors' pieces are a library: no framework, driver or edge"},
 	{"internal/seal", pureLibrary, "sealing is a library: no framework, driver or edge"},
 	{"internal/events", []string{mod + "internal/store"},
@@ -56,7 +57,7 @@ var rules = []struct {
 }
 
 // flows are the domain's flow packages under internal/user.
-var flows = []string{"profile", "session", "recovery", "serviceaccount"}
+var flows = []string{"profile", "session", "recovery", "serviceaccount", "mfa"}
 
 // flowForbidden is what the flow self may not reach: the other flows, their
 // assembly, and whatever the core may not.

@@ -7,7 +7,6 @@ import (
 
 	userv1 "github.com/usersvc/usersvc/api/user/v1"
 	"github.com/usersvc/usersvc/internal/user"
-	"github.com/usersvc/usersvc/internal/user/mfa"
 )
 
 // The second-factor RPCs: the account's owner manages its factors
@@ -78,12 +77,12 @@ func (c *Users) CompleteMFA(ctx context.Context, ticket, kind, code string) (*us
 }
 
 // EnrolTOTP starts a TOTP enrolment of the caller's own account.
-func (c *Users) EnrolTOTP(ctx context.Context, id, name string) (*mfa.TOTPEnrolment, error) {
+func (c *Users) EnrolTOTP(ctx context.Context, id, name string) (*user.TOTPEnrolment, error) {
 	resp, err := c.rpc.EnrolTOTP(withCall(ctx), &userv1.EnrolTOTPRequest{Id: id, Name: name})
 	if err != nil {
 		return nil, FromMicro(err)
 	}
-	return &mfa.TOTPEnrolment{FactorID: resp.GetFactorId(), Secret: resp.GetSecret(), URI: resp.GetUri(), QRPNG: resp.GetQrPng()}, nil
+	return &user.TOTPEnrolment{FactorID: resp.GetFactorId(), Secret: resp.GetSecret(), URI: resp.GetUri(), QRPNG: resp.GetQrPng()}, nil
 }
 
 // ConfirmTOTP activates an enrolment; the first factor's recovery codes come back.
@@ -96,14 +95,14 @@ func (c *Users) ConfirmTOTP(ctx context.Context, id, factorID, code string) ([]s
 }
 
 // Factors lists the caller's own factors and their recovery codes left.
-func (c *Users) Factors(ctx context.Context, id string) ([]mfa.FactorInfo, int, error) {
+func (c *Users) Factors(ctx context.Context, id string) ([]user.FactorInfo, int, error) {
 	resp, err := c.rpc.ListFactors(withCall(ctx), &userv1.ListFactorsRequest{Id: id})
 	if err != nil {
 		return nil, 0, FromMicro(err)
 	}
-	out := make([]mfa.FactorInfo, len(resp.GetFactors()))
+	out := make([]user.FactorInfo, len(resp.GetFactors()))
 	for i, f := range resp.GetFactors() {
-		out[i] = mfa.FactorInfo{ID: f.GetId(), Kind: f.GetKind(), Name: f.GetName(), Active: f.GetActive(),
+		out[i] = user.FactorInfo{ID: f.GetId(), Kind: f.GetKind(), Name: f.GetName(), Active: f.GetActive(),
 			CreatedAt: f.GetCreatedAt().AsTime()}
 		if f.GetLastUsedAt() != nil {
 			t := f.GetLastUsedAt().AsTime()

@@ -53,3 +53,22 @@ type SessionInfo struct {
 // MaxSessionsListed bounds Sessions: a user with more live sessions than
 // this sees the newest ones.
 const MaxSessionsListed = 100
+
+// FactorInfo is a second factor as its owner sees it: never its secret.
+type FactorInfo struct {
+	ID         string
+	Kind       string // "totp"
+	Name       string
+	Active     bool // its enrolment is confirmed
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// TOTPEnrolment is a started TOTP enrolment, shown once: the factor to
+// confirm and what the person's authenticator app needs.
+type TOTPEnrolment struct {
+	FactorID string
+	Secret   string // base32
+	URI      string // otpauth://totp/...
+	QRPNG    []byte // the URI as a QR code
+}

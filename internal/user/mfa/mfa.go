@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -74,25 +73,6 @@ func New(d Deps, cfg user.Config) *Flow {
 		log: user.LoggerOr(d.Logger), clock: d.Clock, cfg: cfg}
 }
 
-// FactorInfo is what the owner sees of a factor: never its secret.
-type FactorInfo struct {
-	ID         string
-	Kind       string
-	Name       string
-	Active     bool
-	CreatedAt  time.Time
-	LastUsedAt *time.Time
-}
-
-// TOTPEnrolment is a started TOTP enrolment, shown once: the factor to
-// confirm and what the person's app needs.
-type TOTPEnrolment struct {
-	FactorID string
-	Secret   string
-	URI      string
-	QRPNG    []byte
-}
-
 var (
 	errFactorNotFound = &user.Error{Code: user.CodeNotFound, Message: "factor not found"}
 	errConfirmed      = &user.Error{Code: user.CodeFailedPrecondition, Message: "the factor is confirmed already"}
@@ -122,7 +102,7 @@ func (f *Flow) owner(ctx context.Context, actor user.Actor, userID string) (*use
 // EnrolTOTP starts a TOTP enrolment of the caller's own account: a new
 // secret, not active until ConfirmTOTP. An earlier unconfirmed one is
 // replaced.
-func (f *Flow) EnrolTOTP(ctx context.Context, actor user.Actor, userID, name string) (*TOTPEnrolment, error) {
+func (f *Flow) EnrolTOTP(ctx context.Context, actor user.Actor, userID, name string) (*user.TOTPEnrolment, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
 		name = "authenticator"
@@ -163,7 +143,7 @@ func (f *Flow) EnrolTOTP(ctx context.Context, actor user.Actor, userID, name str
 	if err := f.factors.CreateFactor(ctx, fac); err != nil {
 		return nil, user.StoreErr("create factor", err)
 	}
-	return &TOTPEnrolment{FactorID: fac.ID, Secret: enrol.Secret, URI: enrol.URI, QRPNG: enrol.QRPNG}, nil
+	return &user.TOTPEnrolment{FactorID: fac.ID, Secret: enrol.Secret, URI: enrol.URI, QRPNG: enrol.QRPNG}, nil
 }
 
 // totpContext binds a sealed TOTP secret to its factor's row.
@@ -243,7 +223,7 @@ func errOr(err error, orElse error, op string) error {
 
 // Factors lists the caller's own factors and how many unused recovery
 // codes they have left.
-func (f *Flow) Factors(ctx context.Context, actor user.Actor, userID string) ([]FactorInfo, int, error) {
+func (f *Flow) Factors(ctx context.Context, actor user.Actor, userID string) ([]user.FactorInfo, int, error) {
 	u, err := f.owner(ctx, actor, userID)
 	if err != nil {
 		return nil, 0, err
@@ -256,9 +236,9 @@ func (f *Flow) Factors(ctx context.Context, actor user.Actor, userID string) ([]
 	if err != nil {
 		return nil, 0, user.StoreErr("count recovery codes", err)
 	}
-	out := make([]FactorInfo, len(list))
+	out := make([]user.FactorInfo, len(list))
 	for i, fac := range list {
-		out[i] = FactorInfo{ID: fac.ID, Kind: string(fac.Kind), Name: fac.Name, Active: fac.Active(),
+		out[i] = user.FactorInfo{ID: fac.ID, Kind: string(fac.Kind), Name: fac.Name, Active: fac.Active(),
 			CreatedAt: fac.CreatedAt, LastUsedAt: fac.LastUsedAt}
 	}
 	return out, left, nil
