@@ -277,7 +277,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	}
 	policy := password.DefaultPolicy()
 	policy.MinScore = cfg.PasswordMinScore
-	mfaKeys, err := cfg.MFAKeyring()
+	mfaKeys, err := LoadMFAKeys(cfg)
 	if err != nil {
 		return err
 	}

@@ -315,7 +315,7 @@ var settings = []setting{
 		c.signupSafeSet = true
 		return boolean(func(c *Config) *bool { return &c.SignupEnumerationSafe })(c, v)
 	}},
-	{key: "mfa_keys", secret: true, usage: "keys that encrypt second-factor secrets (TOTP seeds) at rest with AES-256-GCM: comma-separated <id>:<base64 of 32 random bytes> (openssl rand -base64 32); after a rotation keep the old ones listed until usersvc mfa reseal has run; empty = TOTP cannot be enrolled or checked", set: mfaKeys},
+	{key: "mfa_keys", secret: true, usage: "keys that encrypt second-factor secrets (TOTP seeds) at rest with AES-256-GCM: comma-separated <id>:<base64 of 32 random bytes> (openssl rand -base64 32); after a rotation keep the old ones listed until usersvc mfa reseal has run; empty = the embedded default (SQLite) makes one in <data dir>/mfa.keys, a MySQL deployment has none and TOTP cannot be enrolled or checked", set: mfaKeys},
 	{key: "mfa_key_id", usage: "id of the mfa_keys entry new secrets are sealed with; default the first", set: func(c *Config, v string) error {
 		if err := seal.ValidKeyID(v); err != nil {
 			return errors.New("must be a key id of mfa_keys (A-Z, a-z, 0-9, - and _)")
