@@ -308,7 +308,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		RefreshReuseGrace:  cfg.RefreshReuseGrace,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxLifetime: cfg.SessionMaxLifetime,
 		RequireVerifiedEmail: cfg.RequireVerifiedEmail, SignupEnumerationSafe: cfg.SignupEnumerationSafe,
-		MFATicketTTL: cfg.MFATicketTTL})
+		MFATicketTTL: cfg.MFATicketTTL, ReauthWindow: cfg.ReauthWindow})
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ var groups = map[string][]string{
 	"ops":      {"ops_addr"},
 	"probe":    {"http_addr", "api_addr", "ops_addr"},
 	"limits":   {"rate_"},
-	"mfa":      {"mfa_", "require_admin_mfa"},
+	"mfa":      {"mfa_", "require_admin_mfa", "reauth_window"},
 }
 
 func inGroup(key, member string) bool {

@@ -133,6 +133,12 @@ func TestTOTPOverHTTP(t *testing.T) {
 		}
 	}
 	e.Do("POST", base+"/recovery-codes", alice.Access, nil).WantStatus(200).Decode(&codes)
+	// Step-up: with a factor enrolled, a password-only sign-in (the token
+	// from before the enrolment) may not change the password; the token of
+	// the sign-in with the factor may.
+	change := map[string]any{"password": "another long passphrase 42", "current_password": userPassword}
+	e.Do("PUT", base, alice.Access, change).WantError(401, "reauthentication_required")
+	e.Do("PUT", base, tok.AccessToken, change).WantStatus(200)
 	e.Send("POST", "/user/token", http.Header{"Content-Type": {"application/json"}},
 		`{"grant_type":"mfa","mfa_ticket":"x","factor":"sms","code":"1"}`).WantError(400, "invalid_argument", "factor")
 }

@@ -43,6 +43,10 @@ type Config struct {
 	// MFAIssuer is the service's name in authenticator apps; default
 	// "usersvc".
 	MFAIssuer string
+	// ReauthWindow is how old a sign-in may be for a change of email or
+	// password or a deletion by a user's token (step-up); 0 = any age (the
+	// second factor is still asked for where enrolled).
+	ReauthWindow time.Duration
 }
 
 // WithDefaults returns c with every unset setting at its default, or an

@@ -3,6 +3,7 @@ package user_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -237,4 +238,71 @@ func TestFactorsAreTheOwnersAlone(t *testing.T) {
 	wantErr(t, err, user.ErrMFATicketInvalid)
 	_, err = svc.CompleteMFA(ctx, "", "sms", "")
 	wantCode(t, err, user.CodeInvalidArgument)
+}
+
+// TestStepUp: a change of password or email, or a deletion, by a user's
+// token needs a sign-in within the window and, once the account has a
+// factor, one made with it; the name needs neither; a refresh does not
+// make a sign-in recent.
+func TestStepUp(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	svc := e.with(t, func(d *flows.Deps) { d.MFAKeys = mfaKeys(t) }, user.Config{ReauthWindow: 10 * time.Minute})
+	u := e.create(t, "frank@example.com", user.RoleUser)
+	actorOfToken := func(access string) user.Actor {
+		t.Helper()
+		a, _, err := svc.Authenticate(ctx, access)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	pw, n := strongPW, 0
+	// An email change (it waits as pending, and ends no session, so the
+	// test's tokens live on); a password change is the same operation.
+	changeEmail := func(a user.Actor) error {
+		n++
+		email := fmt.Sprintf("frank%d@example.com", n)
+		_, err := svc.Update(ctx, a, u.ID, user.UpdateInput{Email: &email, CurrentPassword: &pw})
+		return err
+	}
+	sess, err := svc.Auth(ctx, u.Email, strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := changeEmail(actorOfToken(sess.AccessToken)); err != nil {
+		t.Fatalf("a fresh sign-in: %v", err)
+	}
+	e.clock.Add(11 * time.Minute)
+	refreshed, err := svc.Refresh(ctx, sess.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := actorOfToken(refreshed.AccessToken)
+	wantErr(t, changeEmail(old), user.ErrReauthenticationRequired)
+	wantErr(t, svc.Delete(ctx, old, u.ID), user.ErrReauthenticationRequired)
+	name := "Frank F."
+	if _, err := svc.Update(ctx, old, u.ID, user.UpdateInput{Name: &name}); err != nil {
+		t.Errorf("a name change asked for step-up: %v", err)
+	}
+
+	fresh, err := svc.Auth(ctx, u.Email, strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := enrolTOTP(t, e, svc, u)
+	// Signed in a moment ago, but without the factor it now has.
+	wantErr(t, changeEmail(actorOfToken(fresh.AccessToken)), user.ErrReauthenticationRequired)
+	e.clock.Add(factor.TOTPPeriod)
+	withFactor, err := svc.CompleteMFA(ctx, challenge(t, svc, u.Email).Ticket, "totp", totpNow(t, e, secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := changeEmail(actorOfToken(withFactor.AccessToken)); err != nil {
+		t.Errorf("a recent sign-in with the factor: %v", err)
+	}
+	// The CLI's in-process actor is not a token's: no step-up.
+	if err := svc.Delete(ctx, user.SystemActor, u.ID); err != nil {
+		t.Errorf("SystemActor delete: %v", err)
+	}
 }

@@ -82,7 +82,7 @@ func New(d Deps, cfg user.Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	prof := profile.New(profile.Deps{Store: d.Store, Hasher: d.Hasher, Policy: d.Policy, Verifications: rec,
+	prof := profile.New(profile.Deps{Store: d.Store, Hasher: d.Hasher, Policy: d.Policy, Verifications: rec, SecondFactors: second,
 		PasswordAttempts: d.PasswordAttempts, ResetRequests: d.ResetRequests, Searcher: d.Searcher,
 		Logger: d.Logger, Clock: clock}, cfg)
 	return &Service{Profiles: prof, Manager: sess, Recovery: rec, Accounts: accounts, Flow: second, store: d.Store}, nil

@@ -320,3 +320,13 @@ func (f *Flow) Challenge(ctx context.Context, u *user.User) (*user.MFAChallenge,
 	}
 	return &user.MFAChallenge{Ticket: plain, ExpiresAt: t.ExpiresAt, Factors: kinds}, nil
 }
+
+// HasActiveFactor reports whether the user has a confirmed factor: step-up
+// then asks for a sign-in that used it.
+func (f *Flow) HasActiveFactor(ctx context.Context, userID string) (bool, error) {
+	if f.factors == nil {
+		return false, nil
+	}
+	kinds, err := f.activeKinds(ctx, userID)
+	return len(kinds) > 0, err
+}

@@ -366,5 +366,6 @@ func (s *Manager) Authenticate(ctx context.Context, access string) (user.Actor, 
 	if v.Account != nil {
 		return user.Actor{ID: v.Account.ID, ServiceAccount: true, Scopes: v.Scopes}, nil, nil
 	}
-	return user.Actor{ID: v.User.ID, Role: v.User.Role}, v.User, nil
+	signIn := v.Claims.SignIn
+	return user.Actor{ID: v.User.ID, Role: v.User.Role, SignIn: &signIn}, v.User, nil
 }
