@@ -308,7 +308,8 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		RefreshReuseGrace:  cfg.RefreshReuseGrace,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxLifetime: cfg.SessionMaxLifetime,
 		RequireVerifiedEmail: cfg.RequireVerifiedEmail, SignupEnumerationSafe: cfg.SignupEnumerationSafe,
-		MFATicketTTL: cfg.MFATicketTTL, ReauthWindow: cfg.ReauthWindow})
+		MFATicketTTL: cfg.MFATicketTTL, ReauthWindow: cfg.ReauthWindow,
+		RequireAdminMFA: cfg.RequireAdminMFA})
 	if err != nil {
 		return err
 	}

@@ -328,7 +328,7 @@ var settings = []setting{
 	}},
 	{key: "mfa_ticket_ttl", def: "5m", usage: "how long a sign-in with the right password waits for its second factor (the MFA ticket's lifetime; single use)", set: dur(func(c *Config) *time.Duration { return &c.MFATicketTTL })},
 	{key: "reauth_window", def: "10m", usage: "step-up: changing an email or password or deleting an account with a user's token needs a sign-in this recent, made with the caller's second factor if they have one; otherwise 401 reauthentication_required; 0 = any age (the factor is still required)", set: delay(func(c *Config) *time.Duration { return &c.ReauthWindow })},
-	{key: "require_admin_mfa", def: "false", usage: "an admin without a second factor can sign in only to enrol one; recommended in production; NOT ENFORCED YET (issue 20: read by nothing so far)", set: boolean(func(c *Config) *bool { return &c.RequireAdminMFA })},
+	{key: "require_admin_mfa", def: "false", usage: "an admin's token from a sign-in without a second factor has no admin powers: on their own account the admin is a plain user, and can enrol one; recommended in production", set: boolean(func(c *Config) *bool { return &c.RequireAdminMFA })},
 	{key: "argon2_memory_kib", def: "19456", usage: "argon2id memory in KiB (OWASP: 19456)", set: integer(8, 4<<20, func(c *Config) *int { return &c.Argon2MemoryKiB })},
 	{key: "argon2_iterations", def: "2", usage: "argon2id iterations", set: integer(1, 100, func(c *Config) *int { return &c.Argon2Iterations })},
 	{key: "argon2_threads", def: "1", usage: "argon2id parallelism", set: integer(1, 255, func(c *Config) *int { return &c.Argon2Threads })},

@@ -47,6 +47,10 @@ type Config struct {
 	// password or a deletion by a user's token (step-up); 0 = any age (the
 	// second factor is still asked for where enrolled).
 	ReauthWindow time.Duration
+	// RequireAdminMFA: an admin's token from a sign-in without a second
+	// factor carries no admin powers (the admin acts as a plain user on
+	// their own account, so they can enrol one).
+	RequireAdminMFA bool
 }
 
 // WithDefaults returns c with every unset setting at its default, or an

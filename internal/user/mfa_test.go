@@ -306,3 +306,58 @@ func TestStepUp(t *testing.T) {
 		t.Errorf("SystemActor delete: %v", err)
 	}
 }
+
+// TestRequireAdminMFA: with the switch on, an admin signed in without a
+// factor administers nothing but may enrol one on their own account; after
+// a sign-in with it the admin is an admin again.
+func TestRequireAdminMFA(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	svc := e.with(t, func(d *flows.Deps) { d.MFAKeys = mfaKeys(t) }, user.Config{RequireAdminMFA: true})
+	admin := e.create(t, "boss@example.com", user.RoleAdmin)
+	other := e.create(t, "gina@example.com", user.RoleUser)
+	tokenActor := func(access string) user.Actor {
+		t.Helper()
+		a, _, err := svc.Authenticate(ctx, access)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	sess, err := svc.Auth(ctx, admin.Email, strongPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak := tokenActor(sess.AccessToken)
+	_, err = svc.Get(ctx, weak, other.ID)
+	wantCode(t, err, user.CodePermissionDenied)
+	_, err = svc.List(ctx, weak, user.ListInput{})
+	wantCode(t, err, user.CodePermissionDenied)
+	enrol, err := svc.EnrolTOTP(ctx, weak, admin.ID, "key")
+	if err != nil {
+		t.Fatalf("an admin without a factor may enrol one: %v", err)
+	}
+	if _, err := svc.ConfirmTOTP(ctx, weak, admin.ID, enrol.FactorID, totpNow(t, e, enrol.Secret)); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(factor.TOTPPeriod)
+	strong, err := svc.CompleteMFA(ctx, challenge(t, svc, admin.Email).Ticket, "totp", totpNow(t, e, enrol.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Get(ctx, tokenActor(strong.AccessToken), other.ID); err != nil {
+		t.Errorf("an admin signed in with the factor: %v", err)
+	}
+	if _, err := e.svc.Get(ctx, mustActor(t, e, sess.AccessToken), other.ID); err != nil {
+		t.Errorf("with the switch off the password-only token administers: %v", err)
+	}
+}
+
+func mustActor(t *testing.T, e *env, access string) user.Actor {
+	t.Helper()
+	a, _, err := e.svc.Authenticate(context.Background(), access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

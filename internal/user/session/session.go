@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -367,5 +368,11 @@ func (s *Manager) Authenticate(ctx context.Context, access string) (user.Actor, 
 		return user.Actor{ID: v.Account.ID, ServiceAccount: true, Scopes: v.Scopes}, nil, nil
 	}
 	signIn := v.Claims.SignIn
-	return user.Actor{ID: v.User.ID, Role: v.User.Role, SignIn: &signIn}, v.User, nil
+	role := v.User.Role
+	if role == user.RoleAdmin && s.cfg.RequireAdminMFA && !slices.Contains(signIn.AMR, token.AMRMFA) {
+		// USERSVC_REQUIRE_ADMIN_MFA: no admin powers without the factor;
+		// on their own account (enrolling one) an admin is any user.
+		role = user.RoleUser
+	}
+	return user.Actor{ID: v.User.ID, Role: role, SignIn: &signIn}, v.User, nil
 }
