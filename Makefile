@@ -17,19 +17,22 @@ test-short: ## the inner loop: vet and the tests that need no server (no provisi
 	go vet ./...
 	go test -short -count=1 ./...
 
-# The release build, as the Dockerfile's: no file paths or symbol and DWARF
+# The release build, as the Dockerfile's: static (CGO_ENABLED=0: the
+# pure-Go SQLite and resolver, not this machine's libc, which a go build
+# with a C compiler around would link), no file paths or symbol and DWARF
 # tables in the binary (panics still print function names and lines), and
-# gin without its MessagePack codec, which the API never speaks. 94 MB
-# plain, 59 MB like this; see docs/benchmarks.md. -buildvcs=auto records
-# the commit (`usersvc version` shows it) whatever GOFLAGS says, and
-# builds outside a checkout too.
+# gin without its MessagePack codec, which the API never speaks. 94.5 MB
+# plain, 59.4 MB like this; what the rest is and what it would take to
+# reach 50 MB: docs/benchmarks.md (go run ./bench/binsize). -buildvcs=auto
+# records the commit (`usersvc version` shows it) whatever GOFLAGS says,
+# and builds outside a checkout too.
 RELEASE_FLAGS := -trimpath -buildvcs=auto -tags nomsgpack -ldflags='-s -w'
 
 build: ## bin/usersvc (the release build: RELEASE_FLAGS)
-	go build $(RELEASE_FLAGS) -o bin/usersvc ./cmd/usersvc
+	CGO_ENABLED=0 go build $(RELEASE_FLAGS) -o bin/usersvc ./cmd/usersvc
 
 install: ## usersvc into $(go env GOPATH)/bin (the release build)
-	go install $(RELEASE_FLAGS) ./cmd/usersvc
+	CGO_ENABLED=0 go install $(RELEASE_FLAGS) ./cmd/usersvc
 
 tools: ## build (once per version) staticcheck and the protoc plugins
 	@$(TOOLS) staticcheck protoc-gen-go protoc-gen-micro >/dev/null

@@ -120,7 +120,18 @@ func runService(ctx context.Context, cfg *config.Config, log *slog.Logger, _ IO)
 	if err != nil {
 		return err
 	}
+	defer closeRegistry(reg, log)
 	return app.RunService(ctx, cfg, log, reg)
+}
+
+// closeRegistry closes a role's registry connections once the role has
+// stopped (deregistered, no more lookups).
+func closeRegistry(reg rpc.Registry, log *slog.Logger) {
+	if c, ok := reg.(interface{ Close() error }); ok {
+		if err := c.Close(); err != nil {
+			log.Warn("closing the registry client", "error", err)
+		}
+	}
 }
 
 // httpRole runs an HTTP role (api, gateway) on the listener of its
@@ -133,6 +144,7 @@ func httpRole(addr func(*config.Config) string, env string,
 		if err != nil {
 			return err
 		}
+		defer closeRegistry(reg, log)
 		ln, err := app.Listen(addr(cfg), env)
 		if err != nil {
 			return err

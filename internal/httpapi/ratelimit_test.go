@@ -18,10 +18,10 @@ func TestRateLimits(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *httpapi.Config) {
 		c.RateLimits = []httpapi.RateLimit{{Method: "POST", Path: "/user/token",
-			PerIP: ratelimit.NewLocal(ratelimit.Rule{Limit: 3, Window: time.Minute})}}
+			PerIP: ratelimit.NewLocal(ratelimit.Rule{Limit: 2, Window: time.Minute})}}
 	})
-	bob := e.register("bob@example.com", "Bob") // the admin signed in (1); Bob signs in (2)
-	e.Do("POST", "/user/token", "", map[string]any{"email": "x@example.com", "password": "wrong password!!"}).WantStatus(401)
+	bob := e.register("bob@example.com", "Bob") // Bob signs in (1; the admin signed in in process)
+	e.Do("POST", "/user/token", "", map[string]any{"email": "x@example.com", "password": "wrong password!!"}).WantStatus(401) // (2)
 	r := e.Do("POST", "/user/token", "", map[string]any{"email": bob.Email, "password": userPassword})
 	r.WantError(429, "resource_exhausted")
 	if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || s < 1 || s > 60 {

@@ -103,3 +103,18 @@ func TestEtcdRegistryWatchAndChanges(t *testing.T) {
 		t.Errorf("ListServices after Deregister = %v, %v; want none", all, err)
 	}
 }
+
+// TestStaleRegistryClosesTheEtcdClient: a role closes its registry when it
+// stops; the StaleRegistry in front passes that on to the etcd client.
+func TestStaleRegistryClosesTheEtcdClient(t *testing.T) {
+	reg := NewStaleRegistry(etcdRegistry(t, etcdtest.StartEtcd(t), 5*time.Second), time.Second)
+	if _, err := reg.ListServices(); err != nil {
+		t.Fatalf("list before close: %v", err)
+	}
+	if err := reg.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if _, err := reg.ListServices(); err == nil {
+		t.Fatal("list after close succeeded; the etcd client is still open")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -39,12 +40,12 @@ type StaleRegistry struct {
 	grace time.Duration
 	now   func() time.Time
 
-	mu         sync.Mutex
-	last       map[string][]*registry.Service
-	failing    bool
-	recovered  time.Time // when the registry last answered again after failing
-	refreshing map[string]bool
-	probing    bool
+	mu        sync.Mutex
+	last      map[string][]*registry.Service
+	failing   bool
+	recovered time.Time          // when the registry last answered again after failing
+	lookups   map[string]*lookup // under way, by service name
+	probing   bool
 }
 
 // NewStaleRegistry wraps reg; grace is how long after an outage an empty
@@ -52,7 +53,17 @@ type StaleRegistry struct {
 // live instance has renewed). It logs to slog.Default().
 func NewStaleRegistry(reg Registry, grace time.Duration) *StaleRegistry {
 	return &StaleRegistry{Registry: reg, log: slog.Default(), grace: grace, now: time.Now,
-		last: map[string][]*registry.Service{}, refreshing: map[string]bool{}}
+		last: map[string][]*registry.Service{}, lookups: map[string]*lookup{}}
+}
+
+// Close closes the registry underneath when it holds connections
+// (EtcdRegistry); call it once the process has deregistered and stopped
+// looking services up.
+func (s *StaleRegistry) Close() error {
+	if c, ok := s.Registry.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // lookupPatience is how long a lookup of a service with a known list waits
@@ -70,31 +81,21 @@ var errRegistrySlow = fmt.Errorf("no answer within %v", lookupPatience)
 func (s *StaleRegistry) GetService(name string, opts ...registry.GetOption) ([]*registry.Service, error) {
 	s.mu.Lock()
 	last, known := s.last[name]
-	if s.failing && known {
-		s.refreshLocked(name, opts)
-		s.mu.Unlock()
-		return last, nil
-	}
+	l := s.lookupLocked(name, opts)
+	failing := s.failing
 	s.mu.Unlock()
-	if !known {
-		svcs, err := s.Registry.GetService(name, opts...)
-		return s.record(name, svcs, err)
+	switch {
+	case failing && known:
+		return last, nil // the lookup goes on in the background
+	case !known:
+		<-l.done
+		return l.svcs, l.err
 	}
-	type answer struct {
-		svcs []*registry.Service
-		err  error
-	}
-	ch := make(chan answer, 1)
-	go func() {
-		svcs, err := s.Registry.GetService(name, opts...)
-		svcs, err = s.record(name, svcs, err)
-		ch <- answer{svcs, err}
-	}()
 	wait := time.NewTimer(lookupPatience)
 	defer wait.Stop()
 	select {
-	case a := <-ch:
-		return a.svcs, a.err
+	case <-l.done:
+		return l.svcs, l.err
 	case <-wait.C:
 		// Slower than a healthy etcd ever is: served from cache until the
 		// registry answers (the lookup under way may be that answer).
@@ -105,6 +106,34 @@ func (s *StaleRegistry) GetService(name string, opts ...registry.GetOption) ([]*
 	}
 }
 
+// lookup is one registry lookup of a service, shared by every caller that
+// asks while it runs; svcs and err are set before done is closed.
+type lookup struct {
+	done chan struct{}
+	svcs []*registry.Service
+	err  error
+}
+
+// lookupLocked returns the lookup of name under way, starting one if none
+// is: one request at a time per service reaches the registry, however many
+// callers wait, and a slow one (an outage) is not stacked up. s.mu is held.
+func (s *StaleRegistry) lookupLocked(name string, opts []registry.GetOption) *lookup {
+	if l, ok := s.lookups[name]; ok {
+		return l
+	}
+	l := &lookup{done: make(chan struct{})}
+	s.lookups[name] = l
+	go func() {
+		svcs, err := s.Registry.GetService(name, opts...)
+		l.svcs, l.err = s.record(name, svcs, err)
+		s.mu.Lock()
+		delete(s.lookups, name)
+		s.mu.Unlock()
+		close(l.done)
+	}()
+	return l
+}
+
 // Register passes through; its outcome tells whether the registry answers.
 func (s *StaleRegistry) Register(svc *registry.Service, opts ...registry.RegisterOption) error {
 	err := s.Registry.Register(svc, opts...)
@@ -112,23 +141,6 @@ func (s *StaleRegistry) Register(svc *registry.Service, opts ...registry.Registe
 	s.observeLocked(err)
 	s.mu.Unlock()
 	return err
-}
-
-// refreshLocked starts a background lookup of name unless one runs;
-// s.mu is held.
-func (s *StaleRegistry) refreshLocked(name string, opts []registry.GetOption) {
-	if !s.refreshing[name] {
-		s.refreshing[name] = true
-		go s.refresh(name, opts)
-	}
-}
-
-func (s *StaleRegistry) refresh(name string, opts []registry.GetOption) {
-	svcs, err := s.Registry.GetService(name, opts...)
-	_, _ = s.record(name, svcs, err)
-	s.mu.Lock()
-	s.refreshing[name] = false
-	s.mu.Unlock()
 }
 
 // record keeps a successful answer (an unknown service is one too, unless
@@ -198,7 +210,7 @@ func (s *StaleRegistry) Check(context.Context) error {
 		return nil
 	}
 	for name := range s.last {
-		s.refreshLocked(name, nil)
+		s.lookupLocked(name, nil)
 	}
 	return ErrServingFromCache
 }
