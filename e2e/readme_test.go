@@ -139,3 +139,35 @@ func readmeBlock(t *testing.T, readme, marker string) string {
 	t.Fatalf("README.md has no sh block with %q", marker)
 	return ""
 }
+
+// TestReadmeSDKCodeIsTheExample: every Go block of the README's "Using
+// usersvc from your services" is a verbatim excerpt of the example
+// service, which TestOrdersExampleRefusesRevokedTokens builds and runs.
+func TestReadmeSDKCodeIsTheExample(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## Using usersvc from your services\n")
+	if !ok {
+		t.Fatal("README has no section \"Using usersvc from your services\"")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var sources string
+	for _, f := range []string{"cmd/orders/main.go", "orders.go"} {
+		b, err := os.ReadFile(filepath.Join("..", "examples", "orders", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources += string(b)
+	}
+	blocks := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(section, -1)
+	if len(blocks) == 0 {
+		t.Fatal("the section shows no Go code")
+	}
+	for _, b := range blocks {
+		if !strings.Contains(sources, b[1]) {
+			t.Errorf("README shows code that is not the example's:\n%s", b[1])
+		}
+	}
+}

@@ -85,6 +85,10 @@ go vet ./...
 step "staticcheck"
 make -s staticcheck
 
+step "the example service (examples/orders: a module of its own, as another team's service; e2e builds and runs it)"
+example_staticcheck=$(scripts/opstools.sh staticcheck)
+(cd examples/orders && go vet ./... && "$example_staticcheck" ./...)
+
 step "go test -race"
 # Packages that run whole process clusters or private servers go one at a
 # time after the rest, so the machine's two cores are not oversubscribed

@@ -43,12 +43,13 @@ func startLoad(w *walker) (stop func() *loadCounts) {
 				if j%2 == 1 {
 					method, body = "PUT", map[string]string{"name": fmt.Sprintf("Alice %d-%d", i, j)}
 				}
-				status, b, err := w.do(method, "/user/"+w.id, body)
+				r, err := w.try(ctx, method, "/user/"+w.id, body)
 				switch {
+				case ctx.Err() != nil: // stopped while the request was under way
 				case err != nil:
 					n.fail(fmt.Sprintf("%s: %v", method, err))
-				case status != http.StatusOK:
-					n.fail(fmt.Sprintf("%s: %d %s", method, status, b))
+				case r.Status != http.StatusOK:
+					n.fail(fmt.Sprintf("%s: %d %s", method, r.Status, r.Body))
 				default:
 					n.answered.Add(1)
 				}

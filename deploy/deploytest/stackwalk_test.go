@@ -17,6 +17,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/testenv"
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 )
 
 // volumeDir is where a named volume of the stack lives in the test's store.
@@ -44,22 +45,16 @@ func (s *stack) httpsClient(t *testing.T) *http.Client {
 	}
 }
 
-// call sends a JSON request and fails the test unless the status is want;
-// it returns the decoded JSON body (nil when there is none).
-func call(t *testing.T, hc *http.Client, method, url, bearer string, body any, want int) map[string]any {
-	t.Helper()
-	status, raw, err := send(hc, method, url, bearer, body)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	if status != want {
-		t.Fatalf("%s %s: %d, want %d: %s", method, url, status, want, raw)
-	}
+// call sends a JSON request through api, the project's one test client
+// (which checks the exchange against api/openapi.yaml), and fails the test
+// unless the status is want; it returns the decoded JSON object (nil when
+// the answer is none).
+func call(api *apiclient.Client, method, path, bearer string, body any, want int) map[string]any {
+	api.T().Helper()
+	r := api.Do(method, path, bearer, body).WantStatus(want)
 	var out map[string]any
-	if len(bytes.TrimSpace(raw)) > 0 && raw[0] == '{' {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("%s %s: %v", method, url, err)
-		}
+	if len(bytes.TrimSpace(r.Body)) > 0 && r.Body[0] == '{' {
+		r.Decode(&out)
 	}
 	return out
 }
@@ -70,50 +65,52 @@ func call(t *testing.T, hc *http.Client, method, url, bearer string, body any, w
 // create), a search, a password reset whose link comes from the mail the
 // worker container wrote into the mail volume, sign-out, deletion, the
 // public keys and health.
-func walkREADME(t *testing.T, s *stack, hc *http.Client, api string) {
+func walkREADME(t *testing.T, s *stack, hc *http.Client, base string) {
 	t.Helper()
+	api := apiclient.New(t, base)
+	api.HTTP = hc
 	const email, pass = "alice@example.com", "correct horse battery staple"
-	signup := call(t, hc, "POST", api+"/user", "", map[string]string{"email": email, "password": pass, "name": "Alice"}, 201)
+	signup := call(api, "POST", "/user", "", map[string]string{"email": email, "password": pass, "name": "Alice"}, 201)
 	id, _ := signup["id"].(string)
-	tokens := call(t, hc, "POST", api+"/user/token", "", map[string]string{"email": email, "password": pass}, 200)
+	tokens := call(api, "POST", "/user/token", "", map[string]string{"email": email, "password": pass}, 200)
 	access, _ := tokens["access_token"].(string)
 	refresh, _ := tokens["refresh_token"].(string)
 	if id == "" || access == "" || refresh == "" {
 		t.Fatalf("sign-up %v / sign-in %v: no id or tokens", signup, tokens)
 	}
-	if got := call(t, hc, "GET", api+"/user/"+id, access, nil, 200); got["email"] != email {
+	if got := call(api, "GET", "/user/"+id, access, nil, 200); got["email"] != email {
 		t.Errorf("GET /user/%s: %v", id, got)
 	}
-	if got := call(t, hc, "PUT", api+"/user/"+id, access, map[string]string{"name": "Alice L."}, 200); got["name"] != "Alice L." {
+	if got := call(api, "PUT", "/user/"+id, access, map[string]string{"name": "Alice L."}, 200); got["name"] != "Alice L." {
 		t.Errorf("PUT /user/%s: %v", id, got)
 	}
-	call(t, hc, "POST", api+"/user/token", "", map[string]string{"grant_type": "refresh_token", "refresh_token": refresh}, 200)
-	call(t, hc, "GET", api+"/user/"+id+"/sessions", access, nil, 200)
+	call(api, "POST", "/user/token", "", map[string]string{"grant_type": "refresh_token", "refresh_token": refresh}, 200)
+	call(api, "GET", "/user/"+id+"/sessions", access, nil, 200)
 
 	const adminPass = "an admin passphrase of some length"
 	admin := exec.Command(s.compose, append(append([]string{}, s.files...),
 		"run", "--rm", "-T", "--no-deps", "service", "admin", "create", "--email", "admin@example.com")...)
 	admin.Env, admin.Stdin = s.env, strings.NewReader(adminPass+"\n")
 	s.pm.output(t, admin)
-	adminTok, _ := call(t, hc, "POST", api+"/user/token", "", map[string]string{"email": "admin@example.com", "password": adminPass}, 200)["access_token"].(string)
-	if list := call(t, hc, "GET", api+"/user?page_size=10&q=ali", adminTok, nil, 200); !strings.Contains(fmt.Sprint(list), email) {
+	adminTok, _ := call(api, "POST", "/user/token", "", map[string]string{"email": "admin@example.com", "password": adminPass}, 200)["access_token"].(string)
+	if list := call(api, "GET", "/user?page_size=10&q=ali", adminTok, nil, 200); !strings.Contains(fmt.Sprint(list), email) {
 		t.Errorf("the admin's search for ali did not find %s: %v", email, list)
 	}
 
-	call(t, hc, "POST", api+"/user/password", "", map[string]string{"email": email}, 202)
+	call(api, "POST", "/user/password", "", map[string]string{"email": email}, 202)
 	msg := testenv.WaitMail(t, s.volumeDir(t, "mail"), email, "Reset your password", 90*time.Second)
 	token := mail.ResetToken(msg.Text)
 	if token == "" || !strings.Contains(msg.Text, "https://localhost:"+s.ports["HTTPS_PORT"]+"/") {
 		t.Fatalf("the reset mail has no link on PUBLIC_URL with a token:\n%s", msg.Text)
 	}
 	const newPass = "a brand new passphrase"
-	call(t, hc, "PUT", api+"/user/password", "", map[string]string{"token": token, "password": newPass}, 204)
-	call(t, hc, "POST", api+"/user/token", "", map[string]string{"email": email, "password": pass}, 401)
-	fresh := call(t, hc, "POST", api+"/user/token", "", map[string]string{"email": email, "password": newPass}, 200)
-	call(t, hc, "DELETE", api+"/user/token", "", map[string]any{"refresh_token": fresh["refresh_token"]}, 204)
-	call(t, hc, "DELETE", api+"/user/"+id, adminTok, nil, 204)
-	call(t, hc, "GET", api+"/.well-known/jwks.json", "", nil, 200)
-	call(t, hc, "GET", api+"/healthz", "", nil, 200)
+	call(api, "PUT", "/user/password", "", map[string]string{"token": token, "password": newPass}, 204)
+	call(api, "POST", "/user/token", "", map[string]string{"email": email, "password": pass}, 401)
+	fresh := call(api, "POST", "/user/token", "", map[string]string{"email": email, "password": newPass}, 200)
+	call(api, "DELETE", "/user/token", "", map[string]any{"refresh_token": fresh["refresh_token"]}, 204)
+	call(api, "DELETE", "/user/"+id, adminTok, nil, 204)
+	call(api, "GET", "/.well-known/jwks.json", "", nil, 200)
+	call(api, "GET", "/healthz", "", nil, 200)
 	// Plain HTTP redirects to HTTPS.
 	res, err := hc.Get("http://127.0.0.1:" + s.ports["HTTP_PORT"] + "/healthz")
 	if err != nil {

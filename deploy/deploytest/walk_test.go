@@ -1,19 +1,21 @@
 package deploytest
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/usersvc/usersvc/internal/testenv/apiclient"
 )
 
 // walker is the README's curl walk against one base URL: the account it
-// registered and the access token it got.
+// registered and the access token it got, and the project's one test
+// client of the API, which checks every exchange against api/openapi.yaml.
 type walker struct {
-	base, id, access string
-	hc               *http.Client
+	id, access string
+	api        *apiclient.Client
 }
 
 // walk runs the README's walk through base (here the gateway's Service
@@ -21,11 +23,13 @@ type walker struct {
 // public keys and readiness. It returns the signed-in walker for load.
 func walk(t *testing.T, base string) *walker {
 	t.Helper()
-	w := &walker{base: base, hc: &http.Client{Timeout: 10 * time.Second}}
+	w := &walker{api: apiclient.New(t, base)}
+	w.api.HTTP = &http.Client{Timeout: 10 * time.Second}
 	email := "alice-" + randomHex(t, 4) + "@example.com"
 	const password = "correct horse battery staple"
 	var user struct{ ID, Email string }
-	w.call(t, "POST", "/user", map[string]string{"email": email, "password": password, "name": "Alice"}, http.StatusCreated, &user)
+	w.api.Do("POST", "/user", "", map[string]string{"email": email, "password": password, "name": "Alice"}).
+		WantStatus(http.StatusCreated).Decode(&user)
 	if user.ID == "" {
 		t.Fatalf("POST /user answered no id")
 	}
@@ -33,68 +37,38 @@ func walk(t *testing.T, base string) *walker {
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	w.call(t, "POST", "/user/token", map[string]string{"email": email, "password": password}, http.StatusOK, &tok)
+	w.api.Do("POST", "/user/token", "", map[string]string{"email": email, "password": password}).
+		WantStatus(http.StatusOK).Decode(&tok)
 	w.access = tok.AccessToken
 	var got struct{ ID, Email string }
-	w.call(t, "GET", "/user/"+w.id, nil, http.StatusOK, &got)
+	w.api.Do("GET", "/user/"+w.id, w.access, nil).WantStatus(http.StatusOK).Decode(&got)
 	if got.ID != w.id || got.Email != email {
 		t.Errorf("GET /user/%s = %+v, want the user registered (%s)", w.id, got, email)
 	}
-	w.call(t, "GET", "/.well-known/jwks.json", nil, http.StatusOK, nil)
-	w.call(t, "GET", "/readyz", nil, http.StatusOK, nil)
+	w.api.Do("GET", "/.well-known/jwks.json", "", nil).WantStatus(http.StatusOK)
+	w.api.Do("GET", "/readyz", "", nil).WantStatus(http.StatusOK)
 	t.Logf("README walk through %s: registered %s, signed in, read back", base, w.id)
 	return w
 }
 
-// call sends one request (JSON body, the walker's token when it has one)
-// and fails the test unless the status is want; out, when not nil,
-// receives the JSON answer.
-func (w *walker) call(t *testing.T, method, path string, body any, want int, out any) {
-	t.Helper()
-	status, b, err := w.do(method, path, body)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	if status != want {
-		t.Fatalf("%s %s: %d, want %d: %s", method, path, status, want, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, b)
-		}
-	}
-}
-
-func (w *walker) do(method, path string, body any) (int, []byte, error) {
-	return send(w.hc, method, w.base+path, w.access, body)
-}
-
-// send makes one request with body as JSON (none when nil) and the bearer
-// token when there is one, and returns the status and the answer's body:
-// the one HTTP client of this package's walks, the README's through the
-// compose stack and through the cluster.
-func send(hc *http.Client, method, url, bearer string, body any) (int, []byte, error) {
-	var r io.Reader
+// try sends one request with the walker's token from a load goroutine,
+// where a failure is counted rather than ending the test: it returns the
+// response, or an error for a transport failure or a broken contract.
+func (w *walker) try(ctx context.Context, method, path string, body any) (*apiclient.Response, error) {
+	var raw []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			return nil, err
 		}
-		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, url, r)
+	hdr := apiclient.Bearer(w.access)
+	if body != nil {
+		hdr = apiclient.JSONHeader(w.access)
+	}
+	r, err := w.api.Try(ctx, apiclient.Request{Method: method, Path: path, Header: hdr, Body: raw, Valid: true})
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	res, err := hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	return res.StatusCode, b, err
+	return r.Response, r.CheckErr
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/usersvc/usersvc/internal/events"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/sdk/auth"
 )
 
 // The relay runs here against the real outbox: the user service on SQLite
@@ -61,6 +62,9 @@ func makeChanges(t *testing.T, ctx context.Context, st *stack.Stack) []change {
 		{user.EventUpdated, a.ID},
 		{user.EventPasswordResetRequested, a.ID},
 		{user.EventDeleted, b.ID},
+		// The deletion tells other services to refuse b's tokens, in the
+		// same transaction and outbox.
+		{user.EventType(auth.RevocationRoutingKey), b.ID},
 	}
 }
 
@@ -157,6 +161,13 @@ func checkPublished(t *testing.T, msgs []events.Message, want []change) {
 			t.Errorf("event %s published twice", m.ID)
 		}
 		seen[m.ID] = true
+		if m.RoutingKey == auth.RevocationRoutingKey {
+			r, err := auth.ParseRevocation(m.Body)
+			if err != nil || r.ID != m.ID || r.Subject != want[i].userID || want[i].typ != auth.RevocationRoutingKey {
+				t.Errorf("message %d: revocation %+v (%v), want %s of %s", i, r, err, want[i].typ, want[i].userID)
+			}
+			continue
+		}
 		e, err := user.ParseEvent(m.Body)
 		if err != nil {
 			t.Errorf("message %d: body does not parse: %v", i, err)
@@ -248,7 +259,7 @@ func TestRelayDrainsFullBatchesWithoutWaiting(t *testing.T) {
 	st := stack.New(t, stack.Options{NoEvents: true})
 	want := makeChanges(t, ctx, st)
 	broker := &fakeBroker{}
-	stop := runRelay(t, &events.Relay{Outbox: st.Store, Publisher: broker, Log: quietLog(), Interval: time.Hour, Batch: 2})
+	stop := runRelay(t, &events.Relay{Outbox: st.Store, Publisher: broker, Log: quietLog(), Interval: time.Hour, Batch: 3})
 
 	testenv.Eventually(t, 10*time.Second, "the outbox to empty", func() bool { return outboxLen(t, ctx, st) == 0 })
 	checkPublished(t, broker.published(), want)
@@ -258,8 +269,8 @@ func TestRelayDrainsFullBatchesWithoutWaiting(t *testing.T) {
 		sizes = append(sizes, len(a))
 	}
 	broker.mu.Unlock()
-	if !slices.Equal(sizes, []int{2, 2, 2, 1}) {
-		t.Errorf("batch sizes %v, want [2 2 2 1] (%d events)", sizes, len(want))
+	if !slices.Equal(sizes, []int{3, 3, 2}) {
+		t.Errorf("batch sizes %v, want [3 3 2] (%d events)", sizes, len(want))
 	}
 	// The relay now sleeps its hour; ending the context must end Run at
 	// once (stop fails the test otherwise).

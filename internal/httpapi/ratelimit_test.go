@@ -20,7 +20,7 @@ func TestRateLimits(t *testing.T) {
 		c.RateLimits = []httpapi.RateLimit{{Method: "POST", Path: "/user/token",
 			PerIP: ratelimit.NewLocal(ratelimit.Rule{Limit: 2, Window: time.Minute})}}
 	})
-	bob := e.register("bob@example.com", "Bob") // Bob signs in (1; the admin signed in in process)
+	bob := e.register("bob@example.com", "Bob")                                                                               // Bob signs in (1; the admin signed in in process)
 	e.Do("POST", "/user/token", "", map[string]any{"email": "x@example.com", "password": "wrong password!!"}).WantStatus(401) // (2)
 	r := e.Do("POST", "/user/token", "", map[string]any{"email": bob.Email, "password": userPassword})
 	r.WantError(429, "resource_exhausted")

@@ -54,7 +54,25 @@ var rules = []struct {
 	{"internal/httpapi", edgeNoExporters, "an HTTP edge links no exporter or gRPC"},
 	{"internal/pages", edgeNoExporters, "an HTTP edge links no exporter or gRPC"},
 	{"internal/gateway", edgeNoExporters, "an HTTP edge links no exporter or gRPC"},
+	// The SDK is imported by other services: it links none of the
+	// service's server dependencies and nothing under internal/ (which
+	// another module could not import anyway).
+	{"sdk/auth", append([]string{"github.com/", "go-micro.dev", "go.opentelemetry.io", "google.golang.org", mod + "internal"}, sdkServerDeps...),
+		"the verifier is standard library only"},
+	{"sdk/auth/authgin", append([]string{"go-micro.dev", mod + "internal"}, sdkServerDeps[:len(sdkServerDeps)-1]...),
+		"gin middleware: gin and the verifier, nothing else of ours"},
+	{"sdk/auth/authmicro", append([]string{"github.com/gin-gonic", mod + "internal"}, sdkServerDeps...),
+		"go-micro middleware: no gin"},
+	{"sdk/revocations", append([]string{"github.com/gin-gonic", "go-micro.dev", mod + "internal"}, sdkServerDeps...),
+		"the revocation feed: AMQP and the verifier"},
+	{"sdk/userclient", append([]string{"github.com/gin-gonic", mod + "internal"}, sdkServerDeps...),
+		"the typed client: go-micro and the public API package"},
 }
+
+// sdkServerDeps are the user service's server-side dependencies, which no
+// SDK package may link (gin last: authgin may).
+var sdkServerDeps = []string{"modernc.org/sqlite", "github.com/go-sql-driver", "github.com/blevesearch", "github.com/redis",
+	"github.com/prometheus/client_golang/prometheus/promhttp", "go.opentelemetry.io/otel/exporters", "github.com/gin-gonic"}
 
 // flows are the domain's flow packages under internal/user.
 var flows = []string{"profile", "session", "recovery", "serviceaccount", "mfa"}
@@ -86,6 +104,9 @@ func TestDependenciesPointInward(t *testing.T) {
 			t.Fatalf("go list %s: %v\n%s", r.pkg, err, out)
 		}
 		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, mod+"sdk/") || strings.HasPrefix(dep, mod+"api/") {
+				continue // the SDK's own packages and the public contract are allowed to every SDK package
+			}
 			for _, f := range r.forbidden {
 				if strings.HasPrefix(dep, f) {
 					t.Errorf("%s depends on %s: %s", r.pkg, dep, r.why)

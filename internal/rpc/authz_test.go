@@ -233,6 +233,8 @@ func (w *matrixWorld) request(op, id, email string, target *user.User) (string, 
 		return op, &userv1.ResendVerificationRequest{Email: email}, &userv1.ResendVerificationResponse{}
 	case "Keys":
 		return op, &userv1.KeysRequest{}, &userv1.KeysResponse{}
+	case "Revocations":
+		return op, &userv1.RevocationsRequest{}, &userv1.RevocationsResponse{}
 	case "ResetPassword":
 		return op, &userv1.ResetPasswordRequest{Token: "never-issued-reset-token", Password: pw}, &userv1.ResetPasswordResponse{}
 	case "VerifyEmail":

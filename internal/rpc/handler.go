@@ -6,6 +6,8 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -262,4 +264,34 @@ func (h *Handler) EndSessions(ctx context.Context, in *userv1.EndSessionsRequest
 		return toMicro(err)
 	}
 	return toMicro(h.svc.EndSessions(ctx, actor, in.GetId()))
+}
+
+// Revocations is the catch-up of other services' verifiers (who may:
+// user.OpRevocations): each revocation travels as the JSON published on
+// RabbitMQ.
+func (h *Handler) Revocations(ctx context.Context, in *userv1.RevocationsRequest, out *userv1.RevocationsResponse) error {
+	actor, _, err := h.identified(ctx)
+	if err != nil {
+		return toMicro(err)
+	}
+	var since time.Time
+	if in.GetSince() != nil {
+		since = in.GetSince().AsTime()
+	}
+	revs, err := h.svc.Revocations(ctx, actor, since, in.GetAfter(), int(in.GetLimit()))
+	if err != nil {
+		return toMicro(err)
+	}
+	out.Revocations = make([]string, len(revs))
+	for i, r := range revs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return toMicro(user.Internal("encode revocation", err))
+		}
+		out.Revocations[i] = string(b)
+	}
+	if len(revs) > 0 {
+		out.NextAfter = revs[len(revs)-1].ID
+	}
+	return nil
 }

@@ -45,6 +45,10 @@ const (
 	OpDelete
 	// OpSessions is listing or ending an account's sessions.
 	OpSessions
+	// OpRevocations is reading the token revocations other services apply
+	// (no target): user IDs and why their tokens ended, for machines that
+	// verify tokens, not for users.
+	OpRevocations
 	// OpFactors is enrolling, confirming and listing an account's second
 	// factors and making its recovery codes: its owner's alone. Not even
 	// an admin enrols a factor for someone else, since whoever holds the
@@ -62,6 +66,7 @@ var refusal = map[Op]string{
 	OpRoleStatus:  "only an admin may change role or status, and not their own",
 	OpDelete:      "you may not delete this user",
 	OpSessions:    "you may not list or end this user's sessions",
+	OpRevocations: "only a service account or an admin may read the token revocations",
 	OpFactors:     "only the account's owner may manage its second factors",
 }
 
@@ -79,6 +84,8 @@ func (a Actor) reach(op Op) reach {
 	switch {
 	case a.System, !a.ServiceAccount && a.Role == RoleAdmin, a.hasScope(ScopeAdmin):
 		return reachAll
+	case a.ServiceAccount && op == OpRevocations:
+		return reachAll
 	case a.ServiceAccount && (op == OpRead || op == OpList):
 		if a.hasScope(ScopeRead) || a.hasScope(ScopeWrite) {
 			return reachAll
@@ -88,7 +95,7 @@ func (a Actor) reach(op Op) reach {
 			return reachPlain
 		}
 	case !a.ServiceAccount && a.ID != "":
-		if op != OpList && op != OpRoleStatus && op != OpCreateAdmin {
+		if op != OpList && op != OpRoleStatus && op != OpCreateAdmin && op != OpRevocations {
 			return reachSelf
 		}
 	}

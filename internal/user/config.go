@@ -33,6 +33,10 @@ type Config struct {
 	// RequireVerifiedEmail refuses sign-in (and refresh) of an account
 	// whose address is not verified, with ErrEmailNotVerified.
 	RequireVerifiedEmail bool
+	// AccessTTL is the access-token lifetime: how long a revocation
+	// published to other services must be kept (flows.New takes it from
+	// the token manager); default 15 minutes.
+	AccessTTL time.Duration
 	// SignupEnumerationSafe makes an anonymous registration answer the
 	// same for a new and a taken address (Create returns nil, nil) and
 	// mails the owner of a taken one instead.
@@ -82,6 +86,9 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	if c.VerifyTTL <= 0 {
 		c.VerifyTTL = 24 * time.Hour
+	}
+	if c.AccessTTL <= 0 {
+		c.AccessTTL = 15 * time.Minute
 	}
 	if c.DefaultPageSize > c.MaxPageSize {
 		return c, fmt.Errorf("user: default page size %d exceeds max page size %d", c.DefaultPageSize, c.MaxPageSize)

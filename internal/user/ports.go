@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/token"
+	"github.com/usersvc/usersvc/sdk/auth"
 )
 
 // Repo is the storage the domain needs. Implementations return ErrNotFound
@@ -66,6 +67,10 @@ type Repo interface {
 	// AppendEvent writes an event to the outbox. Called inside Atomic with
 	// the change it describes, so both commit or neither does.
 	AppendEvent(ctx context.Context, e Event) error
+	// AppendRevocation records, with the change that caused it, that other
+	// services must stop honouring the tokens r names: an outbox event
+	// they receive and a row they catch up from (sdk/revocations).
+	AppendRevocation(ctx context.Context, r auth.Revocation) error
 
 	// DeletePasswordReset removes the record with this token hash and reports
 	// whether it existed; consuming a token is this delete, so of two
@@ -98,6 +103,9 @@ type ServiceAccountRepo interface {
 type Store interface {
 	Repo
 	ServiceAccountRepo
+	// RevocationsSince returns up to limit revocations still in force at
+	// now decided at or after since, in ID (time) order after the ID after.
+	RevocationsSince(ctx context.Context, since, now time.Time, after string, limit int) ([]auth.Revocation, error)
 	// Atomic runs fn in a transaction with a Repo bound to it; fn's error
 	// rolls the transaction back. fn may run more than once: a transaction
 	// that loses a lock conflict (a deadlock) is rolled back and run again,

@@ -16,6 +16,7 @@ import (
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
 	"github.com/usersvc/usersvc/internal/user/flows"
+	"github.com/usersvc/usersvc/sdk/auth"
 )
 
 // The domain tests run on the real SQLite store: it is fast, and a fake
@@ -26,9 +27,10 @@ const strongPW = "correct horse battery staple"
 // outbox reads the events the service committed, straight from the store's
 // outbox table (the relay's view), and keeps them for the test.
 type outbox struct {
-	st     *sqlstore.Store
-	mu     sync.Mutex
-	events []user.Event
+	st          *sqlstore.Store
+	mu          sync.Mutex
+	events      []user.Event
+	revocations []auth.Revocation // the token.revoked rows, for other services
 }
 
 func (o *outbox) drain(t *testing.T) []user.Event {
@@ -38,6 +40,14 @@ func (o *outbox) drain(t *testing.T) []user.Event {
 	for {
 		n, err := o.st.DrainOutbox(context.Background(), 100, func(_ context.Context, rows []events.Message) error {
 			for _, r := range rows {
+				if r.RoutingKey == auth.RevocationRoutingKey {
+					rev, err := auth.ParseRevocation(r.Body)
+					if err != nil {
+						return err
+					}
+					o.revocations = append(o.revocations, rev)
+					continue
+				}
 				e, err := user.ParseEvent(r.Body)
 				if err != nil {
 					return err

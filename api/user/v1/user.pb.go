@@ -2026,6 +2026,126 @@ func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
 	return file_user_v1_user_proto_rawDescGZIP(), []int{33}
 }
 
+type RevocationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset or older than one access-token lifetime: everything in force.
+	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	// The next_after of the previous page; empty for the first.
+	After string `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	// Page size; default and at most 1000.
+	Limit         int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevocationsRequest) Reset() {
+	*x = RevocationsRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevocationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevocationsRequest) ProtoMessage() {}
+
+func (x *RevocationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevocationsRequest.ProtoReflect.Descriptor instead.
+func (*RevocationsRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RevocationsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *RevocationsRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *RevocationsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type RevocationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each is the JSON of one revocation exactly as published on RabbitMQ
+	// (routing key token.revoked; sdk/auth.Revocation), so the two ways a
+	// verifier learns of it have one format.
+	Revocations []string `protobuf:"bytes,1,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	// The last ID of a non-empty page: pass it as after until a page comes
+	// back empty.
+	NextAfter     string `protobuf:"bytes,2,opt,name=next_after,json=nextAfter,proto3" json:"next_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevocationsResponse) Reset() {
+	*x = RevocationsResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevocationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevocationsResponse) ProtoMessage() {}
+
+func (x *RevocationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevocationsResponse.ProtoReflect.Descriptor instead.
+func (*RevocationsResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RevocationsResponse) GetRevocations() []string {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
+func (x *RevocationsResponse) GetNextAfter() string {
+	if x != nil {
+		return x.NextAfter
+	}
+	return ""
+}
+
 type EnrolTOTPRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The caller's own ID.
@@ -2038,7 +2158,7 @@ type EnrolTOTPRequest struct {
 
 func (x *EnrolTOTPRequest) Reset() {
 	*x = EnrolTOTPRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[34]
+	mi := &file_user_v1_user_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2170,7 @@ func (x *EnrolTOTPRequest) String() string {
 func (*EnrolTOTPRequest) ProtoMessage() {}
 
 func (x *EnrolTOTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[34]
+	mi := &file_user_v1_user_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2063,7 +2183,7 @@ func (x *EnrolTOTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrolTOTPRequest.ProtoReflect.Descriptor instead.
 func (*EnrolTOTPRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{34}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EnrolTOTPRequest) GetId() string {
@@ -2095,7 +2215,7 @@ type EnrolTOTPResponse struct {
 
 func (x *EnrolTOTPResponse) Reset() {
 	*x = EnrolTOTPResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[35]
+	mi := &file_user_v1_user_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2227,7 @@ func (x *EnrolTOTPResponse) String() string {
 func (*EnrolTOTPResponse) ProtoMessage() {}
 
 func (x *EnrolTOTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[35]
+	mi := &file_user_v1_user_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2240,7 @@ func (x *EnrolTOTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrolTOTPResponse.ProtoReflect.Descriptor instead.
 func (*EnrolTOTPResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{35}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EnrolTOTPResponse) GetFactorId() string {
@@ -2162,7 +2282,7 @@ type ConfirmTOTPRequest struct {
 
 func (x *ConfirmTOTPRequest) Reset() {
 	*x = ConfirmTOTPRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[36]
+	mi := &file_user_v1_user_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2294,7 @@ func (x *ConfirmTOTPRequest) String() string {
 func (*ConfirmTOTPRequest) ProtoMessage() {}
 
 func (x *ConfirmTOTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[36]
+	mi := &file_user_v1_user_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2307,7 @@ func (x *ConfirmTOTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTOTPRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmTOTPRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{36}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ConfirmTOTPRequest) GetId() string {
@@ -2221,7 +2341,7 @@ type ConfirmTOTPResponse struct {
 
 func (x *ConfirmTOTPResponse) Reset() {
 	*x = ConfirmTOTPResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[37]
+	mi := &file_user_v1_user_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2353,7 @@ func (x *ConfirmTOTPResponse) String() string {
 func (*ConfirmTOTPResponse) ProtoMessage() {}
 
 func (x *ConfirmTOTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[37]
+	mi := &file_user_v1_user_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2366,7 @@ func (x *ConfirmTOTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTOTPResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmTOTPResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{37}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ConfirmTOTPResponse) GetRecoveryCodes() []string {
@@ -2265,7 +2385,7 @@ type ListFactorsRequest struct {
 
 func (x *ListFactorsRequest) Reset() {
 	*x = ListFactorsRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[38]
+	mi := &file_user_v1_user_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2277,7 +2397,7 @@ func (x *ListFactorsRequest) String() string {
 func (*ListFactorsRequest) ProtoMessage() {}
 
 func (x *ListFactorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[38]
+	mi := &file_user_v1_user_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2290,7 +2410,7 @@ func (x *ListFactorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFactorsRequest.ProtoReflect.Descriptor instead.
 func (*ListFactorsRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{38}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListFactorsRequest) GetId() string {
@@ -2316,7 +2436,7 @@ type Factor struct {
 
 func (x *Factor) Reset() {
 	*x = Factor{}
-	mi := &file_user_v1_user_proto_msgTypes[39]
+	mi := &file_user_v1_user_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2328,7 +2448,7 @@ func (x *Factor) String() string {
 func (*Factor) ProtoMessage() {}
 
 func (x *Factor) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[39]
+	mi := &file_user_v1_user_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2341,7 +2461,7 @@ func (x *Factor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Factor.ProtoReflect.Descriptor instead.
 func (*Factor) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{39}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Factor) GetId() string {
@@ -2396,7 +2516,7 @@ type ListFactorsResponse struct {
 
 func (x *ListFactorsResponse) Reset() {
 	*x = ListFactorsResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[40]
+	mi := &file_user_v1_user_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2528,7 @@ func (x *ListFactorsResponse) String() string {
 func (*ListFactorsResponse) ProtoMessage() {}
 
 func (x *ListFactorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[40]
+	mi := &file_user_v1_user_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2541,7 @@ func (x *ListFactorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFactorsResponse.ProtoReflect.Descriptor instead.
 func (*ListFactorsResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{40}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListFactorsResponse) GetFactors() []*Factor {
@@ -2447,7 +2567,7 @@ type RegenerateRecoveryCodesRequest struct {
 
 func (x *RegenerateRecoveryCodesRequest) Reset() {
 	*x = RegenerateRecoveryCodesRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[41]
+	mi := &file_user_v1_user_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2579,7 @@ func (x *RegenerateRecoveryCodesRequest) String() string {
 func (*RegenerateRecoveryCodesRequest) ProtoMessage() {}
 
 func (x *RegenerateRecoveryCodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[41]
+	mi := &file_user_v1_user_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2592,7 @@ func (x *RegenerateRecoveryCodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegenerateRecoveryCodesRequest.ProtoReflect.Descriptor instead.
 func (*RegenerateRecoveryCodesRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{41}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RegenerateRecoveryCodesRequest) GetId() string {
@@ -2491,7 +2611,7 @@ type RegenerateRecoveryCodesResponse struct {
 
 func (x *RegenerateRecoveryCodesResponse) Reset() {
 	*x = RegenerateRecoveryCodesResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[42]
+	mi := &file_user_v1_user_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2623,7 @@ func (x *RegenerateRecoveryCodesResponse) String() string {
 func (*RegenerateRecoveryCodesResponse) ProtoMessage() {}
 
 func (x *RegenerateRecoveryCodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[42]
+	mi := &file_user_v1_user_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2636,7 @@ func (x *RegenerateRecoveryCodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegenerateRecoveryCodesResponse.ProtoReflect.Descriptor instead.
 func (*RegenerateRecoveryCodesResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{42}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RegenerateRecoveryCodesResponse) GetRecoveryCodes() []string {
@@ -2659,7 +2779,15 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\bsessions\x18\x01 \x03(\v2\x14.user.v1.SessionInfoR\bsessions\"$\n" +
 	"\x12EndSessionsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13EndSessionsResponse\"6\n" +
+	"\x13EndSessionsResponse\"r\n" +
+	"\x12RevocationsRequest\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\tR\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"V\n" +
+	"\x13RevocationsResponse\x12 \n" +
+	"\vrevocations\x18\x01 \x03(\tR\vrevocations\x12\x1d\n" +
+	"\n" +
+	"next_after\x18\x02 \x01(\tR\tnextAfter\"6\n" +
 	"\x10EnrolTOTPRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"q\n" +
@@ -2700,7 +2828,7 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +
-	"\x0fSTATUS_DISABLED\x10\x022\x89\v\n" +
+	"\x0fSTATUS_DISABLED\x10\x022\xd3\v\n" +
 	"\x04User\x120\n" +
 	"\x03Get\x12\x13.user.v1.GetRequest\x1a\x14.user.v1.GetResponse\x12E\n" +
 	"\n" +
@@ -2718,7 +2846,8 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\vVerifyEmail\x12\x1b.user.v1.VerifyEmailRequest\x1a\x1c.user.v1.VerifyEmailResponse\x12]\n" +
 	"\x12ResendVerification\x12\".user.v1.ResendVerificationRequest\x1a#.user.v1.ResendVerificationResponse\x12K\n" +
 	"\fListSessions\x12\x1c.user.v1.ListSessionsRequest\x1a\x1d.user.v1.ListSessionsResponse\x12H\n" +
-	"\vEndSessions\x12\x1b.user.v1.EndSessionsRequest\x1a\x1c.user.v1.EndSessionsResponse\x12B\n" +
+	"\vEndSessions\x12\x1b.user.v1.EndSessionsRequest\x1a\x1c.user.v1.EndSessionsResponse\x12H\n" +
+	"\vRevocations\x12\x1b.user.v1.RevocationsRequest\x1a\x1c.user.v1.RevocationsResponse\x12B\n" +
 	"\tEnrolTOTP\x12\x19.user.v1.EnrolTOTPRequest\x1a\x1a.user.v1.EnrolTOTPResponse\x12H\n" +
 	"\vConfirmTOTP\x12\x1b.user.v1.ConfirmTOTPRequest\x1a\x1c.user.v1.ConfirmTOTPResponse\x12H\n" +
 	"\vListFactors\x12\x1b.user.v1.ListFactorsRequest\x1a\x1c.user.v1.ListFactorsResponse\x12l\n" +
@@ -2737,7 +2866,7 @@ func file_user_v1_user_proto_rawDescGZIP() []byte {
 }
 
 var file_user_v1_user_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_user_v1_user_proto_goTypes = []any{
 	(Role)(0),                               // 0: user.v1.Role
 	(Status)(0),                             // 1: user.v1.Status
@@ -2775,22 +2904,24 @@ var file_user_v1_user_proto_goTypes = []any{
 	(*ListSessionsResponse)(nil),            // 33: user.v1.ListSessionsResponse
 	(*EndSessionsRequest)(nil),              // 34: user.v1.EndSessionsRequest
 	(*EndSessionsResponse)(nil),             // 35: user.v1.EndSessionsResponse
-	(*EnrolTOTPRequest)(nil),                // 36: user.v1.EnrolTOTPRequest
-	(*EnrolTOTPResponse)(nil),               // 37: user.v1.EnrolTOTPResponse
-	(*ConfirmTOTPRequest)(nil),              // 38: user.v1.ConfirmTOTPRequest
-	(*ConfirmTOTPResponse)(nil),             // 39: user.v1.ConfirmTOTPResponse
-	(*ListFactorsRequest)(nil),              // 40: user.v1.ListFactorsRequest
-	(*Factor)(nil),                          // 41: user.v1.Factor
-	(*ListFactorsResponse)(nil),             // 42: user.v1.ListFactorsResponse
-	(*RegenerateRecoveryCodesRequest)(nil),  // 43: user.v1.RegenerateRecoveryCodesRequest
-	(*RegenerateRecoveryCodesResponse)(nil), // 44: user.v1.RegenerateRecoveryCodesResponse
-	(*timestamppb.Timestamp)(nil),           // 45: google.protobuf.Timestamp
+	(*RevocationsRequest)(nil),              // 36: user.v1.RevocationsRequest
+	(*RevocationsResponse)(nil),             // 37: user.v1.RevocationsResponse
+	(*EnrolTOTPRequest)(nil),                // 38: user.v1.EnrolTOTPRequest
+	(*EnrolTOTPResponse)(nil),               // 39: user.v1.EnrolTOTPResponse
+	(*ConfirmTOTPRequest)(nil),              // 40: user.v1.ConfirmTOTPRequest
+	(*ConfirmTOTPResponse)(nil),             // 41: user.v1.ConfirmTOTPResponse
+	(*ListFactorsRequest)(nil),              // 42: user.v1.ListFactorsRequest
+	(*Factor)(nil),                          // 43: user.v1.Factor
+	(*ListFactorsResponse)(nil),             // 44: user.v1.ListFactorsResponse
+	(*RegenerateRecoveryCodesRequest)(nil),  // 45: user.v1.RegenerateRecoveryCodesRequest
+	(*RegenerateRecoveryCodesResponse)(nil), // 46: user.v1.RegenerateRecoveryCodesResponse
+	(*timestamppb.Timestamp)(nil),           // 47: google.protobuf.Timestamp
 }
 var file_user_v1_user_proto_depIdxs = []int32{
 	0,  // 0: user.v1.UserInfo.role:type_name -> user.v1.Role
 	1,  // 1: user.v1.UserInfo.status:type_name -> user.v1.Status
-	45, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
-	45, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
+	47, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
+	47, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: user.v1.GetResponse.user:type_name -> user.v1.UserInfo
 	0,  // 5: user.v1.PaginationRequest.role:type_name -> user.v1.Role
 	1,  // 6: user.v1.PaginationRequest.status:type_name -> user.v1.Status
@@ -2803,59 +2934,62 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	2,  // 13: user.v1.AuthResponse.user:type_name -> user.v1.UserInfo
 	14, // 14: user.v1.AuthResponse.mfa:type_name -> user.v1.MFAChallenge
 	2,  // 15: user.v1.ValidateResponse.user:type_name -> user.v1.UserInfo
-	45, // 16: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
-	45, // 17: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
-	45, // 18: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
-	45, // 19: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
+	47, // 16: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
+	47, // 17: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
+	47, // 18: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
+	47, // 19: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
 	32, // 20: user.v1.ListSessionsResponse.sessions:type_name -> user.v1.SessionInfo
-	45, // 21: user.v1.Factor.created_at:type_name -> google.protobuf.Timestamp
-	45, // 22: user.v1.Factor.last_used_at:type_name -> google.protobuf.Timestamp
-	41, // 23: user.v1.ListFactorsResponse.factors:type_name -> user.v1.Factor
-	3,  // 24: user.v1.User.Get:input_type -> user.v1.GetRequest
-	5,  // 25: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
-	7,  // 26: user.v1.User.Create:input_type -> user.v1.CreateRequest
-	9,  // 27: user.v1.User.Update:input_type -> user.v1.UpdateRequest
-	11, // 28: user.v1.User.Delete:input_type -> user.v1.DeleteRequest
-	13, // 29: user.v1.User.Auth:input_type -> user.v1.AuthRequest
-	16, // 30: user.v1.User.Validate:input_type -> user.v1.ValidateRequest
-	18, // 31: user.v1.User.CreatePasswordReset:input_type -> user.v1.CreatePasswordResetRequest
-	20, // 32: user.v1.User.ResetPassword:input_type -> user.v1.ResetPasswordRequest
-	22, // 33: user.v1.User.Refresh:input_type -> user.v1.RefreshRequest
-	23, // 34: user.v1.User.Revoke:input_type -> user.v1.RevokeRequest
-	25, // 35: user.v1.User.Keys:input_type -> user.v1.KeysRequest
-	27, // 36: user.v1.User.VerifyEmail:input_type -> user.v1.VerifyEmailRequest
-	29, // 37: user.v1.User.ResendVerification:input_type -> user.v1.ResendVerificationRequest
-	31, // 38: user.v1.User.ListSessions:input_type -> user.v1.ListSessionsRequest
-	34, // 39: user.v1.User.EndSessions:input_type -> user.v1.EndSessionsRequest
-	36, // 40: user.v1.User.EnrolTOTP:input_type -> user.v1.EnrolTOTPRequest
-	38, // 41: user.v1.User.ConfirmTOTP:input_type -> user.v1.ConfirmTOTPRequest
-	40, // 42: user.v1.User.ListFactors:input_type -> user.v1.ListFactorsRequest
-	43, // 43: user.v1.User.RegenerateRecoveryCodes:input_type -> user.v1.RegenerateRecoveryCodesRequest
-	4,  // 44: user.v1.User.Get:output_type -> user.v1.GetResponse
-	6,  // 45: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
-	8,  // 46: user.v1.User.Create:output_type -> user.v1.CreateResponse
-	10, // 47: user.v1.User.Update:output_type -> user.v1.UpdateResponse
-	12, // 48: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
-	15, // 49: user.v1.User.Auth:output_type -> user.v1.AuthResponse
-	17, // 50: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
-	19, // 51: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
-	21, // 52: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
-	15, // 53: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
-	24, // 54: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
-	26, // 55: user.v1.User.Keys:output_type -> user.v1.KeysResponse
-	28, // 56: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
-	30, // 57: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
-	33, // 58: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
-	35, // 59: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
-	37, // 60: user.v1.User.EnrolTOTP:output_type -> user.v1.EnrolTOTPResponse
-	39, // 61: user.v1.User.ConfirmTOTP:output_type -> user.v1.ConfirmTOTPResponse
-	42, // 62: user.v1.User.ListFactors:output_type -> user.v1.ListFactorsResponse
-	44, // 63: user.v1.User.RegenerateRecoveryCodes:output_type -> user.v1.RegenerateRecoveryCodesResponse
-	44, // [44:64] is the sub-list for method output_type
-	24, // [24:44] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	47, // 21: user.v1.RevocationsRequest.since:type_name -> google.protobuf.Timestamp
+	47, // 22: user.v1.Factor.created_at:type_name -> google.protobuf.Timestamp
+	47, // 23: user.v1.Factor.last_used_at:type_name -> google.protobuf.Timestamp
+	43, // 24: user.v1.ListFactorsResponse.factors:type_name -> user.v1.Factor
+	3,  // 25: user.v1.User.Get:input_type -> user.v1.GetRequest
+	5,  // 26: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
+	7,  // 27: user.v1.User.Create:input_type -> user.v1.CreateRequest
+	9,  // 28: user.v1.User.Update:input_type -> user.v1.UpdateRequest
+	11, // 29: user.v1.User.Delete:input_type -> user.v1.DeleteRequest
+	13, // 30: user.v1.User.Auth:input_type -> user.v1.AuthRequest
+	16, // 31: user.v1.User.Validate:input_type -> user.v1.ValidateRequest
+	18, // 32: user.v1.User.CreatePasswordReset:input_type -> user.v1.CreatePasswordResetRequest
+	20, // 33: user.v1.User.ResetPassword:input_type -> user.v1.ResetPasswordRequest
+	22, // 34: user.v1.User.Refresh:input_type -> user.v1.RefreshRequest
+	23, // 35: user.v1.User.Revoke:input_type -> user.v1.RevokeRequest
+	25, // 36: user.v1.User.Keys:input_type -> user.v1.KeysRequest
+	27, // 37: user.v1.User.VerifyEmail:input_type -> user.v1.VerifyEmailRequest
+	29, // 38: user.v1.User.ResendVerification:input_type -> user.v1.ResendVerificationRequest
+	31, // 39: user.v1.User.ListSessions:input_type -> user.v1.ListSessionsRequest
+	34, // 40: user.v1.User.EndSessions:input_type -> user.v1.EndSessionsRequest
+	36, // 41: user.v1.User.Revocations:input_type -> user.v1.RevocationsRequest
+	38, // 42: user.v1.User.EnrolTOTP:input_type -> user.v1.EnrolTOTPRequest
+	40, // 43: user.v1.User.ConfirmTOTP:input_type -> user.v1.ConfirmTOTPRequest
+	42, // 44: user.v1.User.ListFactors:input_type -> user.v1.ListFactorsRequest
+	45, // 45: user.v1.User.RegenerateRecoveryCodes:input_type -> user.v1.RegenerateRecoveryCodesRequest
+	4,  // 46: user.v1.User.Get:output_type -> user.v1.GetResponse
+	6,  // 47: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
+	8,  // 48: user.v1.User.Create:output_type -> user.v1.CreateResponse
+	10, // 49: user.v1.User.Update:output_type -> user.v1.UpdateResponse
+	12, // 50: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
+	15, // 51: user.v1.User.Auth:output_type -> user.v1.AuthResponse
+	17, // 52: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
+	19, // 53: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
+	21, // 54: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
+	15, // 55: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
+	24, // 56: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
+	26, // 57: user.v1.User.Keys:output_type -> user.v1.KeysResponse
+	28, // 58: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
+	30, // 59: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
+	33, // 60: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
+	35, // 61: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
+	37, // 62: user.v1.User.Revocations:output_type -> user.v1.RevocationsResponse
+	39, // 63: user.v1.User.EnrolTOTP:output_type -> user.v1.EnrolTOTPResponse
+	41, // 64: user.v1.User.ConfirmTOTP:output_type -> user.v1.ConfirmTOTPResponse
+	44, // 65: user.v1.User.ListFactors:output_type -> user.v1.ListFactorsResponse
+	46, // 66: user.v1.User.RegenerateRecoveryCodes:output_type -> user.v1.RegenerateRecoveryCodesResponse
+	46, // [46:67] is the sub-list for method output_type
+	25, // [25:46] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_user_v1_user_proto_init() }
@@ -2870,7 +3004,7 @@ func file_user_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_user_v1_user_proto_rawDesc), len(file_user_v1_user_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   43,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -74,6 +74,12 @@ type UserService interface {
 	// issued stops validating and every refresh token is revoked. Who may:
 	// as ListSessions.
 	EndSessions(ctx context.Context, in *EndSessionsRequest, opts ...client.CallOption) (*EndSessionsResponse, error)
+	// Revocations returns, oldest first, the token revocations still in
+	// force that were decided at or after since (at most one access-token
+	// lifetime back): the catch-up of verifiers in other services
+	// (sdk/revocations) after they start or lose their RabbitMQ stream.
+	// A service account (any scope) or an admin.
+	Revocations(ctx context.Context, in *RevocationsRequest, opts ...client.CallOption) (*RevocationsResponse, error)
 	// EnrolTOTP starts a TOTP enrolment of the caller's own account: a new
 	// secret, its otpauth URI and QR code, shown once. Not active until
 	// ConfirmTOTP. The account's owner only.
@@ -261,6 +267,16 @@ func (c *userService) EndSessions(ctx context.Context, in *EndSessionsRequest, o
 	return out, nil
 }
 
+func (c *userService) Revocations(ctx context.Context, in *RevocationsRequest, opts ...client.CallOption) (*RevocationsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.Revocations", in)
+	out := new(RevocationsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *userService) EnrolTOTP(ctx context.Context, in *EnrolTOTPRequest, opts ...client.CallOption) (*EnrolTOTPResponse, error) {
 	req := c.c.NewRequest(c.name, "User.EnrolTOTP", in)
 	out := new(EnrolTOTPResponse)
@@ -349,6 +365,12 @@ type UserHandler interface {
 	// issued stops validating and every refresh token is revoked. Who may:
 	// as ListSessions.
 	EndSessions(context.Context, *EndSessionsRequest, *EndSessionsResponse) error
+	// Revocations returns, oldest first, the token revocations still in
+	// force that were decided at or after since (at most one access-token
+	// lifetime back): the catch-up of verifiers in other services
+	// (sdk/revocations) after they start or lose their RabbitMQ stream.
+	// A service account (any scope) or an admin.
+	Revocations(context.Context, *RevocationsRequest, *RevocationsResponse) error
 	// EnrolTOTP starts a TOTP enrolment of the caller's own account: a new
 	// secret, its otpauth URI and QR code, shown once. Not active until
 	// ConfirmTOTP. The account's owner only.
@@ -382,6 +404,7 @@ func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.Handl
 		ResendVerification(ctx context.Context, in *ResendVerificationRequest, out *ResendVerificationResponse) error
 		ListSessions(ctx context.Context, in *ListSessionsRequest, out *ListSessionsResponse) error
 		EndSessions(ctx context.Context, in *EndSessionsRequest, out *EndSessionsResponse) error
+		Revocations(ctx context.Context, in *RevocationsRequest, out *RevocationsResponse) error
 		EnrolTOTP(ctx context.Context, in *EnrolTOTPRequest, out *EnrolTOTPResponse) error
 		ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, out *ConfirmTOTPResponse) error
 		ListFactors(ctx context.Context, in *ListFactorsRequest, out *ListFactorsResponse) error
@@ -460,6 +483,10 @@ func (h *userHandler) ListSessions(ctx context.Context, in *ListSessionsRequest,
 
 func (h *userHandler) EndSessions(ctx context.Context, in *EndSessionsRequest, out *EndSessionsResponse) error {
 	return h.UserHandler.EndSessions(ctx, in, out)
+}
+
+func (h *userHandler) Revocations(ctx context.Context, in *RevocationsRequest, out *RevocationsResponse) error {
+	return h.UserHandler.Revocations(ctx, in, out)
 }
 
 func (h *userHandler) EnrolTOTP(ctx context.Context, in *EnrolTOTPRequest, out *EnrolTOTPResponse) error {

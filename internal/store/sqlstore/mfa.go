@@ -221,13 +221,13 @@ WHERE ticket_hash = ? AND used_at IS NULL AND expires_at > ?`, r.d.timeArg(at), 
 
 // DeleteExpiredTickets removes the tickets expired at now, used or not.
 func (r repo) DeleteExpiredTickets(ctx context.Context, now time.Time) (int64, error) {
-	return r.deleteExpired(ctx, "mfa_tickets", now)
+	return r.deleteExpired(ctx, "mfa_tickets", "expires_at", now)
 }
 
-// deleteExpired removes the rows of table (one with an expires_at column)
-// expired at now and counts them.
-func (r repo) deleteExpired(ctx context.Context, table string, now time.Time) (int64, error) {
-	res, err := r.q.ExecContext(ctx, `DELETE FROM `+table+` WHERE expires_at <= ?`, r.d.timeArg(now))
+// deleteExpired removes the rows of table whose time column is at or
+// before now and counts them.
+func (r repo) deleteExpired(ctx context.Context, table, column string, now time.Time) (int64, error) {
+	res, err := r.q.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+column+` <= ?`, r.d.timeArg(now))
 	if err != nil {
 		return 0, fmt.Errorf("sqlstore: delete expired %s: %w", table, err)
 	}

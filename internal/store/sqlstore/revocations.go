@@ -65,5 +65,9 @@ func (s *Store) Revocations(ctx context.Context, now time.Time) ([]revocation.En
 
 // DeleteExpiredRevocations removes the entries no longer in force at now.
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error) {
-	return s.deleteExpired(ctx, "revoked_tokens", now)
+	// The published revocations expire with the denylist they mirror.
+	if _, err := s.deleteExpired(ctx, "token_revocations", "until_at", now); err != nil {
+		return 0, err
+	}
+	return s.deleteExpired(ctx, "revoked_tokens", "expires_at", now)
 }

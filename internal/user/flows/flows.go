@@ -63,6 +63,9 @@ func New(d Deps, cfg user.Config) (*Service, error) {
 	if d.Store == nil || d.Hasher == nil || d.Policy == nil || d.Tokens == nil {
 		return nil, errors.New("user: flows.New needs Store, Hasher, Policy and Tokens")
 	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = d.Tokens.TTL() // how long a published revocation must last
+	}
 	cfg, err := cfg.WithDefaults()
 	if err != nil {
 		return nil, err

@@ -3,9 +3,11 @@ package profile
 import (
 	"context"
 	"errors"
-	"github.com/usersvc/usersvc/internal/user"
 	"slices"
 	"time"
+
+	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/sdk/auth"
 )
 
 // Update changes a user, as far as the caller's credential reaches
@@ -249,6 +251,9 @@ func (s *Profiles) afterUpdate(ctx context.Context, r user.Repo, p updatePlan, c
 			return err
 		}
 	}
+	if err := s.revokeTokens(ctx, r, cur, changed, sessionsEnded, now); err != nil {
+		return err
+	}
 	upd, err := user.NewEvent(user.EventUpdated, cur.ID, s.clock.Now())
 	if err != nil {
 		return err
@@ -317,6 +322,22 @@ func (s *Profiles) verifyCurrent(ctx context.Context, u *user.User, current stri
 	}
 	if !ok {
 		return user.Invalid(map[string]string{"current_password": "is incorrect"})
+	}
+	return nil
+}
+
+// revokeTokens tells other services, with the update, to stop honouring
+// the user's older tokens: all of them when the sessions ended (a new
+// password, a disabled account), or, for a role change, those carrying the
+// old role.
+func (s *Profiles) revokeTokens(ctx context.Context, r user.Repo, cur *user.User, changed []string, sessionsEnded bool, now time.Time) error {
+	switch {
+	case sessionsEnded && slices.Contains(changed, "password"):
+		return user.RevokeUserTokens(ctx, r, auth.ReasonPasswordChanged, cur, true, now, s.cfg.AccessTTL)
+	case sessionsEnded:
+		return user.RevokeUserTokens(ctx, r, auth.ReasonDisabled, cur, true, now, s.cfg.AccessTTL)
+	case slices.Contains(changed, "role"):
+		return user.RevokeUserTokens(ctx, r, auth.ReasonRoleChanged, cur, false, now, s.cfg.AccessTTL)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package profile
 import (
 	"context"
 	"errors"
+
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/sdk/auth"
 )
 
 // Create registers a user. The email's uniqueness is enforced by the store's
@@ -171,6 +173,9 @@ func (s *Profiles) Delete(ctx context.Context, actor user.Actor, id string) erro
 			return user.ErrLastAdmin
 		}
 		if err := r.DeleteUser(ctx, id); err != nil {
+			return err
+		}
+		if err := user.RevokeUserTokens(ctx, r, auth.ReasonDeleted, cur, false, s.clock.Now(), s.cfg.AccessTTL); err != nil {
 			return err
 		}
 		return user.AppendEvents(ctx, r, ev)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/sdk/auth"
 )
 
 // CreatePasswordReset starts a reset for the email's owner: it stores the
@@ -137,6 +138,9 @@ func (s *Recovery) ResetPassword(ctx context.Context, resetToken, newPassword st
 		}
 		if err := r.RevokeUserRefreshTokens(ctx, cur.ID, now); err != nil {
 			return user.StoreErr("revoke sessions", err)
+		}
+		if err := user.RevokeUserTokens(ctx, r, auth.ReasonPasswordChanged, cur, true, now, s.cfg.AccessTTL); err != nil {
+			return err
 		}
 		return user.AppendEvents(ctx, r, ev)
 	})

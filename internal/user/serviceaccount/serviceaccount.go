@@ -10,19 +10,26 @@ import (
 	"crypto/subtle"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/sdk/auth"
 )
 
 // Store is the storage the flow needs.
 type Store interface {
 	user.ServiceAccountRepo
+	// AppendRevocation publishes a revocation (user.Repo's, outside a
+	// transaction).
+	AppendRevocation(ctx context.Context, r auth.Revocation) error
 }
 
 // Tokens issues a service account's access tokens.
 type Tokens interface {
 	IssueClient(ctx context.Context, clientID, scope string) (string, token.Claims, error)
+	// TTL is the access-token lifetime, for how long a revocation lasts.
+	TTL() time.Duration
 }
 
 // Accounts is the service-account flow.
@@ -87,7 +94,19 @@ func (s *Accounts) RevokeServiceAccount(ctx context.Context, actor user.Actor, i
 	if p := user.CheckID(id); p != "" {
 		return user.Invalid(map[string]string{"id": p})
 	}
-	ok, err := s.store.RevokeServiceAccount(ctx, id, s.clock.Now())
+	// Other services are told first: a failure after this over-revokes
+	// (the account's tokens so far, which a retry revokes anyway), while
+	// the other order could revoke the account and tell nobody.
+	now := s.clock.Now()
+	rev, err := user.NewRevocation(auth.ReasonClientRevoked, now, s.tokens.TTL())
+	if err != nil {
+		return err
+	}
+	rev.Subject, rev.IssuedThrough = id, now
+	if err := s.store.AppendRevocation(ctx, rev); err != nil {
+		return user.StoreErr("publish revocation", err)
+	}
+	ok, err := s.store.RevokeServiceAccount(ctx, id, now)
 	if err != nil {
 		return user.StoreErr("revoke service account", err)
 	}

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/sdk/auth"
 )
 
 // Auth checks an email and password and starts a session. It does the same
@@ -196,7 +198,7 @@ func (s *Manager) Refresh(ctx context.Context, refresh string) (*user.Session, e
 		// taken for reuse, not graced, since it might be a revocation.
 		if !marked && !graced {
 			reused, family = true, rt.FamilyID
-			return r.RevokeRefreshFamily(ctx, rt.FamilyID, now)
+			return s.endReusedFamily(ctx, r, rt.FamilyID, now)
 		}
 		u, err := r.UserByID(ctx, rt.UserID)
 		if errors.Is(err, user.ErrNotFound) {
@@ -244,6 +246,7 @@ func (s *Manager) Revoke(ctx context.Context, refresh, access string) error {
 	if refresh == "" || len(refresh) > user.MaxTokenBytes {
 		return user.Invalid(map[string]string{"refresh_token": "is required"})
 	}
+	var jti string
 	if access != "" && len(access) <= user.MaxTokenBytes {
 		if claims, err := s.tokens.Parse(access); err == nil {
 			// Sign-out ends a user's session; a service account has none,
@@ -257,19 +260,64 @@ func (s *Manager) Revoke(ctx context.Context, refresh, access string) error {
 					return user.Internal("revoke access token", err)
 				}
 			}
+			jti = claims.ID
 		}
 	}
 	rt, err := s.store.RefreshTokenByHash(ctx, token.HashOpaque(refresh))
 	if errors.Is(err, user.ErrNotFound) {
+		if jti == "" {
+			return nil
+		}
+		// No session to end, but the access token presented is revoked.
+		err := s.store.Atomic(ctx, func(r user.Repo) error {
+			return s.revokeSession(ctx, r, auth.ReasonLogout, jti, "", s.clock.Now())
+		})
+		if err != nil {
+			return user.StoreErr("publish revocation", err)
+		}
 		return nil
 	}
 	if err != nil {
 		return user.StoreErr("find refresh token", err)
 	}
-	if err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.clock.Now()); err != nil {
+	err = s.store.Atomic(ctx, func(r user.Repo) error {
+		now := s.clock.Now()
+		if err := r.RevokeRefreshFamily(ctx, rt.FamilyID, now); err != nil {
+			return err
+		}
+		if jti == "" {
+			return nil
+		}
+		// As the denylist has it: the access token presented, not the
+		// session's others, which live out their short TTL.
+		return s.revokeSession(ctx, r, auth.ReasonLogout, jti, "", now)
+	})
+	if err != nil {
 		return user.StoreErr("revoke refresh tokens", err)
 	}
 	return nil
+}
+
+// endReusedFamily revokes a family whose refresh token was reused and tells
+// other services to refuse its access tokens (as endSession denies them
+// here once the transaction has committed).
+func (s *Manager) endReusedFamily(ctx context.Context, r user.Repo, family string, now time.Time) error {
+	if err := r.RevokeRefreshFamily(ctx, family, now); err != nil {
+		return err
+	}
+	return s.revokeSession(ctx, r, auth.ReasonSessionEnded, "", family, now)
+}
+
+// revokeSession tells other services, inside the transaction that ends
+// it, to refuse the access token jti and every one of the session family
+// (either may be empty).
+func (s *Manager) revokeSession(ctx context.Context, r user.Repo, reason, jti, family string, now time.Time) error {
+	rev, err := user.NewRevocation(reason, now, s.tokens.TTL())
+	if err != nil {
+		return err
+	}
+	rev.TokenID, rev.SessionID = jti, family
+	return r.AppendRevocation(ctx, rev)
 }
 
 // denyMargin is added to how long a revocation is kept, past the last

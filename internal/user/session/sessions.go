@@ -2,7 +2,9 @@ package session
 
 import (
 	"context"
+
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/sdk/auth"
 )
 
 // Sessions lists the live sessions of the user with id, newest first
@@ -61,6 +63,9 @@ func (s *Manager) EndSessions(ctx context.Context, actor user.Actor, id string) 
 			return err
 		}
 		if err := r.RevokeUserRefreshTokens(ctx, id, now); err != nil {
+			return err
+		}
+		if err := user.RevokeUserTokens(ctx, r, auth.ReasonSessionsEnded, cur, true, now, s.cfg.AccessTTL); err != nil {
 			return err
 		}
 		ev.User, ev.Changed = user.EventUserOf(cur), []string{"sessions"}

@@ -1,4 +1,4 @@
--- 0007_mfa: second factors (SQLite; see migrations/mysql/0007_mfa.sql).
+-- 0008_mfa: second factors (SQLite; see migrations/mysql/0008_mfa.sql).
 CREATE TABLE mfa_factors (
     id           TEXT    NOT NULL PRIMARY KEY,
     user_id      TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,

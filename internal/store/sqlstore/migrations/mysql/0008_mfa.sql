@@ -1,4 +1,4 @@
--- 0007_mfa: second factors (issue 20).
+-- 0008_mfa: second factors (issue 20).
 --
 -- mfa_factors: a user's enrolled or enrolling factors. secret is the
 -- factor's secret sealed by package seal (AES-256-GCM under a configured
