@@ -361,3 +361,28 @@ func mustActor(t *testing.T, e *env, access string) user.Actor {
 	}
 	return a
 }
+
+// TestFactorSurvivesPasswordReset: a reset proves only the mailbox, so it
+// changes the password and ends sessions but never removes a factor: the
+// new password still answers with a challenge.
+func TestFactorSurvivesPasswordReset(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	svc := e.with(t, func(d *flows.Deps) { d.MFAKeys = mfaKeys(t) }, user.Config{})
+	u := e.create(t, "hank@example.com", user.RoleUser)
+	enrolTOTP(t, e, svc, u)
+	if err := svc.CreatePasswordReset(ctx, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	const fresh = "a brand new passphrase"
+	if err := svc.ResetPassword(ctx, e.mail.last(t, u.Email), fresh); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := svc.Auth(ctx, u.Email, fresh)
+	if err != nil || sess.MFA == nil || sess.AccessToken != "" {
+		t.Fatalf("sign-in after a reset: %+v, %v; want a challenge", sess, err)
+	}
+	if list, _, _ := svc.Factors(ctx, actorOf(u), u.ID); len(list) != 1 || !list[0].Active {
+		t.Errorf("factors after a reset: %+v", list)
+	}
+}
