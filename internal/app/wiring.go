@@ -277,7 +277,13 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	}
 	policy := password.DefaultPolicy()
 	policy.MinScore = cfg.PasswordMinScore
-	deps := flows.Deps{Store: st, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
+	mfaKeys, err := LoadMFAKeys(cfg)
+	if err != nil {
+		return err
+	}
+	// Factors straight from the database: the cached store in front of it
+	// (sharedState) caches users, not factors.
+	deps := flows.Deps{Store: st, Factors: st, MFAKeys: mfaKeys, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
 	if mode != ModeTool {
 		sh, err := sharedState(ctx, cfg, log, mode, st)
 		if err != nil {
@@ -301,7 +307,9 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	svc, err := flows.New(deps, user.Config{RefreshTTL: cfg.RefreshTTL, ResetTTL: cfg.ResetTTL, VerifyTTL: cfg.VerifyTTL,
 		RefreshReuseGrace:  cfg.RefreshReuseGrace,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxLifetime: cfg.SessionMaxLifetime,
-		RequireVerifiedEmail: cfg.RequireVerifiedEmail, SignupEnumerationSafe: cfg.SignupEnumerationSafe})
+		RequireVerifiedEmail: cfg.RequireVerifiedEmail, SignupEnumerationSafe: cfg.SignupEnumerationSafe,
+		MFATicketTTL: cfg.MFATicketTTL, ReauthWindow: cfg.ReauthWindow,
+		RequireAdminMFA: cfg.RequireAdminMFA})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/usersvc/usersvc/internal/app"
 	"github.com/usersvc/usersvc/internal/buildinfo"
 	"github.com/usersvc/usersvc/internal/config"
+	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/telemetry"
 	"github.com/usersvc/usersvc/internal/user"
 	"github.com/usersvc/usersvc/internal/worker"
@@ -46,6 +47,7 @@ var groups = map[string][]string{
 	"ops":      {"ops_addr"},
 	"probe":    {"http_addr", "api_addr", "ops_addr"},
 	"limits":   {"rate_"},
+	"mfa":      {"mfa_", "require_admin_mfa", "reauth_window"},
 }
 
 func inGroup(key, member string) bool {
@@ -278,18 +280,29 @@ func adminCreate(ctx context.Context, cfg *config.Config, io IO, email, name str
 	return nil
 }
 
+// openSchemaStore opens the database of a tool command with its schema
+// checked (or, on the embedded default, migrated) as the roles do.
+func openSchemaStore(ctx context.Context, cfg *config.Config, io IO) (*sqlstore.Store, error) {
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := app.PrepareSchema(ctx, cfg, st, app.NewLogger(cfg, io.Stderr, app.ServiceName("cli"))); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
 // reindex rebuilds the search index from the database: Elasticsearch when
 // configured, else the embedded index of the data dir (stop usersvc dev
 // first: the embedded index is opened by one process at a time).
 func reindex(ctx context.Context, cfg *config.Config, io IO) error {
-	st, err := app.OpenStore(ctx, cfg)
+	st, err := openSchemaStore(ctx, cfg, io)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := app.PrepareSchema(ctx, cfg, st, app.NewLogger(cfg, io.Stderr, app.ServiceName("cli"))); err != nil {
-		return err
-	}
 	idx, err := app.OpenSearch(ctx, cfg, app.ModeDev)
 	if err != nil {
 		return err

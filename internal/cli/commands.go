@@ -11,6 +11,7 @@ import (
 	"github.com/usersvc/usersvc/internal/config"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/token"
+	"github.com/usersvc/usersvc/internal/user/mfa"
 )
 
 // command is one row of the command table: `usersvc --help`, `usersvc CMD
@@ -47,7 +48,7 @@ var commands = []command{
 	{name: "api", summary: "the HTTP API (gin): calls the user service over gRPC",
 		groups: []string{"api", "registry", "http", "redis", "limits", "ops"}, serves: true, setup: just(httpRole(func(c *config.Config) string { return c.APIAddr }, "USERSVC_API_ADDR", app.RunAPI))},
 	{name: "service", summary: "the user service (gRPC, registered in etcd): owns the data and the rules",
-		groups: []string{"service", "registry", "store", "tokens", "password", "mail", "redis", "events", "search", "ops"}, serves: true,
+		groups: []string{"service", "registry", "store", "tokens", "password", "mfa", "mail", "redis", "events", "search", "ops"}, serves: true,
 		setup: just(runService),
 		// Without RabbitMQ it mails itself, and links must point where
 		// users reach the gateway, not at its own address.
@@ -85,6 +86,9 @@ var commands = []command{
 		groups: []string{"store"}, setup: serviceAccountSetup("admin service-account list")},
 	{name: "admin service-account revoke", summary: "revoke a service account (--id)",
 		groups: []string{"store"}, setup: serviceAccountSetup("admin service-account revoke")},
+	{name: "mfa reseal", summary: "re-encrypt every stored second-factor secret under the current USERSVC_MFA_KEY_ID, after a key rotation; then the old key can go",
+		groups: []string{"store", "mfa"}, setup: just(mfaReseal),
+		needs: func(*config.Config) []string { return []string{"mfa_keys"} }},
 	{name: "certs generate", summary: "write a development CA and gRPC server/client certificates (--dir)",
 		groups: []string{}, setup: func(fs *flag.FlagSet) runner {
 			var f certsFlags
@@ -167,6 +171,22 @@ func migrate(ctx context.Context, cfg *config.Config, _ *slog.Logger, io IO) err
 		fmt.Fprintln(io.Stdout, "applied", v)
 	}
 	return nil
+}
+
+// mfaReseal moves every factor secret to the current key.
+func mfaReseal(ctx context.Context, cfg *config.Config, _ *slog.Logger, io IO) error {
+	keys, err := cfg.MFAKeyring()
+	if err != nil {
+		return err
+	}
+	st, err := openSchemaStore(ctx, cfg, io)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n, err := mfa.Reseal(ctx, st, keys)
+	fmt.Fprintf(io.Stdout, "re-encrypted %d second-factor secrets under key %s\n", n, keys.Current())
+	return err
 }
 
 func adminCreateSetup(fs *flag.FlagSet) runner {

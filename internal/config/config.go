@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/usersvc/usersvc/internal/seal"
 )
 
 // Config is every setting of every role. A role reads the ones it needs.
@@ -55,6 +57,20 @@ type Config struct {
 	// SignupEnumerationSafe answers a sign-up the same for new and taken
 	// addresses; unset, it follows RequireVerifiedEmail.
 	SignupEnumerationSafe bool
+
+	// MFAKeys seal second-factor secrets at rest; MFAKeyID names the one
+	// new secrets are sealed with (empty = the first). Empty keys = no
+	// TOTP enrolment.
+	MFAKeys  []seal.Key
+	MFAKeyID string
+	// MFATicketTTL is how long the ticket of a password sign-in waits for
+	// its second factor.
+	MFATicketTTL time.Duration
+	// RequireAdminMFA lets an admin without a factor sign in only to enrol one.
+	RequireAdminMFA bool
+	// ReauthWindow: how recent a sign-in a change of email or password or
+	// a deletion needs (step-up); 0 = any age.
+	ReauthWindow time.Duration
 
 	Argon2MemoryKiB  int
 	Argon2Iterations int
@@ -227,6 +243,15 @@ func rate(p func(*Config) *Rate) func(*Config, string) error {
 	}
 }
 
+func mfaKeys(c *Config, v string) error {
+	keys, err := seal.ParseKeys(v)
+	if err != nil {
+		return fmt.Errorf("%w (the values are not shown)", err)
+	}
+	c.MFAKeys = keys
+	return nil
+}
+
 func prefixes(p func(*Config) *[]netip.Prefix) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		var out []netip.Prefix
@@ -293,6 +318,17 @@ var settings = []setting{
 		c.signupSafeSet = true
 		return boolean(func(c *Config) *bool { return &c.SignupEnumerationSafe })(c, v)
 	}},
+	{key: "mfa_keys", secret: true, usage: "keys that encrypt second-factor secrets (TOTP seeds) at rest with AES-256-GCM: comma-separated <id>:<base64 of 32 random bytes> (openssl rand -base64 32); after a rotation keep the old ones listed until usersvc mfa reseal has run; empty = the embedded default (SQLite) makes one in <data dir>/mfa.keys, a MySQL deployment has none and TOTP cannot be enrolled or checked", set: mfaKeys},
+	{key: "mfa_key_id", usage: "id of the mfa_keys entry new secrets are sealed with; default the first", set: func(c *Config, v string) error {
+		if err := seal.ValidKeyID(v); err != nil {
+			return errors.New("must be a key id of mfa_keys (A-Z, a-z, 0-9, - and _)")
+		}
+		c.MFAKeyID = v
+		return nil
+	}},
+	{key: "mfa_ticket_ttl", def: "5m", usage: "how long a sign-in with the right password waits for its second factor (the MFA ticket's lifetime; single use)", set: dur(func(c *Config) *time.Duration { return &c.MFATicketTTL })},
+	{key: "reauth_window", def: "10m", usage: "step-up: changing an email or password or deleting an account with a user's token needs a sign-in this recent, made with the caller's second factor if they have one; otherwise 401 reauthentication_required; 0 = any age (the factor is still required)", set: delay(func(c *Config) *time.Duration { return &c.ReauthWindow })},
+	{key: "require_admin_mfa", def: "false", usage: "an admin's token from a sign-in without a second factor has no admin powers: on their own account the admin is a plain user, and can enrol one; recommended in production", set: boolean(func(c *Config) *bool { return &c.RequireAdminMFA })},
 	{key: "argon2_memory_kib", def: "19456", usage: "argon2id memory in KiB (OWASP: 19456)", set: integer(8, 4<<20, func(c *Config) *int { return &c.Argon2MemoryKiB })},
 	{key: "argon2_iterations", def: "2", usage: "argon2id iterations", set: integer(1, 100, func(c *Config) *int { return &c.Argon2Iterations })},
 	{key: "argon2_threads", def: "1", usage: "argon2id parallelism", set: integer(1, 255, func(c *Config) *int { return &c.Argon2Threads })},
@@ -419,6 +455,9 @@ func LoadCommand(cmd Command, args []string, getenv func(string) string, out io.
 		}
 	}
 	c.derive()
+	if err := c.check(); err != nil {
+		return nil, nil, err
+	}
 	if c.OpsAddr == "" {
 		c.OpsAddr = OpsPorts[cmd.Name]
 		if c.OpsAddr == "" {
@@ -492,6 +531,27 @@ func (c *Config) derive() {
 	}
 }
 
+// check refuses combinations of settings that each parse alone.
+func (c *Config) check() error {
+	if c.MFAKeyID != "" && !slices.ContainsFunc(c.MFAKeys, func(k seal.Key) bool { return k.ID == c.MFAKeyID }) {
+		return fmt.Errorf("config: USERSVC_MFA_KEY_ID %q is not among the ids of USERSVC_MFA_KEYS", c.MFAKeyID)
+	}
+	return nil
+}
+
+// MFAKeyring is the keyring of MFAKeys with MFAKeyID current, or nil
+// when no key is configured.
+func (c *Config) MFAKeyring() (*seal.Keyring, error) {
+	if len(c.MFAKeys) == 0 {
+		return nil, nil
+	}
+	k, err := seal.NewKeyring(c.MFAKeys, c.MFAKeyID)
+	if err != nil {
+		return nil, fmt.Errorf("config: USERSVC_MFA_KEYS: %w", err)
+	}
+	return k, nil
+}
+
 // Require checks the settings a role cannot run without, naming each.
 func (c *Config) Require(keys ...string) error {
 	var errs []error
@@ -504,6 +564,10 @@ func (c *Config) Require(keys ...string) error {
 		case "mysql_dsn":
 			if c.MySQLDSN == "" {
 				errs = append(errs, errors.New("config: USERSVC_MYSQL_DSN (--mysql-dsn) is required by this command"))
+			}
+		case "mfa_keys":
+			if len(c.MFAKeys) == 0 {
+				errs = append(errs, errors.New("config: USERSVC_MFA_KEYS (--mfa-keys) is required by this command"))
 			}
 		case "public_url":
 			if c.publicURLDefaulted {

@@ -168,3 +168,44 @@ func TestRefreshReuseGrace(t *testing.T) {
 		}
 	}
 }
+
+// TestMFASettings: the keys parse into a keyring whose current key is
+// mfa_key_id (or the first), a key id not among the keys is refused, and no
+// error shows key material.
+func TestMFASettings(t *testing.T) {
+	a, b := "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "//////////////////////////////////////////8="
+	c, _, err := Load("service", nil, env(map[string]string{"USERSVC_MFA_KEYS": "2025:" + a + ",2026:" + b}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MFATicketTTL != 5*time.Minute || c.RequireAdminMFA || len(c.MFAKeys) != 2 {
+		t.Fatalf("defaults: ttl %v, require %v, %d keys", c.MFATicketTTL, c.RequireAdminMFA, len(c.MFAKeys))
+	}
+	if k, err := c.MFAKeyring(); err != nil || k.Current() != "2025" {
+		t.Fatalf("keyring: %v, %v; want 2025 current", k, err)
+	}
+	c, _, err = Load("service", []string{"--mfa-key-id", "2026", "--require-admin-mfa", "true"},
+		env(map[string]string{"USERSVC_MFA_KEYS": "2025:" + a + ",2026:" + b}), io.Discard)
+	if err != nil || !c.RequireAdminMFA {
+		t.Fatal(err)
+	}
+	if k, err := c.MFAKeyring(); err != nil || k.Current() != "2026" {
+		t.Fatalf("keyring: %v, %v; want 2026 current", k, err)
+	}
+	if c, _, _ := Load("dev", nil, env(nil), io.Discard); c == nil || c.MFAKeys != nil {
+		t.Errorf("no keys by default")
+	} else if k, err := c.MFAKeyring(); k != nil || err != nil {
+		t.Errorf("keyring without keys: %v, %v", k, err)
+	}
+	for _, tc := range []map[string]string{
+		{"USERSVC_MFA_KEYS": "2025:" + a[:20]},
+		{"USERSVC_MFA_KEYS": "2025:" + a, "USERSVC_MFA_KEY_ID": "2026"},
+		{"USERSVC_MFA_KEY_ID": "2026"},
+		{"USERSVC_MFA_KEYS": "2025:" + a, "USERSVC_MFA_KEY_ID": "20.25"},
+	} {
+		_, _, err := Load("service", nil, env(tc), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "USERSVC_MFA_KEY") || strings.Contains(err.Error(), a[:20]) {
+			t.Errorf("%v: error %v (should name the setting and not show the key)", tc, err)
+		}
+	}
+}

@@ -377,7 +377,7 @@ func (e *env) expiredToken(subject string) string {
 	if err != nil {
 		e.t.Fatalf("token manager: %v", err)
 	}
-	tok, _, err := m.Issue(context.Background(), subject, "user", 0, "", false)
+	tok, _, err := m.Issue(context.Background(), subject, "user", 0, "", false, token.SignIn{})
 	if err != nil {
 		e.t.Fatalf("issue: %v", err)
 	}

@@ -100,6 +100,11 @@ type Users interface {
 	ResendVerification(ctx context.Context, email string) error
 	Sessions(ctx context.Context, id string) ([]user.SessionInfo, error)
 	EndSessions(ctx context.Context, id string) error
+	CompleteMFA(ctx context.Context, ticket, kind, code string) (*user.Session, error)
+	EnrolTOTP(ctx context.Context, id, name string) (*user.TOTPEnrolment, error)
+	ConfirmTOTP(ctx context.Context, id, factorID, code string) ([]string, error)
+	Factors(ctx context.Context, id string) ([]user.FactorInfo, int, error)
+	RegenerateRecoveryCodes(ctx context.Context, id string) ([]string, error)
 }
 
 // server holds what the handlers share.

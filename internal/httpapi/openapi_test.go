@@ -22,16 +22,20 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 	}
 	// Every route of the API is described.
 	want := map[string][]string{
-		"/user":                  {"GET", "POST"},
-		"/user/{id}":             {"DELETE", "GET", "PUT"},
-		"/user/{id}/sessions":    {"DELETE", "GET"},
-		"/user/token":            {"DELETE", "POST"},
-		"/user/password":         {"POST", "PUT"},
-		"/user/verification":     {"POST", "PUT"},
-		"/.well-known/jwks.json": {"GET"},
-		"/openapi.yaml":          {"GET"},
-		"/healthz":               {"GET"},
-		"/readyz":                {"GET"},
+		"/user":                   {"GET", "POST"},
+		"/user/{id}":              {"DELETE", "GET", "PUT"},
+		"/user/{id}/sessions":     {"DELETE", "GET"},
+		"/user/{id}/factors":      {"GET"},
+		"/user/{id}/factors/totp": {"POST"},
+		"/user/{id}/factors/{factor_id}/confirmation": {"POST"},
+		"/user/{id}/recovery-codes":                   {"POST"},
+		"/user/token":                                 {"DELETE", "POST"},
+		"/user/password":                              {"POST", "PUT"},
+		"/user/verification":                          {"POST", "PUT"},
+		"/.well-known/jwks.json":                      {"GET"},
+		"/openapi.yaml":                               {"GET"},
+		"/healthz":                                    {"GET"},
+		"/readyz":                                     {"GET"},
 	}
 	if got := doc.Paths.Len(); got != len(want) {
 		t.Errorf("document has %d paths, want %d", got, len(want))

@@ -22,6 +22,10 @@ func (s *server) routes(e *gin.Engine) {
 	e.DELETE("/user/:id", authed, s.deleteUser)
 	e.GET("/user/:id/sessions", authed, s.listSessions)
 	e.DELETE("/user/:id/sessions", authed, s.endSessions)
+	e.GET("/user/:id/factors", authed, s.listFactors)
+	e.POST("/user/:id/factors/totp", authed, s.enrolTOTP)
+	e.POST("/user/:id/factors/:factor_id/confirmation", authed, s.confirmFactor)
+	e.POST("/user/:id/recovery-codes", authed, s.regenerateRecoveryCodes)
 
 	e.POST("/user/token", s.issueToken)
 	e.DELETE("/user/token", s.revokeToken)

@@ -17,6 +17,8 @@ const (
 	grantPassword          = "password"
 	grantRefreshToken      = "refresh_token"
 	grantClientCredentials = "client_credentials"
+	// grantMFA completes a password sign-in that answered mfa_required.
+	grantMFA = "mfa"
 )
 
 type tokenRequest struct {
@@ -26,6 +28,9 @@ type tokenRequest struct {
 	RefreshToken string `json:"refresh_token"`
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
+	MFATicket    string `json:"mfa_ticket"`
+	Factor       string `json:"factor"`
+	Code         string `json:"code"`
 }
 
 // tokenJSON is the Token schema. A service account's token has a scope and
@@ -45,6 +50,7 @@ var grantFields = map[string][]string{
 	grantPassword:          {"email", "password"},
 	grantRefreshToken:      {"refresh_token"},
 	grantClientCredentials: {"client_id", "client_secret"},
+	grantMFA:               {"mfa_ticket", "factor", "code"},
 }
 
 // issueToken signs in (email and password), rotates a refresh token, or
@@ -60,12 +66,12 @@ func (s *server) issueToken(c *gin.Context) {
 	}
 	allowed, known := grantFields[grant]
 	if !known {
-		invalid(c, "invalid request", map[string]string{"grant_type": "must be password, refresh_token or client_credentials"})
+		invalid(c, "invalid request", map[string]string{"grant_type": "must be password, refresh_token, client_credentials or mfa"})
 		return
 	}
 	details := map[string]string{}
 	for field, v := range map[string]string{"email": in.Email, "password": in.Password, "refresh_token": in.RefreshToken,
-		"client_id": in.ClientID, "client_secret": in.ClientSecret} {
+		"client_id": in.ClientID, "client_secret": in.ClientSecret, "mfa_ticket": in.MFATicket, "factor": in.Factor, "code": in.Code} {
 		if v != "" && !slices.Contains(allowed, field) {
 			details[field] = "is not allowed with grant_type " + grant
 		}
@@ -99,11 +105,18 @@ func (s *server) issueToken(c *gin.Context) {
 		}
 	default:
 		var sess *user.Session
-		if grant == grantPassword {
+		switch grant {
+		case grantPassword:
 			sess, err = s.users.Auth(ctx, in.Email, in.Password)
 			countLogin(err)
-		} else {
+		case grantMFA:
+			sess, err = s.users.CompleteMFA(ctx, in.MFATicket, in.Factor, in.Code)
+		default:
 			sess, err = s.users.Refresh(ctx, in.RefreshToken)
+		}
+		if err == nil && sess.MFA != nil {
+			mfaRequired(c, sess.MFA)
+			return
 		}
 		if err == nil {
 			out = tokenJSON{AccessToken: sess.AccessToken, ExpiresIn: secondsUntil(sess.AccessExpiresAt),

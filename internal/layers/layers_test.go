@@ -29,6 +29,9 @@ var rules = []struct {
 	{"internal/user/session", flowForbidden("session"), "a flow imports no other flow, framework, driver or edge"},
 	{"internal/user/recovery", flowForbidden("recovery"), "a flow imports no other flow, framework, driver or edge"},
 	{"internal/user/serviceaccount", flowForbidden("serviceaccount"), "a flow imports no other flow, framework, driver or edge"},
+	{"internal/user/mfa", flowForbidden("mfa"), "a flow imports no other flow, framework, driver or edge"},
+	{"internal/factor", pureLibrary, "the second factors' pieces are a library: no framework, driver or edge"},
+	{"internal/seal", pureLibrary, "sealing is a library: no framework, driver or edge"},
 	{"internal/events", []string{mod + "internal/store"},
 		"the store hands out events messages; the relay does not know the store"},
 	{"internal/search", []string{mod + "internal/worker", mod + "internal/store"},
@@ -72,7 +75,7 @@ var sdkServerDeps = []string{"modernc.org/sqlite", "github.com/go-sql-driver", "
 	"github.com/prometheus/client_golang/prometheus/promhttp", "go.opentelemetry.io/otel/exporters", "github.com/gin-gonic"}
 
 // flows are the domain's flow packages under internal/user.
-var flows = []string{"profile", "session", "recovery", "serviceaccount"}
+var flows = []string{"profile", "session", "recovery", "serviceaccount", "mfa"}
 
 // flowForbidden is what the flow self may not reach: the other flows, their
 // assembly, and whatever the core may not.
@@ -86,6 +89,11 @@ func flowForbidden(self string) []string {
 	}
 	return out
 }
+
+// pureLibrary is what a library of the domain's (token, password, factor,
+// seal) never links.
+var pureLibrary = []string{"go-micro.dev", "github.com/gin-gonic", "github.com/go-sql-driver", "modernc.org/sqlite",
+	"github.com/redis", mod + "internal/user", mod + "internal/store", mod + "internal/rpc", mod + "internal/httpapi"}
 
 var edgeNoExporters = []string{"go.opentelemetry.io/otel/exporters", "go.opentelemetry.io/otel/sdk", "google.golang.org/grpc"}
 

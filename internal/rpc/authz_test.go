@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/credentials/insecure"
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	userv1 "github.com/usersvc/usersvc/api/user/v1"
+	"github.com/usersvc/usersvc/internal/factor"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/user"
 )
@@ -236,8 +239,64 @@ func (w *matrixWorld) request(op, id, email string, target *user.User) (string, 
 		return op, &userv1.ResetPasswordRequest{Token: "never-issued-reset-token", Password: pw}, &userv1.ResetPasswordResponse{}
 	case "VerifyEmail":
 		return op, &userv1.VerifyEmailRequest{Token: "never-issued-verification-token"}, &userv1.VerifyEmailResponse{}
+	case "EnrolTOTP":
+		return op, &userv1.EnrolTOTPRequest{Id: id, Name: "phone"}, &userv1.EnrolTOTPResponse{}
+	case "ListFactors":
+		return op, &userv1.ListFactorsRequest{Id: id}, &userv1.ListFactorsResponse{}
+	case "ConfirmTOTP", "RegenerateRecoveryCodes":
+		return w.factorRequest(op, id, target)
 	}
 	return w.tokenRequest(op, target)
+}
+
+// factorRequest builds the rows that need a factor of the target's:
+// enrolled (and for RegenerateRecoveryCodes confirmed) in-process as its
+// owner, and removed when the cell ends, so the target's later cells still
+// sign in with the password alone.
+func (w *matrixWorld) factorRequest(op, id string, target *user.User) (string, proto.Message, proto.Message) {
+	w.t.Helper()
+	factorID, code := uuid.NewString(), "000000"
+	if target != nil {
+		ctx, owner := w.t.Context(), user.Actor{ID: target.ID, Role: target.Role}
+		e, err := w.st.Service.EnrolTOTP(ctx, owner, target.ID, "phone")
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		w.t.Cleanup(func() { w.removeFactors(target.ID) })
+		factorID, code = e.FactorID, totpCode(w.t, e.Secret)
+		if op == "RegenerateRecoveryCodes" {
+			if _, err := w.st.Service.ConfirmTOTP(ctx, owner, target.ID, e.FactorID, code); err != nil {
+				w.t.Fatal(err)
+			}
+		}
+	}
+	if op == "ConfirmTOTP" {
+		return op, &userv1.ConfirmTOTPRequest{Id: id, FactorId: factorID, Code: code}, &userv1.ConfirmTOTPResponse{}
+	}
+	return op, &userv1.RegenerateRecoveryCodesRequest{Id: id}, &userv1.RegenerateRecoveryCodesResponse{}
+}
+
+func totpCode(t *testing.T, secret string) string {
+	t.Helper()
+	c, err := factor.TOTPCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// removeFactors deletes every factor of the user, from the store.
+func (w *matrixWorld) removeFactors(userID string) {
+	ctx := context.Background()
+	list, err := w.st.Store.Factors(ctx, userID)
+	if err != nil {
+		w.t.Error(err)
+	}
+	for _, f := range list {
+		if _, err := w.st.Store.DeleteFactor(ctx, userID, f.ID); err != nil {
+			w.t.Error(err)
+		}
+	}
 }
 
 // tokenRequest builds the rows whose credential is in the message: the

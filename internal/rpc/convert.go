@@ -58,6 +58,11 @@ func updateToProto(id string, in user.UpdateInput) *userv1.UpdateRequest {
 // from now, so the client needs no synchronised clock.
 func sessionToProto(s *user.Session, out *userv1.AuthResponse) {
 	now := timeNow()
+	if s.MFA != nil { // a challenge: no tokens, no user
+		out.Mfa = &userv1.MFAChallenge{Ticket: s.MFA.Ticket, Factors: s.MFA.Factors,
+			ExpiresIn: int64(s.MFA.ExpiresAt.Sub(now).Round(1e9).Seconds())}
+		return
+	}
 	out.AccessToken = s.AccessToken
 	out.TokenType = "Bearer"
 	out.ExpiresIn = int64(s.AccessExpiresAt.Sub(now).Round(1e9).Seconds())
@@ -121,6 +126,10 @@ func toProto[P, D comparable](table map[P]D, d D) P {
 // sessionFromProto rebuilds a session; the lifetimes travel as seconds.
 func sessionFromProto(r *userv1.AuthResponse) *user.Session {
 	now := timeNow()
+	if m := r.GetMfa(); m != nil {
+		return &user.Session{MFA: &user.MFAChallenge{Ticket: m.GetTicket(), Factors: m.GetFactors(),
+			ExpiresAt: now.Add(time.Duration(m.GetExpiresIn()) * time.Second)}}
+	}
 	s := &user.Session{AccessToken: r.GetAccessToken(), RefreshToken: r.GetRefreshToken(),
 		AccessExpiresAt:  now.Add(time.Duration(r.GetExpiresIn()) * time.Second),
 		RefreshExpiresAt: now.Add(time.Duration(r.GetRefreshExpiresIn()) * time.Second)}

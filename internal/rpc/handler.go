@@ -156,6 +156,17 @@ func (h *Handler) Auth(ctx context.Context, in *userv1.AuthRequest, out *userv1.
 		out.ExpiresIn = int64(cs.AccessExpiresAt.Sub(timeNow()).Round(1e9).Seconds())
 		return nil
 	}
+	if in.GetMfaTicket() != "" {
+		if in.GetEmail() != "" || in.GetPassword() != "" {
+			return toMicro(user.Invalid(map[string]string{"email": "is not allowed with an mfa ticket"}))
+		}
+		s, err := h.svc.CompleteMFA(ctx, in.GetMfaTicket(), in.GetFactor(), in.GetCode())
+		if err != nil {
+			return toMicro(err)
+		}
+		sessionToProto(s, out)
+		return nil
+	}
 	s, err := h.svc.Auth(ctx, in.GetEmail(), in.GetPassword())
 	if err != nil {
 		return toMicro(err)

@@ -23,7 +23,7 @@ func ExampleManager() {
 	if err != nil {
 		panic(err)
 	}
-	tok, _, err := m.Issue(context.Background(), "user-42", "user", 1, "session-7", true)
+	tok, _, err := m.Issue(context.Background(), "user-42", "user", 1, "session-7", true, token.SignIn{})
 	if err != nil {
 		panic(err)
 	}

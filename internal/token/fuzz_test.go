@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -130,7 +131,7 @@ func FuzzParse(f *testing.F) {
 			if !errors.Is(err, ErrInvalidToken) {
 				t.Fatalf("error does not wrap ErrInvalidToken: %v", err)
 			}
-			if c != (Claims{}) {
+			if !reflect.DeepEqual(c, Claims{}) {
 				t.Fatalf("claims returned with error: %+v", c)
 			}
 			return

@@ -55,9 +55,33 @@ type Claims struct {
 	// the user had proved their address when the token was issued; user
 	// tokens always carry it, service-account tokens never.
 	EmailVerified bool
-	IssuedAt      time.Time // "iat", UTC, whole seconds
-	ExpiresAt     time.Time // "exp", UTC, whole seconds
+	// SignIn is how and when the session's sign-in was authenticated
+	// ("amr", "auth_time"); empty on a service account's token.
+	SignIn
+	IssuedAt  time.Time // "iat", UTC, whole seconds
+	ExpiresAt time.Time // "exp", UTC, whole seconds
 }
+
+// SignIn says how a sign-in was authenticated, as OpenID Connect puts it:
+// AMR ("amr") lists the methods, in RFC 8176's values ("pwd" the password,
+// "otp" a one-time code, "hwk" a security key; "rcode" a recovery code is
+// ours), and AuthTime ("auth_time") is when the last of them succeeded.
+// Every token of a session carries its sign-in's, so a service can demand a
+// factor or a recent sign-in without asking us.
+type SignIn struct {
+	AMR      []string
+	AuthTime time.Time // UTC, whole seconds; zero = not given
+}
+
+// The amr values this service writes.
+const (
+	AMRPassword     = "pwd"
+	AMROTP          = "otp"
+	AMRHardwareKey  = "hwk"
+	AMRRecoveryCode = "rcode"
+	// AMRMFA is RFC 8176's "mfa", added whenever more than one method was used.
+	AMRMFA = "mfa"
+)
 
 // Config configures a Manager.
 type Config struct {
@@ -138,7 +162,9 @@ type issuedClaims struct {
 	Scope    string `json:"scope,omitempty"`
 	// EmailVerified is a pointer so a user's token carries false too, and
 	// a service account's token carries nothing.
-	EmailVerified *bool `json:"email_verified,omitempty"`
+	EmailVerified *bool            `json:"email_verified,omitempty"`
+	AMR           []string         `json:"amr,omitempty"`
+	AuthTime      *jwt.NumericDate `json:"auth_time,omitempty"`
 }
 
 // parsedClaims is the payload Parse decodes. "aud" may be a string or a list
@@ -146,21 +172,27 @@ type issuedClaims struct {
 // an error rather than silently 0, which could pass a session-version check.
 type parsedClaims struct {
 	jwt.RegisteredClaims
-	Role     string `json:"role"`
-	SV       *int64 `json:"sv"`
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope"`
-	SID      string `json:"sid"`
-	EV       bool   `json:"email_verified"`
+	Role     string           `json:"role"`
+	SV       *int64           `json:"sv"`
+	ClientID string           `json:"client_id"`
+	Scope    string           `json:"scope"`
+	SID      string           `json:"sid"`
+	EV       bool             `json:"email_verified"`
+	AMR      []string         `json:"amr"`
+	AuthTime *jwt.NumericDate `json:"auth_time"`
 }
 
 // Issue signs a new access token for the user subject, of the session
-// sessionID ("" for none), saying whether their email is verified. Times are truncated to whole
+// sessionID ("" for none), saying whether their email is verified and how
+// the session's sign-in was authenticated. Times are truncated to whole
 // seconds (the JWT NumericDate precision) so the returned Claims equal what
 // Parse will return for the token.
-func (m *Manager) Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string, emailVerified bool) (token string, claims Claims, err error) {
+func (m *Manager) Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string, emailVerified bool, signIn SignIn) (token string, claims Claims, err error) {
+	if !signIn.AuthTime.IsZero() {
+		signIn.AuthTime = signIn.AuthTime.UTC().Truncate(time.Second)
+	}
 	return m.issue(ctx, Claims{Subject: subject, Role: role, SessionVersion: sessionVersion, SessionID: sessionID,
-		EmailVerified: emailVerified})
+		EmailVerified: emailVerified, SignIn: signIn})
 }
 
 // IssueClient signs an access token for a service account (the OAuth 2.0
@@ -214,6 +246,10 @@ func (m *Manager) sign(c Claims) (string, error) {
 	}
 	if c.ClientID == "" {
 		claims.EmailVerified = &c.EmailVerified
+		claims.AMR = c.AMR
+		if !c.AuthTime.IsZero() {
+			claims.AuthTime = jwt.NewNumericDate(c.AuthTime)
+		}
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	// kid lets verifiers (us, or others via the JWKS) pick the right key
@@ -267,8 +303,12 @@ func (m *Manager) Parse(token string) (Claims, error) {
 		ID:             pc.ID,
 		SessionID:      pc.SID,
 		EmailVerified:  pc.EV,
+		SignIn:         SignIn{AMR: pc.AMR},
 		IssuedAt:       pc.IssuedAt.UTC(),
 		ExpiresAt:      pc.ExpiresAt.UTC(),
+	}
+	if pc.AuthTime != nil {
+		c.AuthTime = pc.AuthTime.UTC()
 	}
 	m.verified.put(token, c)
 	return c, nil

@@ -8,6 +8,8 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +23,7 @@ func TestIssueParseRoundTrip(t *testing.T) {
 	key := fixedKey(1)
 	m := mustManager(t, mustKeyring(t, key), fixedClock(t0.Add(123*time.Millisecond)))
 
-	tok, issued, err := m.Issue(context.Background(), "user-42", "admin", 7, "family-9", true)
+	tok, issued, err := m.Issue(context.Background(), "user-42", "admin", 7, "family-9", true, SignIn{})
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -35,7 +37,7 @@ func TestIssueParseRoundTrip(t *testing.T) {
 		IssuedAt:       t0, // truncated to the second
 		ExpiresAt:      t0.Add(testTTL),
 	}
-	if issued != want {
+	if !reflect.DeepEqual(issued, want) {
 		t.Errorf("Issue claims = %+v, want %+v", issued, want)
 	}
 	id, err := uuid.Parse(issued.ID)
@@ -47,7 +49,7 @@ func TestIssueParseRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse claims = %+v, want %+v", got, want)
 	}
 
@@ -87,7 +89,7 @@ func TestIssueUniqueIDs(t *testing.T) {
 	m := mustManager(t, mustKeyring(t, fixedKey(1)), nil)
 	seen := map[string]bool{}
 	for range 100 {
-		_, c, err := m.Issue(context.Background(), "u", "r", 0, "", false)
+		_, c, err := m.Issue(context.Background(), "u", "r", 0, "", false, SignIn{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,14 +102,14 @@ func TestIssueUniqueIDs(t *testing.T) {
 
 func TestIssueEmptySubject(t *testing.T) {
 	m := mustManager(t, mustKeyring(t, fixedKey(1)), nil)
-	if _, _, err := m.Issue(context.Background(), "", "admin", 1, "", false); err == nil {
+	if _, _, err := m.Issue(context.Background(), "", "admin", 1, "", false, SignIn{}); err == nil {
 		t.Fatal("Issue with empty subject succeeded")
 	}
 }
 
 func TestParseDefaultClock(t *testing.T) {
 	m := mustManager(t, mustKeyring(t, fixedKey(1)), nil) // real time.Now
-	tok, _, err := m.Issue(context.Background(), "u", "r", 1, "", false)
+	tok, _, err := m.Issue(context.Background(), "u", "r", 1, "", false, SignIn{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +122,7 @@ func TestParseRejects(t *testing.T) {
 	key := fixedKey(1)
 	kr := mustKeyring(t, key)
 	m := mustManager(t, kr, fixedClock(t0))
-	valid, _, err := m.Issue(context.Background(), "user-1", "user", 3, "", false)
+	valid, _, err := m.Issue(context.Background(), "user-1", "user", 3, "", false, SignIn{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +266,7 @@ func TestParseRejects(t *testing.T) {
 			if errors.Is(err, ErrExpired) {
 				t.Errorf("error %v wraps ErrExpired for a token that is not merely expired", err)
 			}
-			if c != (Claims{}) {
+			if !reflect.DeepEqual(c, Claims{}) {
 				t.Errorf("claims returned with error: %+v", c)
 			}
 		})
@@ -273,7 +275,7 @@ func TestParseRejects(t *testing.T) {
 
 func (m *Manager) mustIssue(t testing.TB) string {
 	t.Helper()
-	tok, _, err := m.Issue(context.Background(), "user-1", "user", 3, "", false)
+	tok, _, err := m.Issue(context.Background(), "user-1", "user", 3, "", false, SignIn{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +295,7 @@ func TestParseAcceptsAudienceList(t *testing.T) {
 func TestParseExpired(t *testing.T) {
 	kr := mustKeyring(t, fixedKey(1))
 	issuer := mustManager(t, kr, fixedClock(t0))
-	tok, _, err := issuer.Issue(context.Background(), "user-1", "user", 3, "", false)
+	tok, _, err := issuer.Issue(context.Background(), "user-1", "user", 3, "", false, SignIn{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,13 +414,13 @@ func TestConcurrentUse(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50 {
-				tok, want, err := m.Issue(context.Background(), "user", "role", int64(g*1000+i), "", false)
+				tok, want, err := m.Issue(context.Background(), "user", "role", int64(g*1000+i), "", false, SignIn{})
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				got, err := m.Parse(tok)
-				if err != nil || got != want {
+				if err != nil || !reflect.DeepEqual(got, want) {
 					t.Errorf("Parse = %+v, %v; want %+v", got, err, want)
 					return
 				}
@@ -432,7 +434,7 @@ func BenchmarkIssue(b *testing.B) {
 	m := mustManager(b, mustKeyring(b, fixedKey(1)), nil)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := m.Issue(context.Background(), "user-42", "admin", 7, "", false); err != nil {
+		if _, _, err := m.Issue(context.Background(), "user-42", "admin", 7, "", false, SignIn{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -440,7 +442,7 @@ func BenchmarkIssue(b *testing.B) {
 
 func BenchmarkParse(b *testing.B) {
 	m := mustManager(b, mustKeyring(b, fixedKey(1)), nil)
-	tok, _, err := m.Issue(context.Background(), "user-42", "admin", 7, "", false)
+	tok, _, err := m.Issue(context.Background(), "user-42", "admin", 7, "", false, SignIn{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -450,4 +452,61 @@ func BenchmarkParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestSignInClaims: amr and auth_time travel in a user's token (auth_time
+// in whole seconds, as NumericDate), are absent from a token issued without
+// them and from a service account's, and read back as written.
+func TestSignInClaims(t *testing.T) {
+	m := mustManager(t, mustKeyring(t, fixedKey(1)), fixedClock(t0))
+	signIn := SignIn{AMR: []string{AMRPassword, AMROTP, AMRMFA}, AuthTime: t0.Add(-90*time.Second - 400*time.Millisecond)}
+	tok, issued, err := m.Issue(context.Background(), "user-1", "user", 1, "fam", false, signIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Parse(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SignIn{AMR: signIn.AMR, AuthTime: t0.Add(-91 * time.Second)}
+	if !reflect.DeepEqual(got.SignIn, want) || !reflect.DeepEqual(issued.SignIn, want) {
+		t.Errorf("sign-in claims: parsed %+v, issued %+v, want %+v", got.SignIn, issued.SignIn, want)
+	}
+	payload := decodePayload(t, tok)
+	if !strings.Contains(payload, `"amr":["pwd","otp","mfa"]`) || !strings.Contains(payload, fmt.Sprintf(`"auth_time":%d`, want.AuthTime.Unix())) {
+		t.Errorf("payload %s lacks amr or auth_time", payload)
+	}
+	for _, tok := range []string{mustIssueWith(t, m, SignIn{}), mustIssueClient(t, m)} {
+		if p := decodePayload(t, tok); strings.Contains(p, "amr") || strings.Contains(p, "auth_time") {
+			t.Errorf("payload %s has sign-in claims it was not given", p)
+		}
+	}
+}
+
+func mustIssueWith(t *testing.T, m *Manager, s SignIn) string {
+	t.Helper()
+	tok, _, err := m.Issue(context.Background(), "user-1", "user", 1, "", false, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func mustIssueClient(t *testing.T, m *Manager) string {
+	t.Helper()
+	tok, _, err := m.IssueClient(context.Background(), "client-1", "users:read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func decodePayload(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -13,13 +14,13 @@ func TestVerifiedCacheKeepsExpiry(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { return now }
 	m := mustManager(t, mustKeyring(t, fixedKey(1)), clock)
-	tok, want, err := m.Issue(context.Background(), "user-1", "user", 3, "", false)
+	tok, want, err := m.Issue(context.Background(), "user-1", "user", 3, "", false, SignIn{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
 		got, err := m.Parse(tok)
-		if err != nil || got != want {
+		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("Parse = %+v, %v; want %+v", got, err, want)
 		}
 	}

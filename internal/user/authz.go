@@ -49,6 +49,11 @@ const (
 	// (no target): user IDs and why their tokens ended, for machines that
 	// verify tokens, not for users.
 	OpRevocations
+	// OpFactors is enrolling, confirming and listing an account's second
+	// factors and making its recovery codes: its owner's alone. Not even
+	// an admin enrols a factor for someone else, since whoever holds the
+	// factor can then sign in as them.
+	OpFactors
 )
 
 // refusal is what the rule answers for each operation it refuses.
@@ -62,6 +67,7 @@ var refusal = map[Op]string{
 	OpDelete:      "you may not delete this user",
 	OpSessions:    "you may not list or end this user's sessions",
 	OpRevocations: "only a service account or an admin may read the token revocations",
+	OpFactors:     "only the account's owner may manage its second factors",
 }
 
 type reach int
@@ -104,6 +110,9 @@ func (a Actor) allowed(op Op, id string, role Role) bool {
 		// Nobody changes their own role or status: an admin would lock
 		// themself out, and a user would promote themself.
 		return false
+	}
+	if op == OpFactors {
+		return self
 	}
 	switch a.reach(op) {
 	case reachAll:

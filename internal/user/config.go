@@ -41,6 +41,20 @@ type Config struct {
 	// same for a new and a taken address (Create returns nil, nil) and
 	// mails the owner of a taken one instead.
 	SignupEnumerationSafe bool
+	// MFATicketTTL is how long a password sign-in waits for its second
+	// factor; default 5 minutes.
+	MFATicketTTL time.Duration
+	// MFAIssuer is the service's name in authenticator apps; default
+	// "usersvc".
+	MFAIssuer string
+	// ReauthWindow is how old a sign-in may be for a change of email or
+	// password or a deletion by a user's token (step-up); 0 = any age (the
+	// second factor is still asked for where enrolled).
+	ReauthWindow time.Duration
+	// RequireAdminMFA: an admin's token from a sign-in without a second
+	// factor carries no admin powers (the admin acts as a plain user on
+	// their own account, so they can enrol one).
+	RequireAdminMFA bool
 }
 
 // WithDefaults returns c with every unset setting at its default, or an
@@ -51,6 +65,12 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	if c.MaxPageSize <= 0 {
 		c.MaxPageSize = 100
+	}
+	if c.MFATicketTTL <= 0 {
+		c.MFATicketTTL = 5 * time.Minute
+	}
+	if c.MFAIssuer == "" {
+		c.MFAIssuer = "usersvc"
 	}
 	if c.RefreshTTL <= 0 {
 		c.RefreshTTL = 30 * 24 * time.Hour

@@ -33,12 +33,16 @@ const (
 	// CodeEmailNotVerified: the credentials are right, but the platform
 	// requires a verified address and this account's is not (yet).
 	CodeEmailNotVerified Code = "email_not_verified"
+	// CodeReauthenticationRequired: the caller's token is valid, but its
+	// sign-in is too old (or lacks the account's second factor) for this
+	// change; sign in again and retry.
+	CodeReauthenticationRequired Code = "reauthentication_required"
 )
 
 // Codes lists every code, for transports that must map each one.
 var Codes = []Code{CodeInvalidArgument, CodeNotFound, CodeAlreadyExists, CodeUnauthenticated,
 	CodePermissionDenied, CodeResourceExhausted, CodeInternal, CodeUnavailable, CodeFailedPrecondition,
-	CodeEmailNotVerified}
+	CodeEmailNotVerified, CodeReauthenticationRequired}
 
 // statusOf is the one table from domain codes to HTTP statuses. The HTTP
 // API answers with these, and the RPC layer carries them as go-micro error
@@ -57,6 +61,9 @@ var statusOf = map[Code]int{
 	// 403: authenticated, but not allowed in until the address is proved;
 	// a code of its own so a client can offer to resend the mail.
 	CodeEmailNotVerified: http.StatusForbidden,
+	// 401, as RFC 9470's step-up answers: the credential is not enough
+	// for this request, a new sign-in is.
+	CodeReauthenticationRequired: http.StatusUnauthorized,
 }
 
 // HTTPStatus returns the HTTP status of code and whether code is one of
@@ -166,6 +173,24 @@ var (
 	// verified addresses are required (Config.RequireVerifiedEmail).
 	ErrEmailNotVerified = &Error{Code: CodeEmailNotVerified,
 		Message: "the email address is not verified; open the link in the verification mail or ask for a new one"}
+)
+
+// ErrReauthenticationRequired refuses a sensitive change (email, password,
+// deletion) with a token whose sign-in is older than Config.ReauthWindow,
+// or was made without the account's second factor.
+var ErrReauthenticationRequired = &Error{Code: CodeReauthenticationRequired,
+	Message: "this change needs a recent sign-in (with your second factor, if you have one): sign in again and retry"}
+
+// Second-factor errors. ErrBadFactorCode is one message for a wrong code,
+// a used one and a kind the account has not enrolled.
+var (
+	ErrBadFactorCode = &Error{Code: CodeUnauthenticated, Message: "the code is wrong or was used already"}
+	// ErrMFATicketInvalid is an unknown, used or expired MFA ticket: sign
+	// in with the password again.
+	ErrMFATicketInvalid = &Error{Code: CodeUnauthenticated, Message: "invalid or expired mfa ticket; sign in again"}
+	// ErrMFAUnavailable refuses a TOTP enrolment on a service without
+	// keys to seal the secret with (USERSVC_MFA_KEYS).
+	ErrMFAUnavailable = &Error{Code: CodeFailedPrecondition, Message: "TOTP is not configured on this service"}
 )
 
 // ErrServiceAccountSignOut refuses a sign-out with a service account's

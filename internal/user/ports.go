@@ -140,6 +140,10 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 	UsedAt    *time.Time
 	RevokedAt *time.Time
+	// AMR is how the session's sign-in was authenticated, space-separated
+	// amr values ("pwd", "pwd otp mfa"); every token of a family carries the
+	// sign-in's, so a refreshed access token says what the first one said.
+	AMR string
 }
 
 // PasswordReset is an open password-reset request, stored by token hash.
@@ -182,7 +186,8 @@ type PasswordPolicy interface {
 // AccessTokens issues and verifies signed access tokens.
 type AccessTokens interface {
 	// Issue signs a token of the session sessionID (the refresh family).
-	Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string, emailVerified bool) (string, token.Claims, error)
+	// signIn is how and when the session's sign-in was authenticated.
+	Issue(ctx context.Context, subject, role string, sessionVersion int64, sessionID string, emailVerified bool, signIn token.SignIn) (string, token.Claims, error)
 	IssueClient(ctx context.Context, clientID, scope string) (string, token.Claims, error)
 	Parse(tok string) (token.Claims, error)
 	TTL() time.Duration

@@ -13,6 +13,19 @@ type Session struct {
 	RefreshToken     string
 	RefreshExpiresAt time.Time
 	User             *User
+	// MFA, when set, means the password was right but the account has a
+	// second factor: there are no tokens, only the challenge to answer
+	// (session.Manager.CompleteMFA).
+	MFA *MFAChallenge
+}
+
+// MFAChallenge is the answer to a right password for an account with a
+// second factor: a ticket (proof of the password, single use, short-lived;
+// not an access token) and the kinds of factor that may complete it.
+type MFAChallenge struct {
+	Ticket    string
+	ExpiresAt time.Time
+	Factors   []string
 }
 
 // Validated is the result of a successful Validate: the user a user's
@@ -40,3 +53,22 @@ type SessionInfo struct {
 // MaxSessionsListed bounds Sessions: a user with more live sessions than
 // this sees the newest ones.
 const MaxSessionsListed = 100
+
+// FactorInfo is a second factor as its owner sees it: never its secret.
+type FactorInfo struct {
+	ID         string
+	Kind       string // "totp"
+	Name       string
+	Active     bool // its enrolment is confirmed
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// TOTPEnrolment is a started TOTP enrolment, shown once: the factor to
+// confirm and what the person's authenticator app needs.
+type TOTPEnrolment struct {
+	FactorID string
+	Secret   string // base32
+	URI      string // otpauth://totp/...
+	QRPNG    []byte // the URI as a QR code
+}

@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/usersvc/usersvc/internal/token"
 )
 
 // Role decides what a user may do to other users.
@@ -197,6 +199,28 @@ type Actor struct {
 	// grants.
 	ServiceAccount bool
 	Scopes         []Scope
+	// SignIn is how and when the sign-in behind a user's access token was
+	// made (its amr and auth_time); nil for a caller not authenticated by
+	// a user's token (the CLI's SystemActor, in-process callers), whom
+	// step-up does not concern.
+	SignIn *token.SignIn
+}
+
+// RecentSignIn is step-up: a user calling with a token must have signed in
+// within window of now and, when hasFactor, with a second factor ("mfa" in
+// amr); otherwise ErrReauthenticationRequired. window 0 checks only the
+// factor.
+func (a Actor) RecentSignIn(now time.Time, window time.Duration, hasFactor bool) error {
+	if a.SignIn == nil || a.System || a.ServiceAccount {
+		return nil
+	}
+	if window > 0 && (a.SignIn.AuthTime.IsZero() || now.Sub(a.SignIn.AuthTime) > window) {
+		return ErrReauthenticationRequired
+	}
+	if hasFactor && !slices.Contains(a.SignIn.AMR, token.AMRMFA) {
+		return ErrReauthenticationRequired
+	}
+	return nil
 }
 
 // SystemActor is the trusted in-process caller of the admin CLI.

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -33,7 +34,8 @@ func TestVerifiesWhatTheServiceIssues(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	tok, c, err := m.Issue(ctx, "u-1", "admin", 7, "fam-9", true)
+	signIn := token.SignIn{AMR: []string{"pwd", "otp", "mfa"}, AuthTime: time.Now().Add(-time.Minute)}
+	tok, c, err := m.Issue(ctx, "u-1", "admin", 7, "fam-9", true, signIn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,14 +44,15 @@ func TestVerifiesWhatTheServiceIssues(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p.Kind != auth.KindUser || p.ID != c.Subject || p.Role != "admin" || p.SessionVersion != 7 || p.SessionID != "fam-9" ||
-		!p.EmailVerified || p.TokenID != c.ID || !p.IssuedAt.Equal(c.IssuedAt) || !p.ExpiresAt.Equal(c.ExpiresAt) {
+		!p.EmailVerified || p.TokenID != c.ID || !p.IssuedAt.Equal(c.IssuedAt) || !p.ExpiresAt.Equal(c.ExpiresAt) ||
+		!slices.Equal(p.AMR, c.AMR) || !p.AuthTime.Equal(c.AuthTime) || !p.SignedInWithin(time.Now(), 5*time.Minute, true) {
 		t.Fatalf("user principal %+v from claims %+v", *p, c)
 	}
-	tok, _, err = m.Issue(ctx, "u-2", "user", 0, "", false)
+	tok, _, err = m.Issue(ctx, "u-2", "user", 0, "", false, token.SignIn{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, err = v.Verify(ctx, tok); err != nil || p.EmailVerified || p.SessionID != "" {
+	if p, err = v.Verify(ctx, tok); err != nil || p.EmailVerified || p.SessionID != "" || p.SignedInWithin(time.Now(), 0, false) {
 		t.Fatalf("unverified user: %+v, %v", p, err)
 	}
 

@@ -50,6 +50,8 @@ type payload struct {
 	ClientID string       `json:"client_id"`
 	Scope    string       `json:"scope"`
 	EV       *bool        `json:"email_verified"`
+	AMR      []string     `json:"amr"`
+	AuthTime *numericDate `json:"auth_time"`
 }
 
 // audience is "aud": a string or a list of strings (RFC 7519 §4.1.3).
@@ -156,7 +158,10 @@ func (v *Verifier) parse(ctx context.Context, tok string, now time.Time) (*Princ
 	if c.EV == nil || c.Role == "" {
 		return nil, invalid("user token without role or email_verified")
 	}
-	p.Kind, p.Role, p.EmailVerified, p.SessionID = KindUser, c.Role, *c.EV, c.SID
+	p.Kind, p.Role, p.EmailVerified, p.SessionID, p.AMR = KindUser, c.Role, *c.EV, c.SID, c.AMR
+	if c.AuthTime != nil {
+		p.AuthTime = c.AuthTime.Time
+	}
 	return p, nil
 }
 

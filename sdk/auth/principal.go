@@ -49,6 +49,12 @@ type Principal struct {
 	SessionID string
 	// Scopes granted to a service account; nil for a user.
 	Scopes []string
+	// AMR is how the user's sign-in was authenticated (RFC 8176 values:
+	// "pwd", and with a second factor also "otp" or "rcode", and "mfa"),
+	// AuthTime when; a refresh keeps both. Empty for a service account and
+	// for tokens issued before the service wrote them.
+	AMR      []string
+	AuthTime time.Time
 	// TokenID is the token's "jti"; SessionVersion its "sv".
 	TokenID        string
 	SessionVersion int64
@@ -154,4 +160,17 @@ func Check(ctx context.Context, reqs ...Requirement) (*Principal, error) {
 		}
 	}
 	return p, nil
+}
+
+// SignedInWithin reports whether p is a user whose sign-in used a second
+// factor when mfa is true, and happened no longer than maxAge before now
+// (maxAge 0: any age): a service's step-up check before a sensitive action.
+func (p *Principal) SignedInWithin(now time.Time, maxAge time.Duration, mfa bool) bool {
+	if !p.IsUser() || p.AuthTime.IsZero() {
+		return false
+	}
+	if maxAge > 0 && now.Sub(p.AuthTime) > maxAge {
+		return false
+	}
+	return !mfa || slices.Contains(p.AMR, "mfa")
 }

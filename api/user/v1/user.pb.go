@@ -851,14 +851,20 @@ func (*DeleteResponse) Descriptor() ([]byte, []int) {
 }
 
 // AuthRequest signs in a user (email and password) or a service account
-// (client_id and client_secret, the OAuth 2.0 client credentials grant);
-// exactly one pair is set.
+// (client_id and client_secret, the OAuth 2.0 client credentials grant),
+// or completes a user's sign-in with a second factor (mfa_ticket, factor
+// and code); exactly one of the three is set.
 type AuthRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
-	ClientId      string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	ClientSecret  string                 `protobuf:"bytes,4,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Email        string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	Password     string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	ClientId     string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientSecret string                 `protobuf:"bytes,4,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	// The ticket of an AuthResponse.mfa, with a code of one of its factors.
+	MfaTicket string `protobuf:"bytes,5,opt,name=mfa_ticket,json=mfaTicket,proto3" json:"mfa_ticket,omitempty"`
+	// "totp" or "recovery_code".
+	Factor        string `protobuf:"bytes,6,opt,name=factor,proto3" json:"factor,omitempty"`
+	Code          string `protobuf:"bytes,7,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -921,6 +927,91 @@ func (x *AuthRequest) GetClientSecret() string {
 	return ""
 }
 
+func (x *AuthRequest) GetMfaTicket() string {
+	if x != nil {
+		return x.MfaTicket
+	}
+	return ""
+}
+
+func (x *AuthRequest) GetFactor() string {
+	if x != nil {
+		return x.Factor
+	}
+	return ""
+}
+
+func (x *AuthRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// MFAChallenge answers a right password for an account with a second
+// factor: no tokens, a single-use ticket to complete the sign-in with.
+type MFAChallenge struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Ticket string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	// Seconds until the ticket expires.
+	ExpiresIn int64 `protobuf:"varint,2,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	// The kinds of factor that may complete it: "totp", "recovery_code".
+	Factors       []string `protobuf:"bytes,3,rep,name=factors,proto3" json:"factors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MFAChallenge) Reset() {
+	*x = MFAChallenge{}
+	mi := &file_user_v1_user_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MFAChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MFAChallenge) ProtoMessage() {}
+
+func (x *MFAChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MFAChallenge.ProtoReflect.Descriptor instead.
+func (*MFAChallenge) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *MFAChallenge) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *MFAChallenge) GetExpiresIn() int64 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *MFAChallenge) GetFactors() []string {
+	if x != nil {
+		return x.Factors
+	}
+	return nil
+}
+
 type AuthResponse struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	AccessToken string                 `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
@@ -934,14 +1025,16 @@ type AuthResponse struct {
 	// Unset for a service account.
 	User *UserInfo `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
 	// The granted scopes of a service account's token, space-separated.
-	Scope         string `protobuf:"bytes,7,opt,name=scope,proto3" json:"scope,omitempty"`
+	Scope string `protobuf:"bytes,7,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Set instead of the tokens when the account has a second factor.
+	Mfa           *MFAChallenge `protobuf:"bytes,8,opt,name=mfa,proto3" json:"mfa,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthResponse) Reset() {
 	*x = AuthResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[12]
+	mi := &file_user_v1_user_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1046,7 @@ func (x *AuthResponse) String() string {
 func (*AuthResponse) ProtoMessage() {}
 
 func (x *AuthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[12]
+	mi := &file_user_v1_user_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1059,7 @@ func (x *AuthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthResponse.ProtoReflect.Descriptor instead.
 func (*AuthResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{12}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuthResponse) GetAccessToken() string {
@@ -1018,6 +1111,13 @@ func (x *AuthResponse) GetScope() string {
 	return ""
 }
 
+func (x *AuthResponse) GetMfa() *MFAChallenge {
+	if x != nil {
+		return x.Mfa
+	}
+	return nil
+}
+
 type ValidateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AccessToken   string                 `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
@@ -1027,7 +1127,7 @@ type ValidateRequest struct {
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[13]
+	mi := &file_user_v1_user_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1139,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[13]
+	mi := &file_user_v1_user_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1152,7 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{13}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ValidateRequest) GetAccessToken() string {
@@ -1078,7 +1178,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[14]
+	mi := &file_user_v1_user_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1190,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[14]
+	mi := &file_user_v1_user_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1203,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{14}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ValidateResponse) GetUser() *UserInfo {
@@ -1150,7 +1250,7 @@ type CreatePasswordResetRequest struct {
 
 func (x *CreatePasswordResetRequest) Reset() {
 	*x = CreatePasswordResetRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[15]
+	mi := &file_user_v1_user_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1262,7 @@ func (x *CreatePasswordResetRequest) String() string {
 func (*CreatePasswordResetRequest) ProtoMessage() {}
 
 func (x *CreatePasswordResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[15]
+	mi := &file_user_v1_user_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1275,7 @@ func (x *CreatePasswordResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePasswordResetRequest.ProtoReflect.Descriptor instead.
 func (*CreatePasswordResetRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{15}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreatePasswordResetRequest) GetEmail() string {
@@ -1193,7 +1293,7 @@ type CreatePasswordResetResponse struct {
 
 func (x *CreatePasswordResetResponse) Reset() {
 	*x = CreatePasswordResetResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[16]
+	mi := &file_user_v1_user_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1305,7 @@ func (x *CreatePasswordResetResponse) String() string {
 func (*CreatePasswordResetResponse) ProtoMessage() {}
 
 func (x *CreatePasswordResetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[16]
+	mi := &file_user_v1_user_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1318,7 @@ func (x *CreatePasswordResetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePasswordResetResponse.ProtoReflect.Descriptor instead.
 func (*CreatePasswordResetResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{16}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{17}
 }
 
 type ResetPasswordRequest struct {
@@ -1231,7 +1331,7 @@ type ResetPasswordRequest struct {
 
 func (x *ResetPasswordRequest) Reset() {
 	*x = ResetPasswordRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[17]
+	mi := &file_user_v1_user_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1343,7 @@ func (x *ResetPasswordRequest) String() string {
 func (*ResetPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[17]
+	mi := &file_user_v1_user_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1356,7 @@ func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{17}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ResetPasswordRequest) GetToken() string {
@@ -1281,7 +1381,7 @@ type ResetPasswordResponse struct {
 
 func (x *ResetPasswordResponse) Reset() {
 	*x = ResetPasswordResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[18]
+	mi := &file_user_v1_user_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1393,7 @@ func (x *ResetPasswordResponse) String() string {
 func (*ResetPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[18]
+	mi := &file_user_v1_user_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1406,7 @@ func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{18}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{19}
 }
 
 type RefreshRequest struct {
@@ -1318,7 +1418,7 @@ type RefreshRequest struct {
 
 func (x *RefreshRequest) Reset() {
 	*x = RefreshRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[19]
+	mi := &file_user_v1_user_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1430,7 @@ func (x *RefreshRequest) String() string {
 func (*RefreshRequest) ProtoMessage() {}
 
 func (x *RefreshRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[19]
+	mi := &file_user_v1_user_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1443,7 @@ func (x *RefreshRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshRequest.ProtoReflect.Descriptor instead.
 func (*RefreshRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{19}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RefreshRequest) GetRefreshToken() string {
@@ -1365,7 +1465,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[20]
+	mi := &file_user_v1_user_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1477,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[20]
+	mi := &file_user_v1_user_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1490,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{20}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RevokeRequest) GetRefreshToken() string {
@@ -1415,7 +1515,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[21]
+	mi := &file_user_v1_user_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1527,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[21]
+	mi := &file_user_v1_user_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1540,7 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{21}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{22}
 }
 
 type KeysRequest struct {
@@ -1451,7 +1551,7 @@ type KeysRequest struct {
 
 func (x *KeysRequest) Reset() {
 	*x = KeysRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[22]
+	mi := &file_user_v1_user_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1563,7 @@ func (x *KeysRequest) String() string {
 func (*KeysRequest) ProtoMessage() {}
 
 func (x *KeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[22]
+	mi := &file_user_v1_user_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1576,7 @@ func (x *KeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeysRequest.ProtoReflect.Descriptor instead.
 func (*KeysRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{22}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{23}
 }
 
 type KeysResponse struct {
@@ -1489,7 +1589,7 @@ type KeysResponse struct {
 
 func (x *KeysResponse) Reset() {
 	*x = KeysResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[23]
+	mi := &file_user_v1_user_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1601,7 @@ func (x *KeysResponse) String() string {
 func (*KeysResponse) ProtoMessage() {}
 
 func (x *KeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[23]
+	mi := &file_user_v1_user_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1614,7 @@ func (x *KeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeysResponse.ProtoReflect.Descriptor instead.
 func (*KeysResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{23}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KeysResponse) GetJwks() string {
@@ -1533,7 +1633,7 @@ type VerifyEmailRequest struct {
 
 func (x *VerifyEmailRequest) Reset() {
 	*x = VerifyEmailRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[24]
+	mi := &file_user_v1_user_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1645,7 @@ func (x *VerifyEmailRequest) String() string {
 func (*VerifyEmailRequest) ProtoMessage() {}
 
 func (x *VerifyEmailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[24]
+	mi := &file_user_v1_user_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1658,7 @@ func (x *VerifyEmailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyEmailRequest.ProtoReflect.Descriptor instead.
 func (*VerifyEmailRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{24}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *VerifyEmailRequest) GetToken() string {
@@ -1576,7 +1676,7 @@ type VerifyEmailResponse struct {
 
 func (x *VerifyEmailResponse) Reset() {
 	*x = VerifyEmailResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[25]
+	mi := &file_user_v1_user_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1688,7 @@ func (x *VerifyEmailResponse) String() string {
 func (*VerifyEmailResponse) ProtoMessage() {}
 
 func (x *VerifyEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[25]
+	mi := &file_user_v1_user_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1701,7 @@ func (x *VerifyEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyEmailResponse.ProtoReflect.Descriptor instead.
 func (*VerifyEmailResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{25}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{26}
 }
 
 type ResendVerificationRequest struct {
@@ -1613,7 +1713,7 @@ type ResendVerificationRequest struct {
 
 func (x *ResendVerificationRequest) Reset() {
 	*x = ResendVerificationRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[26]
+	mi := &file_user_v1_user_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1725,7 @@ func (x *ResendVerificationRequest) String() string {
 func (*ResendVerificationRequest) ProtoMessage() {}
 
 func (x *ResendVerificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[26]
+	mi := &file_user_v1_user_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1738,7 @@ func (x *ResendVerificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendVerificationRequest.ProtoReflect.Descriptor instead.
 func (*ResendVerificationRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{26}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ResendVerificationRequest) GetEmail() string {
@@ -1656,7 +1756,7 @@ type ResendVerificationResponse struct {
 
 func (x *ResendVerificationResponse) Reset() {
 	*x = ResendVerificationResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[27]
+	mi := &file_user_v1_user_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1768,7 @@ func (x *ResendVerificationResponse) String() string {
 func (*ResendVerificationResponse) ProtoMessage() {}
 
 func (x *ResendVerificationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[27]
+	mi := &file_user_v1_user_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1781,7 @@ func (x *ResendVerificationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendVerificationResponse.ProtoReflect.Descriptor instead.
 func (*ResendVerificationResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{27}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{28}
 }
 
 type ListSessionsRequest struct {
@@ -1694,7 +1794,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[28]
+	mi := &file_user_v1_user_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1806,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[28]
+	mi := &file_user_v1_user_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1819,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{28}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListSessionsRequest) GetId() string {
@@ -1745,7 +1845,7 @@ type SessionInfo struct {
 
 func (x *SessionInfo) Reset() {
 	*x = SessionInfo{}
-	mi := &file_user_v1_user_proto_msgTypes[29]
+	mi := &file_user_v1_user_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1857,7 @@ func (x *SessionInfo) String() string {
 func (*SessionInfo) ProtoMessage() {}
 
 func (x *SessionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[29]
+	mi := &file_user_v1_user_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1870,7 @@ func (x *SessionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionInfo.ProtoReflect.Descriptor instead.
 func (*SessionInfo) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{29}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SessionInfo) GetId() string {
@@ -1810,7 +1910,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[30]
+	mi := &file_user_v1_user_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +1922,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[30]
+	mi := &file_user_v1_user_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +1935,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{30}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*SessionInfo {
@@ -1855,7 +1955,7 @@ type EndSessionsRequest struct {
 
 func (x *EndSessionsRequest) Reset() {
 	*x = EndSessionsRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[31]
+	mi := &file_user_v1_user_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1967,7 @@ func (x *EndSessionsRequest) String() string {
 func (*EndSessionsRequest) ProtoMessage() {}
 
 func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[31]
+	mi := &file_user_v1_user_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +1980,7 @@ func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionsRequest.ProtoReflect.Descriptor instead.
 func (*EndSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{31}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *EndSessionsRequest) GetId() string {
@@ -1898,7 +1998,7 @@ type EndSessionsResponse struct {
 
 func (x *EndSessionsResponse) Reset() {
 	*x = EndSessionsResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[32]
+	mi := &file_user_v1_user_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2010,7 @@ func (x *EndSessionsResponse) String() string {
 func (*EndSessionsResponse) ProtoMessage() {}
 
 func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[32]
+	mi := &file_user_v1_user_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2023,7 @@ func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionsResponse.ProtoReflect.Descriptor instead.
 func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{32}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{33}
 }
 
 type RevocationsRequest struct {
@@ -1940,7 +2040,7 @@ type RevocationsRequest struct {
 
 func (x *RevocationsRequest) Reset() {
 	*x = RevocationsRequest{}
-	mi := &file_user_v1_user_proto_msgTypes[33]
+	mi := &file_user_v1_user_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1952,7 +2052,7 @@ func (x *RevocationsRequest) String() string {
 func (*RevocationsRequest) ProtoMessage() {}
 
 func (x *RevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[33]
+	mi := &file_user_v1_user_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1965,7 +2065,7 @@ func (x *RevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevocationsRequest.ProtoReflect.Descriptor instead.
 func (*RevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{33}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RevocationsRequest) GetSince() *timestamppb.Timestamp {
@@ -2004,7 +2104,7 @@ type RevocationsResponse struct {
 
 func (x *RevocationsResponse) Reset() {
 	*x = RevocationsResponse{}
-	mi := &file_user_v1_user_proto_msgTypes[34]
+	mi := &file_user_v1_user_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2116,7 @@ func (x *RevocationsResponse) String() string {
 func (*RevocationsResponse) ProtoMessage() {}
 
 func (x *RevocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_user_v1_user_proto_msgTypes[34]
+	mi := &file_user_v1_user_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2129,7 @@ func (x *RevocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevocationsResponse.ProtoReflect.Descriptor instead.
 func (*RevocationsResponse) Descriptor() ([]byte, []int) {
-	return file_user_v1_user_proto_rawDescGZIP(), []int{34}
+	return file_user_v1_user_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevocationsResponse) GetRevocations() []string {
@@ -2044,6 +2144,506 @@ func (x *RevocationsResponse) GetNextAfter() string {
 		return x.NextAfter
 	}
 	return ""
+}
+
+type EnrolTOTPRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's own ID.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What the person calls the authenticator; default "authenticator".
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrolTOTPRequest) Reset() {
+	*x = EnrolTOTPRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrolTOTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrolTOTPRequest) ProtoMessage() {}
+
+func (x *EnrolTOTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrolTOTPRequest.ProtoReflect.Descriptor instead.
+func (*EnrolTOTPRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *EnrolTOTPRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EnrolTOTPRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type EnrolTOTPResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	FactorId string                 `protobuf:"bytes,1,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	// Base32, for typing into an app.
+	Secret string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// otpauth://totp/... (Key Uri Format).
+	Uri string `protobuf:"bytes,3,opt,name=uri,proto3" json:"uri,omitempty"`
+	// The URI as a QR code.
+	QrPng         []byte `protobuf:"bytes,4,opt,name=qr_png,json=qrPng,proto3" json:"qr_png,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrolTOTPResponse) Reset() {
+	*x = EnrolTOTPResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrolTOTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrolTOTPResponse) ProtoMessage() {}
+
+func (x *EnrolTOTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrolTOTPResponse.ProtoReflect.Descriptor instead.
+func (*EnrolTOTPResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *EnrolTOTPResponse) GetFactorId() string {
+	if x != nil {
+		return x.FactorId
+	}
+	return ""
+}
+
+func (x *EnrolTOTPResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *EnrolTOTPResponse) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *EnrolTOTPResponse) GetQrPng() []byte {
+	if x != nil {
+		return x.QrPng
+	}
+	return nil
+}
+
+type ConfirmTOTPRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	FactorId      string                 `protobuf:"bytes,2,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	Code          string                 `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTOTPRequest) Reset() {
+	*x = ConfirmTOTPRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTOTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTOTPRequest) ProtoMessage() {}
+
+func (x *ConfirmTOTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTOTPRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmTOTPRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ConfirmTOTPRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ConfirmTOTPRequest) GetFactorId() string {
+	if x != nil {
+		return x.FactorId
+	}
+	return ""
+}
+
+func (x *ConfirmTOTPRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type ConfirmTOTPResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set only when this was the account's first active factor.
+	RecoveryCodes []string `protobuf:"bytes,1,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTOTPResponse) Reset() {
+	*x = ConfirmTOTPResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTOTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTOTPResponse) ProtoMessage() {}
+
+func (x *ConfirmTOTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTOTPResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmTOTPResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ConfirmTOTPResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
+type ListFactorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFactorsRequest) Reset() {
+	*x = ListFactorsRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFactorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFactorsRequest) ProtoMessage() {}
+
+func (x *ListFactorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFactorsRequest.ProtoReflect.Descriptor instead.
+func (*ListFactorsRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListFactorsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// Factor is a second factor as its owner sees it; never its secret.
+type Factor struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind      string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name      string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Active    bool                   `protobuf:"varint,4,opt,name=active,proto3" json:"active,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Unset until first used.
+	LastUsedAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Factor) Reset() {
+	*x = Factor{}
+	mi := &file_user_v1_user_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Factor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Factor) ProtoMessage() {}
+
+func (x *Factor) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Factor.ProtoReflect.Descriptor instead.
+func (*Factor) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *Factor) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Factor) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Factor) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Factor) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *Factor) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Factor) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+type ListFactorsResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Factors           []*Factor              `protobuf:"bytes,1,rep,name=factors,proto3" json:"factors,omitempty"`
+	RecoveryCodesLeft int32                  `protobuf:"varint,2,opt,name=recovery_codes_left,json=recoveryCodesLeft,proto3" json:"recovery_codes_left,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ListFactorsResponse) Reset() {
+	*x = ListFactorsResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFactorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFactorsResponse) ProtoMessage() {}
+
+func (x *ListFactorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFactorsResponse.ProtoReflect.Descriptor instead.
+func (*ListFactorsResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListFactorsResponse) GetFactors() []*Factor {
+	if x != nil {
+		return x.Factors
+	}
+	return nil
+}
+
+func (x *ListFactorsResponse) GetRecoveryCodesLeft() int32 {
+	if x != nil {
+		return x.RecoveryCodesLeft
+	}
+	return 0
+}
+
+type RegenerateRecoveryCodesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegenerateRecoveryCodesRequest) Reset() {
+	*x = RegenerateRecoveryCodesRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegenerateRecoveryCodesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegenerateRecoveryCodesRequest) ProtoMessage() {}
+
+func (x *RegenerateRecoveryCodesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegenerateRecoveryCodesRequest.ProtoReflect.Descriptor instead.
+func (*RegenerateRecoveryCodesRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *RegenerateRecoveryCodesRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RegenerateRecoveryCodesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RecoveryCodes []string               `protobuf:"bytes,1,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegenerateRecoveryCodesResponse) Reset() {
+	*x = RegenerateRecoveryCodesResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegenerateRecoveryCodesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegenerateRecoveryCodesResponse) ProtoMessage() {}
+
+func (x *RegenerateRecoveryCodesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegenerateRecoveryCodesResponse.ProtoReflect.Descriptor instead.
+func (*RegenerateRecoveryCodesResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *RegenerateRecoveryCodesResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
 }
 
 var File_user_v1_user_proto protoreflect.FileDescriptor
@@ -2108,12 +2708,21 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\v2\x11.user.v1.UserInfoR\x04user\",\n" +
 	"\rDeleteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02idJ\x04\b\x02\x10\x03R\x05actor\"\x10\n" +
-	"\x0eDeleteResponse\"\x81\x01\n" +
+	"\x0eDeleteResponse\"\xcc\x01\n" +
 	"\vAuthRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12#\n" +
-	"\rclient_secret\x18\x04 \x01(\tR\fclientSecret\"\xff\x01\n" +
+	"\rclient_secret\x18\x04 \x01(\tR\fclientSecret\x12\x1d\n" +
+	"\n" +
+	"mfa_ticket\x18\x05 \x01(\tR\tmfaTicket\x12\x16\n" +
+	"\x06factor\x18\x06 \x01(\tR\x06factor\x12\x12\n" +
+	"\x04code\x18\a \x01(\tR\x04code\"_\n" +
+	"\fMFAChallenge\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x02 \x01(\x03R\texpiresIn\x12\x18\n" +
+	"\afactors\x18\x03 \x03(\tR\afactors\"\xa8\x02\n" +
 	"\fAuthResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
@@ -2123,7 +2732,8 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12,\n" +
 	"\x12refresh_expires_in\x18\x05 \x01(\x03R\x10refreshExpiresIn\x12%\n" +
 	"\x04user\x18\x06 \x01(\v2\x11.user.v1.UserInfoR\x04user\x12\x14\n" +
-	"\x05scope\x18\a \x01(\tR\x05scope\"4\n" +
+	"\x05scope\x18\a \x01(\tR\x05scope\x12'\n" +
+	"\x03mfa\x18\b \x01(\v2\x15.user.v1.MFAChallengeR\x03mfa\"4\n" +
 	"\x0fValidateRequest\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\"\xc4\x01\n" +
 	"\x10ValidateResponse\x12%\n" +
@@ -2177,7 +2787,39 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x13RevocationsResponse\x12 \n" +
 	"\vrevocations\x18\x01 \x03(\tR\vrevocations\x12\x1d\n" +
 	"\n" +
-	"next_after\x18\x02 \x01(\tR\tnextAfter*;\n" +
+	"next_after\x18\x02 \x01(\tR\tnextAfter\"6\n" +
+	"\x10EnrolTOTPRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"q\n" +
+	"\x11EnrolTOTPResponse\x12\x1b\n" +
+	"\tfactor_id\x18\x01 \x01(\tR\bfactorId\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x10\n" +
+	"\x03uri\x18\x03 \x01(\tR\x03uri\x12\x15\n" +
+	"\x06qr_png\x18\x04 \x01(\fR\x05qrPng\"U\n" +
+	"\x12ConfirmTOTPRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tfactor_id\x18\x02 \x01(\tR\bfactorId\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\"<\n" +
+	"\x13ConfirmTOTPResponse\x12%\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"$\n" +
+	"\x12ListFactorsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xd1\x01\n" +
+	"\x06Factor\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
+	"\x06active\x18\x04 \x01(\bR\x06active\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n" +
+	"\flast_used_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\"p\n" +
+	"\x13ListFactorsResponse\x12)\n" +
+	"\afactors\x18\x01 \x03(\v2\x0f.user.v1.FactorR\afactors\x12.\n" +
+	"\x13recovery_codes_left\x18\x02 \x01(\x05R\x11recoveryCodesLeft\"0\n" +
+	"\x1eRegenerateRecoveryCodesRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
+	"\x1fRegenerateRecoveryCodesResponse\x12%\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
@@ -2186,7 +2828,7 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +
-	"\x0fSTATUS_DISABLED\x10\x022\x8d\t\n" +
+	"\x0fSTATUS_DISABLED\x10\x022\xd3\v\n" +
 	"\x04User\x120\n" +
 	"\x03Get\x12\x13.user.v1.GetRequest\x1a\x14.user.v1.GetResponse\x12E\n" +
 	"\n" +
@@ -2205,7 +2847,11 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x12ResendVerification\x12\".user.v1.ResendVerificationRequest\x1a#.user.v1.ResendVerificationResponse\x12K\n" +
 	"\fListSessions\x12\x1c.user.v1.ListSessionsRequest\x1a\x1d.user.v1.ListSessionsResponse\x12H\n" +
 	"\vEndSessions\x12\x1b.user.v1.EndSessionsRequest\x1a\x1c.user.v1.EndSessionsResponse\x12H\n" +
-	"\vRevocations\x12\x1b.user.v1.RevocationsRequest\x1a\x1c.user.v1.RevocationsResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
+	"\vRevocations\x12\x1b.user.v1.RevocationsRequest\x1a\x1c.user.v1.RevocationsResponse\x12B\n" +
+	"\tEnrolTOTP\x12\x19.user.v1.EnrolTOTPRequest\x1a\x1a.user.v1.EnrolTOTPResponse\x12H\n" +
+	"\vConfirmTOTP\x12\x1b.user.v1.ConfirmTOTPRequest\x1a\x1c.user.v1.ConfirmTOTPResponse\x12H\n" +
+	"\vListFactors\x12\x1b.user.v1.ListFactorsRequest\x1a\x1c.user.v1.ListFactorsResponse\x12l\n" +
+	"\x17RegenerateRecoveryCodes\x12'.user.v1.RegenerateRecoveryCodesRequest\x1a(.user.v1.RegenerateRecoveryCodesResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
 
 var (
 	file_user_v1_user_proto_rawDescOnce sync.Once
@@ -2220,52 +2866,62 @@ func file_user_v1_user_proto_rawDescGZIP() []byte {
 }
 
 var file_user_v1_user_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_user_v1_user_proto_goTypes = []any{
-	(Role)(0),                           // 0: user.v1.Role
-	(Status)(0),                         // 1: user.v1.Status
-	(*UserInfo)(nil),                    // 2: user.v1.UserInfo
-	(*GetRequest)(nil),                  // 3: user.v1.GetRequest
-	(*GetResponse)(nil),                 // 4: user.v1.GetResponse
-	(*PaginationRequest)(nil),           // 5: user.v1.PaginationRequest
-	(*PaginationResponse)(nil),          // 6: user.v1.PaginationResponse
-	(*CreateRequest)(nil),               // 7: user.v1.CreateRequest
-	(*CreateResponse)(nil),              // 8: user.v1.CreateResponse
-	(*UpdateRequest)(nil),               // 9: user.v1.UpdateRequest
-	(*UpdateResponse)(nil),              // 10: user.v1.UpdateResponse
-	(*DeleteRequest)(nil),               // 11: user.v1.DeleteRequest
-	(*DeleteResponse)(nil),              // 12: user.v1.DeleteResponse
-	(*AuthRequest)(nil),                 // 13: user.v1.AuthRequest
-	(*AuthResponse)(nil),                // 14: user.v1.AuthResponse
-	(*ValidateRequest)(nil),             // 15: user.v1.ValidateRequest
-	(*ValidateResponse)(nil),            // 16: user.v1.ValidateResponse
-	(*CreatePasswordResetRequest)(nil),  // 17: user.v1.CreatePasswordResetRequest
-	(*CreatePasswordResetResponse)(nil), // 18: user.v1.CreatePasswordResetResponse
-	(*ResetPasswordRequest)(nil),        // 19: user.v1.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),       // 20: user.v1.ResetPasswordResponse
-	(*RefreshRequest)(nil),              // 21: user.v1.RefreshRequest
-	(*RevokeRequest)(nil),               // 22: user.v1.RevokeRequest
-	(*RevokeResponse)(nil),              // 23: user.v1.RevokeResponse
-	(*KeysRequest)(nil),                 // 24: user.v1.KeysRequest
-	(*KeysResponse)(nil),                // 25: user.v1.KeysResponse
-	(*VerifyEmailRequest)(nil),          // 26: user.v1.VerifyEmailRequest
-	(*VerifyEmailResponse)(nil),         // 27: user.v1.VerifyEmailResponse
-	(*ResendVerificationRequest)(nil),   // 28: user.v1.ResendVerificationRequest
-	(*ResendVerificationResponse)(nil),  // 29: user.v1.ResendVerificationResponse
-	(*ListSessionsRequest)(nil),         // 30: user.v1.ListSessionsRequest
-	(*SessionInfo)(nil),                 // 31: user.v1.SessionInfo
-	(*ListSessionsResponse)(nil),        // 32: user.v1.ListSessionsResponse
-	(*EndSessionsRequest)(nil),          // 33: user.v1.EndSessionsRequest
-	(*EndSessionsResponse)(nil),         // 34: user.v1.EndSessionsResponse
-	(*RevocationsRequest)(nil),          // 35: user.v1.RevocationsRequest
-	(*RevocationsResponse)(nil),         // 36: user.v1.RevocationsResponse
-	(*timestamppb.Timestamp)(nil),       // 37: google.protobuf.Timestamp
+	(Role)(0),                               // 0: user.v1.Role
+	(Status)(0),                             // 1: user.v1.Status
+	(*UserInfo)(nil),                        // 2: user.v1.UserInfo
+	(*GetRequest)(nil),                      // 3: user.v1.GetRequest
+	(*GetResponse)(nil),                     // 4: user.v1.GetResponse
+	(*PaginationRequest)(nil),               // 5: user.v1.PaginationRequest
+	(*PaginationResponse)(nil),              // 6: user.v1.PaginationResponse
+	(*CreateRequest)(nil),                   // 7: user.v1.CreateRequest
+	(*CreateResponse)(nil),                  // 8: user.v1.CreateResponse
+	(*UpdateRequest)(nil),                   // 9: user.v1.UpdateRequest
+	(*UpdateResponse)(nil),                  // 10: user.v1.UpdateResponse
+	(*DeleteRequest)(nil),                   // 11: user.v1.DeleteRequest
+	(*DeleteResponse)(nil),                  // 12: user.v1.DeleteResponse
+	(*AuthRequest)(nil),                     // 13: user.v1.AuthRequest
+	(*MFAChallenge)(nil),                    // 14: user.v1.MFAChallenge
+	(*AuthResponse)(nil),                    // 15: user.v1.AuthResponse
+	(*ValidateRequest)(nil),                 // 16: user.v1.ValidateRequest
+	(*ValidateResponse)(nil),                // 17: user.v1.ValidateResponse
+	(*CreatePasswordResetRequest)(nil),      // 18: user.v1.CreatePasswordResetRequest
+	(*CreatePasswordResetResponse)(nil),     // 19: user.v1.CreatePasswordResetResponse
+	(*ResetPasswordRequest)(nil),            // 20: user.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),           // 21: user.v1.ResetPasswordResponse
+	(*RefreshRequest)(nil),                  // 22: user.v1.RefreshRequest
+	(*RevokeRequest)(nil),                   // 23: user.v1.RevokeRequest
+	(*RevokeResponse)(nil),                  // 24: user.v1.RevokeResponse
+	(*KeysRequest)(nil),                     // 25: user.v1.KeysRequest
+	(*KeysResponse)(nil),                    // 26: user.v1.KeysResponse
+	(*VerifyEmailRequest)(nil),              // 27: user.v1.VerifyEmailRequest
+	(*VerifyEmailResponse)(nil),             // 28: user.v1.VerifyEmailResponse
+	(*ResendVerificationRequest)(nil),       // 29: user.v1.ResendVerificationRequest
+	(*ResendVerificationResponse)(nil),      // 30: user.v1.ResendVerificationResponse
+	(*ListSessionsRequest)(nil),             // 31: user.v1.ListSessionsRequest
+	(*SessionInfo)(nil),                     // 32: user.v1.SessionInfo
+	(*ListSessionsResponse)(nil),            // 33: user.v1.ListSessionsResponse
+	(*EndSessionsRequest)(nil),              // 34: user.v1.EndSessionsRequest
+	(*EndSessionsResponse)(nil),             // 35: user.v1.EndSessionsResponse
+	(*RevocationsRequest)(nil),              // 36: user.v1.RevocationsRequest
+	(*RevocationsResponse)(nil),             // 37: user.v1.RevocationsResponse
+	(*EnrolTOTPRequest)(nil),                // 38: user.v1.EnrolTOTPRequest
+	(*EnrolTOTPResponse)(nil),               // 39: user.v1.EnrolTOTPResponse
+	(*ConfirmTOTPRequest)(nil),              // 40: user.v1.ConfirmTOTPRequest
+	(*ConfirmTOTPResponse)(nil),             // 41: user.v1.ConfirmTOTPResponse
+	(*ListFactorsRequest)(nil),              // 42: user.v1.ListFactorsRequest
+	(*Factor)(nil),                          // 43: user.v1.Factor
+	(*ListFactorsResponse)(nil),             // 44: user.v1.ListFactorsResponse
+	(*RegenerateRecoveryCodesRequest)(nil),  // 45: user.v1.RegenerateRecoveryCodesRequest
+	(*RegenerateRecoveryCodesResponse)(nil), // 46: user.v1.RegenerateRecoveryCodesResponse
+	(*timestamppb.Timestamp)(nil),           // 47: google.protobuf.Timestamp
 }
 var file_user_v1_user_proto_depIdxs = []int32{
 	0,  // 0: user.v1.UserInfo.role:type_name -> user.v1.Role
 	1,  // 1: user.v1.UserInfo.status:type_name -> user.v1.Status
-	37, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
-	37, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
+	47, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
+	47, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: user.v1.GetResponse.user:type_name -> user.v1.UserInfo
 	0,  // 5: user.v1.PaginationRequest.role:type_name -> user.v1.Role
 	1,  // 6: user.v1.PaginationRequest.status:type_name -> user.v1.Status
@@ -2276,52 +2932,64 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	1,  // 11: user.v1.UpdateRequest.status:type_name -> user.v1.Status
 	2,  // 12: user.v1.UpdateResponse.user:type_name -> user.v1.UserInfo
 	2,  // 13: user.v1.AuthResponse.user:type_name -> user.v1.UserInfo
-	2,  // 14: user.v1.ValidateResponse.user:type_name -> user.v1.UserInfo
-	37, // 15: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
-	37, // 16: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
-	37, // 17: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
-	37, // 18: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
-	31, // 19: user.v1.ListSessionsResponse.sessions:type_name -> user.v1.SessionInfo
-	37, // 20: user.v1.RevocationsRequest.since:type_name -> google.protobuf.Timestamp
-	3,  // 21: user.v1.User.Get:input_type -> user.v1.GetRequest
-	5,  // 22: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
-	7,  // 23: user.v1.User.Create:input_type -> user.v1.CreateRequest
-	9,  // 24: user.v1.User.Update:input_type -> user.v1.UpdateRequest
-	11, // 25: user.v1.User.Delete:input_type -> user.v1.DeleteRequest
-	13, // 26: user.v1.User.Auth:input_type -> user.v1.AuthRequest
-	15, // 27: user.v1.User.Validate:input_type -> user.v1.ValidateRequest
-	17, // 28: user.v1.User.CreatePasswordReset:input_type -> user.v1.CreatePasswordResetRequest
-	19, // 29: user.v1.User.ResetPassword:input_type -> user.v1.ResetPasswordRequest
-	21, // 30: user.v1.User.Refresh:input_type -> user.v1.RefreshRequest
-	22, // 31: user.v1.User.Revoke:input_type -> user.v1.RevokeRequest
-	24, // 32: user.v1.User.Keys:input_type -> user.v1.KeysRequest
-	26, // 33: user.v1.User.VerifyEmail:input_type -> user.v1.VerifyEmailRequest
-	28, // 34: user.v1.User.ResendVerification:input_type -> user.v1.ResendVerificationRequest
-	30, // 35: user.v1.User.ListSessions:input_type -> user.v1.ListSessionsRequest
-	33, // 36: user.v1.User.EndSessions:input_type -> user.v1.EndSessionsRequest
-	35, // 37: user.v1.User.Revocations:input_type -> user.v1.RevocationsRequest
-	4,  // 38: user.v1.User.Get:output_type -> user.v1.GetResponse
-	6,  // 39: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
-	8,  // 40: user.v1.User.Create:output_type -> user.v1.CreateResponse
-	10, // 41: user.v1.User.Update:output_type -> user.v1.UpdateResponse
-	12, // 42: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
-	14, // 43: user.v1.User.Auth:output_type -> user.v1.AuthResponse
-	16, // 44: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
-	18, // 45: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
-	20, // 46: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
-	14, // 47: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
-	23, // 48: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
-	25, // 49: user.v1.User.Keys:output_type -> user.v1.KeysResponse
-	27, // 50: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
-	29, // 51: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
-	32, // 52: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
-	34, // 53: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
-	36, // 54: user.v1.User.Revocations:output_type -> user.v1.RevocationsResponse
-	38, // [38:55] is the sub-list for method output_type
-	21, // [21:38] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	14, // 14: user.v1.AuthResponse.mfa:type_name -> user.v1.MFAChallenge
+	2,  // 15: user.v1.ValidateResponse.user:type_name -> user.v1.UserInfo
+	47, // 16: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
+	47, // 17: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
+	47, // 18: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
+	47, // 19: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 20: user.v1.ListSessionsResponse.sessions:type_name -> user.v1.SessionInfo
+	47, // 21: user.v1.RevocationsRequest.since:type_name -> google.protobuf.Timestamp
+	47, // 22: user.v1.Factor.created_at:type_name -> google.protobuf.Timestamp
+	47, // 23: user.v1.Factor.last_used_at:type_name -> google.protobuf.Timestamp
+	43, // 24: user.v1.ListFactorsResponse.factors:type_name -> user.v1.Factor
+	3,  // 25: user.v1.User.Get:input_type -> user.v1.GetRequest
+	5,  // 26: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
+	7,  // 27: user.v1.User.Create:input_type -> user.v1.CreateRequest
+	9,  // 28: user.v1.User.Update:input_type -> user.v1.UpdateRequest
+	11, // 29: user.v1.User.Delete:input_type -> user.v1.DeleteRequest
+	13, // 30: user.v1.User.Auth:input_type -> user.v1.AuthRequest
+	16, // 31: user.v1.User.Validate:input_type -> user.v1.ValidateRequest
+	18, // 32: user.v1.User.CreatePasswordReset:input_type -> user.v1.CreatePasswordResetRequest
+	20, // 33: user.v1.User.ResetPassword:input_type -> user.v1.ResetPasswordRequest
+	22, // 34: user.v1.User.Refresh:input_type -> user.v1.RefreshRequest
+	23, // 35: user.v1.User.Revoke:input_type -> user.v1.RevokeRequest
+	25, // 36: user.v1.User.Keys:input_type -> user.v1.KeysRequest
+	27, // 37: user.v1.User.VerifyEmail:input_type -> user.v1.VerifyEmailRequest
+	29, // 38: user.v1.User.ResendVerification:input_type -> user.v1.ResendVerificationRequest
+	31, // 39: user.v1.User.ListSessions:input_type -> user.v1.ListSessionsRequest
+	34, // 40: user.v1.User.EndSessions:input_type -> user.v1.EndSessionsRequest
+	36, // 41: user.v1.User.Revocations:input_type -> user.v1.RevocationsRequest
+	38, // 42: user.v1.User.EnrolTOTP:input_type -> user.v1.EnrolTOTPRequest
+	40, // 43: user.v1.User.ConfirmTOTP:input_type -> user.v1.ConfirmTOTPRequest
+	42, // 44: user.v1.User.ListFactors:input_type -> user.v1.ListFactorsRequest
+	45, // 45: user.v1.User.RegenerateRecoveryCodes:input_type -> user.v1.RegenerateRecoveryCodesRequest
+	4,  // 46: user.v1.User.Get:output_type -> user.v1.GetResponse
+	6,  // 47: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
+	8,  // 48: user.v1.User.Create:output_type -> user.v1.CreateResponse
+	10, // 49: user.v1.User.Update:output_type -> user.v1.UpdateResponse
+	12, // 50: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
+	15, // 51: user.v1.User.Auth:output_type -> user.v1.AuthResponse
+	17, // 52: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
+	19, // 53: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
+	21, // 54: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
+	15, // 55: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
+	24, // 56: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
+	26, // 57: user.v1.User.Keys:output_type -> user.v1.KeysResponse
+	28, // 58: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
+	30, // 59: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
+	33, // 60: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
+	35, // 61: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
+	37, // 62: user.v1.User.Revocations:output_type -> user.v1.RevocationsResponse
+	39, // 63: user.v1.User.EnrolTOTP:output_type -> user.v1.EnrolTOTPResponse
+	41, // 64: user.v1.User.ConfirmTOTP:output_type -> user.v1.ConfirmTOTPResponse
+	44, // 65: user.v1.User.ListFactors:output_type -> user.v1.ListFactorsResponse
+	46, // 66: user.v1.User.RegenerateRecoveryCodes:output_type -> user.v1.RegenerateRecoveryCodesResponse
+	46, // [46:67] is the sub-list for method output_type
+	25, // [25:46] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_user_v1_user_proto_init() }
@@ -2336,7 +3004,7 @@ func file_user_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_user_v1_user_proto_rawDesc), len(file_user_v1_user_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -80,6 +80,19 @@ type UserService interface {
 	// (sdk/revocations) after they start or lose their RabbitMQ stream.
 	// A service account (any scope) or an admin.
 	Revocations(ctx context.Context, in *RevocationsRequest, opts ...client.CallOption) (*RevocationsResponse, error)
+	// EnrolTOTP starts a TOTP enrolment of the caller's own account: a new
+	// secret, its otpauth URI and QR code, shown once. Not active until
+	// ConfirmTOTP. The account's owner only.
+	EnrolTOTP(ctx context.Context, in *EnrolTOTPRequest, opts ...client.CallOption) (*EnrolTOTPResponse, error)
+	// ConfirmTOTP activates an enrolment with one code; the first active
+	// factor also gets the recovery codes, shown once. The owner only.
+	ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, opts ...client.CallOption) (*ConfirmTOTPResponse, error)
+	// ListFactors lists the caller's own factors (never a secret) and how
+	// many recovery codes are left. The owner only.
+	ListFactors(ctx context.Context, in *ListFactorsRequest, opts ...client.CallOption) (*ListFactorsResponse, error)
+	// RegenerateRecoveryCodes replaces all recovery codes by ten new ones,
+	// shown once; needs an active factor. The owner only.
+	RegenerateRecoveryCodes(ctx context.Context, in *RegenerateRecoveryCodesRequest, opts ...client.CallOption) (*RegenerateRecoveryCodesResponse, error)
 }
 
 type userService struct {
@@ -264,6 +277,46 @@ func (c *userService) Revocations(ctx context.Context, in *RevocationsRequest, o
 	return out, nil
 }
 
+func (c *userService) EnrolTOTP(ctx context.Context, in *EnrolTOTPRequest, opts ...client.CallOption) (*EnrolTOTPResponse, error) {
+	req := c.c.NewRequest(c.name, "User.EnrolTOTP", in)
+	out := new(EnrolTOTPResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, opts ...client.CallOption) (*ConfirmTOTPResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ConfirmTOTP", in)
+	out := new(ConfirmTOTPResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) ListFactors(ctx context.Context, in *ListFactorsRequest, opts ...client.CallOption) (*ListFactorsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ListFactors", in)
+	out := new(ListFactorsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) RegenerateRecoveryCodes(ctx context.Context, in *RegenerateRecoveryCodesRequest, opts ...client.CallOption) (*RegenerateRecoveryCodesResponse, error) {
+	req := c.c.NewRequest(c.name, "User.RegenerateRecoveryCodes", in)
+	out := new(RegenerateRecoveryCodesResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for User service
 
 type UserHandler interface {
@@ -318,6 +371,19 @@ type UserHandler interface {
 	// (sdk/revocations) after they start or lose their RabbitMQ stream.
 	// A service account (any scope) or an admin.
 	Revocations(context.Context, *RevocationsRequest, *RevocationsResponse) error
+	// EnrolTOTP starts a TOTP enrolment of the caller's own account: a new
+	// secret, its otpauth URI and QR code, shown once. Not active until
+	// ConfirmTOTP. The account's owner only.
+	EnrolTOTP(context.Context, *EnrolTOTPRequest, *EnrolTOTPResponse) error
+	// ConfirmTOTP activates an enrolment with one code; the first active
+	// factor also gets the recovery codes, shown once. The owner only.
+	ConfirmTOTP(context.Context, *ConfirmTOTPRequest, *ConfirmTOTPResponse) error
+	// ListFactors lists the caller's own factors (never a secret) and how
+	// many recovery codes are left. The owner only.
+	ListFactors(context.Context, *ListFactorsRequest, *ListFactorsResponse) error
+	// RegenerateRecoveryCodes replaces all recovery codes by ten new ones,
+	// shown once; needs an active factor. The owner only.
+	RegenerateRecoveryCodes(context.Context, *RegenerateRecoveryCodesRequest, *RegenerateRecoveryCodesResponse) error
 }
 
 func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.HandlerOption) error {
@@ -339,6 +405,10 @@ func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.Handl
 		ListSessions(ctx context.Context, in *ListSessionsRequest, out *ListSessionsResponse) error
 		EndSessions(ctx context.Context, in *EndSessionsRequest, out *EndSessionsResponse) error
 		Revocations(ctx context.Context, in *RevocationsRequest, out *RevocationsResponse) error
+		EnrolTOTP(ctx context.Context, in *EnrolTOTPRequest, out *EnrolTOTPResponse) error
+		ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, out *ConfirmTOTPResponse) error
+		ListFactors(ctx context.Context, in *ListFactorsRequest, out *ListFactorsResponse) error
+		RegenerateRecoveryCodes(ctx context.Context, in *RegenerateRecoveryCodesRequest, out *RegenerateRecoveryCodesResponse) error
 	}
 	type User struct {
 		user
@@ -417,4 +487,20 @@ func (h *userHandler) EndSessions(ctx context.Context, in *EndSessionsRequest, o
 
 func (h *userHandler) Revocations(ctx context.Context, in *RevocationsRequest, out *RevocationsResponse) error {
 	return h.UserHandler.Revocations(ctx, in, out)
+}
+
+func (h *userHandler) EnrolTOTP(ctx context.Context, in *EnrolTOTPRequest, out *EnrolTOTPResponse) error {
+	return h.UserHandler.EnrolTOTP(ctx, in, out)
+}
+
+func (h *userHandler) ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, out *ConfirmTOTPResponse) error {
+	return h.UserHandler.ConfirmTOTP(ctx, in, out)
+}
+
+func (h *userHandler) ListFactors(ctx context.Context, in *ListFactorsRequest, out *ListFactorsResponse) error {
+	return h.UserHandler.ListFactors(ctx, in, out)
+}
+
+func (h *userHandler) RegenerateRecoveryCodes(ctx context.Context, in *RegenerateRecoveryCodesRequest, out *RegenerateRecoveryCodesResponse) error {
+	return h.UserHandler.RegenerateRecoveryCodes(ctx, in, out)
 }

@@ -66,16 +66,8 @@ func (s *Store) Revocations(ctx context.Context, now time.Time) ([]revocation.En
 // DeleteExpiredRevocations removes the entries no longer in force at now.
 func (s *Store) DeleteExpiredRevocations(ctx context.Context, now time.Time) (int64, error) {
 	// The published revocations expire with the denylist they mirror.
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM token_revocations WHERE until_at <= ?`, s.d.timeArg(now)); err != nil {
-		return 0, fmt.Errorf("sqlstore: delete expired token revocations: %w", err)
+	if _, err := s.deleteExpired(ctx, "token_revocations", "until_at", now); err != nil {
+		return 0, err
 	}
-	res, err := s.db.ExecContext(ctx, `DELETE FROM revoked_tokens WHERE expires_at <= ?`, s.d.timeArg(now))
-	if err != nil {
-		return 0, fmt.Errorf("sqlstore: delete expired revocations: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("sqlstore: delete expired revocations: rows affected: %w", err)
-	}
-	return n, nil
+	return s.deleteExpired(ctx, "revoked_tokens", "expires_at", now)
 }

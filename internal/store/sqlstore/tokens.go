@@ -14,9 +14,9 @@ import (
 // user.ErrNotFound: the foreign key refuses the row.
 func (r repo) CreateRefreshToken(ctx context.Context, t user.RefreshToken) error {
 	_, err := r.q.ExecContext(ctx, `INSERT INTO refresh_tokens
-(token_hash, family_id, user_id, created_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+(token_hash, family_id, user_id, created_at, expires_at, used_at, revoked_at, amr) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.Hash, t.FamilyID, t.UserID, r.d.timeArg(t.CreatedAt), r.d.timeArg(t.ExpiresAt),
-		r.d.nullTimeArg(t.UsedAt), r.d.nullTimeArg(t.RevokedAt))
+		r.d.nullTimeArg(t.UsedAt), r.d.nullTimeArg(t.RevokedAt), t.AMR)
 	if err != nil {
 		if r.d.isMissingParent(err) {
 			return user.ErrNotFound
@@ -41,10 +41,10 @@ func (r repo) LockRefreshToken(ctx context.Context, hash string) (*user.RefreshT
 
 func (r repo) refreshToken(ctx context.Context, hash, suffix, op string) (*user.RefreshToken, error) {
 	var t user.RefreshToken
-	err := r.q.QueryRowContext(ctx, `SELECT token_hash, family_id, user_id, created_at, expires_at, used_at, revoked_at
+	err := r.q.QueryRowContext(ctx, `SELECT token_hash, family_id, user_id, created_at, expires_at, used_at, revoked_at, amr
 FROM refresh_tokens WHERE token_hash = ?`+suffix, hash).
 		Scan(&t.Hash, &t.FamilyID, &t.UserID, timeDest{&t.CreatedAt}, timeDest{&t.ExpiresAt},
-			nullTimeDest{&t.UsedAt}, nullTimeDest{&t.RevokedAt})
+			nullTimeDest{&t.UsedAt}, nullTimeDest{&t.RevokedAt}, &t.AMR)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, user.ErrNotFound
 	}

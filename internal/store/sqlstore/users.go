@@ -162,6 +162,13 @@ func (r repo) DeleteUser(ctx context.Context, id string) error {
 		if _, err := r.q.ExecContext(ctx, `DELETE FROM email_verifications WHERE user_id = ?`, id); err != nil {
 			return fmt.Errorf("sqlstore: delete user's email verification: %w", err)
 		}
+		// Second factors go like the rows above: the foreign keys cascade,
+		// and the store deletes explicitly too.
+		for _, table := range []string{"mfa_factors", "mfa_recovery_codes", "mfa_tickets"} {
+			if _, err := r.q.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = ?`, id); err != nil {
+				return fmt.Errorf("sqlstore: delete user's %s: %w", table, err)
+			}
+		}
 		res, err := r.q.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
 		if err != nil {
 			return fmt.Errorf("sqlstore: delete user: %w", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/usersvc/usersvc/internal/mail"
 	"github.com/usersvc/usersvc/internal/password"
 	"github.com/usersvc/usersvc/internal/revocation"
+	"github.com/usersvc/usersvc/internal/seal"
 	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
@@ -52,6 +53,16 @@ type Stack struct {
 	Keys    *token.Keyring
 	Tokens  *token.Manager
 	MailDir string
+}
+
+// mfaKeys is a keyring of one random key, as USERSVC_MFA_KEYS would give.
+func mfaKeys(t testing.TB) *seal.Keyring {
+	t.Helper()
+	ring, err := seal.NewRandomKeyring("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring
 }
 
 // startEvents runs the embedded event pipeline (outbox relay, in-process
@@ -114,7 +125,7 @@ func New(t testing.TB, o Options) *Stack {
 		t.Fatalf("denylist: %v", err)
 	}
 	svc, err := flows.New(flows.Deps{Store: st, Hasher: hasher, Policy: password.DefaultPolicy(), Tokens: tokens,
-		Denylist: deny, PasswordAttempts: o.PasswordAttempts,
+		MFAKeys: mfaKeys(t), Denylist: deny, PasswordAttempts: o.PasswordAttempts,
 		ResetRequests: o.ResetRequests, Logger: log}, o.Config)
 	if err != nil {
 		t.Fatalf("user service: %v", err)

@@ -11,7 +11,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/factor"
+	"github.com/usersvc/usersvc/internal/seal"
 	"github.com/usersvc/usersvc/internal/user"
+	"github.com/usersvc/usersvc/internal/user/mfa"
 	"github.com/usersvc/usersvc/internal/user/profile"
 	"github.com/usersvc/usersvc/internal/user/recovery"
 	"github.com/usersvc/usersvc/internal/user/serviceaccount"
@@ -36,8 +39,13 @@ type Deps struct {
 	// Searcher answers List's text queries; nil means a prefix match in
 	// the database.
 	Searcher user.Searcher
-	Logger   *slog.Logger     // nil = slog.Default()
-	Now      func() time.Time // nil = time.Now
+	// Factors stores second factors; nil = Store's own when it has them
+	// (the SQL store does), else none.
+	Factors factor.Store
+	// MFAKeys seal TOTP secrets; nil = TOTP cannot be enrolled.
+	MFAKeys *seal.Keyring
+	Logger  *slog.Logger     // nil = slog.Default()
+	Now     func() time.Time // nil = time.Now
 }
 
 // Service is every flow of the user service; their methods are its methods.
@@ -46,6 +54,7 @@ type Service struct {
 	*session.Manager
 	*recovery.Recovery
 	*serviceaccount.Accounts
+	*mfa.Flow
 	store user.Store
 }
 
@@ -65,15 +74,21 @@ func New(d Deps, cfg user.Config) (*Service, error) {
 	accounts := serviceaccount.New(d.Store, d.Tokens, clock)
 	rec := recovery.New(recovery.Deps{Store: d.Store, Hasher: d.Hasher, Policy: d.Policy,
 		ResetRequests: d.ResetRequests, Logger: d.Logger, Clock: clock}, cfg)
+	factors := d.Factors
+	if fs, ok := d.Store.(factor.Store); ok && factors == nil {
+		factors = fs
+	}
+	second := mfa.New(mfa.Deps{Users: d.Store, Factors: factors, Keys: d.MFAKeys,
+		PasswordAttempts: d.PasswordAttempts, Logger: d.Logger, Clock: clock}, cfg)
 	sess, err := session.New(session.Deps{Store: d.Store, Hasher: d.Hasher, Tokens: d.Tokens, Accounts: accounts,
-		Denylist: d.Denylist, PasswordAttempts: d.PasswordAttempts, Logger: d.Logger, Clock: clock}, cfg)
+		Denylist: d.Denylist, PasswordAttempts: d.PasswordAttempts, SecondFactor: second, Logger: d.Logger, Clock: clock}, cfg)
 	if err != nil {
 		return nil, err
 	}
-	prof := profile.New(profile.Deps{Store: d.Store, Hasher: d.Hasher, Policy: d.Policy, Verifications: rec,
+	prof := profile.New(profile.Deps{Store: d.Store, Hasher: d.Hasher, Policy: d.Policy, Verifications: rec, SecondFactors: second,
 		PasswordAttempts: d.PasswordAttempts, ResetRequests: d.ResetRequests, Searcher: d.Searcher,
 		Logger: d.Logger, Clock: clock}, cfg)
-	return &Service{Profiles: prof, Manager: sess, Recovery: rec, Accounts: accounts, store: d.Store}, nil
+	return &Service{Profiles: prof, Manager: sess, Recovery: rec, Accounts: accounts, Flow: second, store: d.Store}, nil
 }
 
 // Store returns the store the flows were built on (for metrics).

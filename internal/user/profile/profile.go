@@ -19,6 +19,12 @@ type Verifications interface {
 	RequestVerification(ctx context.Context, r user.Repo, u *user.User, email string) error
 }
 
+// SecondFactors says whether a user has an active second factor
+// (mfa.Flow), so step-up can ask for a sign-in that used it.
+type SecondFactors interface {
+	HasActiveFactor(ctx context.Context, userID string) (bool, error)
+}
+
 // Deps are what the profile flows are built from.
 type Deps struct {
 	Store         user.Store
@@ -37,8 +43,10 @@ type Deps struct {
 	// Searcher answers List's text queries; nil means a prefix match on
 	// email and name in the database.
 	Searcher user.Searcher
-	Logger   *slog.Logger // nil = slog.Default()
-	Clock    user.Clock   // nil = the system clock
+	// SecondFactors, when set, makes step-up ask for the caller's factor.
+	SecondFactors SecondFactors
+	Logger        *slog.Logger // nil = slog.Default()
+	Clock         user.Clock   // nil = the system clock
 }
 
 // Profiles runs the profile flows.
@@ -50,6 +58,7 @@ type Profiles struct {
 	tries  user.Limiter
 	resets user.Limiter
 	search user.Searcher
+	mfa    SecondFactors
 	log    *slog.Logger
 	clock  user.Clock
 	cfg    user.Config
@@ -58,6 +67,23 @@ type Profiles struct {
 // New builds the flows; cfg must have its defaults (user.Config.WithDefaults).
 func New(d Deps, cfg user.Config) *Profiles {
 	return &Profiles{store: d.Store, hasher: d.Hasher, policy: d.Policy, verify: d.Verifications,
-		tries: d.PasswordAttempts, resets: d.ResetRequests, search: d.Searcher,
+		tries: d.PasswordAttempts, resets: d.ResetRequests, search: d.Searcher, mfa: d.SecondFactors,
 		log: user.LoggerOr(d.Logger), clock: d.Clock, cfg: cfg}
+}
+
+// stepUp refuses a sensitive change (email, password, deletion) by a
+// user's token whose sign-in is older than the reauthentication window,
+// or was made without the caller's own second factor.
+func (s *Profiles) stepUp(ctx context.Context, actor user.Actor) error {
+	if actor.SignIn == nil {
+		return nil
+	}
+	hasFactor := false
+	if s.mfa != nil {
+		var err error
+		if hasFactor, err = s.mfa.HasActiveFactor(ctx, actor.ID); err != nil {
+			return user.StoreErr("check second factors", err)
+		}
+	}
+	return actor.RecentSignIn(s.clock.Now(), s.cfg.ReauthWindow, hasFactor)
 }

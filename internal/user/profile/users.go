@@ -148,6 +148,9 @@ func (s *Profiles) Delete(ctx context.Context, actor user.Actor, id string) erro
 	if err := actor.AuthorizeBeforeRead(user.OpDelete, id); err != nil {
 		return err
 	}
+	if err := s.stepUp(ctx, actor); err != nil {
+		return err
+	}
 	ev, err := user.NewEvent(user.EventDeleted, id, s.clock.Now())
 	if err != nil {
 		return err

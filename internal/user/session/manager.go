@@ -22,6 +22,17 @@ type ClientAccounts interface {
 	Active(ctx context.Context, id string) (*user.ServiceAccount, error)
 }
 
+// SecondFactor is the second-factor flow as a sign-in sees it
+// (mfa.Flow).
+type SecondFactor interface {
+	// Challenge returns a ticket for an account with an active factor,
+	// nil for one without.
+	Challenge(ctx context.Context, u *user.User) (*user.MFAChallenge, error)
+	// Redeem checks a ticket and a code and returns the user and the
+	// sign-in's amr values.
+	Redeem(ctx context.Context, ticket, kind, code string) (*user.User, []string, error)
+}
+
 // Deps are what the session flows are built from.
 type Deps struct {
 	Store    user.Store
@@ -35,8 +46,11 @@ type Deps struct {
 	// current-password checks alike, one budget (the profile flow spends
 	// it too); nil means unlimited (the API's per-IP limits still apply).
 	PasswordAttempts user.Limiter
-	Logger           *slog.Logger // nil = slog.Default()
-	Clock            user.Clock   // nil = the system clock
+	// SecondFactor asks for an enrolled factor after the password; nil =
+	// passwords alone sign in.
+	SecondFactor SecondFactor
+	Logger       *slog.Logger // nil = slog.Default()
+	Clock        user.Clock   // nil = the system clock
 }
 
 // Manager runs the session flows.
@@ -47,6 +61,7 @@ type Manager struct {
 	accounts ClientAccounts
 	deny     user.Denylist
 	tries    user.Limiter
+	mfa      SecondFactor
 	log      *slog.Logger
 	clock    user.Clock
 	cfg      user.Config
@@ -62,7 +77,7 @@ type Manager struct {
 // defaults (user.Config.WithDefaults).
 func New(d Deps, cfg user.Config) (*Manager, error) {
 	s := &Manager{store: d.Store, hasher: d.Hasher, tokens: d.Tokens, accounts: d.Accounts, deny: d.Denylist,
-		tries: d.PasswordAttempts, log: user.LoggerOr(d.Logger), clock: d.Clock, cfg: cfg}
+		tries: d.PasswordAttempts, mfa: d.SecondFactor, log: user.LoggerOr(d.Logger), clock: d.Clock, cfg: cfg}
 	var err error
 	if s.dummyHash, err = s.hasher.Unmatchable(); err != nil {
 		return nil, fmt.Errorf("session: dummy hash: %w", err)

@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -62,7 +64,38 @@ func (s *Manager) Auth(ctx context.Context, email, pw string) (*user.Session, er
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}
-	return s.startSession(ctx, s.store, u, uuid.NewString(), s.clock.Now())
+	if s.mfa != nil {
+		ch, err := s.mfa.Challenge(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		if ch != nil {
+			return &user.Session{MFA: ch}, nil
+		}
+	}
+	return s.startSession(ctx, s.store, u, uuid.NewString(), s.clock.Now(), []string{token.AMRPassword})
+}
+
+// CompleteMFA finishes a sign-in that Auth answered with a challenge: the
+// ticket and a code of one of the factors it named start the session,
+// whose tokens carry the password, the factor and "mfa" as amr.
+func (s *Manager) CompleteMFA(ctx context.Context, ticket, kind, code string) (*user.Session, error) {
+	if s.mfa == nil {
+		return nil, user.ErrMFATicketInvalid
+	}
+	u, amr, err := s.mfa.Redeem(ctx, ticket, kind, code)
+	if err != nil {
+		return nil, err
+	}
+	// Checked again: the account may have been disabled in the minutes
+	// since the password.
+	if u.Status != user.StatusActive {
+		return nil, user.ErrAccountDisabled
+	}
+	if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
+		return nil, user.ErrEmailNotVerified
+	}
+	return s.startSession(ctx, s.store, u, uuid.NewString(), s.clock.Now(), amr)
 }
 
 // rehash upgrades a stored hash to the current parameters. A failure only
@@ -80,9 +113,11 @@ func (s *Manager) rehash(ctx context.Context, u *user.User, pw string) {
 	}
 }
 
-// startSession issues an access token and a refresh token of the family.
-func (s *Manager) startSession(ctx context.Context, r user.Repo, u *user.User, family string, started time.Time) (*user.Session, error) {
-	access, claims, err := s.tokens.Issue(ctx, u.ID, string(u.Role), u.SessionVersion, family, u.EmailVerified)
+// startSession issues an access token and a refresh token of the family
+// begun at started (the sign-in, its auth_time) by the methods amr.
+func (s *Manager) startSession(ctx context.Context, r user.Repo, u *user.User, family string, started time.Time, amr []string) (*user.Session, error) {
+	signIn := token.SignIn{AMR: amr, AuthTime: started}
+	access, claims, err := s.tokens.Issue(ctx, u.ID, string(u.Role), u.SessionVersion, family, u.EmailVerified, signIn)
 	if err != nil {
 		return nil, user.Internal("issue access token", err)
 	}
@@ -94,7 +129,8 @@ func (s *Manager) startSession(ctx context.Context, r user.Repo, u *user.User, f
 	// The token says when the session ends at the latest: its own lifetime,
 	// the idle timeout from now, or the session's absolute end.
 	expires := now.Add(min(s.cfg.RefreshTTL, s.cfg.SessionIdleTimeout, started.Add(s.cfg.SessionMaxLifetime).Sub(now)))
-	rt := user.RefreshToken{Hash: hash, FamilyID: family, UserID: u.ID, CreatedAt: now, ExpiresAt: expires}
+	rt := user.RefreshToken{Hash: hash, FamilyID: family, UserID: u.ID, CreatedAt: now, ExpiresAt: expires,
+		AMR: strings.Join(amr, " ")}
 	if err := r.CreateRefreshToken(ctx, rt); err != nil {
 		return nil, user.StoreErr("store refresh token", err)
 	}
@@ -177,7 +213,7 @@ func (s *Manager) Refresh(ctx context.Context, refresh string) (*user.Session, e
 		if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
 			return user.ErrEmailNotVerified
 		}
-		sess, err = s.startSession(ctx, r, u, rt.FamilyID, started)
+		sess, err = s.startSession(ctx, r, u, rt.FamilyID, started, strings.Fields(rt.AMR))
 		return err
 	})
 	if err != nil {
@@ -379,5 +415,12 @@ func (s *Manager) Authenticate(ctx context.Context, access string) (user.Actor, 
 	if v.Account != nil {
 		return user.Actor{ID: v.Account.ID, ServiceAccount: true, Scopes: v.Scopes}, nil, nil
 	}
-	return user.Actor{ID: v.User.ID, Role: v.User.Role}, v.User, nil
+	signIn := v.Claims.SignIn
+	role := v.User.Role
+	if role == user.RoleAdmin && s.cfg.RequireAdminMFA && !slices.Contains(signIn.AMR, token.AMRMFA) {
+		// USERSVC_REQUIRE_ADMIN_MFA: no admin powers without the factor;
+		// on their own account (enrolling one) an admin is any user.
+		role = user.RoleUser
+	}
+	return user.Actor{ID: v.User.ID, Role: role, SignIn: &signIn}, v.User, nil
 }
