@@ -11,6 +11,7 @@ import (
 	"github.com/usersvc/usersvc/internal/factor"
 	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/seal"
+	"github.com/usersvc/usersvc/internal/store/sqlstore"
 	"github.com/usersvc/usersvc/internal/token"
 	"github.com/usersvc/usersvc/internal/user"
 	"github.com/usersvc/usersvc/internal/user/flows"
@@ -384,5 +385,32 @@ func TestFactorSurvivesPasswordReset(t *testing.T) {
 	}
 	if list, _, _ := svc.Factors(ctx, actorOf(u), u.ID); len(list) != 1 || !list[0].Active {
 		t.Errorf("factors after a reset: %+v", list)
+	}
+}
+
+// TestExpiredTicketsAreSwept: issuing a ticket also deletes the expired
+// ones (at most once a minute), so the table holds minutes of sign-ins,
+// not every one ever made.
+func TestExpiredTicketsAreSwept(t *testing.T) {
+	e := newEnv(t)
+	svc := e.with(t, func(d *flows.Deps) { d.MFAKeys = mfaKeys(t) }, user.Config{})
+	u := e.create(t, "erin@example.com", user.RoleUser)
+	enrolTOTP(t, e, svc, u)
+	tickets := func() int {
+		var n int
+		if err := e.store.(*sqlstore.Store).DB().QueryRow("SELECT COUNT(*) FROM mfa_tickets").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	challenge(t, svc, u.Email)
+	challenge(t, svc, u.Email) // within the minute: no sweep, both kept
+	if n := tickets(); n != 2 {
+		t.Fatalf("%d tickets after two challenges, want 2", n)
+	}
+	e.clock.Add(time.Hour) // both expired, and the sweep interval over
+	challenge(t, svc, u.Email)
+	if n := tickets(); n != 1 {
+		t.Errorf("%d tickets after a challenge an hour later, want 1 (the expired ones swept)", n)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -65,7 +67,15 @@ type Flow struct {
 	log     *slog.Logger
 	clock   user.Clock
 	cfg     user.Config
+	// nextSweep is when, in Unix nanoseconds, a ticket issue next deletes
+	// the expired tickets (maybeSweepTickets).
+	nextSweep atomic.Int64
 }
+
+// ticketSweepInterval is how often, at most, issuing a ticket also deletes
+// the expired ones: tickets live minutes, and without a sweep every
+// sign-in's row would stay.
+const ticketSweepInterval = time.Minute
 
 // New builds the flow; cfg must have its defaults (user.Config.WithDefaults).
 func New(d Deps, cfg user.Config) *Flow {
@@ -318,7 +328,21 @@ func (f *Flow) Challenge(ctx context.Context, u *user.User) (*user.MFAChallenge,
 	if err := f.factors.CreateTicket(ctx, t); err != nil {
 		return nil, user.StoreErr("store mfa ticket", err)
 	}
+	f.maybeSweepTickets(ctx, now)
 	return &user.MFAChallenge{Ticket: plain, ExpiresAt: t.ExpiresAt, Factors: kinds}, nil
+}
+
+// maybeSweepTickets deletes the expired tickets, used or not, at most once
+// per ticketSweepInterval (whichever instance's sign-in comes first). A
+// failure only leaves the rows for the next sweep.
+func (f *Flow) maybeSweepTickets(ctx context.Context, now time.Time) {
+	next := f.nextSweep.Load()
+	if now.UnixNano() < next || !f.nextSweep.CompareAndSwap(next, now.Add(ticketSweepInterval).UnixNano()) {
+		return
+	}
+	if _, err := f.factors.DeleteExpiredTickets(ctx, now); err != nil {
+		f.log.WarnContext(ctx, "mfa: sweeping expired tickets failed", "error", err)
+	}
 }
 
 // HasActiveFactor reports whether the user has a confirmed factor: step-up
