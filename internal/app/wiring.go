@@ -281,6 +281,11 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	if err != nil {
 		return err
 	}
+	if mfaKeys == nil && cfg.RequireAdminMFA && mode != ModeTool {
+		// Refused at start, not found out at the first admin sign-in: no
+		// admin could enrol a factor, so none could administer.
+		return errors.New("config: USERSVC_REQUIRE_ADMIN_MFA needs USERSVC_MFA_KEYS (without them no admin can enrol a second factor)")
+	}
 	// Factors straight from the database: the cached store in front of it
 	// (sharedState) caches users, not factors.
 	deps := flows.Deps{Store: st, Factors: st, MFAKeys: mfaKeys, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
