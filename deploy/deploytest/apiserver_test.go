@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -101,7 +100,7 @@ type apiServer struct {
 func startAPIServer(t *testing.T, bin string, extra ...string) *apiServer {
 	t.Helper()
 	dir := t.TempDir()
-	etcdClient, etcdPeer, securePort := freePort(t), freePort(t), freePort(t)
+	etcdClient, etcdPeer, securePort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	etcdURL := "http://127.0.0.1:" + etcdClient
 	start(t, "etcd", exec.Command(tool(t, "etcd"), "--name=kube", "--data-dir="+filepath.Join(dir, "etcd"),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
@@ -205,17 +204,6 @@ func waitHTTP(t *testing.T, hc *http.Client, url string, timeout time.Duration) 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 func writeServiceAccountKey(t *testing.T, path string) {

@@ -239,7 +239,7 @@ func (c *cluster) kubelet(t *testing.T, bin, kc string) {
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	healthz := freePort(t)
+	healthz := testenv.FreePort(t)
 	conf := filepath.Join(dir, "config.yaml")
 	writeFile(t, conf, fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -264,7 +264,7 @@ evictionHard: {}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
-`, c.ctrSock, filepath.Join(dir, "logs"), nodeIP, freePort(t), healthz, nodeIP))
+`, c.ctrSock, filepath.Join(dir, "logs"), nodeIP, testenv.FreePort(t), healthz, nodeIP))
 	start(t, "kubelet", exec.Command(bin, "--kubeconfig="+kc, "--config="+conf, "--root-dir="+filepath.Join(dir, "root"),
 		"--hostname-override="+nodeName, "--node-ip="+nodeIP, "--v=0"))
 	waitHTTP(t, &http.Client{Timeout: time.Second}, "http://127.0.0.1:"+healthz+"/healthz", 120*time.Second)
@@ -283,11 +283,11 @@ func (c *cluster) kubeProxy(t *testing.T, bin, kc string) {
 			t.Logf("kube-proxy --cleanup: %v\n%s", err, tail(string(out), 2000))
 		}
 	})
-	healthz := freePort(t)
+	healthz := testenv.FreePort(t)
 	start(t, "kube-proxy", exec.Command(bin, "--kubeconfig="+kc, "--hostname-override="+nodeName,
 		"--proxy-mode=iptables", "--masquerade-all", "--cluster-cidr="+podSubnet,
 		"--nodeport-addresses="+nodeIP+"/32", "--bind-address=127.0.0.1",
-		"--healthz-bind-address=127.0.0.1:"+healthz, "--metrics-bind-address=127.0.0.1:"+freePort(t),
+		"--healthz-bind-address=127.0.0.1:"+healthz, "--metrics-bind-address=127.0.0.1:"+testenv.FreePort(t),
 		"--conntrack-max-per-core=0", "--conntrack-min=0",
 		"--conntrack-tcp-timeout-established=0", "--conntrack-tcp-timeout-close-wait=0", "--v=0"))
 	waitHTTP(t, &http.Client{Timeout: time.Second}, "http://127.0.0.1:"+healthz+"/livez", 120*time.Second)
@@ -299,7 +299,7 @@ func (c *cluster) kubeProxy(t *testing.T, bin, kc string) {
 // pod (no Service address of its own: pods reach it directly).
 func (c *cluster) coreDNS(t *testing.T, bin, kc string) {
 	t.Helper()
-	health, ready := freePort(t), freePort(t)
+	health, ready := testenv.FreePort(t), testenv.FreePort(t)
 	corefile := filepath.Join(c.dir, "Corefile")
 	writeFile(t, corefile, fmt.Sprintf(`.:53 {
     bind %s
