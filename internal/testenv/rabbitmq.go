@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // RabbitMQURL returns the AMQP URL of the test broker,
@@ -214,4 +217,32 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// RabbitMQExchange names an exchange of the test's own on the shared
+// broker (prefix and RandomHex) and deletes it when the test ends, whoever
+// declared it: the code under test (a relay, a feed) declares its exchange
+// itself, and a durable one outlives every connection. An exchange never
+// declared is no error.
+func RabbitMQExchange(t testing.TB, amqpURL, prefix string) string {
+	t.Helper()
+	name := prefix + RandomHex(6)
+	t.Cleanup(func() {
+		conn, err := amqp.Dial(amqpURL)
+		if err != nil {
+			t.Errorf("cleanup: dial RabbitMQ: %v", err)
+			return
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			return
+		}
+		var ae *amqp.Error
+		if err := ch.ExchangeDelete(name, false, false); err != nil && !(errors.As(err, &ae) && ae.Code == amqp.NotFound) {
+			t.Errorf("cleanup: delete exchange %s: %v", name, err)
+		}
+	})
+	return name
 }

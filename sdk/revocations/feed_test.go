@@ -39,8 +39,8 @@ func (s *source) RevocationsSince(_ context.Context, since time.Time) ([]auth.Re
 	return out, nil
 }
 
-// broker is the test's own exchange on the shared RabbitMQ, deleted at the
-// end, and a publisher connection that bypasses the proxy.
+// broker is the test's own exchange on the shared RabbitMQ (deleted at the
+// end: testenv.RabbitMQExchange), and a publisher connection that bypasses the proxy.
 type broker struct {
 	exchange string
 	ch       *amqp.Channel
@@ -56,11 +56,11 @@ func newBroker(t *testing.T) *broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &broker{exchange: "test.revocations." + testenv.RandomHex(6), ch: ch}
+	b := &broker{exchange: testenv.RabbitMQExchange(t, testenv.RabbitMQURL(t), "test.revocations."), ch: ch}
 	if err := ch.ExchangeDeclare(b.exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = ch.ExchangeDelete(b.exchange, false, false); _ = conn.Close() })
+	t.Cleanup(func() { _ = conn.Close() })
 	return b
 }
 

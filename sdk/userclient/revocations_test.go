@@ -73,7 +73,7 @@ func TestLogoutReachesVerifier(t *testing.T) {
 	w := newWorldWith(t, stack.Options{NoEvents: true})
 	ctx := testenv.Context(t)
 	log := slog.New(slog.DiscardHandler)
-	exchange := "test.sdk." + testenv.RandomHex(6)
+	exchange := testenv.RabbitMQExchange(t, amqpURL, "test.sdk.")
 	broker, err := rabbitmq.Dial(ctx, amqpURL, log, rabbitmq.WithExchange(exchange))
 	if err != nil {
 		t.Fatal(err)
