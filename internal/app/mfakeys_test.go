@@ -10,9 +10,6 @@ import (
 	"testing"
 
 	"github.com/usersvc/usersvc/internal/config"
-	"github.com/usersvc/usersvc/internal/store/sqlstore"
-	"github.com/usersvc/usersvc/internal/testenv"
-	"github.com/usersvc/usersvc/internal/token"
 )
 
 // TestLoadMFAKeys: the embedded default makes a key once and keeps it
@@ -59,22 +56,9 @@ func TestLoadMFAKeys(t *testing.T) {
 // one, so none could administer); the admin CLI, the way back in, still
 // builds.
 func TestRequireAdminMFANeedsKeys(t *testing.T) {
-	dsn := testenv.MySQLDSN(t)
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, "mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys := filepath.Join(t.TempDir(), "keys")
-	if _, err := token.LoadDir(keys, "", true); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"--mysql-dsn", dsn, "--jwt-keys-dir", keys, "--data-dir", t.TempDir(), "--require-admin-mfa", "true"}
-	_, err = NewCore(ctx, loadTestConfig(t, "service", args...), slog.New(slog.DiscardHandler), ModeService)
+	args := append(serviceArgs(t), "--require-admin-mfa", "true")
+	_, err := NewCore(ctx, loadTestConfig(t, "service", args...), slog.New(slog.DiscardHandler), ModeService)
 	if err == nil || !strings.Contains(err.Error(), "USERSVC_REQUIRE_ADMIN_MFA needs USERSVC_MFA_KEYS") {
 		t.Fatalf("a service without MFA keys under require_admin_mfa: %v", err)
 	}

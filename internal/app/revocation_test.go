@@ -35,6 +35,26 @@ func newTestCore(t *testing.T, cfg *config.Config, mode Mode) *Core {
 	return core
 }
 
+// serviceArgs are the flags of a service instance on a private, migrated
+// MariaDB database with signing keys made for the test.
+func serviceArgs(t *testing.T) []string {
+	t.Helper()
+	dsn := testenv.MySQLDSN(t)
+	st, err := sqlstore.Open(context.Background(), "mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(t.TempDir(), "keys")
+	if _, err := token.LoadDir(keys, "", true); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--mysql-dsn", dsn, "--jwt-keys-dir", keys, "--data-dir", t.TempDir()}
+}
+
 // signInAndOut registers a user on core, signs in and logs out, and
 // returns the logged-out access token.
 func signInAndOut(t *testing.T, core *Core) string {
@@ -76,21 +96,8 @@ func TestLogoutSurvivesRestart(t *testing.T) {
 // Service instances without Redis share only the database; a logout on
 // one holds on the other.
 func TestLogoutHoldsOnEveryInstanceWithoutRedis(t *testing.T) {
-	dsn := testenv.MySQLDSN(t)
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, "mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys := filepath.Join(t.TempDir(), "keys")
-	if _, err := token.LoadDir(keys, "", true); err != nil {
-		t.Fatal(err)
-	}
-	cfg := loadTestConfig(t, "service", "--mysql-dsn", dsn, "--jwt-keys-dir", keys, "--data-dir", t.TempDir())
+	cfg := loadTestConfig(t, "service", serviceArgs(t)...)
 	a, b := newTestCore(t, cfg, ModeService), newTestCore(t, cfg, ModeService)
 	defer a.Close()
 	defer b.Close()
