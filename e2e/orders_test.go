@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -272,15 +270,12 @@ func killDuringBurst(t *testing.T, cl *apiclient.Client, ann account, o1, o2 *or
 		cl.Do("DELETE", "/user/token", tok.AccessToken, map[string]any{"refresh_token": tok.RefreshToken}).WantStatus(204)
 	}
 	o2.start()
-	var honoured []string
-	for i, tok := range toks {
-		for _, p := range []*ordersProc{o1, o2} {
-			if s := p.status("/orders", tok.AccessToken); s != http.StatusUnauthorized {
-				honoured = append(honoured, fmt.Sprintf("token %d at %s: %d", i, p.url, s))
-			}
-		}
-	}
-	if len(honoured) > 0 {
-		t.Errorf("after a SIGKILL and restart, revoked tokens honoured:\n%s", strings.Join(honoured, "\n"))
+	// o1 hears of the last logouts through the relay's poll, a moment
+	// after their 204s, so each token gets untilRefused's bound; o2 can
+	// learn of those made while it was down only from its catch-up (its
+	// queue went with it), so a catch-up that missed one still fails here.
+	start := time.Now()
+	for _, tok := range toks {
+		untilRefused(t, start, tok.AccessToken, o1, o2)
 	}
 }
