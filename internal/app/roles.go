@@ -181,7 +181,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, reg rpc.R
 	}
 	defer closeLimits()
 	web, err := pages.New(pages.Config{PublicURL: cfg.PublicURL, IdleTimeout: cfg.AccessTTL, RPCTimeout: cfg.RPCTimeout,
-		Limits: byAction, ClientIP: httpapi.ClientIP}, users, log)
+		Limits: byAction, ClientIP: httpapi.ClientIP, RequireAdminMFA: cfg.RequireAdminMFA}, users, log)
 	if err != nil {
 		return fmt.Errorf("pages: %w", err)
 	}

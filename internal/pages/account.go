@@ -13,12 +13,7 @@ func (p *Pages) accountHome(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	d := pageData{Title: "Your account", Area: "/account", SignedIn: true, Message: notice(r),
-		CurrentSession: s.claims.Session}
-	if p.loadUser(w, r, s, s.claims.Subject, "account", &d) {
-		d.Me, d.User = d.User, nil
-		p.render(w, r, "account", d)
-	}
+	p.accountPage(w, r, s, http.StatusOK, pageData{Message: notice(r)})
 }
 
 // accountUpdate changes the person's name, email or password: POST

@@ -45,6 +45,8 @@ func notice(r *http.Request) string {
 		"pending":  "Changes saved. The new email address gets a link to confirm it; until it is used, the current address stays the one to sign in with.",
 		"deleted":  "The user was deleted.",
 		"sessions": "Their sessions were ended.",
+		"need-factor": "Administrators need a second factor here. Set one up below, then sign out and sign in to the " +
+			"admin console again with it.",
 	}[r.URL.Query().Get("done")]
 }
 

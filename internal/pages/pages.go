@@ -58,6 +58,13 @@ type Users interface {
 	EndSessions(ctx context.Context, id string) error
 	VerifyEmail(ctx context.Context, token string) error
 	ResendVerification(ctx context.Context, email string) error
+
+	// The second factor (package comment of internal/user/mfa).
+	CompleteMFA(ctx context.Context, ticket, kind, code string) (*user.Session, error)
+	EnrolTOTP(ctx context.Context, id, name string) (*user.TOTPEnrolment, error)
+	ConfirmTOTP(ctx context.Context, id, factorID, code string) ([]string, error)
+	Factors(ctx context.Context, id string) ([]user.FactorInfo, int, error)
+	RegenerateRecoveryCodes(ctx context.Context, id string) ([]string, error)
 }
 
 // Config tunes the pages.
@@ -78,6 +85,11 @@ type Config struct {
 	// ClientIP returns the client's address of a request (the API's view,
 	// which believes only trusted proxies); nil means the TCP peer.
 	ClientIP func(*http.Request) string
+	// RequireAdminMFA mirrors the service's USERSVC_REQUIRE_ADMIN_MFA: an
+	// administrator who signs in to the console without a second factor
+	// is sent to their account page to enrol one, since the service gives
+	// their session no admin powers.
+	RequireAdminMFA bool
 	// PageSize is the admin list's page size. Default 20.
 	PageSize int
 	// Now is the clock that decides when a session's tokens are rotated;
@@ -209,6 +221,7 @@ func (p *Pages) routes() []route {
 			"If an account is waiting for this address to be confirmed, a new link is on its way.", Users.ResendVerification))},
 		{"GET", "/admin", h(p.adminHome)},
 		{"POST", "/admin/sign-in", post(p.signIn("/admin"))},
+		{"POST", "/admin/sign-in/factor", post(p.signInFactor("/admin"))},
 		{"POST", "/admin/sign-out", post(p.signOut("/admin"))},
 		{"GET", "/admin/users/:id", h(p.adminUser)},
 		{"POST", "/admin/users/:id", post(p.adminUpdate)},
@@ -217,6 +230,10 @@ func (p *Pages) routes() []route {
 		{"GET", "/account", h(p.accountHome)},
 		{"POST", "/account", post(p.accountUpdate)},
 		{"POST", "/account/sign-in", post(p.signIn("/account"))},
+		{"POST", "/account/sign-in/factor", post(p.signInFactor("/account"))},
+		{"POST", "/account/factors/totp", post(p.accountEnrolTOTP)},
+		{"POST", "/account/factors/confirm", post(p.accountConfirmTOTP)},
+		{"POST", "/account/recovery-codes", post(p.accountRecoveryCodes)},
 		{"POST", "/account/sign-out", post(p.signOut("/account"))},
 		{"POST", "/account/end-sessions", post(p.accountEndSessions)},
 	}

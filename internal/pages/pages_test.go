@@ -109,6 +109,11 @@ func postRoutes(userID string) map[string]url.Values {
 		"/account/sign-in":                         {"email": {"alice@example.com"}, "password": {userPassword}},
 		"/account/sign-out":                        {},
 		"/account/end-sessions":                    {},
+		"/account/sign-in/factor":                  {"ticket": {"x"}, "factor": {"totp"}, "code": {"123456"}},
+		"/admin/sign-in/factor":                    {"ticket": {"x"}, "factor": {"totp"}, "code": {"123456"}},
+		"/account/factors/totp":                    {"factor_name": {"phone"}},
+		"/account/factors/confirm":                 {"factor_id": {"x"}, "code": {"123456"}},
+		"/account/recovery-codes":                  {},
 	}
 }
 
@@ -403,17 +408,24 @@ func TestPagesLabels(t *testing.T) {
 		"account":       account.get("/account").body,
 	}
 	for name, body := range pagesSeen {
-		if !strings.Contains(body, `<html lang="en">`) || !strings.Contains(body, `name="viewport"`) {
-			t.Errorf("%s: no lang or viewport", name)
+		checkLabels(t, name, body)
+	}
+}
+
+// checkLabels fails t when the page has no language or viewport, or a
+// visible control without a label.
+func checkLabels(t *testing.T, name, body string) {
+	t.Helper()
+	if !strings.Contains(body, `<html lang="en">`) || !strings.Contains(body, `name="viewport"`) {
+		t.Errorf("%s: no lang or viewport", name)
+	}
+	for _, control := range controlRE.FindAllString(body, -1) {
+		if strings.Contains(control, `type="hidden"`) {
+			continue
 		}
-		for _, control := range controlRE.FindAllString(body, -1) {
-			if strings.Contains(control, `type="hidden"`) {
-				continue
-			}
-			m := idRE.FindStringSubmatch(control)
-			if m == nil || !strings.Contains(body, `<label for="`+m[1]+`"`) {
-				t.Errorf("%s: control without a label: %s", name, control)
-			}
+		m := idRE.FindStringSubmatch(control)
+		if m == nil || !strings.Contains(body, `<label for="`+m[1]+`"`) {
+			t.Errorf("%s: control without a label: %s", name, control)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package pages
 import (
 	"bytes"
 	"errors"
+	"html/template"
 	"net/http"
 
 	"github.com/usersvc/usersvc/internal/user"
@@ -32,8 +33,18 @@ type pageData struct {
 	Prev           int
 	Next           int
 	Total          int64
-	Roles          []user.Role
-	Stati          []user.Status
+	// The second factor: the sign-in's second step, and the account's
+	// factors.
+	Ticket        string   // the MFA ticket, as a hidden field
+	FactorKinds   []string // the kinds the sign-in's second step accepts
+	FactorList    []user.FactorInfo
+	CodesLeft     int                 // unused recovery codes
+	Enrolment     *user.TOTPEnrolment // a TOTP enrolment to confirm
+	QR            template.URL        // its QR code as a data: URL
+	RecoveryCodes []string            // new recovery codes, shown once
+
+	Roles []user.Role
+	Stati []user.Status
 }
 
 // render writes the page with status 200.

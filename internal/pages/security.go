@@ -8,8 +8,10 @@ import (
 
 // ContentSecurityPolicy allows the page's own stylesheet and script and
 // nothing else: no inline script or style, no framing, forms only to
-// this origin.
-const ContentSecurityPolicy = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; " +
+// this origin. Images may be data: URLs, for the TOTP enrolment's QR
+// code, which is part of the page's own answer (an image cannot run
+// script, and no page puts a URL it was sent into an img).
+const ContentSecurityPolicy = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // setHeaders sets the headers every page answer carries. no-store: pages

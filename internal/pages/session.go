@@ -36,6 +36,9 @@ type accessClaims struct {
 	Session  string `json:"sid"`
 	IssuedAt int64  `json:"iat"`
 	Expires  int64  `json:"exp"`
+	// AMR is how the session's sign-in was authenticated ("pwd", "otp",
+	// "mfa", …).
+	AMR []string `json:"amr"`
 }
 
 const sessionCookie = "usersvc_session"

@@ -2,6 +2,7 @@ package pages
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,29 +27,50 @@ func (p *Pages) signIn(area string) http.HandlerFunc {
 		defer cancel()
 		s, err := p.users.Auth(ctx, email, r.PostFormValue("password"))
 		if err == nil && s.MFA != nil {
-			// The pages cannot ask for the factor yet (issue 20): the
-			// ticket is left to expire, and no session starts.
-			err = user.ErrForbidden
-			d.Error = "This account has a second factor, which these pages cannot ask for yet: sign in through the API."
-		}
-		if err == nil && area == "/admin" && s.User != nil && s.User.Role != user.RoleAdmin {
-			// Not an admin: the session is of no use here; end it at once.
-			p.endSession(r.Context(), &session{Access: s.AccessToken, Refresh: s.RefreshToken})
-			err = user.ErrForbidden
-			d.Error = "This account is not an administrator."
-		}
-		if err != nil {
-			status := http.StatusForbidden
-			if d.Error == "" {
-				status = p.failure(r, "sign in", err, &d)
-			}
-			p.renderStatus(w, r, status, "signin", d)
+			// The password was right; the factor is the second step,
+			// which carries the ticket (never the password) forward.
+			p.render(w, r, "signin-factor", factorStep(area, s.MFA, "", nil))
 			return
 		}
-		p.setSession(w, s)
-		p.newCSRF(w)
-		seeOther(w, r, area)
+		p.finishSignIn(w, r, area, s, err, d)
 	}
+}
+
+// finishSignIn starts the page session of a completed sign-in (password,
+// or password and factor), or shows the sign-in page with why not. The
+// admin console takes only administrators; with USERSVC_REQUIRE_ADMIN_MFA
+// an administrator who signed in without a factor has no admin powers
+// (the service's rule), so they are sent to their account to enrol one.
+func (p *Pages) finishSignIn(w http.ResponseWriter, r *http.Request, area string, s *user.Session, err error, d pageData) {
+	if err == nil && area == "/admin" && s.User != nil && s.User.Role != user.RoleAdmin {
+		// Not an admin: the session is of no use here; end it at once.
+		p.endSession(r.Context(), &session{Access: s.AccessToken, Refresh: s.RefreshToken})
+		err = user.ErrForbidden
+		d.Error = "This account is not an administrator."
+	}
+	if err != nil {
+		status := http.StatusForbidden
+		if d.Error == "" {
+			status = p.failure(r, "sign in", err, &d)
+		}
+		p.renderStatus(w, r, status, "signin", d)
+		return
+	}
+	p.setSession(w, s)
+	p.newCSRF(w)
+	if area == "/admin" && p.cfg.RequireAdminMFA && !hasFactor(s.AccessToken) {
+		seeOther(w, r, "/account?done=need-factor")
+		return
+	}
+	seeOther(w, r, area)
+}
+
+// hasFactor reports whether the access token's sign-in used a second
+// factor (its amr has "mfa"). The service decides what the token may do;
+// the pages only choose where to send the person.
+func hasFactor(access string) bool {
+	c, ok := readClaims(access)
+	return ok && slices.Contains(c.AMR, "mfa")
 }
 
 // allowClient spends one of the client's attempts at action, from the
