@@ -295,7 +295,7 @@ func oneOf(choices []string, p func(*Config) *string) func(*Config, string) erro
 }
 
 var settings = []setting{
-	{key: "data_dir", def: "./data", usage: "directory for the embedded SQLite database, signing keys and mail", set: str(func(c *Config) *string { return &c.DataDir })},
+	{key: "data_dir", def: "./data", usage: "directory for the embedded SQLite database, signing keys, `mfa.keys` and mail", set: str(func(c *Config) *string { return &c.DataDir })},
 	{key: "http_addr", def: "127.0.0.1:8080", usage: "address the gateway (and dev mode) listens on", set: addr(func(c *Config) *string { return &c.HTTPAddr })},
 	{key: "api_addr", def: "127.0.0.1:8081", usage: "address the API listens on (api role)", set: addr(func(c *Config) *string { return &c.APIAddr })},
 	{key: "grpc_addr", def: "127.0.0.1:9090", usage: "address the user service's gRPC server listens on (service role)", set: addr(func(c *Config) *string { return &c.GRPCAddr })},
