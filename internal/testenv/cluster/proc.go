@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/usersvc/usersvc/internal/testenv"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -209,13 +210,19 @@ func childEnv(settings map[string]string) []string {
 	return env
 }
 
+// portPlaceholder, in a setting's value, becomes the port the process
+// listens on (its addrKey's), chosen at start: the dev mode's public URL
+// must name it, and a WebAuthn relying party cannot be an IP address, so
+// the browser tests reach it as http://localhost:{port}.
+const portPlaceholder = "{port}"
+
 // procSpec describes a process to start.
 type procSpec struct {
 	name, role string
 	bin        string
 	dir        string            // for the log file and the working directory
 	env        map[string]string // settings, without the listen address
-	addrKey    string            // setting of the listen address ("" = none)
+	addrKey    string            // setting of the listen address ("" = none); see portPlaceholder
 	ready      string            // log message that says the process serves
 }
 
@@ -240,6 +247,12 @@ func startProc(spec procSpec) (*Proc, error) {
 				return nil, err
 			}
 			addr, env[spec.addrKey] = a, a
+			_, port, _ := net.SplitHostPort(a)
+			for k, v := range env {
+				// A setting that names the process's own port, as
+				// USERSVC_PUBLIC_URL "http://localhost:{port}" does.
+				env[k] = strings.ReplaceAll(v, portPlaceholder, port)
+			}
 		}
 		p, err := launch(spec, env, addr, attempt)
 		if err != nil {
