@@ -58,6 +58,10 @@
     }
     return JSON.stringify(out);
   };
+  if (window.PublicKeyCredential) {
+    var only = document.querySelectorAll("[data-webauthn-only]");
+    for (var j = 0; j < only.length; j++) { only[j].hidden = false; }
+  }
   var passkeyForms = document.querySelectorAll("form[data-webauthn]");
   for (var i = 0; i < passkeyForms.length; i++) {
     (function (form) {
