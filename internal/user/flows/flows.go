@@ -78,10 +78,11 @@ func New(d Deps, cfg user.Config) (*Service, error) {
 	if fs, ok := d.Store.(factor.Store); ok && factors == nil {
 		factors = fs
 	}
-	second := mfa.New(mfa.Deps{Users: d.Store, Factors: factors, Keys: d.MFAKeys,
+	second := mfa.New(mfa.Deps{Users: d.Store, Factors: factors, Tx: d.Store, Keys: d.MFAKeys,
 		PasswordAttempts: d.PasswordAttempts, Logger: d.Logger, Clock: clock}, cfg)
 	sess, err := session.New(session.Deps{Store: d.Store, Hasher: d.Hasher, Tokens: d.Tokens, Accounts: accounts,
-		Denylist: d.Denylist, PasswordAttempts: d.PasswordAttempts, SecondFactor: second, Logger: d.Logger, Clock: clock}, cfg)
+		Denylist: d.Denylist, PasswordAttempts: d.PasswordAttempts, SecondFactor: second, Logger: d.Logger, Clock: clock,
+		StepUp: user.StepUp{Clock: clock, Window: cfg.ReauthWindow, Factors: second}}, cfg)
 	if err != nil {
 		return nil, err
 	}
