@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usersvc/usersvc/internal/cache"
 	"github.com/usersvc/usersvc/internal/factor"
 	"github.com/usersvc/usersvc/internal/user"
 	"github.com/usersvc/usersvc/internal/user/flows"
@@ -241,5 +242,29 @@ func TestStepUpForAdminWrites(t *testing.T) {
 	}
 	if stale.NeedsStepUp(user.OpProfile, admin.ID) || !stale.NeedsStepUp(user.OpRemoveFactors, admin.ID) {
 		t.Error("the owner's rule: a name change needs no step-up, a factor removal does")
+	}
+}
+
+// TestRemoveFactorsBehindTheCache: wired as the service is (the cached
+// store in front, factors from the database), a removal runs in the
+// database's transaction, where the factors, the codes and the mail's
+// event go together.
+func TestRemoveFactorsBehindTheCache(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cached := cache.NewStore(e.store, cache.NewLocal(100), cache.Options{})
+	svc := e.with(t, func(d *flows.Deps) {
+		d.Store, d.Factors, d.MFAKeys = cached, e.store.(factor.Store), mfaKeys(t)
+	}, user.Config{})
+	u := e.create(t, "uma@example.com", user.RoleUser)
+	enrolTOTP(t, e, svc, u)
+	if err := svc.RemoveFactors(ctx, user.SystemActor, u.ID); err != nil {
+		t.Fatalf("RemoveFactors behind the cache: %v", err)
+	}
+	if l, left := factorsOf(t, svc, u); len(l) != 0 || left != 0 {
+		t.Fatalf("after the removal: %+v, %d codes", l, left)
+	}
+	if n := e.mail.notices(t, user.EventFactorsRemoved, u.Email); len(n) != 1 {
+		t.Errorf("%d notices, want 1", len(n))
 	}
 }
