@@ -169,6 +169,14 @@ func TestRequireAdminMFALastFactor(t *testing.T) {
 	ctx := context.Background()
 	admin := e.create(t, "ada@example.com", user.RoleAdmin)
 	peer := e.create(t, "bea@example.com", user.RoleAdmin)
+	// An admin with no factor yet may drop an abandoned enrolment.
+	abandoned, err := svc.EnrolTOTP(ctx, user.Actor{ID: admin.ID, Role: user.RoleUser}, admin.ID, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RemoveFactor(ctx, signInWith(t, e, svc, admin, ""), admin.ID, abandoned.FactorID); err != nil {
+		t.Fatalf("removing an unconfirmed enrolment: %v", err)
+	}
 	secret, _ := enrolTOTP(t, e, svc, admin)
 	e.clock.Add(factor.TOTPPeriod)
 	enrolTOTP(t, e, svc, admin)

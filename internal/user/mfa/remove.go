@@ -67,14 +67,14 @@ func (f *Flow) remove(ctx context.Context, actor user.Actor, userID, factorID st
 		if in, ok := r.(factor.Store); ok {
 			fs = in
 		}
-		active, err := deleteFactors(ctx, fs, userID, factorID)
+		left, removedActive, err := deleteFactors(ctx, fs, userID, factorID)
 		if err != nil {
 			return err
 		}
-		if active > 0 {
+		if left > 0 {
 			return f.notify(ctx, r, actor, u, ev)
 		}
-		if actor.ID == userID && u.Role == user.RoleAdmin && f.cfg.RequireAdminMFA {
+		if removedActive && actor.ID == userID && u.Role == user.RoleAdmin && f.cfg.RequireAdminMFA {
 			return errLastAdminFactor
 		}
 		if err := fs.ReplaceRecoveryCodes(ctx, userID, nil, now); err != nil {
@@ -110,31 +110,31 @@ func (f *Flow) mayRemove(ctx context.Context, actor user.Actor, userID string) e
 	return step.Check(ctx, actor, user.OpRemoveFactors, userID)
 }
 
-// deleteFactors deletes the user's factor id ("" = all of them) and
-// counts the active factors left; an id the user has not is
-// errFactorNotFound.
-func deleteFactors(ctx context.Context, fs factor.Store, userID, id string) (int, error) {
+// deleteFactors deletes the user's factor id ("" = all of them), counts
+// the active factors left and reports whether an active one was deleted;
+// an id the user has not is errFactorNotFound.
+func deleteFactors(ctx context.Context, fs factor.Store, userID, id string) (left int, removedActive bool, err error) {
 	list, err := fs.Factors(ctx, userID)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	active, found := 0, false
+	found := false
 	for _, fac := range list {
 		if id != "" && fac.ID != id {
 			if fac.Active() {
-				active++
+				left++
 			}
 			continue
 		}
-		found = true
+		found, removedActive = true, removedActive || fac.Active()
 		if _, err := fs.DeleteFactor(ctx, userID, fac.ID); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 	if id != "" && !found {
-		return 0, errFactorNotFound
+		return 0, false, errFactorNotFound
 	}
-	return active, nil
+	return left, removedActive, nil
 }
 
 // notify appends the mail to the owner when someone else removed their
