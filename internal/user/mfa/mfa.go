@@ -5,6 +5,9 @@
 // single-use ticket (Challenge), and the ticket with a code yields the user
 // and how they authenticated (Redeem), from which the session flow starts a
 // session whose tokens carry amr and auth_time.
+// Removing factors (remove.go) is the owner's, after step-up, or an
+// admin's for a user who lost theirs (the user is mailed); the recovery
+// codes go with the last active factor.
 //
 // Every code attempt — a confirmation or a sign-in's — spends the account's
 // password budget (the same limiter and key as a password), so a factor
