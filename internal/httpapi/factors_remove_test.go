@@ -7,6 +7,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usersvc/usersvc/internal/factor"
+	"github.com/usersvc/usersvc/internal/testenv/stack"
+	"github.com/usersvc/usersvc/internal/user"
 )
 
 // enrolConfirmed enrols and confirms a TOTP factor for s over the API and
@@ -65,4 +67,29 @@ func TestRemoveFactorsOverHTTP(t *testing.T) {
 		t.Fatalf("after the owner's removal: %d factors, %d codes", n, left)
 	}
 	e.login(alice.Email, userPassword) // tokens again, no challenge
+}
+
+// TestAdminWritesNeedStepUpOverHTTP: with a one-second window, an admin
+// token whose sign-in is older is 401 reauthentication_required on every
+// write to another account, and a fresh sign-in's token may; a read needs
+// no step-up. (auth_time has a one-second resolution: the test waits two.)
+func TestAdminWritesNeedStepUpOverHTTP(t *testing.T) {
+	t.Parallel()
+	e := newEnvOn(t, stack.Options{Config: user.Config{ReauthWindow: time.Second}})
+	bob := e.register("bob@example.com", "Bob")
+	time.Sleep(2100 * time.Millisecond)
+	old := e.admin.Access
+	base := "/user/" + bob.ID
+	e.Do("GET", base, old, nil).WantStatus(200)
+	e.Do("PUT", base, old, map[string]any{"name": "Robert"}).WantError(401, "reauthentication_required")
+	e.Do("DELETE", base+"/sessions", old, nil).WantError(401, "reauthentication_required")
+	e.Do("DELETE", base+"/factors", old, nil).WantError(401, "reauthentication_required")
+	e.Do("DELETE", base, old, nil).WantError(401, "reauthentication_required")
+	e.Do("POST", "/user", old, map[string]any{"email": "carl@example.com", "password": userPassword, "name": "Carl"}).
+		WantError(401, "reauthentication_required")
+
+	fresh := e.login(e.admin.Email, adminPassword).Access
+	e.Do("PUT", base, fresh, map[string]any{"name": "Robert"}).WantStatus(200)
+	e.Do("DELETE", base+"/sessions", fresh, nil).WantStatus(204)
+	e.Do("DELETE", base, fresh, nil).WantStatus(204)
 }
