@@ -68,8 +68,9 @@ type Config struct {
 	MFATicketTTL time.Duration
 	// RequireAdminMFA lets an admin without a factor sign in only to enrol one.
 	RequireAdminMFA bool
-	// ReauthWindow: how recent a sign-in a change of email or password or
-	// a deletion needs (step-up); 0 = any age.
+	// ReauthWindow: how recent a sign-in a step-up write needs (one's own
+	// email, password, deletion or factor removal; every admin write on
+	// another account: user.Actor.NeedsStepUp); 0 = any age.
 	ReauthWindow time.Duration
 
 	Argon2MemoryKiB  int
@@ -327,7 +328,7 @@ var settings = []setting{
 		return nil
 	}},
 	{key: "mfa_ticket_ttl", def: "5m", usage: "how long a sign-in with the right password waits for its second factor (the MFA ticket's lifetime; single use)", set: dur(func(c *Config) *time.Duration { return &c.MFATicketTTL })},
-	{key: "reauth_window", def: "10m", usage: "step-up: changing an email or password or deleting an account with a user's token needs a sign-in this recent, made with the caller's second factor if they have one; otherwise 401 reauthentication_required; 0 = any age (the factor is still required)", set: delay(func(c *Config) *time.Duration { return &c.ReauthWindow })},
+	{key: "reauth_window", def: "10m", usage: "step-up: changing one's email or password, deleting one's account or removing one's factors, and every admin write on another account, with a user's token, need a sign-in this recent, made with the caller's second factor if they have one; otherwise 401 reauthentication_required; 0 = any age (the factor is still required)", set: delay(func(c *Config) *time.Duration { return &c.ReauthWindow })},
 	{key: "require_admin_mfa", def: "false", usage: "an admin's token from a sign-in without a second factor has no admin powers: on their own account the admin is a plain user, and can enrol one; recommended in production", set: boolean(func(c *Config) *bool { return &c.RequireAdminMFA })},
 	{key: "argon2_memory_kib", def: "19456", usage: "argon2id memory in KiB (OWASP: 19456)", set: integer(8, 4<<20, func(c *Config) *int { return &c.Argon2MemoryKiB })},
 	{key: "argon2_iterations", def: "2", usage: "argon2id iterations", set: integer(1, 100, func(c *Config) *int { return &c.Argon2Iterations })},

@@ -105,6 +105,12 @@ type Store interface {
 	// UseTicket marks the ticket used at at if it is unused and not expired
 	// then; false otherwise.
 	UseTicket(ctx context.Context, hash string, at time.Time) (bool, error)
+	// AttemptTicket counts one code attempt on the ticket if it is unused,
+	// not expired at now, and has had fewer than max attempts; false
+	// otherwise (the ticket is spent, or gone). Counting before the code
+	// is checked, in one conditional statement, bounds the codes tried
+	// with one ticket to max across every instance.
+	AttemptTicket(ctx context.Context, hash string, max int, now time.Time) (bool, error)
 	// DeleteExpiredTickets removes the tickets expired at now.
 	DeleteExpiredTickets(ctx context.Context, now time.Time) (int64, error)
 }

@@ -11,7 +11,8 @@ import (
 
 // The second-factor endpoints: an account's owner enrols a TOTP app,
 // confirms it with a code, lists their factors and replaces their recovery
-// codes. Who may is the service's decision (the owner only).
+// codes; the owner or an admin removes factors. Who may is the service's
+// decision.
 
 // codeMFARequired is the answer to a right password for an account with a
 // second factor: 403 with the error body plus the ticket to complete the
@@ -146,6 +147,42 @@ func (s *server) regenerateRecoveryCodes(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, recoveryCodesJSON{RecoveryCodes: nonNil(codes)})
+}
+
+// removeFactor answers DELETE /user/:id/factors/:factor_id.
+func (s *server) removeFactor(c *gin.Context) {
+	id, ok := userID(c)
+	if !ok {
+		return
+	}
+	details := map[string]string{}
+	factorID := textParam(c.Param("factor_id"), "factor_id", "must be a UUID", details)
+	if len(details) > 0 {
+		invalid(c, "invalid request", details)
+		return
+	}
+	ctx, cancel := s.rpcContext(c)
+	defer cancel()
+	if err := s.users.RemoveFactor(ctx, id, factorID); err != nil {
+		s.fail(c, "remove factor", err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// removeFactors answers DELETE /user/:id/factors.
+func (s *server) removeFactors(c *gin.Context) {
+	id, ok := userID(c)
+	if !ok {
+		return
+	}
+	ctx, cancel := s.rpcContext(c)
+	defer cancel()
+	if err := s.users.RemoveFactors(ctx, id); err != nil {
+		s.fail(c, "remove factors", err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
 func nonNil(s []string) []string {

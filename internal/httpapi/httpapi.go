@@ -105,6 +105,8 @@ type Users interface {
 	ConfirmTOTP(ctx context.Context, id, factorID, code string) ([]string, error)
 	Factors(ctx context.Context, id string) ([]user.FactorInfo, int, error)
 	RegenerateRecoveryCodes(ctx context.Context, id string) ([]string, error)
+	RemoveFactor(ctx context.Context, id, factorID string) error
+	RemoveFactors(ctx context.Context, id string) error
 }
 
 // server holds what the handlers share.

@@ -25,6 +25,8 @@ func (s *server) routes(e *gin.Engine) {
 	e.GET("/user/:id/factors", authed, s.listFactors)
 	e.POST("/user/:id/factors/totp", authed, s.enrolTOTP)
 	e.POST("/user/:id/factors/:factor_id/confirmation", authed, s.confirmFactor)
+	e.DELETE("/user/:id/factors", authed, s.removeFactors)
+	e.DELETE("/user/:id/factors/:factor_id", authed, s.removeFactor)
 	e.POST("/user/:id/recovery-codes", authed, s.regenerateRecoveryCodes)
 
 	e.POST("/user/token", s.issueToken)

@@ -70,3 +70,18 @@ func (r ResetMailer) SendSignupAttempt(ctx context.Context, to, name string) err
 		return b.String()
 	})
 }
+
+// SendFactorsRemoved tells the owner of an account that someone else (an
+// administrator) removed second factors from it: usually what they asked
+// for after losing a device, and if not, the first sign of a takeover.
+func (r ResetMailer) SendFactorsRemoved(ctx context.Context, to, name string) error {
+	return r.send(ctx, "second factors removed notice", to, name, "Your second factors were removed by an administrator", func(name string) string {
+		var b strings.Builder
+		greet(&b, name)
+		b.WriteString("an administrator removed second factors (an authenticator app, a passkey,\n")
+		b.WriteString("or with the last of them your recovery codes) from your account.\n")
+		b.WriteString("Until you enrol a factor again, your password alone signs you in.\n\n")
+		b.WriteString("If you did not ask for this, change your password and contact your administrator.\n")
+		return b.String()
+	})
+}

@@ -243,7 +243,7 @@ func (w *matrixWorld) request(op, id, email string, target *user.User) (string, 
 		return op, &userv1.EnrolTOTPRequest{Id: id, Name: "phone"}, &userv1.EnrolTOTPResponse{}
 	case "ListFactors":
 		return op, &userv1.ListFactorsRequest{Id: id}, &userv1.ListFactorsResponse{}
-	case "ConfirmTOTP", "RegenerateRecoveryCodes":
+	case "ConfirmTOTP", "RegenerateRecoveryCodes", "RemoveFactor", "RemoveFactors":
 		return w.factorRequest(op, id, target)
 	}
 	return w.tokenRequest(op, target)
@@ -252,7 +252,9 @@ func (w *matrixWorld) request(op, id, email string, target *user.User) (string, 
 // factorRequest builds the rows that need a factor of the target's:
 // enrolled (and for RegenerateRecoveryCodes confirmed) in-process as its
 // owner, and removed when the cell ends, so the target's later cells still
-// sign in with the password alone.
+// sign in with the password alone. The removal rows remove an unconfirmed
+// one: the caller's password-only sign-in then meets step-up, and the
+// cell tests who may, not how recently they signed in.
 func (w *matrixWorld) factorRequest(op, id string, target *user.User) (string, proto.Message, proto.Message) {
 	w.t.Helper()
 	factorID, code := uuid.NewString(), "000000"
@@ -270,8 +272,13 @@ func (w *matrixWorld) factorRequest(op, id string, target *user.User) (string, p
 			}
 		}
 	}
-	if op == "ConfirmTOTP" {
+	switch op {
+	case "ConfirmTOTP":
 		return op, &userv1.ConfirmTOTPRequest{Id: id, FactorId: factorID, Code: code}, &userv1.ConfirmTOTPResponse{}
+	case "RemoveFactor":
+		return op, &userv1.RemoveFactorRequest{Id: id, FactorId: factorID}, &userv1.RemoveFactorResponse{}
+	case "RemoveFactors":
+		return op, &userv1.RemoveFactorsRequest{Id: id}, &userv1.RemoveFactorsResponse{}
 	}
 	return op, &userv1.RegenerateRecoveryCodesRequest{Id: id}, &userv1.RegenerateRecoveryCodesResponse{}
 }

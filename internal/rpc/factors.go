@@ -120,3 +120,37 @@ func (c *Users) RegenerateRecoveryCodes(ctx context.Context, id string) ([]strin
 	}
 	return resp.GetRecoveryCodes(), nil
 }
+
+// RemoveFactor removes one of a user's factors (the owner, or an admin).
+func (h *Handler) RemoveFactor(ctx context.Context, in *userv1.RemoveFactorRequest, _ *userv1.RemoveFactorResponse) error {
+	actor, _, err := h.identified(ctx)
+	if err != nil {
+		return toMicro(err)
+	}
+	return toMicro(h.svc.RemoveFactor(ctx, actor, in.GetId(), in.GetFactorId()))
+}
+
+// RemoveFactors removes all of a user's factors and recovery codes.
+func (h *Handler) RemoveFactors(ctx context.Context, in *userv1.RemoveFactorsRequest, _ *userv1.RemoveFactorsResponse) error {
+	actor, _, err := h.identified(ctx)
+	if err != nil {
+		return toMicro(err)
+	}
+	return toMicro(h.svc.RemoveFactors(ctx, actor, in.GetId()))
+}
+
+// RemoveFactor removes one of the user's factors.
+func (c *Users) RemoveFactor(ctx context.Context, id, factorID string) error {
+	if _, err := c.rpc.RemoveFactor(withCall(ctx), &userv1.RemoveFactorRequest{Id: id, FactorId: factorID}); err != nil {
+		return FromMicro(err)
+	}
+	return nil
+}
+
+// RemoveFactors removes all the user's factors and recovery codes.
+func (c *Users) RemoveFactors(ctx context.Context, id string) error {
+	if _, err := c.rpc.RemoveFactors(withCall(ctx), &userv1.RemoveFactorsRequest{Id: id}); err != nil {
+		return FromMicro(err)
+	}
+	return nil
+}

@@ -54,20 +54,32 @@ const (
 	// an admin enrols a factor for someone else, since whoever holds the
 	// factor can then sign in as them.
 	OpFactors
+	// OpRemoveFactors is removing an account's second factors (and with
+	// the last one its recovery codes): its owner, or a caller who
+	// reaches every account (an admin, a users:admin service account, the
+	// CLI), for a user who lost theirs. Not a users:write account: a
+	// factor is what stands between a known password and the account.
+	OpRemoveFactors
+	// OpCreate is creating an account for someone else (an admin or a
+	// service account): who may is MayCreate's and OpCreateAdmin's
+	// question; the op exists for step-up (NeedsStepUp).
+	OpCreate
 )
 
 // refusal is what the rule answers for each operation it refuses.
 var refusal = map[Op]string{
-	OpRead:        "you may not read this user",
-	OpList:        "only an admin or a service account may list users",
-	OpCreateAdmin: "only an admin may create an admin",
-	OpProfile:     "you may not change this user",
-	OpCredentials: "you may not change this user's email or password",
-	OpRoleStatus:  "only an admin may change role or status, and not their own",
-	OpDelete:      "you may not delete this user",
-	OpSessions:    "you may not list or end this user's sessions",
-	OpRevocations: "only a service account or an admin may read the token revocations",
-	OpFactors:     "only the account's owner may manage its second factors",
+	OpRead:          "you may not read this user",
+	OpList:          "only an admin or a service account may list users",
+	OpCreateAdmin:   "only an admin may create an admin",
+	OpProfile:       "you may not change this user",
+	OpCredentials:   "you may not change this user's email or password",
+	OpRoleStatus:    "only an admin may change role or status, and not their own",
+	OpDelete:        "you may not delete this user",
+	OpSessions:      "you may not list or end this user's sessions",
+	OpRevocations:   "only a service account or an admin may read the token revocations",
+	OpFactors:       "only the account's owner may manage its second factors",
+	OpRemoveFactors: "only the account's owner or an admin may remove its second factors",
+	OpCreate:        "you may not create users",
 }
 
 type reach int

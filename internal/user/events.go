@@ -26,11 +26,14 @@ const (
 	// someone tried to register it again, or to change another account's
 	// address to it (enumeration-safe sign-up and email change).
 	EventSignupAttempted EventType = "user.signup_attempted"
+	// EventFactorsRemoved tells the owner (Notice) that someone else (an
+	// admin) removed second factors of their account.
+	EventFactorsRemoved EventType = "user.factors_removed"
 )
 
 // EventTypes lists every type, for consumers that bind to all of them.
 var EventTypes = []EventType{EventCreated, EventUpdated, EventDeleted, EventPasswordResetRequested, EventPasswordChanged,
-	EventVerificationRequested, EventEmailChangeRequested, EventSignupAttempted}
+	EventVerificationRequested, EventEmailChangeRequested, EventSignupAttempted, EventFactorsRemoved}
 
 // Event is a committed change, written to the outbox in the same
 // transaction as the change itself and published from there, so an event
@@ -53,7 +56,7 @@ type Event struct {
 	// user's name, the token and its expiry.
 	Verification *EventReset `json:"verification,omitempty"`
 	// Notice is a mail that carries no token (email_change_requested,
-	// signup_attempted).
+	// signup_attempted, factors_removed).
 	Notice *EventNotice `json:"notice,omitempty"`
 }
 

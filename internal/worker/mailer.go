@@ -27,13 +27,14 @@ type Sender interface {
 	SendVerification(ctx context.Context, to, name, token string) error
 	SendEmailChangeNotice(ctx context.Context, to, name, newEmail string) error
 	SendSignupAttempt(ctx context.Context, to, name string) error
+	SendFactorsRemoved(ctx context.Context, to, name string) error
 }
 
 // MailerSubscription is the mailer's queue.
 var MailerSubscription = events.Subscription{
 	Queue: "usersvc.mailer",
 	RoutingKeys: []string{string(user.EventPasswordResetRequested), string(user.EventVerificationRequested),
-		string(user.EventEmailChangeRequested), string(user.EventSignupAttempted)},
+		string(user.EventEmailChangeRequested), string(user.EventSignupAttempted), string(user.EventFactorsRemoved)},
 	MaxAttempts: 8,
 	Backoff:     2 * time.Second,
 	MaxBackoff:  2 * time.Minute,
@@ -106,6 +107,11 @@ func mailOf(e user.Event, s Sender) (outgoing, error) {
 		n := e.Notice
 		return outgoing{kind: "sign-up attempt notice", send: func(ctx context.Context) error {
 			return s.SendSignupAttempt(ctx, n.Email, n.Name)
+		}}, nil
+	case e.Type == user.EventFactorsRemoved && e.Notice != nil:
+		n := e.Notice
+		return outgoing{kind: "factors removed notice", send: func(ctx context.Context) error {
+			return s.SendFactorsRemoved(ctx, n.Email, n.Name)
 		}}, nil
 	}
 	return outgoing{}, fmt.Errorf("mailer: event %s (%s) carries no mail", e.ID, e.Type)

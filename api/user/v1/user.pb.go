@@ -2646,6 +2646,174 @@ func (x *RegenerateRecoveryCodesResponse) GetRecoveryCodes() []string {
 	return nil
 }
 
+type RemoveFactorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	FactorId      string                 `protobuf:"bytes,2,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveFactorRequest) Reset() {
+	*x = RemoveFactorRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveFactorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveFactorRequest) ProtoMessage() {}
+
+func (x *RemoveFactorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveFactorRequest.ProtoReflect.Descriptor instead.
+func (*RemoveFactorRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *RemoveFactorRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RemoveFactorRequest) GetFactorId() string {
+	if x != nil {
+		return x.FactorId
+	}
+	return ""
+}
+
+type RemoveFactorResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveFactorResponse) Reset() {
+	*x = RemoveFactorResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveFactorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveFactorResponse) ProtoMessage() {}
+
+func (x *RemoveFactorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveFactorResponse.ProtoReflect.Descriptor instead.
+func (*RemoveFactorResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{46}
+}
+
+type RemoveFactorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveFactorsRequest) Reset() {
+	*x = RemoveFactorsRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveFactorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveFactorsRequest) ProtoMessage() {}
+
+func (x *RemoveFactorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveFactorsRequest.ProtoReflect.Descriptor instead.
+func (*RemoveFactorsRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *RemoveFactorsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemoveFactorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveFactorsResponse) Reset() {
+	*x = RemoveFactorsResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveFactorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveFactorsResponse) ProtoMessage() {}
+
+func (x *RemoveFactorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveFactorsResponse.ProtoReflect.Descriptor instead.
+func (*RemoveFactorsResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{48}
+}
+
 var File_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_user_v1_user_proto_rawDesc = "" +
@@ -2819,7 +2987,14 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x1eRegenerateRecoveryCodesRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
 	"\x1fRegenerateRecoveryCodesResponse\x12%\n" +
-	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes*;\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"B\n" +
+	"\x13RemoveFactorRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tfactor_id\x18\x02 \x01(\tR\bfactorId\"\x16\n" +
+	"\x14RemoveFactorResponse\"&\n" +
+	"\x14RemoveFactorsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
+	"\x15RemoveFactorsResponse*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
@@ -2828,7 +3003,7 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +
-	"\x0fSTATUS_DISABLED\x10\x022\xd3\v\n" +
+	"\x0fSTATUS_DISABLED\x10\x022\xf0\f\n" +
 	"\x04User\x120\n" +
 	"\x03Get\x12\x13.user.v1.GetRequest\x1a\x14.user.v1.GetResponse\x12E\n" +
 	"\n" +
@@ -2851,7 +3026,9 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\tEnrolTOTP\x12\x19.user.v1.EnrolTOTPRequest\x1a\x1a.user.v1.EnrolTOTPResponse\x12H\n" +
 	"\vConfirmTOTP\x12\x1b.user.v1.ConfirmTOTPRequest\x1a\x1c.user.v1.ConfirmTOTPResponse\x12H\n" +
 	"\vListFactors\x12\x1b.user.v1.ListFactorsRequest\x1a\x1c.user.v1.ListFactorsResponse\x12l\n" +
-	"\x17RegenerateRecoveryCodes\x12'.user.v1.RegenerateRecoveryCodesRequest\x1a(.user.v1.RegenerateRecoveryCodesResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
+	"\x17RegenerateRecoveryCodes\x12'.user.v1.RegenerateRecoveryCodesRequest\x1a(.user.v1.RegenerateRecoveryCodesResponse\x12K\n" +
+	"\fRemoveFactor\x12\x1c.user.v1.RemoveFactorRequest\x1a\x1d.user.v1.RemoveFactorResponse\x12N\n" +
+	"\rRemoveFactors\x12\x1d.user.v1.RemoveFactorsRequest\x1a\x1e.user.v1.RemoveFactorsResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
 
 var (
 	file_user_v1_user_proto_rawDescOnce sync.Once
@@ -2866,7 +3043,7 @@ func file_user_v1_user_proto_rawDescGZIP() []byte {
 }
 
 var file_user_v1_user_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_user_v1_user_proto_goTypes = []any{
 	(Role)(0),                               // 0: user.v1.Role
 	(Status)(0),                             // 1: user.v1.Status
@@ -2915,13 +3092,17 @@ var file_user_v1_user_proto_goTypes = []any{
 	(*ListFactorsResponse)(nil),             // 44: user.v1.ListFactorsResponse
 	(*RegenerateRecoveryCodesRequest)(nil),  // 45: user.v1.RegenerateRecoveryCodesRequest
 	(*RegenerateRecoveryCodesResponse)(nil), // 46: user.v1.RegenerateRecoveryCodesResponse
-	(*timestamppb.Timestamp)(nil),           // 47: google.protobuf.Timestamp
+	(*RemoveFactorRequest)(nil),             // 47: user.v1.RemoveFactorRequest
+	(*RemoveFactorResponse)(nil),            // 48: user.v1.RemoveFactorResponse
+	(*RemoveFactorsRequest)(nil),            // 49: user.v1.RemoveFactorsRequest
+	(*RemoveFactorsResponse)(nil),           // 50: user.v1.RemoveFactorsResponse
+	(*timestamppb.Timestamp)(nil),           // 51: google.protobuf.Timestamp
 }
 var file_user_v1_user_proto_depIdxs = []int32{
 	0,  // 0: user.v1.UserInfo.role:type_name -> user.v1.Role
 	1,  // 1: user.v1.UserInfo.status:type_name -> user.v1.Status
-	47, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
-	47, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
+	51, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
+	51, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: user.v1.GetResponse.user:type_name -> user.v1.UserInfo
 	0,  // 5: user.v1.PaginationRequest.role:type_name -> user.v1.Role
 	1,  // 6: user.v1.PaginationRequest.status:type_name -> user.v1.Status
@@ -2934,14 +3115,14 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	2,  // 13: user.v1.AuthResponse.user:type_name -> user.v1.UserInfo
 	14, // 14: user.v1.AuthResponse.mfa:type_name -> user.v1.MFAChallenge
 	2,  // 15: user.v1.ValidateResponse.user:type_name -> user.v1.UserInfo
-	47, // 16: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
-	47, // 17: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
-	47, // 18: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
-	47, // 19: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
+	51, // 16: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
+	51, // 17: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
+	51, // 18: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
+	51, // 19: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
 	32, // 20: user.v1.ListSessionsResponse.sessions:type_name -> user.v1.SessionInfo
-	47, // 21: user.v1.RevocationsRequest.since:type_name -> google.protobuf.Timestamp
-	47, // 22: user.v1.Factor.created_at:type_name -> google.protobuf.Timestamp
-	47, // 23: user.v1.Factor.last_used_at:type_name -> google.protobuf.Timestamp
+	51, // 21: user.v1.RevocationsRequest.since:type_name -> google.protobuf.Timestamp
+	51, // 22: user.v1.Factor.created_at:type_name -> google.protobuf.Timestamp
+	51, // 23: user.v1.Factor.last_used_at:type_name -> google.protobuf.Timestamp
 	43, // 24: user.v1.ListFactorsResponse.factors:type_name -> user.v1.Factor
 	3,  // 25: user.v1.User.Get:input_type -> user.v1.GetRequest
 	5,  // 26: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
@@ -2964,29 +3145,33 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	40, // 43: user.v1.User.ConfirmTOTP:input_type -> user.v1.ConfirmTOTPRequest
 	42, // 44: user.v1.User.ListFactors:input_type -> user.v1.ListFactorsRequest
 	45, // 45: user.v1.User.RegenerateRecoveryCodes:input_type -> user.v1.RegenerateRecoveryCodesRequest
-	4,  // 46: user.v1.User.Get:output_type -> user.v1.GetResponse
-	6,  // 47: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
-	8,  // 48: user.v1.User.Create:output_type -> user.v1.CreateResponse
-	10, // 49: user.v1.User.Update:output_type -> user.v1.UpdateResponse
-	12, // 50: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
-	15, // 51: user.v1.User.Auth:output_type -> user.v1.AuthResponse
-	17, // 52: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
-	19, // 53: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
-	21, // 54: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
-	15, // 55: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
-	24, // 56: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
-	26, // 57: user.v1.User.Keys:output_type -> user.v1.KeysResponse
-	28, // 58: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
-	30, // 59: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
-	33, // 60: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
-	35, // 61: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
-	37, // 62: user.v1.User.Revocations:output_type -> user.v1.RevocationsResponse
-	39, // 63: user.v1.User.EnrolTOTP:output_type -> user.v1.EnrolTOTPResponse
-	41, // 64: user.v1.User.ConfirmTOTP:output_type -> user.v1.ConfirmTOTPResponse
-	44, // 65: user.v1.User.ListFactors:output_type -> user.v1.ListFactorsResponse
-	46, // 66: user.v1.User.RegenerateRecoveryCodes:output_type -> user.v1.RegenerateRecoveryCodesResponse
-	46, // [46:67] is the sub-list for method output_type
-	25, // [25:46] is the sub-list for method input_type
+	47, // 46: user.v1.User.RemoveFactor:input_type -> user.v1.RemoveFactorRequest
+	49, // 47: user.v1.User.RemoveFactors:input_type -> user.v1.RemoveFactorsRequest
+	4,  // 48: user.v1.User.Get:output_type -> user.v1.GetResponse
+	6,  // 49: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
+	8,  // 50: user.v1.User.Create:output_type -> user.v1.CreateResponse
+	10, // 51: user.v1.User.Update:output_type -> user.v1.UpdateResponse
+	12, // 52: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
+	15, // 53: user.v1.User.Auth:output_type -> user.v1.AuthResponse
+	17, // 54: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
+	19, // 55: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
+	21, // 56: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
+	15, // 57: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
+	24, // 58: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
+	26, // 59: user.v1.User.Keys:output_type -> user.v1.KeysResponse
+	28, // 60: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
+	30, // 61: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
+	33, // 62: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
+	35, // 63: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
+	37, // 64: user.v1.User.Revocations:output_type -> user.v1.RevocationsResponse
+	39, // 65: user.v1.User.EnrolTOTP:output_type -> user.v1.EnrolTOTPResponse
+	41, // 66: user.v1.User.ConfirmTOTP:output_type -> user.v1.ConfirmTOTPResponse
+	44, // 67: user.v1.User.ListFactors:output_type -> user.v1.ListFactorsResponse
+	46, // 68: user.v1.User.RegenerateRecoveryCodes:output_type -> user.v1.RegenerateRecoveryCodesResponse
+	48, // 69: user.v1.User.RemoveFactor:output_type -> user.v1.RemoveFactorResponse
+	50, // 70: user.v1.User.RemoveFactors:output_type -> user.v1.RemoveFactorsResponse
+	48, // [48:71] is the sub-list for method output_type
+	25, // [25:48] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -3004,7 +3189,7 @@ func file_user_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_user_v1_user_proto_rawDesc), len(file_user_v1_user_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   45,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -93,6 +93,15 @@ type UserService interface {
 	// RegenerateRecoveryCodes replaces all recovery codes by ten new ones,
 	// shown once; needs an active factor. The owner only.
 	RegenerateRecoveryCodes(ctx context.Context, in *RegenerateRecoveryCodesRequest, opts ...client.CallOption) (*RegenerateRecoveryCodesResponse, error)
+	// RemoveFactor removes one of a user's factors, active or not; with the
+	// last active one the recovery codes go too. The owner, or an admin (the
+	// user is then mailed); both need a recent sign-in with their own factor
+	// (reauthentication_required). With USERSVC_REQUIRE_ADMIN_MFA on, an
+	// admin may not remove their own last factor (failed_precondition).
+	RemoveFactor(ctx context.Context, in *RemoveFactorRequest, opts ...client.CallOption) (*RemoveFactorResponse, error)
+	// RemoveFactors removes all of a user's factors and recovery codes; who
+	// may, as RemoveFactor.
+	RemoveFactors(ctx context.Context, in *RemoveFactorsRequest, opts ...client.CallOption) (*RemoveFactorsResponse, error)
 }
 
 type userService struct {
@@ -317,6 +326,26 @@ func (c *userService) RegenerateRecoveryCodes(ctx context.Context, in *Regenerat
 	return out, nil
 }
 
+func (c *userService) RemoveFactor(ctx context.Context, in *RemoveFactorRequest, opts ...client.CallOption) (*RemoveFactorResponse, error) {
+	req := c.c.NewRequest(c.name, "User.RemoveFactor", in)
+	out := new(RemoveFactorResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) RemoveFactors(ctx context.Context, in *RemoveFactorsRequest, opts ...client.CallOption) (*RemoveFactorsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.RemoveFactors", in)
+	out := new(RemoveFactorsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for User service
 
 type UserHandler interface {
@@ -384,6 +413,15 @@ type UserHandler interface {
 	// RegenerateRecoveryCodes replaces all recovery codes by ten new ones,
 	// shown once; needs an active factor. The owner only.
 	RegenerateRecoveryCodes(context.Context, *RegenerateRecoveryCodesRequest, *RegenerateRecoveryCodesResponse) error
+	// RemoveFactor removes one of a user's factors, active or not; with the
+	// last active one the recovery codes go too. The owner, or an admin (the
+	// user is then mailed); both need a recent sign-in with their own factor
+	// (reauthentication_required). With USERSVC_REQUIRE_ADMIN_MFA on, an
+	// admin may not remove their own last factor (failed_precondition).
+	RemoveFactor(context.Context, *RemoveFactorRequest, *RemoveFactorResponse) error
+	// RemoveFactors removes all of a user's factors and recovery codes; who
+	// may, as RemoveFactor.
+	RemoveFactors(context.Context, *RemoveFactorsRequest, *RemoveFactorsResponse) error
 }
 
 func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.HandlerOption) error {
@@ -409,6 +447,8 @@ func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.Handl
 		ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, out *ConfirmTOTPResponse) error
 		ListFactors(ctx context.Context, in *ListFactorsRequest, out *ListFactorsResponse) error
 		RegenerateRecoveryCodes(ctx context.Context, in *RegenerateRecoveryCodesRequest, out *RegenerateRecoveryCodesResponse) error
+		RemoveFactor(ctx context.Context, in *RemoveFactorRequest, out *RemoveFactorResponse) error
+		RemoveFactors(ctx context.Context, in *RemoveFactorsRequest, out *RemoveFactorsResponse) error
 	}
 	type User struct {
 		user
@@ -503,4 +543,12 @@ func (h *userHandler) ListFactors(ctx context.Context, in *ListFactorsRequest, o
 
 func (h *userHandler) RegenerateRecoveryCodes(ctx context.Context, in *RegenerateRecoveryCodesRequest, out *RegenerateRecoveryCodesResponse) error {
 	return h.UserHandler.RegenerateRecoveryCodes(ctx, in, out)
+}
+
+func (h *userHandler) RemoveFactor(ctx context.Context, in *RemoveFactorRequest, out *RemoveFactorResponse) error {
+	return h.UserHandler.RemoveFactor(ctx, in, out)
+}
+
+func (h *userHandler) RemoveFactors(ctx context.Context, in *RemoveFactorsRequest, out *RemoveFactorsResponse) error {
+	return h.UserHandler.RemoveFactors(ctx, in, out)
 }

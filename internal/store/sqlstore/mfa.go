@@ -219,6 +219,17 @@ WHERE ticket_hash = ? AND used_at IS NULL AND expires_at > ?`, r.d.timeArg(at), 
 	return affected(res, "use mfa ticket")
 }
 
+// AttemptTicket counts one attempt on a usable ticket below the cap, in
+// one conditional UPDATE: of concurrent attempts past the cap, none wins.
+func (r repo) AttemptTicket(ctx context.Context, hash string, max int, now time.Time) (bool, error) {
+	res, err := r.q.ExecContext(ctx, `UPDATE mfa_tickets SET attempts = attempts + 1
+WHERE ticket_hash = ? AND used_at IS NULL AND expires_at > ? AND attempts < ?`, hash, r.d.timeArg(now), max)
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: count mfa ticket attempt: %w", err)
+	}
+	return affected(res, "count mfa ticket attempt")
+}
+
 // DeleteExpiredTickets removes the tickets expired at now, used or not.
 func (r repo) DeleteExpiredTickets(ctx context.Context, now time.Time) (int64, error) {
 	return r.deleteExpired(ctx, "mfa_tickets", "expires_at", now)

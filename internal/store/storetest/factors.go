@@ -35,6 +35,8 @@ func RunFactors(t *testing.T, open func(t *testing.T) FactorStore) {
 		{"ConcurrentRecoveryCode", testConcurrentRecoveryCode},
 		{"Tickets", testTickets},
 		{"ConcurrentTicket", testConcurrentTicket},
+		{"TicketAttemptsCapped", testTicketAttempts},
+		{"ConcurrentTicketAttempts", testConcurrentTicketAttempts},
 		{"DeleteUserRemovesFactors", testDeleteUserRemovesFactors},
 	}
 	for _, tc := range tests {
@@ -370,5 +372,80 @@ func testDeleteUserRemovesFactors(t *testing.T, s FactorStore) {
 	getFactor(t, s, keep.ID, kf.ID)
 	if n := codesLeft(t, s, keep.ID); n != 1 {
 		t.Errorf("other user has %d recovery codes, want 1", n)
+	}
+}
+
+// ticketAttempts is the cap the attempt tests use.
+const ticketAttempts = 5
+
+func testTicketAttempts(t *testing.T, s FactorStore) {
+	ctx := t.Context()
+	u := seedUser(t, s)
+	tk, used, expired := newTicket(u), newTicket(u), newTicket(u)
+	expired.ExpiresAt = baseTime.Add(-time.Second)
+	for _, x := range []factor.Ticket{tk, used, expired} {
+		if err := s.CreateTicket(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range ticketAttempts {
+		if ok, err := s.AttemptTicket(ctx, tk.Hash, ticketAttempts, baseTime); !ok || err != nil {
+			t.Fatalf("AttemptTicket #%d = %v, %v; want true", i+1, ok, err)
+		}
+	}
+	if ok, err := s.AttemptTicket(ctx, tk.Hash, ticketAttempts, baseTime); ok || err != nil {
+		t.Errorf("AttemptTicket past the cap = %v, %v; want false", ok, err)
+	}
+	// A larger cap later is still counted from the attempts made.
+	if ok, _ := s.AttemptTicket(ctx, tk.Hash, ticketAttempts+1, baseTime); !ok {
+		t.Error("AttemptTicket with a higher cap refused")
+	}
+	if ok, _ := s.UseTicket(ctx, used.Hash, baseTime); !ok {
+		t.Fatal("UseTicket failed")
+	}
+	if ok, _ := s.AttemptTicket(ctx, used.Hash, ticketAttempts, baseTime); ok {
+		t.Error("AttemptTicket on a used ticket counted")
+	}
+	if ok, _ := s.AttemptTicket(ctx, expired.Hash, ticketAttempts, baseTime); ok {
+		t.Error("AttemptTicket on an expired ticket counted")
+	}
+	if ok, _ := s.AttemptTicket(ctx, newHash(), ticketAttempts, baseTime); ok {
+		t.Error("AttemptTicket on an unknown ticket counted")
+	}
+	// Attempts do not spend a ticket below the cap: it can still be used.
+	fresh := newTicket(u)
+	if err := s.CreateTicket(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.AttemptTicket(ctx, fresh.Hash, ticketAttempts, baseTime); !ok {
+		t.Fatal("AttemptTicket refused")
+	}
+	if _, err := s.Ticket(ctx, fresh.Hash, baseTime); err != nil {
+		t.Errorf("Ticket after one attempt: %v", err)
+	}
+	if ok, _ := s.UseTicket(ctx, fresh.Hash, baseTime); !ok {
+		t.Error("UseTicket after one attempt refused")
+	}
+}
+
+// testConcurrentTicketAttempts: of many concurrent attempts on one
+// ticket, exactly the cap's number are counted.
+func testConcurrentTicketAttempts(t *testing.T, s FactorStore) {
+	tk := newTicket(seedUser(t, s))
+	if err := s.CreateTicket(t.Context(), tk); err != nil {
+		t.Fatal(err)
+	}
+	var wins atomic.Int32
+	race(func(int) {
+		ok, err := s.AttemptTicket(t.Context(), tk.Hash, ticketAttempts, baseTime)
+		if err != nil {
+			t.Errorf("AttemptTicket: %v", err)
+		}
+		if ok {
+			wins.Add(1)
+		}
+	})
+	if wins.Load() != ticketAttempts {
+		t.Errorf("%d attempts counted, want %d", wins.Load(), ticketAttempts)
 	}
 }

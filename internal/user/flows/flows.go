@@ -78,10 +78,18 @@ func New(d Deps, cfg user.Config) (*Service, error) {
 	if fs, ok := d.Store.(factor.Store); ok && factors == nil {
 		factors = fs
 	}
-	second := mfa.New(mfa.Deps{Users: d.Store, Factors: factors, Keys: d.MFAKeys,
+	// A removal runs in the factor store's own transaction when it has
+	// one (the SQL store under the cache), whose Repo removes the factors
+	// in it too; the cache's Atomic hands out a Repo that does not.
+	var tx mfa.Transactor = d.Store
+	if t, ok := factors.(mfa.Transactor); ok {
+		tx = t
+	}
+	second := mfa.New(mfa.Deps{Users: d.Store, Factors: factors, Tx: tx, Keys: d.MFAKeys,
 		PasswordAttempts: d.PasswordAttempts, Logger: d.Logger, Clock: clock}, cfg)
 	sess, err := session.New(session.Deps{Store: d.Store, Hasher: d.Hasher, Tokens: d.Tokens, Accounts: accounts,
-		Denylist: d.Denylist, PasswordAttempts: d.PasswordAttempts, SecondFactor: second, Logger: d.Logger, Clock: clock}, cfg)
+		Denylist: d.Denylist, PasswordAttempts: d.PasswordAttempts, SecondFactor: second, Logger: d.Logger, Clock: clock,
+		StepUp: user.StepUp{Clock: clock, Window: cfg.ReauthWindow, Factors: second}}, cfg)
 	if err != nil {
 		return nil, err
 	}

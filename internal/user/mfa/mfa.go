@@ -5,6 +5,9 @@
 // single-use ticket (Challenge), and the ticket with a code yields the user
 // and how they authenticated (Redeem), from which the session flow starts a
 // session whose tokens carry amr and auth_time.
+// Removing factors (remove.go) is the owner's, after step-up, or an
+// admin's for a user who lost theirs (the user is mailed); the recovery
+// codes go with the last active factor.
 //
 // Every code attempt — a confirmation or a sign-in's — spends the account's
 // password budget (the same limiter and key as a password), so a factor
@@ -54,14 +57,18 @@ type Deps struct {
 	// PasswordAttempts is the per-account password budget; every code
 	// attempt spends it. nil = unlimited.
 	PasswordAttempts user.Limiter
-	Logger           *slog.Logger
-	Clock            user.Clock
+	// Tx runs a removal with its outbox event (the user.Store); nil =
+	// factors cannot be removed.
+	Tx     Transactor
+	Logger *slog.Logger
+	Clock  user.Clock
 }
 
 // Flow runs the second-factor flows.
 type Flow struct {
 	users   Users
 	factors factor.Store
+	tx      Transactor
 	keys    *seal.Keyring
 	tries   user.Limiter
 	log     *slog.Logger
@@ -79,7 +86,7 @@ const ticketSweepInterval = time.Minute
 
 // New builds the flow; cfg must have its defaults (user.Config.WithDefaults).
 func New(d Deps, cfg user.Config) *Flow {
-	return &Flow{users: d.Users, factors: d.Factors, keys: d.Keys, tries: d.PasswordAttempts,
+	return &Flow{users: d.Users, factors: d.Factors, tx: d.Tx, keys: d.Keys, tries: d.PasswordAttempts,
 		log: user.LoggerOr(d.Logger), clock: d.Clock, cfg: cfg}
 }
 

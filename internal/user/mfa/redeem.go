@@ -15,9 +15,12 @@ import (
 // a recovery code, once) and then the ticket, and returns the user with
 // the sign-in's amr: the password, the factor, and "mfa".
 //
-// A wrong code leaves the ticket usable until it expires, so a typo does
-// not send the person back to their password; the budget bounds the
-// guesses. A used, expired or unknown ticket is user.ErrMFATicketInvalid.
+// A wrong code leaves the ticket usable, so a typo does not send the
+// person back to their password, but only for maxTicketAttempts codes:
+// each completion counts one on the ticket before its code is checked, so
+// a ticket allows that many guesses at most, on any number of instances,
+// besides the account's password budget. A used, expired, unknown or
+// spent ticket is user.ErrMFATicketInvalid.
 func (f *Flow) Redeem(ctx context.Context, ticket, kind, code string) (*user.User, []string, error) {
 	if err := redeemInput(ticket, kind, code); err != nil {
 		return nil, nil, err
@@ -26,6 +29,13 @@ func (f *Flow) Redeem(ctx context.Context, ticket, kind, code string) (*user.Use
 		return nil, nil, user.ErrMFATicketInvalid
 	}
 	hash := token.HashOpaque(ticket)
+	counted, err := f.factors.AttemptTicket(ctx, hash, maxTicketAttempts, f.clock.Now())
+	if err != nil {
+		return nil, nil, user.StoreErr("count mfa ticket attempt", err)
+	}
+	if !counted {
+		return nil, nil, user.ErrMFATicketInvalid
+	}
 	t, err := f.factors.Ticket(ctx, hash, f.clock.Now())
 	if errors.Is(err, factor.ErrNotFound) {
 		return nil, nil, user.ErrMFATicketInvalid
@@ -62,6 +72,10 @@ func (f *Flow) Redeem(ctx context.Context, ticket, kind, code string) (*user.Use
 	}
 	return u, []string{token.AMRPassword, amr, token.AMRMFA}, nil
 }
+
+// maxTicketAttempts is how many codes one ticket may try: enough for a
+// few typos, and a cap on guessing with one password check.
+const maxTicketAttempts = 5
 
 func redeemInput(ticket, kind, code string) error {
 	fields := map[string]string{}

@@ -21,9 +21,7 @@ type Verifications interface {
 
 // SecondFactors says whether a user has an active second factor
 // (mfa.Flow), so step-up can ask for a sign-in that used it.
-type SecondFactors interface {
-	HasActiveFactor(ctx context.Context, userID string) (bool, error)
-}
+type SecondFactors = user.ActiveFactors
 
 // Deps are what the profile flows are built from.
 type Deps struct {
@@ -58,7 +56,7 @@ type Profiles struct {
 	tries  user.Limiter
 	resets user.Limiter
 	search user.Searcher
-	mfa    SecondFactors
+	step   user.StepUp
 	log    *slog.Logger
 	clock  user.Clock
 	cfg    user.Config
@@ -67,23 +65,7 @@ type Profiles struct {
 // New builds the flows; cfg must have its defaults (user.Config.WithDefaults).
 func New(d Deps, cfg user.Config) *Profiles {
 	return &Profiles{store: d.Store, hasher: d.Hasher, policy: d.Policy, verify: d.Verifications,
-		tries: d.PasswordAttempts, resets: d.ResetRequests, search: d.Searcher, mfa: d.SecondFactors,
-		log: user.LoggerOr(d.Logger), clock: d.Clock, cfg: cfg}
-}
-
-// stepUp refuses a sensitive change (email, password, deletion) by a
-// user's token whose sign-in is older than the reauthentication window,
-// or was made without the caller's own second factor.
-func (s *Profiles) stepUp(ctx context.Context, actor user.Actor) error {
-	if actor.SignIn == nil {
-		return nil
-	}
-	hasFactor := false
-	if s.mfa != nil {
-		var err error
-		if hasFactor, err = s.mfa.HasActiveFactor(ctx, actor.ID); err != nil {
-			return user.StoreErr("check second factors", err)
-		}
-	}
-	return actor.RecentSignIn(s.clock.Now(), s.cfg.ReauthWindow, hasFactor)
+		tries: d.PasswordAttempts, resets: d.ResetRequests, search: d.Searcher,
+		step: user.StepUp{Clock: d.Clock, Window: cfg.ReauthWindow, Factors: d.SecondFactors},
+		log:  user.LoggerOr(d.Logger), clock: d.Clock, cfg: cfg}
 }

@@ -38,10 +38,8 @@ func (s *Profiles) Update(ctx context.Context, actor user.Actor, id string, in u
 	if err := actor.AuthorizeAll(ops, id, user.RoleUser); err != nil {
 		return nil, err
 	}
-	if slices.Contains(ops, user.OpCredentials) {
-		if err := s.stepUp(ctx, actor); err != nil {
-			return nil, err
-		}
+	if err := s.step.CheckAll(ctx, actor, ops, id); err != nil {
+		return nil, err
 	}
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {

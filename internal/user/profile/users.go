@@ -106,10 +106,15 @@ func (s *Profiles) newUser(ctx context.Context, actor user.Actor, in user.Create
 	if err := actor.MayCreate(); err != nil {
 		return nil, err
 	}
+	op := user.OpCreate
 	if role != user.RoleUser {
-		if err := actor.Authorize(user.OpCreateAdmin, "", ""); err != nil {
+		op = user.OpCreateAdmin
+		if err := actor.Authorize(op, "", ""); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.step.Check(ctx, actor, op, ""); err != nil {
+		return nil, err
 	}
 	hash, err := s.hasher.Hash(ctx, in.Password)
 	if err != nil {
@@ -148,7 +153,7 @@ func (s *Profiles) Delete(ctx context.Context, actor user.Actor, id string) erro
 	if err := actor.AuthorizeBeforeRead(user.OpDelete, id); err != nil {
 		return err
 	}
-	if err := s.stepUp(ctx, actor); err != nil {
+	if err := s.step.Check(ctx, actor, user.OpDelete, id); err != nil {
 		return err
 	}
 	ev, err := user.NewEvent(user.EventDeleted, id, s.clock.Now())

@@ -49,8 +49,11 @@ type Deps struct {
 	// SecondFactor asks for an enrolled factor after the password; nil =
 	// passwords alone sign in.
 	SecondFactor SecondFactor
-	Logger       *slog.Logger // nil = slog.Default()
-	Clock        user.Clock   // nil = the system clock
+	// StepUp guards ending another user's sessions (user.NeedsStepUp);
+	// the zero value asks for no factor.
+	StepUp user.StepUp
+	Logger *slog.Logger // nil = slog.Default()
+	Clock  user.Clock   // nil = the system clock
 }
 
 // Manager runs the session flows.
@@ -62,6 +65,7 @@ type Manager struct {
 	deny     user.Denylist
 	tries    user.Limiter
 	mfa      SecondFactor
+	step     user.StepUp
 	log      *slog.Logger
 	clock    user.Clock
 	cfg      user.Config
@@ -77,7 +81,7 @@ type Manager struct {
 // defaults (user.Config.WithDefaults).
 func New(d Deps, cfg user.Config) (*Manager, error) {
 	s := &Manager{store: d.Store, hasher: d.Hasher, tokens: d.Tokens, accounts: d.Accounts, deny: d.Denylist,
-		tries: d.PasswordAttempts, mfa: d.SecondFactor, log: user.LoggerOr(d.Logger), clock: d.Clock, cfg: cfg}
+		tries: d.PasswordAttempts, mfa: d.SecondFactor, step: d.StepUp, log: user.LoggerOr(d.Logger), clock: d.Clock, cfg: cfg}
 	var err error
 	if s.dummyHash, err = s.hasher.Unmatchable(); err != nil {
 		return nil, fmt.Errorf("session: dummy hash: %w", err)

@@ -44,6 +44,9 @@ func (s *Manager) EndSessions(ctx context.Context, actor user.Actor, id string) 
 	if err := actor.AuthorizeBeforeRead(user.OpSessions, id); err != nil {
 		return err
 	}
+	if err := s.step.Check(ctx, actor, user.OpSessions, id); err != nil {
+		return err
+	}
 	ev, err := user.NewEvent(user.EventUpdated, id, s.clock.Now())
 	if err != nil {
 		return err
