@@ -41,10 +41,12 @@ func (p *Pages) adminHome(w http.ResponseWriter, r *http.Request) {
 // known keys are shown, so the URL cannot put text on the page.
 func notice(r *http.Request) string {
 	return map[string]string{
-		"saved":    "Changes saved.",
-		"pending":  "Changes saved. The new email address gets a link to confirm it; until it is used, the current address stays the one to sign in with.",
-		"deleted":  "The user was deleted.",
-		"sessions": "Their sessions were ended.",
+		"saved":           "Changes saved.",
+		"pending":         "Changes saved. The new email address gets a link to confirm it; until it is used, the current address stays the one to sign in with.",
+		"deleted":         "The user was deleted.",
+		"sessions":        "Their sessions were ended.",
+		"factor-removed":  "The second factor was removed.",
+		"factors-removed": "Their second factors were removed; they were told by mail.",
 		"need-factor": "Administrators need a second factor here. Set one up below, then sign out and sign in to the " +
 			"admin console again with it.",
 	}[r.URL.Query().Get("done")]

@@ -175,3 +175,42 @@ func (p *Pages) showRecoveryCodes(w http.ResponseWriter, r *http.Request, s *ses
 	p.render(w, r, "recovery-codes", pageData{Title: "Your recovery codes", Area: "/account", SignedIn: true,
 		Message: msg, RecoveryCodes: codes})
 }
+
+// accountRemoveFactor removes one of the person's factors: POST
+// /account/factors/:id/remove. The service asks for a recent sign-in
+// (with the factor) first.
+func (p *Pages) accountRemoveFactor(w http.ResponseWriter, r *http.Request) {
+	s := p.requireSession(w, r, "/account")
+	if s == nil {
+		return
+	}
+	ctx, cancel := p.rpcContext(r, s.Access)
+	defer cancel()
+	if err := p.users.RemoveFactor(ctx, s.claims.Subject, r.PathValue("id")); err != nil {
+		d := pageData{}
+		status := p.failure(r, "remove factor", err, &d)
+		p.accountPage(w, r, s, status, d)
+		return
+	}
+	seeOther(w, r, "/account?done=factor-removed")
+}
+
+// adminRemoveFactors removes every second factor of a user (they lost
+// them all): POST /admin/users/:id/factors/remove. The service mails the
+// owner.
+func (p *Pages) adminRemoveFactors(w http.ResponseWriter, r *http.Request) {
+	s := p.requireSession(w, r, "/admin")
+	if s == nil {
+		return
+	}
+	id := r.PathValue("id")
+	ctx, cancel := p.rpcContext(r, s.Access)
+	defer cancel()
+	if err := p.users.RemoveFactors(ctx, id); err != nil {
+		d := pageData{Title: "User", Area: "/admin", SignedIn: true}
+		d.User, _ = p.users.Get(ctx, id)
+		p.renderFailure(w, r, "admin-user", "remove factors", err, d)
+		return
+	}
+	seeOther(w, r, "/admin/users/"+id+"?done=factors-removed")
+}

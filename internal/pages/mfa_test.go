@@ -20,7 +20,7 @@ var (
 	secretRE = regexp.MustCompile(`<code class="secret">([A-Z2-7]+)</code>`)
 	ticketRE = regexp.MustCompile(`name="ticket" value="([^"]+)"`)
 	codeRE   = regexp.MustCompile(`<li><code>([^<]+)</code></li>`)
-	factorRE = regexp.MustCompile(`name="factor_id" value="([^"]+)"`)
+	removeRE = regexp.MustCompile(`action="/account/factors/([^/"]+)/remove"`)
 )
 
 // enrolTOTP sets up an authenticator app on the signed-in account through
@@ -210,4 +210,57 @@ func claimsOf(access string) (c struct {
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
 	return c, err == nil && json.Unmarshal(raw, &c) == nil
+}
+
+// TestPagesRemoveFactor: the owner removes their app on /account once
+// signed in with it (step-up); the recovery codes go with the last factor,
+// and the password alone signs in again.
+func TestPagesRemoveFactor(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	u := e.createUser("alice@example.com", "Alice")
+	b := e.browser()
+	b.signIn("/account", u.Email, userPassword)
+	secret, _ := b.enrolTOTP("phone")
+	m := removeRE.FindStringSubmatch(b.get("/account").body)
+	if m == nil {
+		t.Fatal("no remove button on the account page")
+	}
+	// This session's sign-in had no factor: step-up asks for one with it.
+	p := b.post("/account/factors/"+m[1]+"/remove", nil, nil)
+	if p.status != http.StatusUnauthorized || !strings.Contains(p.body, "needs a recent sign-in") {
+		t.Fatalf("remove from a sign-in without the factor = %d:\n%s", p.status, p.body)
+	}
+	b.post("/account/sign-out", nil, nil)
+	b.signInWithFactor("/account", u.Email, userPassword, "totp", nextCode(secret))
+	p = b.post("/account/factors/"+m[1]+"/remove", nil, nil)
+	if p.url != "/account" || !strings.Contains(p.body, "The second factor was removed") || !strings.Contains(p.body, "No second factor yet") {
+		t.Fatalf("remove = %d %s:\n%s", p.status, p.url, p.body)
+	}
+	b.post("/account/sign-out", nil, nil)
+	if p = b.signIn("/account", u.Email, userPassword); p.url != "/account" || !strings.Contains(p.body, "Alice") {
+		t.Fatalf("password sign-in after the removal = %d %s", p.status, p.url)
+	}
+}
+
+// TestPagesAdminRemovesFactors: an admin removes a user's factors from the
+// console (the user lost them all); the user then signs in with the
+// password alone.
+func TestPagesAdminRemovesFactors(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	u := e.createUser("alice@example.com", "Alice")
+	alice := e.browser()
+	alice.signIn("/account", u.Email, userPassword)
+	alice.enrolTOTP("phone")
+	alice.post("/account/sign-out", nil, nil)
+
+	admin := e.browser()
+	admin.signIn("/admin", "admin@example.com", adminPassword)
+	admin.get("/admin/users/" + u.ID)
+	p := admin.post("/admin/users/"+u.ID+"/factors/remove", nil, nil)
+	if p.status != http.StatusOK || !strings.Contains(p.body, "Their second factors were removed") {
+		t.Fatalf("admin removal = %d %s:\n%s", p.status, p.url, p.body)
+	}
+	if p = alice.signIn("/account", u.Email, userPassword); p.url != "/account" || !strings.Contains(p.body, "No second factor yet") {
+		t.Fatalf("the user's sign-in after the removal = %d %s:\n%s", p.status, p.url, p.body)
+	}
 }

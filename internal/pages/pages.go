@@ -65,6 +65,8 @@ type Users interface {
 	ConfirmTOTP(ctx context.Context, id, factorID, code string) ([]string, error)
 	Factors(ctx context.Context, id string) ([]user.FactorInfo, int, error)
 	RegenerateRecoveryCodes(ctx context.Context, id string) ([]string, error)
+	RemoveFactor(ctx context.Context, id, factorID string) error
+	RemoveFactors(ctx context.Context, id string) error
 }
 
 // Config tunes the pages.
@@ -227,6 +229,7 @@ func (p *Pages) routes() []route {
 		{"POST", "/admin/users/:id", post(p.adminUpdate)},
 		{"POST", "/admin/users/:id/delete", post(p.adminDelete)},
 		{"POST", "/admin/users/:id/end-sessions", post(p.adminEndSessions)},
+		{"POST", "/admin/users/:id/factors/remove", post(p.adminRemoveFactors)},
 		{"GET", "/account", h(p.accountHome)},
 		{"POST", "/account", post(p.accountUpdate)},
 		{"POST", "/account/sign-in", post(p.signIn("/account"))},
@@ -234,6 +237,7 @@ func (p *Pages) routes() []route {
 		{"POST", "/account/factors/totp", post(p.accountEnrolTOTP)},
 		{"POST", "/account/factors/confirm", post(p.accountConfirmTOTP)},
 		{"POST", "/account/recovery-codes", post(p.accountRecoveryCodes)},
+		{"POST", "/account/factors/:id/remove", post(p.accountRemoveFactor)},
 		{"POST", "/account/sign-out", post(p.signOut("/account"))},
 		{"POST", "/account/end-sessions", post(p.accountEndSessions)},
 	}
