@@ -22,6 +22,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/google/uuid"
 
 	"github.com/usersvc/usersvc/internal/factor"
@@ -51,6 +52,9 @@ type Deps struct {
 	// factors cannot be checked either, so configure the keys before
 	// anyone enrols).
 	Keys *seal.Keyring
+	// Passkeys stores passkeys and WebAuthn ceremonies; nil = passkeys
+	// are unavailable (so is a missing user.Config.PublicURL).
+	Passkeys factor.PasskeyStore
 	// PasswordAttempts is the per-account password budget; every code
 	// attempt spends it. nil = unlimited.
 	PasswordAttempts user.Limiter
@@ -63,10 +67,14 @@ type Flow struct {
 	users   Users
 	factors factor.Store
 	keys    *seal.Keyring
-	tries   user.Limiter
-	log     *slog.Logger
-	clock   user.Clock
-	cfg     user.Config
+	// rp is the WebAuthn relying party and passkeys its storage; either
+	// nil = passkeys are unavailable.
+	rp       *webauthn.WebAuthn
+	passkeys factor.PasskeyStore
+	tries    user.Limiter
+	log      *slog.Logger
+	clock    user.Clock
+	cfg      user.Config
 	// nextSweep is when, in Unix nanoseconds, a ticket issue next deletes
 	// the expired tickets (maybeSweepTickets).
 	nextSweep atomic.Int64
@@ -79,8 +87,10 @@ const ticketSweepInterval = time.Minute
 
 // New builds the flow; cfg must have its defaults (user.Config.WithDefaults).
 func New(d Deps, cfg user.Config) *Flow {
-	return &Flow{users: d.Users, factors: d.Factors, keys: d.Keys, tries: d.PasswordAttempts,
+	f := &Flow{users: d.Users, factors: d.Factors, keys: d.Keys, tries: d.PasswordAttempts,
 		log: user.LoggerOr(d.Logger), clock: d.Clock, cfg: cfg}
+	f.rp, f.passkeys = relyingParty(f.log, cfg, d.Passkeys, d.Factors)
+	return f
 }
 
 var (
@@ -312,6 +322,9 @@ func (f *Flow) Challenge(ctx context.Context, u *user.User) (*user.MFAChallenge,
 	if err != nil || len(kinds) == 0 {
 		return nil, err
 	}
+	if f.rp == nil { // a passkey this service cannot check is not offered
+		kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == string(factor.KindWebAuthn) })
+	}
 	left, err := f.factors.RecoveryCodesLeft(ctx, u.ID)
 	if err != nil {
 		return nil, user.StoreErr("count recovery codes", err)
@@ -329,7 +342,13 @@ func (f *Flow) Challenge(ctx context.Context, u *user.User) (*user.MFAChallenge,
 		return nil, user.StoreErr("store mfa ticket", err)
 	}
 	f.maybeSweepTickets(ctx, now)
-	return &user.MFAChallenge{Ticket: plain, ExpiresAt: t.ExpiresAt, Factors: kinds}, nil
+	ch := &user.MFAChallenge{Ticket: plain, ExpiresAt: t.ExpiresAt, Factors: kinds}
+	if slices.Contains(kinds, string(factor.KindWebAuthn)) {
+		if ch.WebAuthn, err = f.beginSecondFactor(ctx, u, hash, now, t.ExpiresAt); err != nil {
+			return nil, err
+		}
+	}
+	return ch, nil
 }
 
 // maybeSweepTickets deletes the expired tickets, used or not, at most once
@@ -342,6 +361,11 @@ func (f *Flow) maybeSweepTickets(ctx context.Context, now time.Time) {
 	}
 	if _, err := f.factors.DeleteExpiredTickets(ctx, now); err != nil {
 		f.log.WarnContext(ctx, "mfa: sweeping expired tickets failed", "error", err)
+	}
+	if f.passkeys != nil {
+		if _, err := f.passkeys.DeleteExpiredCeremonies(ctx, now); err != nil {
+			f.log.WarnContext(ctx, "mfa: sweeping expired webauthn ceremonies failed", "error", err)
+		}
 	}
 }
 
