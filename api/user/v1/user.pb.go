@@ -862,8 +862,9 @@ type AuthRequest struct {
 	ClientSecret string                 `protobuf:"bytes,4,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
 	// The ticket of an AuthResponse.mfa, with a code of one of its factors.
 	MfaTicket string `protobuf:"bytes,5,opt,name=mfa_ticket,json=mfaTicket,proto3" json:"mfa_ticket,omitempty"`
-	// "totp" or "recovery_code".
-	Factor        string `protobuf:"bytes,6,opt,name=factor,proto3" json:"factor,omitempty"`
+	// "totp", "recovery_code" or "webauthn".
+	Factor string `protobuf:"bytes,6,opt,name=factor,proto3" json:"factor,omitempty"`
+	// The code; for "webauthn" the passkey's assertion response (JSON).
 	Code          string `protobuf:"bytes,7,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -955,8 +956,12 @@ type MFAChallenge struct {
 	Ticket string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
 	// Seconds until the ticket expires.
 	ExpiresIn int64 `protobuf:"varint,2,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
-	// The kinds of factor that may complete it: "totp", "recovery_code".
-	Factors       []string `protobuf:"bytes,3,rep,name=factors,proto3" json:"factors,omitempty"`
+	// The kinds of factor that may complete it: "totp", "recovery_code",
+	// "webauthn".
+	Factors []string `protobuf:"bytes,3,rep,name=factors,proto3" json:"factors,omitempty"`
+	// With "webauthn": the assertion options for navigator.credentials.get
+	// (JSON, go-webauthn's CredentialAssertion).
+	Webauthn      []byte `protobuf:"bytes,4,opt,name=webauthn,proto3" json:"webauthn,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1008,6 +1013,13 @@ func (x *MFAChallenge) GetExpiresIn() int64 {
 func (x *MFAChallenge) GetFactors() []string {
 	if x != nil {
 		return x.Factors
+	}
+	return nil
+}
+
+func (x *MFAChallenge) GetWebauthn() []byte {
+	if x != nil {
+		return x.Webauthn
 	}
 	return nil
 }
@@ -2646,6 +2658,372 @@ func (x *RegenerateRecoveryCodesResponse) GetRecoveryCodes() []string {
 	return nil
 }
 
+type BeginPasskeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Shown in the factor list; default "passkey".
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeyRequest) Reset() {
+	*x = BeginPasskeyRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeyRequest) ProtoMessage() {}
+
+func (x *BeginPasskeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeyRequest.ProtoReflect.Descriptor instead.
+func (*BeginPasskeyRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *BeginPasskeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BeginPasskeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type BeginPasskeyResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	FactorId string                 `protobuf:"bytes,1,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	// The creation options for navigator.credentials.create (JSON,
+	// go-webauthn's CredentialCreation: {"publicKey": {...}}).
+	Options       []byte `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeyResponse) Reset() {
+	*x = BeginPasskeyResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeyResponse) ProtoMessage() {}
+
+func (x *BeginPasskeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeyResponse.ProtoReflect.Descriptor instead.
+func (*BeginPasskeyResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *BeginPasskeyResponse) GetFactorId() string {
+	if x != nil {
+		return x.FactorId
+	}
+	return ""
+}
+
+func (x *BeginPasskeyResponse) GetOptions() []byte {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type FinishPasskeyRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	FactorId string                 `protobuf:"bytes,2,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	// The attestation response of navigator.credentials.create (JSON).
+	Credential    []byte `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeyRequest) Reset() {
+	*x = FinishPasskeyRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeyRequest) ProtoMessage() {}
+
+func (x *FinishPasskeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeyRequest.ProtoReflect.Descriptor instead.
+func (*FinishPasskeyRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *FinishPasskeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRequest) GetFactorId() string {
+	if x != nil {
+		return x.FactorId
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRequest) GetCredential() []byte {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+type FinishPasskeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set for the account's first active factor only.
+	RecoveryCodes []string `protobuf:"bytes,1,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeyResponse) Reset() {
+	*x = FinishPasskeyResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeyResponse) ProtoMessage() {}
+
+func (x *FinishPasskeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeyResponse.ProtoReflect.Descriptor instead.
+func (*FinishPasskeyResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *FinishPasskeyResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
+type BeginPasswordlessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasswordlessRequest) Reset() {
+	*x = BeginPasswordlessRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasswordlessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasswordlessRequest) ProtoMessage() {}
+
+func (x *BeginPasswordlessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasswordlessRequest.ProtoReflect.Descriptor instead.
+func (*BeginPasswordlessRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{49}
+}
+
+type BeginPasswordlessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Opaque, single use; hand it back with the assertion.
+	Ceremony string `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	// Seconds until the ceremony expires.
+	ExpiresIn int64 `protobuf:"varint,2,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	// The request options for navigator.credentials.get (JSON,
+	// go-webauthn's CredentialAssertion; no allowCredentials).
+	Options       []byte `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasswordlessResponse) Reset() {
+	*x = BeginPasswordlessResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasswordlessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasswordlessResponse) ProtoMessage() {}
+
+func (x *BeginPasswordlessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasswordlessResponse.ProtoReflect.Descriptor instead.
+func (*BeginPasswordlessResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *BeginPasswordlessResponse) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *BeginPasswordlessResponse) GetExpiresIn() int64 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *BeginPasswordlessResponse) GetOptions() []byte {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type CompletePasswordlessRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Ceremony string                 `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	// The assertion response of navigator.credentials.get (JSON).
+	Credential    []byte `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompletePasswordlessRequest) Reset() {
+	*x = CompletePasswordlessRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletePasswordlessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletePasswordlessRequest) ProtoMessage() {}
+
+func (x *CompletePasswordlessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletePasswordlessRequest.ProtoReflect.Descriptor instead.
+func (*CompletePasswordlessRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *CompletePasswordlessRequest) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *CompletePasswordlessRequest) GetCredential() []byte {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
 var File_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_user_v1_user_proto_rawDesc = "" +
@@ -2717,12 +3095,13 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\n" +
 	"mfa_ticket\x18\x05 \x01(\tR\tmfaTicket\x12\x16\n" +
 	"\x06factor\x18\x06 \x01(\tR\x06factor\x12\x12\n" +
-	"\x04code\x18\a \x01(\tR\x04code\"_\n" +
+	"\x04code\x18\a \x01(\tR\x04code\"{\n" +
 	"\fMFAChallenge\x12\x16\n" +
 	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12\x1d\n" +
 	"\n" +
 	"expires_in\x18\x02 \x01(\x03R\texpiresIn\x12\x18\n" +
-	"\afactors\x18\x03 \x03(\tR\afactors\"\xa8\x02\n" +
+	"\afactors\x18\x03 \x03(\tR\afactors\x12\x1a\n" +
+	"\bwebauthn\x18\x04 \x01(\fR\bwebauthn\"\xa8\x02\n" +
 	"\fAuthResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
@@ -2819,7 +3198,32 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x1eRegenerateRecoveryCodesRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
 	"\x1fRegenerateRecoveryCodesResponse\x12%\n" +
-	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes*;\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"9\n" +
+	"\x13BeginPasskeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"M\n" +
+	"\x14BeginPasskeyResponse\x12\x1b\n" +
+	"\tfactor_id\x18\x01 \x01(\tR\bfactorId\x12\x18\n" +
+	"\aoptions\x18\x02 \x01(\fR\aoptions\"c\n" +
+	"\x14FinishPasskeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tfactor_id\x18\x02 \x01(\tR\bfactorId\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x03 \x01(\fR\n" +
+	"credential\">\n" +
+	"\x15FinishPasskeyResponse\x12%\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"\x1a\n" +
+	"\x18BeginPasswordlessRequest\"p\n" +
+	"\x19BeginPasswordlessResponse\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x02 \x01(\x03R\texpiresIn\x12\x18\n" +
+	"\aoptions\x18\x03 \x01(\fR\aoptions\"Y\n" +
+	"\x1bCompletePasswordlessRequest\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\fR\n" +
+	"credential*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
@@ -2828,7 +3232,7 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +
-	"\x0fSTATUS_DISABLED\x10\x022\xd3\v\n" +
+	"\x0fSTATUS_DISABLED\x10\x022\xa1\x0e\n" +
 	"\x04User\x120\n" +
 	"\x03Get\x12\x13.user.v1.GetRequest\x1a\x14.user.v1.GetResponse\x12E\n" +
 	"\n" +
@@ -2851,7 +3255,11 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\tEnrolTOTP\x12\x19.user.v1.EnrolTOTPRequest\x1a\x1a.user.v1.EnrolTOTPResponse\x12H\n" +
 	"\vConfirmTOTP\x12\x1b.user.v1.ConfirmTOTPRequest\x1a\x1c.user.v1.ConfirmTOTPResponse\x12H\n" +
 	"\vListFactors\x12\x1b.user.v1.ListFactorsRequest\x1a\x1c.user.v1.ListFactorsResponse\x12l\n" +
-	"\x17RegenerateRecoveryCodes\x12'.user.v1.RegenerateRecoveryCodesRequest\x1a(.user.v1.RegenerateRecoveryCodesResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
+	"\x17RegenerateRecoveryCodes\x12'.user.v1.RegenerateRecoveryCodesRequest\x1a(.user.v1.RegenerateRecoveryCodesResponse\x12K\n" +
+	"\fBeginPasskey\x12\x1c.user.v1.BeginPasskeyRequest\x1a\x1d.user.v1.BeginPasskeyResponse\x12N\n" +
+	"\rFinishPasskey\x12\x1d.user.v1.FinishPasskeyRequest\x1a\x1e.user.v1.FinishPasskeyResponse\x12Z\n" +
+	"\x11BeginPasswordless\x12!.user.v1.BeginPasswordlessRequest\x1a\".user.v1.BeginPasswordlessResponse\x12S\n" +
+	"\x14CompletePasswordless\x12$.user.v1.CompletePasswordlessRequest\x1a\x15.user.v1.AuthResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
 
 var (
 	file_user_v1_user_proto_rawDescOnce sync.Once
@@ -2866,7 +3274,7 @@ func file_user_v1_user_proto_rawDescGZIP() []byte {
 }
 
 var file_user_v1_user_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_user_v1_user_proto_goTypes = []any{
 	(Role)(0),                               // 0: user.v1.Role
 	(Status)(0),                             // 1: user.v1.Status
@@ -2915,13 +3323,20 @@ var file_user_v1_user_proto_goTypes = []any{
 	(*ListFactorsResponse)(nil),             // 44: user.v1.ListFactorsResponse
 	(*RegenerateRecoveryCodesRequest)(nil),  // 45: user.v1.RegenerateRecoveryCodesRequest
 	(*RegenerateRecoveryCodesResponse)(nil), // 46: user.v1.RegenerateRecoveryCodesResponse
-	(*timestamppb.Timestamp)(nil),           // 47: google.protobuf.Timestamp
+	(*BeginPasskeyRequest)(nil),             // 47: user.v1.BeginPasskeyRequest
+	(*BeginPasskeyResponse)(nil),            // 48: user.v1.BeginPasskeyResponse
+	(*FinishPasskeyRequest)(nil),            // 49: user.v1.FinishPasskeyRequest
+	(*FinishPasskeyResponse)(nil),           // 50: user.v1.FinishPasskeyResponse
+	(*BeginPasswordlessRequest)(nil),        // 51: user.v1.BeginPasswordlessRequest
+	(*BeginPasswordlessResponse)(nil),       // 52: user.v1.BeginPasswordlessResponse
+	(*CompletePasswordlessRequest)(nil),     // 53: user.v1.CompletePasswordlessRequest
+	(*timestamppb.Timestamp)(nil),           // 54: google.protobuf.Timestamp
 }
 var file_user_v1_user_proto_depIdxs = []int32{
 	0,  // 0: user.v1.UserInfo.role:type_name -> user.v1.Role
 	1,  // 1: user.v1.UserInfo.status:type_name -> user.v1.Status
-	47, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
-	47, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
+	54, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
+	54, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: user.v1.GetResponse.user:type_name -> user.v1.UserInfo
 	0,  // 5: user.v1.PaginationRequest.role:type_name -> user.v1.Role
 	1,  // 6: user.v1.PaginationRequest.status:type_name -> user.v1.Status
@@ -2934,14 +3349,14 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	2,  // 13: user.v1.AuthResponse.user:type_name -> user.v1.UserInfo
 	14, // 14: user.v1.AuthResponse.mfa:type_name -> user.v1.MFAChallenge
 	2,  // 15: user.v1.ValidateResponse.user:type_name -> user.v1.UserInfo
-	47, // 16: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
-	47, // 17: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
-	47, // 18: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
-	47, // 19: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
+	54, // 16: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
+	54, // 17: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
+	54, // 18: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
+	54, // 19: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
 	32, // 20: user.v1.ListSessionsResponse.sessions:type_name -> user.v1.SessionInfo
-	47, // 21: user.v1.RevocationsRequest.since:type_name -> google.protobuf.Timestamp
-	47, // 22: user.v1.Factor.created_at:type_name -> google.protobuf.Timestamp
-	47, // 23: user.v1.Factor.last_used_at:type_name -> google.protobuf.Timestamp
+	54, // 21: user.v1.RevocationsRequest.since:type_name -> google.protobuf.Timestamp
+	54, // 22: user.v1.Factor.created_at:type_name -> google.protobuf.Timestamp
+	54, // 23: user.v1.Factor.last_used_at:type_name -> google.protobuf.Timestamp
 	43, // 24: user.v1.ListFactorsResponse.factors:type_name -> user.v1.Factor
 	3,  // 25: user.v1.User.Get:input_type -> user.v1.GetRequest
 	5,  // 26: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
@@ -2964,29 +3379,37 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	40, // 43: user.v1.User.ConfirmTOTP:input_type -> user.v1.ConfirmTOTPRequest
 	42, // 44: user.v1.User.ListFactors:input_type -> user.v1.ListFactorsRequest
 	45, // 45: user.v1.User.RegenerateRecoveryCodes:input_type -> user.v1.RegenerateRecoveryCodesRequest
-	4,  // 46: user.v1.User.Get:output_type -> user.v1.GetResponse
-	6,  // 47: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
-	8,  // 48: user.v1.User.Create:output_type -> user.v1.CreateResponse
-	10, // 49: user.v1.User.Update:output_type -> user.v1.UpdateResponse
-	12, // 50: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
-	15, // 51: user.v1.User.Auth:output_type -> user.v1.AuthResponse
-	17, // 52: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
-	19, // 53: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
-	21, // 54: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
-	15, // 55: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
-	24, // 56: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
-	26, // 57: user.v1.User.Keys:output_type -> user.v1.KeysResponse
-	28, // 58: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
-	30, // 59: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
-	33, // 60: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
-	35, // 61: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
-	37, // 62: user.v1.User.Revocations:output_type -> user.v1.RevocationsResponse
-	39, // 63: user.v1.User.EnrolTOTP:output_type -> user.v1.EnrolTOTPResponse
-	41, // 64: user.v1.User.ConfirmTOTP:output_type -> user.v1.ConfirmTOTPResponse
-	44, // 65: user.v1.User.ListFactors:output_type -> user.v1.ListFactorsResponse
-	46, // 66: user.v1.User.RegenerateRecoveryCodes:output_type -> user.v1.RegenerateRecoveryCodesResponse
-	46, // [46:67] is the sub-list for method output_type
-	25, // [25:46] is the sub-list for method input_type
+	47, // 46: user.v1.User.BeginPasskey:input_type -> user.v1.BeginPasskeyRequest
+	49, // 47: user.v1.User.FinishPasskey:input_type -> user.v1.FinishPasskeyRequest
+	51, // 48: user.v1.User.BeginPasswordless:input_type -> user.v1.BeginPasswordlessRequest
+	53, // 49: user.v1.User.CompletePasswordless:input_type -> user.v1.CompletePasswordlessRequest
+	4,  // 50: user.v1.User.Get:output_type -> user.v1.GetResponse
+	6,  // 51: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
+	8,  // 52: user.v1.User.Create:output_type -> user.v1.CreateResponse
+	10, // 53: user.v1.User.Update:output_type -> user.v1.UpdateResponse
+	12, // 54: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
+	15, // 55: user.v1.User.Auth:output_type -> user.v1.AuthResponse
+	17, // 56: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
+	19, // 57: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
+	21, // 58: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
+	15, // 59: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
+	24, // 60: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
+	26, // 61: user.v1.User.Keys:output_type -> user.v1.KeysResponse
+	28, // 62: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
+	30, // 63: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
+	33, // 64: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
+	35, // 65: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
+	37, // 66: user.v1.User.Revocations:output_type -> user.v1.RevocationsResponse
+	39, // 67: user.v1.User.EnrolTOTP:output_type -> user.v1.EnrolTOTPResponse
+	41, // 68: user.v1.User.ConfirmTOTP:output_type -> user.v1.ConfirmTOTPResponse
+	44, // 69: user.v1.User.ListFactors:output_type -> user.v1.ListFactorsResponse
+	46, // 70: user.v1.User.RegenerateRecoveryCodes:output_type -> user.v1.RegenerateRecoveryCodesResponse
+	48, // 71: user.v1.User.BeginPasskey:output_type -> user.v1.BeginPasskeyResponse
+	50, // 72: user.v1.User.FinishPasskey:output_type -> user.v1.FinishPasskeyResponse
+	52, // 73: user.v1.User.BeginPasswordless:output_type -> user.v1.BeginPasswordlessResponse
+	15, // 74: user.v1.User.CompletePasswordless:output_type -> user.v1.AuthResponse
+	50, // [50:75] is the sub-list for method output_type
+	25, // [25:50] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -3004,7 +3427,7 @@ func file_user_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_user_v1_user_proto_rawDesc), len(file_user_v1_user_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   45,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
