@@ -105,6 +105,10 @@ type Users interface {
 	ConfirmTOTP(ctx context.Context, id, factorID, code string) ([]string, error)
 	Factors(ctx context.Context, id string) ([]user.FactorInfo, int, error)
 	RegenerateRecoveryCodes(ctx context.Context, id string) ([]string, error)
+	BeginPasskey(ctx context.Context, id, name string) (*user.PasskeyRegistration, error)
+	FinishPasskey(ctx context.Context, id, factorID string, credential []byte) ([]string, error)
+	BeginPasswordless(ctx context.Context) (*user.PasswordlessChallenge, error)
+	CompletePasswordless(ctx context.Context, ceremony string, credential []byte) (*user.Session, error)
 }
 
 // server holds what the handlers share.

@@ -22,14 +22,16 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 	}
 	// Every route of the API is described.
 	want := map[string][]string{
-		"/user":                   {"GET", "POST"},
-		"/user/{id}":              {"DELETE", "GET", "PUT"},
-		"/user/{id}/sessions":     {"DELETE", "GET"},
-		"/user/{id}/factors":      {"GET"},
-		"/user/{id}/factors/totp": {"POST"},
+		"/user":                       {"GET", "POST"},
+		"/user/{id}":                  {"DELETE", "GET", "PUT"},
+		"/user/{id}/sessions":         {"DELETE", "GET"},
+		"/user/{id}/factors":          {"GET"},
+		"/user/{id}/factors/totp":     {"POST"},
+		"/user/{id}/factors/webauthn": {"POST"},
 		"/user/{id}/factors/{factor_id}/confirmation": {"POST"},
 		"/user/{id}/recovery-codes":                   {"POST"},
 		"/user/token":                                 {"DELETE", "POST"},
+		"/user/token/webauthn":                        {"POST"},
 		"/user/password":                              {"POST", "PUT"},
 		"/user/verification":                          {"POST", "PUT"},
 		"/.well-known/jwks.json":                      {"GET"},

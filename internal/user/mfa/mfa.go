@@ -190,6 +190,9 @@ func (f *Flow) ConfirmTOTP(ctx context.Context, actor user.Actor, userID, factor
 	if err != nil {
 		return nil, user.StoreErr("get factor", err)
 	}
+	if fac.Kind != factor.KindTOTP {
+		return nil, errPasskeyNeedsCredential
+	}
 	if fac.Active() {
 		return nil, errConfirmed
 	}

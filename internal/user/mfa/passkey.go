@@ -42,7 +42,9 @@ var (
 	errNoCredential  = user.Invalid(map[string]string{"credential": "is required"})
 	errDuplicateKey  = user.Invalid(map[string]string{"credential": "this passkey is registered already"})
 	errNotPasskey    = user.Invalid(map[string]string{"factor_id": "is not a passkey factor"})
-	errNoPasskeys    = &user.Error{Code: user.CodeFailedPrecondition, Message: "passkeys are not configured on this service"}
+	// errPasskeyNeedsCredential is a code sent to confirm a passkey.
+	errPasskeyNeedsCredential = user.Invalid(map[string]string{"credential": "is required: the factor is a passkey"})
+	errNoPasskeys             = &user.Error{Code: user.CodeFailedPrecondition, Message: "passkeys are not configured on this service"}
 )
 
 // relyingParty builds the WebAuthn relying party from the public URL, or
