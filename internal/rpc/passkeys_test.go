@@ -5,8 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+
+	userv1 "github.com/usersvc/usersvc/api/user/v1"
+
 	"github.com/usersvc/usersvc/internal/factor"
 	"github.com/usersvc/usersvc/internal/factor/webauthntest"
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/reqmeta"
 	"github.com/usersvc/usersvc/internal/rpc"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
@@ -99,5 +105,34 @@ func wantAMR(t *testing.T, st *stack.Stack, access string, amr []string) {
 	}
 	if !slices.Equal(c.AMR, amr) {
 		t.Errorf("amr %v, want %v", c.AMR, amr)
+	}
+}
+
+// TestPasswordlessSpendsTheSignInBudget: at the gRPC port, beginning and
+// completing a passwordless sign-in spend the caller's sign-in budget,
+// the one Auth spends, so the passkey door adds no tries.
+func TestPasswordlessSpendsTheSignInBudget(t *testing.T) {
+	st := stack.New(t, stack.Options{NoEvents: true})
+	limits := rpc.ClientLimits{Limits: map[ratelimit.Action]ratelimit.Limiter{
+		ratelimit.SignIn: ratelimit.NewLocal(ratelimit.Rule{Limit: 2, Window: time.Minute})}}
+	srv, err := rpc.StartUserServer(rpc.ServerConfig{Address: "127.0.0.1:0", Registry: rpc.NewMemoryRegistry()},
+		rpc.NewHandler(st.Service, st.Keys.JWKS, limits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	d := dialDirect(t, srv.Address(), insecure.NewCredentials())
+	if c := d.call("BeginPasswordless", "", &userv1.BeginPasswordlessRequest{}, &userv1.BeginPasswordlessResponse{}); c != codes.OK {
+		t.Fatalf("BeginPasswordless: %v", c)
+	}
+	in := &userv1.CompletePasswordlessRequest{Ceremony: "never-begun", Credential: []byte("{}")}
+	if c := d.call("CompletePasswordless", "", in, &userv1.AuthResponse{}); c != codes.InvalidArgument {
+		t.Fatalf("CompletePasswordless of a ceremony never begun: %v", c)
+	}
+	if c := d.call("Auth", "", &userv1.AuthRequest{Email: "x@example.com", Password: "wrong password"}, &userv1.AuthResponse{}); c != codes.ResourceExhausted {
+		t.Errorf("Auth after two passwordless calls: %v, want ResourceExhausted", c)
+	}
+	if c := d.call("BeginPasswordless", "", &userv1.BeginPasswordlessRequest{}, &userv1.BeginPasswordlessResponse{}); c != codes.ResourceExhausted {
+		t.Errorf("BeginPasswordless past the budget: %v, want ResourceExhausted", c)
 	}
 }

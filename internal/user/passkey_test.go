@@ -150,7 +150,12 @@ func TestPasskeyRegistrationRefusals(t *testing.T) {
 		wantCode(t, err, user.CodeInvalidArgument)
 	}
 	reg, _ := svc.BeginPasskey(ctx, actorOf(u), u.ID, "x")
-	_, err := svc.FinishPasskey(ctx, actorOf(u), u.ID, reg.FactorID, json.RawMessage(`{"id":"nope"}`))
+	// A TOTP code for a passkey factor names the field it needs instead.
+	_, err := svc.ConfirmTOTP(ctx, actorOf(u), u.ID, reg.FactorID, "123456")
+	if ue := wantCode(t, err, user.CodeInvalidArgument); ue.Fields["credential"] == "" {
+		t.Errorf("ConfirmTOTP of a passkey factor: %v", err)
+	}
+	_, err = svc.FinishPasskey(ctx, actorOf(u), u.ID, reg.FactorID, json.RawMessage(`{"id":"nope"}`))
 	wantCode(t, err, user.CodeInvalidArgument)
 	_, err = svc.FinishPasskey(ctx, actorOf(u), u.ID, reg.FactorID, json.RawMessage(strings.Repeat(" ", 17<<10)))
 	wantCode(t, err, user.CodeInvalidArgument)
