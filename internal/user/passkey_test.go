@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/usersvc/usersvc/internal/factor"
 	"github.com/usersvc/usersvc/internal/factor/webauthntest"
@@ -299,12 +300,33 @@ func TestPasswordlessSignIn(t *testing.T) {
 	_, err = svc.CompletePasswordless(ctx, pc4.Ceremony, unknown)
 	wantBadCredential("an unknown credential", err)
 
+	// Another account's passkey claiming to be alice's (a hostile client
+	// rewrites the user handle): the credential's owner decides.
+	bob := e.create(t, "bob@example.com", user.RoleUser)
+	b := webauthntest.New(publicURL)
+	registerPasskey(t, svc, b, bob, "bob's")
+	newestCredential(b).UserHandle = []byte(u.ID)
+	pcb, _ := svc.BeginPasswordless(ctx)
+	forged, _ := b.Assert(pcb.Options)
+	_, err = svc.CompletePasswordless(ctx, pcb.Ceremony, forged)
+	wantBadCredential("another account's passkey under alice's user handle", err)
+
 	// A counter gone backwards.
 	pc5, _ := svc.BeginPasswordless(ctx)
 	a.SetCounter(newestCredential(a).ID, 0)
 	clone, _ := a.Assert(pc5.Options)
 	_, err = svc.CompletePasswordless(ctx, pc5.Ceremony, clone)
 	wantBadCredential("a lagging counter", err)
+
+	// A ceremony lives five minutes.
+	pc6, _ := svc.BeginPasswordless(ctx)
+	a.SetCounter(newestCredential(a).ID, 100)
+	late, _ := a.Assert(pc6.Options)
+	e.clock.Add(5*time.Minute + time.Second)
+	_, err = svc.CompletePasswordless(ctx, pc6.Ceremony, late)
+	if ue := wantCode(t, err, user.CodeInvalidArgument); ue.Fields["ceremony"] == "" {
+		t.Errorf("an expired ceremony: %v", err)
+	}
 
 	_, err = e.svc.BeginPasswordless(ctx)
 	wantCode(t, err, user.CodeFailedPrecondition)
