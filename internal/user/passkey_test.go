@@ -10,6 +10,7 @@ import (
 
 	"github.com/usersvc/usersvc/internal/factor"
 	"github.com/usersvc/usersvc/internal/factor/webauthntest"
+	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/user"
 	"github.com/usersvc/usersvc/internal/user/flows"
 )
@@ -330,4 +331,33 @@ func TestPasswordlessSignIn(t *testing.T) {
 
 	_, err = e.svc.BeginPasswordless(ctx)
 	wantCode(t, err, user.CodeFailedPrecondition)
+}
+
+// TestPasskeyAttemptsSpendThePasswordBudget: a registration, a
+// second-factor assertion and a passwordless one each spend the account's
+// password budget, as codes and passwords do.
+func TestPasskeyAttemptsSpendThePasswordBudget(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	svc := e.with(t, func(d *flows.Deps) {
+		d.PasswordAttempts = ratelimit.NewLocal(ratelimit.Rule{Limit: 4, Window: time.Minute})
+	}, user.Config{PublicURL: publicURL})
+	u := e.create(t, "dave@example.com", user.RoleUser)
+	a := webauthntest.New(publicURL)
+	registerPasskey(t, svc, a, u, "laptop") // attempt 1
+	ch := challenge(t, svc, u.Email)        // attempt 2 (the password)
+	_, err := svc.CompleteMFA(ctx, ch.Ticket, "webauthn", `{"id":"x","rawId":"x","type":"public-key","response":{}}`)
+	wantErr(t, err, user.ErrBadFactorCode) // attempt 3
+	pc, _ := svc.BeginPasswordless(ctx)
+	pa, _ := a.Assert(pc.Options)
+	if _, err := svc.CompletePasswordless(ctx, pc.Ceremony, pa); err != nil { // attempt 4
+		t.Fatal(err)
+	}
+	good, _ := a.Assert(ch.WebAuthn)
+	_, err = svc.CompleteMFA(ctx, ch.Ticket, "webauthn", string(good))
+	wantErr(t, err, user.ErrTooManyAttempts)
+	pc, _ = svc.BeginPasswordless(ctx)
+	pa, _ = a.Assert(pc.Options)
+	_, err = svc.CompletePasswordless(ctx, pc.Ceremony, pa)
+	wantErr(t, err, user.ErrTooManyAttempts)
 }
