@@ -67,17 +67,17 @@ type Flow struct {
 	users   Users
 	factors factor.Store
 	keys    *seal.Keyring
+	tries   user.Limiter
+	log     *slog.Logger
+	clock   user.Clock
+	cfg     user.Config
+	// nextSweep is when, in Unix nanoseconds, a ticket issue next deletes
+	// the expired tickets (maybeSweepTickets).
+	nextSweep atomic.Int64
 	// rp is the WebAuthn relying party and passkeys its storage; either
 	// nil = passkeys are unavailable.
 	rp       *webauthn.WebAuthn
 	passkeys factor.PasskeyStore
-	tries    user.Limiter
-	log      *slog.Logger
-	clock    user.Clock
-	cfg      user.Config
-	// nextSweep is when, in Unix nanoseconds, a ticket issue next deletes
-	// the expired tickets (maybeSweepTickets).
-	nextSweep atomic.Int64
 }
 
 // ticketSweepInterval is how often, at most, issuing a ticket also deletes

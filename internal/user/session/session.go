@@ -88,8 +88,6 @@ func (s *Manager) CompleteMFA(ctx context.Context, ticket, kind, code string) (*
 	if err != nil {
 		return nil, err
 	}
-	// Checked again: the account may have been disabled in the minutes
-	// since the password.
 	return s.completeSignIn(ctx, u, amr)
 }
 
@@ -110,7 +108,8 @@ func (s *Manager) CompletePasswordless(ctx context.Context, ceremony string, cre
 
 // completeSignIn starts the session of a sign-in completed without a
 // password check in this call: the account's state is checked as Auth
-// checks it after the password.
+// checks it after the password (again, for a second factor: the account
+// may have been disabled in the minutes since the password).
 func (s *Manager) completeSignIn(ctx context.Context, u *user.User, amr []string) (*user.Session, error) {
 	if u.Status != user.StatusActive {
 		return nil, user.ErrAccountDisabled
