@@ -314,7 +314,7 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxLifetime: cfg.SessionMaxLifetime,
 		RequireVerifiedEmail: cfg.RequireVerifiedEmail, SignupEnumerationSafe: cfg.SignupEnumerationSafe,
 		MFATicketTTL: cfg.MFATicketTTL, ReauthWindow: cfg.ReauthWindow,
-		RequireAdminMFA: cfg.RequireAdminMFA})
+		RequireAdminMFA: cfg.RequireAdminMFA, PublicURL: cfg.PublicURL})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -25,13 +26,16 @@ type mfaRequiredJSON struct {
 	MFATicket string    `json:"mfa_ticket"`
 	Factors   []string  `json:"factors"`
 	ExpiresIn int64     `json:"expires_in"`
+	// WebAuthn is the assertion options for the account's passkeys (with
+	// factor "webauthn" only).
+	WebAuthn json.RawMessage `json:"webauthn,omitempty"`
 }
 
 func mfaRequired(c *gin.Context, ch *user.MFAChallenge) {
 	c.Header("Pragma", "no-cache")
 	c.AbortWithStatusJSON(http.StatusForbidden, mfaRequiredJSON{
-		Error:     errorInfo{Code: codeMFARequired, Message: "a second factor is required: POST /user/token with grant_type mfa, the mfa_ticket and a code"},
-		MFATicket: ch.Ticket, Factors: ch.Factors, ExpiresIn: secondsUntil(ch.ExpiresAt)})
+		Error:     errorInfo{Code: codeMFARequired, Message: "a second factor is required: POST /user/token with grant_type mfa, the mfa_ticket and a code (or a passkey's credential)"},
+		MFATicket: ch.Ticket, Factors: ch.Factors, ExpiresIn: secondsUntil(ch.ExpiresAt), WebAuthn: ch.WebAuthn})
 }
 
 type enrolTOTPRequest struct {
@@ -65,8 +69,12 @@ func (s *server) enrolTOTP(c *gin.Context) {
 	c.JSON(http.StatusCreated, totpEnrolmentJSON{FactorID: e.FactorID, Secret: e.Secret, URI: e.URI, QRPNG: e.QRPNG})
 }
 
+// confirmFactorRequest confirms a TOTP enrolment with a code, or finishes
+// a passkey registration with the attestation response (the JSON object
+// of navigator.credentials.create) as credential.
 type confirmFactorRequest struct {
-	Code string `json:"code"`
+	Code       string          `json:"code"`
+	Credential json.RawMessage `json:"credential"`
 }
 
 type recoveryCodesJSON struct {
@@ -91,12 +99,71 @@ func (s *server) confirmFactor(c *gin.Context) {
 	}
 	ctx, cancel := s.rpcContext(c)
 	defer cancel()
-	codes, err := s.users.ConfirmTOTP(ctx, id, factorID, in.Code)
+	var (
+		codes []string
+		err   error
+	)
+	switch {
+	case len(in.Credential) > 0 && in.Code != "":
+		invalid(c, "invalid request", map[string]string{"code": "is not allowed with credential"})
+		return
+	case len(in.Credential) > 0:
+		codes, err = s.users.FinishPasskey(ctx, id, factorID, in.Credential)
+	default:
+		codes, err = s.users.ConfirmTOTP(ctx, id, factorID, in.Code)
+	}
 	if err != nil {
 		s.fail(c, "confirm factor", err)
 		return
 	}
 	c.JSON(http.StatusOK, recoveryCodesJSON{RecoveryCodes: nonNil(codes)})
+}
+
+type passkeyRegistrationJSON struct {
+	FactorID string          `json:"factor_id"`
+	Options  json.RawMessage `json:"options"`
+}
+
+// beginPasskey answers POST /user/:id/factors/webauthn: the factor to
+// confirm and the options for navigator.credentials.create.
+func (s *server) beginPasskey(c *gin.Context) {
+	id, ok := userID(c)
+	if !ok {
+		return
+	}
+	in, ok := bindJSON[enrolTOTPRequest](c)
+	if !ok {
+		return
+	}
+	ctx, cancel := s.rpcContext(c)
+	defer cancel()
+	r, err := s.users.BeginPasskey(ctx, id, in.Name)
+	if err != nil {
+		s.fail(c, "begin passkey", err)
+		return
+	}
+	c.JSON(http.StatusCreated, passkeyRegistrationJSON{FactorID: r.FactorID, Options: r.Options})
+}
+
+type passwordlessJSON struct {
+	Ceremony  string          `json:"ceremony"`
+	ExpiresIn int64           `json:"expires_in"`
+	Options   json.RawMessage `json:"options"`
+}
+
+// beginPasswordless answers POST /user/token/webauthn: a passwordless
+// sign-in's ceremony and the options for navigator.credentials.get; the
+// assertion then goes to POST /user/token with grant_type webauthn.
+func (s *server) beginPasswordless(c *gin.Context) {
+	ctx, cancel := s.rpcContext(c)
+	defer cancel()
+	pc, err := s.users.BeginPasswordless(ctx)
+	if err != nil {
+		s.fail(c, "begin passwordless", err)
+		return
+	}
+	c.Header("Pragma", "no-cache")
+	c.JSON(http.StatusOK, passwordlessJSON{Ceremony: pc.Ceremony, ExpiresIn: secondsUntil(pc.ExpiresAt), Options: pc.Options})
 }
 
 type factorJSON struct {

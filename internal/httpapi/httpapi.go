@@ -107,6 +107,10 @@ type Users interface {
 	RegenerateRecoveryCodes(ctx context.Context, id string) ([]string, error)
 	RemoveFactor(ctx context.Context, id, factorID string) error
 	RemoveFactors(ctx context.Context, id string) error
+	BeginPasskey(ctx context.Context, id, name string) (*user.PasskeyRegistration, error)
+	FinishPasskey(ctx context.Context, id, factorID string, credential []byte) ([]string, error)
+	BeginPasswordless(ctx context.Context) (*user.PasswordlessChallenge, error)
+	CompletePasswordless(ctx context.Context, ceremony string, credential []byte) (*user.Session, error)
 }
 
 // server holds what the handlers share.

@@ -28,11 +28,19 @@ type RateLimit struct {
 	PerIP        Limiter // nil = none
 }
 
+// limitedAs names the routes that spend another route's per-client
+// budget: beginning a passwordless passkey sign-in is a sign-in attempt
+// (its completion is POST /user/token itself).
+var limitedAs = map[string]string{"POST /user/token/webauthn": "POST /user/token"}
+
 // rateLimit is the middleware for cfg.RateLimits. A limiter error (its
 // backing store is down and it has no fallback) lets the request through:
 // refusing every login because Redis is down would be worse.
 func (s *server) rateLimit(c *gin.Context) {
 	route := c.Request.Method + " " + c.FullPath()
+	if as, ok := limitedAs[route]; ok {
+		route = as
+	}
 	for _, rl := range s.cfg.RateLimits {
 		if rl.Method+" "+rl.Path != route {
 			continue

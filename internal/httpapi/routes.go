@@ -24,12 +24,14 @@ func (s *server) routes(e *gin.Engine) {
 	e.DELETE("/user/:id/sessions", authed, s.endSessions)
 	e.GET("/user/:id/factors", authed, s.listFactors)
 	e.POST("/user/:id/factors/totp", authed, s.enrolTOTP)
+	e.POST("/user/:id/factors/webauthn", authed, s.beginPasskey)
 	e.POST("/user/:id/factors/:factor_id/confirmation", authed, s.confirmFactor)
 	e.DELETE("/user/:id/factors", authed, s.removeFactors)
 	e.DELETE("/user/:id/factors/:factor_id", authed, s.removeFactor)
 	e.POST("/user/:id/recovery-codes", authed, s.regenerateRecoveryCodes)
 
 	e.POST("/user/token", s.issueToken)
+	e.POST("/user/token/webauthn", s.beginPasswordless)
 	e.DELETE("/user/token", s.revokeToken)
 	e.POST("/user/password", s.requestPasswordReset)
 	e.PUT("/user/password", s.resetPassword)
@@ -42,9 +44,10 @@ func (s *server) routes(e *gin.Engine) {
 	// templates) they are resources of their own: their other methods are
 	// 405, like anywhere else.
 	for path, allowed := range map[string][]string{
-		"/user/token":        {http.MethodPost, http.MethodDelete},
-		"/user/password":     {http.MethodPost, http.MethodPut},
-		"/user/verification": {http.MethodPost, http.MethodPut},
+		"/user/token":          {http.MethodPost, http.MethodDelete},
+		"/user/token/webauthn": {http.MethodPost},
+		"/user/password":       {http.MethodPost, http.MethodPut},
+		"/user/verification":   {http.MethodPost, http.MethodPut},
 	} {
 		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 			if !slices.Contains(allowed, m) {

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"time"
@@ -19,6 +21,11 @@ const (
 	grantClientCredentials = "client_credentials"
 	// grantMFA completes a password sign-in that answered mfa_required.
 	grantMFA = "mfa"
+	// grantWebAuthn signs in with a passkey alone (passwordless): the
+	// ceremony of POST /user/token/webauthn and the assertion.
+	grantWebAuthn = "webauthn"
+	// factorWebAuthn is grant mfa's factor whose answer is a credential.
+	factorWebAuthn = "webauthn"
 )
 
 type tokenRequest struct {
@@ -31,6 +38,11 @@ type tokenRequest struct {
 	MFATicket    string `json:"mfa_ticket"`
 	Factor       string `json:"factor"`
 	Code         string `json:"code"`
+	// Credential is a passkey's assertion response (the JSON object of
+	// navigator.credentials.get), for factor "webauthn" and grant
+	// "webauthn"; Ceremony is the handle of POST /user/token/webauthn.
+	Credential json.RawMessage `json:"credential"`
+	Ceremony   string          `json:"ceremony"`
 }
 
 // tokenJSON is the Token schema. A service account's token has a scope and
@@ -50,11 +62,13 @@ var grantFields = map[string][]string{
 	grantPassword:          {"email", "password"},
 	grantRefreshToken:      {"refresh_token"},
 	grantClientCredentials: {"client_id", "client_secret"},
-	grantMFA:               {"mfa_ticket", "factor", "code"},
+	grantMFA:               {"mfa_ticket", "factor", "code", "credential"},
+	grantWebAuthn:          {"ceremony", "credential"},
 }
 
-// issueToken signs in (email and password), rotates a refresh token, or
-// signs a service account in (client credentials): POST /user/token.
+// issueToken signs in (email and password, or a passkey), completes a
+// sign-in with a second factor, rotates a refresh token, or signs a
+// service account in (client credentials): POST /user/token.
 func (s *server) issueToken(c *gin.Context) {
 	in, ok := bindJSON[tokenRequest](c)
 	if !ok {
@@ -64,30 +78,11 @@ func (s *server) issueToken(c *gin.Context) {
 	if grant == "" {
 		grant = grantPassword
 	}
-	allowed, known := grantFields[grant]
-	if !known {
-		invalid(c, "invalid request", map[string]string{"grant_type": "must be password, refresh_token, client_credentials or mfa"})
+	if _, known := grantFields[grant]; !known {
+		invalid(c, "invalid request", map[string]string{"grant_type": "must be password, refresh_token, client_credentials, mfa or webauthn"})
 		return
 	}
-	details := map[string]string{}
-	for field, v := range map[string]string{"email": in.Email, "password": in.Password, "refresh_token": in.RefreshToken,
-		"client_id": in.ClientID, "client_secret": in.ClientSecret, "mfa_ticket": in.MFATicket, "factor": in.Factor, "code": in.Code} {
-		if v != "" && !slices.Contains(allowed, field) {
-			details[field] = "is not allowed with grant_type " + grant
-		}
-	}
-	// Required fields the RPC could not tell from absent ones; the
-	// password grant's are checked by the service.
-	for field, missing := range map[string]bool{
-		"refresh_token": grant == grantRefreshToken && in.RefreshToken == "",
-		"client_id":     grant == grantClientCredentials && in.ClientID == "",
-		"client_secret": grant == grantClientCredentials && in.ClientSecret == "",
-	} {
-		if missing {
-			details[field] = "is required"
-		}
-	}
-	if len(details) > 0 {
+	if details := tokenRequestDetails(grant, in); len(details) > 0 {
 		invalid(c, "invalid request", details)
 		return
 	}
@@ -97,23 +92,14 @@ func (s *server) issueToken(c *gin.Context) {
 		out tokenJSON
 		err error
 	)
-	switch grant {
-	case grantClientCredentials:
+	if grant == grantClientCredentials {
 		var cs *user.ClientSession
 		if cs, err = s.users.AuthClient(ctx, in.ClientID, in.ClientSecret); err == nil {
 			out = tokenJSON{AccessToken: cs.AccessToken, ExpiresIn: secondsUntil(cs.AccessExpiresAt), Scope: cs.Scope}
 		}
-	default:
+	} else {
 		var sess *user.Session
-		switch grant {
-		case grantPassword:
-			sess, err = s.users.Auth(ctx, in.Email, in.Password)
-			countLogin(err)
-		case grantMFA:
-			sess, err = s.users.CompleteMFA(ctx, in.MFATicket, in.Factor, in.Code)
-		default:
-			sess, err = s.users.Refresh(ctx, in.RefreshToken)
-		}
+		sess, err = s.userGrant(ctx, grant, in)
 		if err == nil && sess.MFA != nil {
 			mfaRequired(c, sess.MFA)
 			return
@@ -132,6 +118,64 @@ func (s *server) issueToken(c *gin.Context) {
 	// no-store as on every answer (noStore), and Pragma for HTTP/1.0 ones.
 	c.Header("Pragma", "no-cache")
 	c.JSON(http.StatusOK, out)
+}
+
+// tokenRequestDetails checks the fields a grant takes: set fields it does
+// not take, and required ones the RPC could not tell from absent ones (the
+// password grant's are checked by the service).
+func tokenRequestDetails(grant string, in tokenRequest) map[string]string {
+	allowed := grantFields[grant]
+	details := map[string]string{}
+	for field, v := range map[string]string{"email": in.Email, "password": in.Password, "refresh_token": in.RefreshToken,
+		"client_id": in.ClientID, "client_secret": in.ClientSecret, "mfa_ticket": in.MFATicket, "factor": in.Factor, "code": in.Code,
+		"credential": string(in.Credential), "ceremony": in.Ceremony} {
+		if v != "" && !slices.Contains(allowed, field) {
+			details[field] = "is not allowed with grant_type " + grant
+		}
+	}
+	passkey := grant == grantMFA && in.Factor == factorWebAuthn
+	for field, missing := range map[string]bool{
+		"refresh_token": grant == grantRefreshToken && in.RefreshToken == "",
+		"client_id":     grant == grantClientCredentials && in.ClientID == "",
+		"client_secret": grant == grantClientCredentials && in.ClientSecret == "",
+		"credential":    (passkey || grant == grantWebAuthn) && len(in.Credential) == 0,
+	} {
+		if missing {
+			details[field] = "is required"
+		}
+	}
+	// A passkey answers with its assertion (an object), a typed factor
+	// with a code (a string): each in its own field.
+	if passkey && in.Code != "" {
+		details["code"] = "is not allowed with factor webauthn (send the assertion as credential)"
+	}
+	if grant == grantMFA && !passkey && len(in.Credential) > 0 {
+		details["credential"] = "is only allowed with factor webauthn"
+	}
+	return details
+}
+
+// userGrant runs a user's grant: the password, an MFA completion, a
+// passwordless passkey sign-in, or a refresh.
+func (s *server) userGrant(ctx context.Context, grant string, in tokenRequest) (*user.Session, error) {
+	switch grant {
+	case grantPassword:
+		sess, err := s.users.Auth(ctx, in.Email, in.Password)
+		countLogin(err)
+		return sess, err
+	case grantMFA:
+		code := in.Code
+		if in.Factor == factorWebAuthn {
+			code = string(in.Credential)
+		}
+		return s.users.CompleteMFA(ctx, in.MFATicket, in.Factor, code)
+	case grantWebAuthn:
+		sess, err := s.users.CompletePasswordless(ctx, in.Ceremony, in.Credential)
+		countLogin(err)
+		return sess, err
+	default:
+		return s.users.Refresh(ctx, in.RefreshToken)
+	}
 }
 
 // secondsUntil is a token response's expires_in.

@@ -21,6 +21,7 @@ import (
 
 	userv1 "github.com/usersvc/usersvc/api/user/v1"
 	"github.com/usersvc/usersvc/internal/factor"
+	"github.com/usersvc/usersvc/internal/factor/webauthntest"
 	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/user"
 )
@@ -245,6 +246,14 @@ func (w *matrixWorld) request(op, id, email string, target *user.User) (string, 
 		return op, &userv1.ListFactorsRequest{Id: id}, &userv1.ListFactorsResponse{}
 	case "ConfirmTOTP", "RegenerateRecoveryCodes", "RemoveFactor", "RemoveFactors":
 		return w.factorRequest(op, id, target)
+	case "BeginPasskey":
+		return op, &userv1.BeginPasskeyRequest{Id: id, Name: "key"}, &userv1.BeginPasskeyResponse{}
+	case "FinishPasskey":
+		return w.passkeyRequest(id, target)
+	case "BeginPasswordless":
+		return op, &userv1.BeginPasswordlessRequest{}, &userv1.BeginPasswordlessResponse{}
+	case "CompletePasswordless":
+		return op, &userv1.CompletePasswordlessRequest{Ceremony: "never-begun-ceremony", Credential: []byte("{}")}, &userv1.AuthResponse{}
 	}
 	return w.tokenRequest(op, target)
 }
@@ -281,6 +290,27 @@ func (w *matrixWorld) factorRequest(op, id string, target *user.User) (string, p
 		return op, &userv1.RemoveFactorsRequest{Id: id}, &userv1.RemoveFactorsResponse{}
 	}
 	return op, &userv1.RegenerateRecoveryCodesRequest{Id: id}, &userv1.RegenerateRecoveryCodesResponse{}
+}
+
+// passkeyRequest builds a FinishPasskey of the target's: a registration
+// begun in-process as its owner and answered by a software authenticator,
+// removed when the cell ends.
+func (w *matrixWorld) passkeyRequest(id string, target *user.User) (string, proto.Message, proto.Message) {
+	w.t.Helper()
+	in := &userv1.FinishPasskeyRequest{Id: id, FactorId: uuid.NewString(), Credential: []byte("{}")}
+	if target != nil {
+		owner := user.Actor{ID: target.ID, Role: target.Role}
+		reg, err := w.st.Service.BeginPasskey(w.t.Context(), owner, target.ID, "key")
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		w.t.Cleanup(func() { w.removeFactors(target.ID) })
+		if in.Credential, err = webauthntest.New(stack.PublicURL).Register(reg.Options); err != nil {
+			w.t.Fatal(err)
+		}
+		in.FactorId = reg.FactorID
+	}
+	return "FinishPasskey", in, &userv1.FinishPasskeyResponse{}
 }
 
 func totpCode(t *testing.T, secret string) string {

@@ -59,7 +59,7 @@ func updateToProto(id string, in user.UpdateInput) *userv1.UpdateRequest {
 func sessionToProto(s *user.Session, out *userv1.AuthResponse) {
 	now := timeNow()
 	if s.MFA != nil { // a challenge: no tokens, no user
-		out.Mfa = &userv1.MFAChallenge{Ticket: s.MFA.Ticket, Factors: s.MFA.Factors,
+		out.Mfa = &userv1.MFAChallenge{Ticket: s.MFA.Ticket, Factors: s.MFA.Factors, Webauthn: s.MFA.WebAuthn,
 			ExpiresIn: int64(s.MFA.ExpiresAt.Sub(now).Round(1e9).Seconds())}
 		return
 	}
@@ -127,7 +127,7 @@ func toProto[P, D comparable](table map[P]D, d D) P {
 func sessionFromProto(r *userv1.AuthResponse) *user.Session {
 	now := timeNow()
 	if m := r.GetMfa(); m != nil {
-		return &user.Session{MFA: &user.MFAChallenge{Ticket: m.GetTicket(), Factors: m.GetFactors(),
+		return &user.Session{MFA: &user.MFAChallenge{Ticket: m.GetTicket(), Factors: m.GetFactors(), WebAuthn: m.GetWebauthn(),
 			ExpiresAt: now.Add(time.Duration(m.GetExpiresIn()) * time.Second)}}
 	}
 	s := &user.Session{AccessToken: r.GetAccessToken(), RefreshToken: r.GetRefreshToken(),

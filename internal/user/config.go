@@ -55,6 +55,10 @@ type Config struct {
 	// factor carries no admin powers (the admin acts as a plain user on
 	// their own account, so they can enrol one).
 	RequireAdminMFA bool
+	// PublicURL is the service's public base URL (USERSVC_PUBLIC_URL): its
+	// host is the WebAuthn relying-party id and its origin the one origin
+	// a passkey ceremony is accepted from. "" = passkeys are unavailable.
+	PublicURL string
 }
 
 // WithDefaults returns c with every unset setting at its default, or an

@@ -1,6 +1,7 @@
 package user
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/usersvc/usersvc/internal/token"
@@ -26,6 +27,29 @@ type MFAChallenge struct {
 	Ticket    string
 	ExpiresAt time.Time
 	Factors   []string
+	// WebAuthn is, when Factors has "webauthn", the assertion options for
+	// the browser (go-webauthn's protocol.CredentialAssertion as JSON: the
+	// challenge, the account's passkeys as allowCredentials, user
+	// verification required); the assertion completes the ticket.
+	WebAuthn json.RawMessage
+}
+
+// PasskeyRegistration is a started passkey registration: the factor to
+// finish and the options for navigator.credentials.create (go-webauthn's
+// protocol.CredentialCreation as JSON).
+type PasskeyRegistration struct {
+	FactorID string
+	Options  json.RawMessage
+}
+
+// PasswordlessChallenge is a started passwordless sign-in: the opaque
+// handle of its ceremony (single use, minutes) and the options for
+// navigator.credentials.get (protocol.CredentialAssertion as JSON, no
+// allowCredentials: the authenticator offers its discoverable passkeys).
+type PasswordlessChallenge struct {
+	Ceremony  string
+	ExpiresAt time.Time
+	Options   json.RawMessage
 }
 
 // Validated is the result of a successful Validate: the user a user's

@@ -862,8 +862,9 @@ type AuthRequest struct {
 	ClientSecret string                 `protobuf:"bytes,4,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
 	// The ticket of an AuthResponse.mfa, with a code of one of its factors.
 	MfaTicket string `protobuf:"bytes,5,opt,name=mfa_ticket,json=mfaTicket,proto3" json:"mfa_ticket,omitempty"`
-	// "totp" or "recovery_code".
-	Factor        string `protobuf:"bytes,6,opt,name=factor,proto3" json:"factor,omitempty"`
+	// "totp", "recovery_code" or "webauthn".
+	Factor string `protobuf:"bytes,6,opt,name=factor,proto3" json:"factor,omitempty"`
+	// The code; for "webauthn" the passkey's assertion response (JSON).
 	Code          string `protobuf:"bytes,7,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -955,8 +956,12 @@ type MFAChallenge struct {
 	Ticket string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
 	// Seconds until the ticket expires.
 	ExpiresIn int64 `protobuf:"varint,2,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
-	// The kinds of factor that may complete it: "totp", "recovery_code".
-	Factors       []string `protobuf:"bytes,3,rep,name=factors,proto3" json:"factors,omitempty"`
+	// The kinds of factor that may complete it: "totp", "recovery_code",
+	// "webauthn".
+	Factors []string `protobuf:"bytes,3,rep,name=factors,proto3" json:"factors,omitempty"`
+	// With "webauthn": the assertion options for navigator.credentials.get
+	// (JSON, go-webauthn's CredentialAssertion).
+	Webauthn      []byte `protobuf:"bytes,4,opt,name=webauthn,proto3" json:"webauthn,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1008,6 +1013,13 @@ func (x *MFAChallenge) GetExpiresIn() int64 {
 func (x *MFAChallenge) GetFactors() []string {
 	if x != nil {
 		return x.Factors
+	}
+	return nil
+}
+
+func (x *MFAChallenge) GetWebauthn() []byte {
+	if x != nil {
+		return x.Webauthn
 	}
 	return nil
 }
@@ -2814,6 +2826,372 @@ func (*RemoveFactorsResponse) Descriptor() ([]byte, []int) {
 	return file_user_v1_user_proto_rawDescGZIP(), []int{48}
 }
 
+type BeginPasskeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Shown in the factor list; default "passkey".
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeyRequest) Reset() {
+	*x = BeginPasskeyRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeyRequest) ProtoMessage() {}
+
+func (x *BeginPasskeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeyRequest.ProtoReflect.Descriptor instead.
+func (*BeginPasskeyRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *BeginPasskeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BeginPasskeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type BeginPasskeyResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	FactorId string                 `protobuf:"bytes,1,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	// The creation options for navigator.credentials.create (JSON,
+	// go-webauthn's CredentialCreation: {"publicKey": {...}}).
+	Options       []byte `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasskeyResponse) Reset() {
+	*x = BeginPasskeyResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasskeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasskeyResponse) ProtoMessage() {}
+
+func (x *BeginPasskeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasskeyResponse.ProtoReflect.Descriptor instead.
+func (*BeginPasskeyResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *BeginPasskeyResponse) GetFactorId() string {
+	if x != nil {
+		return x.FactorId
+	}
+	return ""
+}
+
+func (x *BeginPasskeyResponse) GetOptions() []byte {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type FinishPasskeyRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	FactorId string                 `protobuf:"bytes,2,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	// The attestation response of navigator.credentials.create (JSON).
+	Credential    []byte `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeyRequest) Reset() {
+	*x = FinishPasskeyRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeyRequest) ProtoMessage() {}
+
+func (x *FinishPasskeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeyRequest.ProtoReflect.Descriptor instead.
+func (*FinishPasskeyRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *FinishPasskeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRequest) GetFactorId() string {
+	if x != nil {
+		return x.FactorId
+	}
+	return ""
+}
+
+func (x *FinishPasskeyRequest) GetCredential() []byte {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+type FinishPasskeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set for the account's first active factor only.
+	RecoveryCodes []string `protobuf:"bytes,1,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeyResponse) Reset() {
+	*x = FinishPasskeyResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeyResponse) ProtoMessage() {}
+
+func (x *FinishPasskeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeyResponse.ProtoReflect.Descriptor instead.
+func (*FinishPasskeyResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *FinishPasskeyResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
+type BeginPasswordlessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasswordlessRequest) Reset() {
+	*x = BeginPasswordlessRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasswordlessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasswordlessRequest) ProtoMessage() {}
+
+func (x *BeginPasswordlessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasswordlessRequest.ProtoReflect.Descriptor instead.
+func (*BeginPasswordlessRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{53}
+}
+
+type BeginPasswordlessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Opaque, single use; hand it back with the assertion.
+	Ceremony string `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	// Seconds until the ceremony expires.
+	ExpiresIn int64 `protobuf:"varint,2,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	// The request options for navigator.credentials.get (JSON,
+	// go-webauthn's CredentialAssertion; no allowCredentials).
+	Options       []byte `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginPasswordlessResponse) Reset() {
+	*x = BeginPasswordlessResponse{}
+	mi := &file_user_v1_user_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginPasswordlessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginPasswordlessResponse) ProtoMessage() {}
+
+func (x *BeginPasswordlessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginPasswordlessResponse.ProtoReflect.Descriptor instead.
+func (*BeginPasswordlessResponse) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *BeginPasswordlessResponse) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *BeginPasswordlessResponse) GetExpiresIn() int64 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *BeginPasswordlessResponse) GetOptions() []byte {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type CompletePasswordlessRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Ceremony string                 `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	// The assertion response of navigator.credentials.get (JSON).
+	Credential    []byte `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompletePasswordlessRequest) Reset() {
+	*x = CompletePasswordlessRequest{}
+	mi := &file_user_v1_user_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletePasswordlessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletePasswordlessRequest) ProtoMessage() {}
+
+func (x *CompletePasswordlessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_user_v1_user_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletePasswordlessRequest.ProtoReflect.Descriptor instead.
+func (*CompletePasswordlessRequest) Descriptor() ([]byte, []int) {
+	return file_user_v1_user_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *CompletePasswordlessRequest) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *CompletePasswordlessRequest) GetCredential() []byte {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
 var File_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_user_v1_user_proto_rawDesc = "" +
@@ -2885,12 +3263,13 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\n" +
 	"mfa_ticket\x18\x05 \x01(\tR\tmfaTicket\x12\x16\n" +
 	"\x06factor\x18\x06 \x01(\tR\x06factor\x12\x12\n" +
-	"\x04code\x18\a \x01(\tR\x04code\"_\n" +
+	"\x04code\x18\a \x01(\tR\x04code\"{\n" +
 	"\fMFAChallenge\x12\x16\n" +
 	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12\x1d\n" +
 	"\n" +
 	"expires_in\x18\x02 \x01(\x03R\texpiresIn\x12\x18\n" +
-	"\afactors\x18\x03 \x03(\tR\afactors\"\xa8\x02\n" +
+	"\afactors\x18\x03 \x03(\tR\afactors\x12\x1a\n" +
+	"\bwebauthn\x18\x04 \x01(\fR\bwebauthn\"\xa8\x02\n" +
 	"\fAuthResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
@@ -2994,7 +3373,32 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x14RemoveFactorResponse\"&\n" +
 	"\x14RemoveFactorsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
-	"\x15RemoveFactorsResponse*;\n" +
+	"\x15RemoveFactorsResponse\"9\n" +
+	"\x13BeginPasskeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"M\n" +
+	"\x14BeginPasskeyResponse\x12\x1b\n" +
+	"\tfactor_id\x18\x01 \x01(\tR\bfactorId\x12\x18\n" +
+	"\aoptions\x18\x02 \x01(\fR\aoptions\"c\n" +
+	"\x14FinishPasskeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tfactor_id\x18\x02 \x01(\tR\bfactorId\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x03 \x01(\fR\n" +
+	"credential\">\n" +
+	"\x15FinishPasskeyResponse\x12%\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"\x1a\n" +
+	"\x18BeginPasswordlessRequest\"p\n" +
+	"\x19BeginPasswordlessResponse\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x02 \x01(\x03R\texpiresIn\x12\x18\n" +
+	"\aoptions\x18\x03 \x01(\fR\aoptions\"Y\n" +
+	"\x1bCompletePasswordlessRequest\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\fR\n" +
+	"credential*;\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
@@ -3003,7 +3407,7 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +
-	"\x0fSTATUS_DISABLED\x10\x022\xf0\f\n" +
+	"\x0fSTATUS_DISABLED\x10\x022\xbe\x0f\n" +
 	"\x04User\x120\n" +
 	"\x03Get\x12\x13.user.v1.GetRequest\x1a\x14.user.v1.GetResponse\x12E\n" +
 	"\n" +
@@ -3028,7 +3432,11 @@ const file_user_v1_user_proto_rawDesc = "" +
 	"\vListFactors\x12\x1b.user.v1.ListFactorsRequest\x1a\x1c.user.v1.ListFactorsResponse\x12l\n" +
 	"\x17RegenerateRecoveryCodes\x12'.user.v1.RegenerateRecoveryCodesRequest\x1a(.user.v1.RegenerateRecoveryCodesResponse\x12K\n" +
 	"\fRemoveFactor\x12\x1c.user.v1.RemoveFactorRequest\x1a\x1d.user.v1.RemoveFactorResponse\x12N\n" +
-	"\rRemoveFactors\x12\x1d.user.v1.RemoveFactorsRequest\x1a\x1e.user.v1.RemoveFactorsResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
+	"\rRemoveFactors\x12\x1d.user.v1.RemoveFactorsRequest\x1a\x1e.user.v1.RemoveFactorsResponse\x12K\n" +
+	"\fBeginPasskey\x12\x1c.user.v1.BeginPasskeyRequest\x1a\x1d.user.v1.BeginPasskeyResponse\x12N\n" +
+	"\rFinishPasskey\x12\x1d.user.v1.FinishPasskeyRequest\x1a\x1e.user.v1.FinishPasskeyResponse\x12Z\n" +
+	"\x11BeginPasswordless\x12!.user.v1.BeginPasswordlessRequest\x1a\".user.v1.BeginPasswordlessResponse\x12S\n" +
+	"\x14CompletePasswordless\x12$.user.v1.CompletePasswordlessRequest\x1a\x15.user.v1.AuthResponseB/Z-github.com/usersvc/usersvc/api/user/v1;userv1b\x06proto3"
 
 var (
 	file_user_v1_user_proto_rawDescOnce sync.Once
@@ -3043,7 +3451,7 @@ func file_user_v1_user_proto_rawDescGZIP() []byte {
 }
 
 var file_user_v1_user_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_user_v1_user_proto_goTypes = []any{
 	(Role)(0),                               // 0: user.v1.Role
 	(Status)(0),                             // 1: user.v1.Status
@@ -3096,13 +3504,20 @@ var file_user_v1_user_proto_goTypes = []any{
 	(*RemoveFactorResponse)(nil),            // 48: user.v1.RemoveFactorResponse
 	(*RemoveFactorsRequest)(nil),            // 49: user.v1.RemoveFactorsRequest
 	(*RemoveFactorsResponse)(nil),           // 50: user.v1.RemoveFactorsResponse
-	(*timestamppb.Timestamp)(nil),           // 51: google.protobuf.Timestamp
+	(*BeginPasskeyRequest)(nil),             // 51: user.v1.BeginPasskeyRequest
+	(*BeginPasskeyResponse)(nil),            // 52: user.v1.BeginPasskeyResponse
+	(*FinishPasskeyRequest)(nil),            // 53: user.v1.FinishPasskeyRequest
+	(*FinishPasskeyResponse)(nil),           // 54: user.v1.FinishPasskeyResponse
+	(*BeginPasswordlessRequest)(nil),        // 55: user.v1.BeginPasswordlessRequest
+	(*BeginPasswordlessResponse)(nil),       // 56: user.v1.BeginPasswordlessResponse
+	(*CompletePasswordlessRequest)(nil),     // 57: user.v1.CompletePasswordlessRequest
+	(*timestamppb.Timestamp)(nil),           // 58: google.protobuf.Timestamp
 }
 var file_user_v1_user_proto_depIdxs = []int32{
 	0,  // 0: user.v1.UserInfo.role:type_name -> user.v1.Role
 	1,  // 1: user.v1.UserInfo.status:type_name -> user.v1.Status
-	51, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
-	51, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
+	58, // 2: user.v1.UserInfo.created_at:type_name -> google.protobuf.Timestamp
+	58, // 3: user.v1.UserInfo.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 4: user.v1.GetResponse.user:type_name -> user.v1.UserInfo
 	0,  // 5: user.v1.PaginationRequest.role:type_name -> user.v1.Role
 	1,  // 6: user.v1.PaginationRequest.status:type_name -> user.v1.Status
@@ -3115,14 +3530,14 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	2,  // 13: user.v1.AuthResponse.user:type_name -> user.v1.UserInfo
 	14, // 14: user.v1.AuthResponse.mfa:type_name -> user.v1.MFAChallenge
 	2,  // 15: user.v1.ValidateResponse.user:type_name -> user.v1.UserInfo
-	51, // 16: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
-	51, // 17: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
-	51, // 18: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
-	51, // 19: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
+	58, // 16: user.v1.ValidateResponse.expires_at:type_name -> google.protobuf.Timestamp
+	58, // 17: user.v1.SessionInfo.started_at:type_name -> google.protobuf.Timestamp
+	58, // 18: user.v1.SessionInfo.last_used_at:type_name -> google.protobuf.Timestamp
+	58, // 19: user.v1.SessionInfo.expires_at:type_name -> google.protobuf.Timestamp
 	32, // 20: user.v1.ListSessionsResponse.sessions:type_name -> user.v1.SessionInfo
-	51, // 21: user.v1.RevocationsRequest.since:type_name -> google.protobuf.Timestamp
-	51, // 22: user.v1.Factor.created_at:type_name -> google.protobuf.Timestamp
-	51, // 23: user.v1.Factor.last_used_at:type_name -> google.protobuf.Timestamp
+	58, // 21: user.v1.RevocationsRequest.since:type_name -> google.protobuf.Timestamp
+	58, // 22: user.v1.Factor.created_at:type_name -> google.protobuf.Timestamp
+	58, // 23: user.v1.Factor.last_used_at:type_name -> google.protobuf.Timestamp
 	43, // 24: user.v1.ListFactorsResponse.factors:type_name -> user.v1.Factor
 	3,  // 25: user.v1.User.Get:input_type -> user.v1.GetRequest
 	5,  // 26: user.v1.User.Pagination:input_type -> user.v1.PaginationRequest
@@ -3147,31 +3562,39 @@ var file_user_v1_user_proto_depIdxs = []int32{
 	45, // 45: user.v1.User.RegenerateRecoveryCodes:input_type -> user.v1.RegenerateRecoveryCodesRequest
 	47, // 46: user.v1.User.RemoveFactor:input_type -> user.v1.RemoveFactorRequest
 	49, // 47: user.v1.User.RemoveFactors:input_type -> user.v1.RemoveFactorsRequest
-	4,  // 48: user.v1.User.Get:output_type -> user.v1.GetResponse
-	6,  // 49: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
-	8,  // 50: user.v1.User.Create:output_type -> user.v1.CreateResponse
-	10, // 51: user.v1.User.Update:output_type -> user.v1.UpdateResponse
-	12, // 52: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
-	15, // 53: user.v1.User.Auth:output_type -> user.v1.AuthResponse
-	17, // 54: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
-	19, // 55: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
-	21, // 56: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
-	15, // 57: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
-	24, // 58: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
-	26, // 59: user.v1.User.Keys:output_type -> user.v1.KeysResponse
-	28, // 60: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
-	30, // 61: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
-	33, // 62: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
-	35, // 63: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
-	37, // 64: user.v1.User.Revocations:output_type -> user.v1.RevocationsResponse
-	39, // 65: user.v1.User.EnrolTOTP:output_type -> user.v1.EnrolTOTPResponse
-	41, // 66: user.v1.User.ConfirmTOTP:output_type -> user.v1.ConfirmTOTPResponse
-	44, // 67: user.v1.User.ListFactors:output_type -> user.v1.ListFactorsResponse
-	46, // 68: user.v1.User.RegenerateRecoveryCodes:output_type -> user.v1.RegenerateRecoveryCodesResponse
-	48, // 69: user.v1.User.RemoveFactor:output_type -> user.v1.RemoveFactorResponse
-	50, // 70: user.v1.User.RemoveFactors:output_type -> user.v1.RemoveFactorsResponse
-	48, // [48:71] is the sub-list for method output_type
-	25, // [25:48] is the sub-list for method input_type
+	51, // 48: user.v1.User.BeginPasskey:input_type -> user.v1.BeginPasskeyRequest
+	53, // 49: user.v1.User.FinishPasskey:input_type -> user.v1.FinishPasskeyRequest
+	55, // 50: user.v1.User.BeginPasswordless:input_type -> user.v1.BeginPasswordlessRequest
+	57, // 51: user.v1.User.CompletePasswordless:input_type -> user.v1.CompletePasswordlessRequest
+	4,  // 52: user.v1.User.Get:output_type -> user.v1.GetResponse
+	6,  // 53: user.v1.User.Pagination:output_type -> user.v1.PaginationResponse
+	8,  // 54: user.v1.User.Create:output_type -> user.v1.CreateResponse
+	10, // 55: user.v1.User.Update:output_type -> user.v1.UpdateResponse
+	12, // 56: user.v1.User.Delete:output_type -> user.v1.DeleteResponse
+	15, // 57: user.v1.User.Auth:output_type -> user.v1.AuthResponse
+	17, // 58: user.v1.User.Validate:output_type -> user.v1.ValidateResponse
+	19, // 59: user.v1.User.CreatePasswordReset:output_type -> user.v1.CreatePasswordResetResponse
+	21, // 60: user.v1.User.ResetPassword:output_type -> user.v1.ResetPasswordResponse
+	15, // 61: user.v1.User.Refresh:output_type -> user.v1.AuthResponse
+	24, // 62: user.v1.User.Revoke:output_type -> user.v1.RevokeResponse
+	26, // 63: user.v1.User.Keys:output_type -> user.v1.KeysResponse
+	28, // 64: user.v1.User.VerifyEmail:output_type -> user.v1.VerifyEmailResponse
+	30, // 65: user.v1.User.ResendVerification:output_type -> user.v1.ResendVerificationResponse
+	33, // 66: user.v1.User.ListSessions:output_type -> user.v1.ListSessionsResponse
+	35, // 67: user.v1.User.EndSessions:output_type -> user.v1.EndSessionsResponse
+	37, // 68: user.v1.User.Revocations:output_type -> user.v1.RevocationsResponse
+	39, // 69: user.v1.User.EnrolTOTP:output_type -> user.v1.EnrolTOTPResponse
+	41, // 70: user.v1.User.ConfirmTOTP:output_type -> user.v1.ConfirmTOTPResponse
+	44, // 71: user.v1.User.ListFactors:output_type -> user.v1.ListFactorsResponse
+	46, // 72: user.v1.User.RegenerateRecoveryCodes:output_type -> user.v1.RegenerateRecoveryCodesResponse
+	48, // 73: user.v1.User.RemoveFactor:output_type -> user.v1.RemoveFactorResponse
+	50, // 74: user.v1.User.RemoveFactors:output_type -> user.v1.RemoveFactorsResponse
+	52, // 75: user.v1.User.BeginPasskey:output_type -> user.v1.BeginPasskeyResponse
+	54, // 76: user.v1.User.FinishPasskey:output_type -> user.v1.FinishPasskeyResponse
+	56, // 77: user.v1.User.BeginPasswordless:output_type -> user.v1.BeginPasswordlessResponse
+	15, // 78: user.v1.User.CompletePasswordless:output_type -> user.v1.AuthResponse
+	52, // [52:79] is the sub-list for method output_type
+	25, // [25:52] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -3189,7 +3612,7 @@ func file_user_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_user_v1_user_proto_rawDesc), len(file_user_v1_user_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   49,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -102,6 +102,20 @@ type UserService interface {
 	// RemoveFactors removes all of a user's factors and recovery codes; who
 	// may, as RemoveFactor.
 	RemoveFactors(ctx context.Context, in *RemoveFactorsRequest, opts ...client.CallOption) (*RemoveFactorsResponse, error)
+	// BeginPasskey starts a passkey (WebAuthn) registration of the caller's
+	// own account: an unconfirmed factor and the creation options for the
+	// browser. The account's owner only.
+	BeginPasskey(ctx context.Context, in *BeginPasskeyRequest, opts ...client.CallOption) (*BeginPasskeyResponse, error)
+	// FinishPasskey verifies the browser's attestation response and
+	// activates the factor; the first active factor also gets the recovery
+	// codes, shown once. The owner only.
+	FinishPasskey(ctx context.Context, in *FinishPasskeyRequest, opts ...client.CallOption) (*FinishPasskeyResponse, error)
+	// BeginPasswordless starts a passwordless sign-in with a discoverable
+	// passkey: an opaque ceremony handle and the request options. Anonymous.
+	BeginPasswordless(ctx context.Context, in *BeginPasswordlessRequest, opts ...client.CallOption) (*BeginPasswordlessResponse, error)
+	// CompletePasswordless signs in with the ceremony and the passkey's
+	// assertion response; the tokens carry amr "hwk" and "mfa". Anonymous.
+	CompletePasswordless(ctx context.Context, in *CompletePasswordlessRequest, opts ...client.CallOption) (*AuthResponse, error)
 }
 
 type userService struct {
@@ -346,6 +360,46 @@ func (c *userService) RemoveFactors(ctx context.Context, in *RemoveFactorsReques
 	return out, nil
 }
 
+func (c *userService) BeginPasskey(ctx context.Context, in *BeginPasskeyRequest, opts ...client.CallOption) (*BeginPasskeyResponse, error) {
+	req := c.c.NewRequest(c.name, "User.BeginPasskey", in)
+	out := new(BeginPasskeyResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) FinishPasskey(ctx context.Context, in *FinishPasskeyRequest, opts ...client.CallOption) (*FinishPasskeyResponse, error) {
+	req := c.c.NewRequest(c.name, "User.FinishPasskey", in)
+	out := new(FinishPasskeyResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) BeginPasswordless(ctx context.Context, in *BeginPasswordlessRequest, opts ...client.CallOption) (*BeginPasswordlessResponse, error) {
+	req := c.c.NewRequest(c.name, "User.BeginPasswordless", in)
+	out := new(BeginPasswordlessResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) CompletePasswordless(ctx context.Context, in *CompletePasswordlessRequest, opts ...client.CallOption) (*AuthResponse, error) {
+	req := c.c.NewRequest(c.name, "User.CompletePasswordless", in)
+	out := new(AuthResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for User service
 
 type UserHandler interface {
@@ -422,6 +476,20 @@ type UserHandler interface {
 	// RemoveFactors removes all of a user's factors and recovery codes; who
 	// may, as RemoveFactor.
 	RemoveFactors(context.Context, *RemoveFactorsRequest, *RemoveFactorsResponse) error
+	// BeginPasskey starts a passkey (WebAuthn) registration of the caller's
+	// own account: an unconfirmed factor and the creation options for the
+	// browser. The account's owner only.
+	BeginPasskey(context.Context, *BeginPasskeyRequest, *BeginPasskeyResponse) error
+	// FinishPasskey verifies the browser's attestation response and
+	// activates the factor; the first active factor also gets the recovery
+	// codes, shown once. The owner only.
+	FinishPasskey(context.Context, *FinishPasskeyRequest, *FinishPasskeyResponse) error
+	// BeginPasswordless starts a passwordless sign-in with a discoverable
+	// passkey: an opaque ceremony handle and the request options. Anonymous.
+	BeginPasswordless(context.Context, *BeginPasswordlessRequest, *BeginPasswordlessResponse) error
+	// CompletePasswordless signs in with the ceremony and the passkey's
+	// assertion response; the tokens carry amr "hwk" and "mfa". Anonymous.
+	CompletePasswordless(context.Context, *CompletePasswordlessRequest, *AuthResponse) error
 }
 
 func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.HandlerOption) error {
@@ -449,6 +517,10 @@ func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.Handl
 		RegenerateRecoveryCodes(ctx context.Context, in *RegenerateRecoveryCodesRequest, out *RegenerateRecoveryCodesResponse) error
 		RemoveFactor(ctx context.Context, in *RemoveFactorRequest, out *RemoveFactorResponse) error
 		RemoveFactors(ctx context.Context, in *RemoveFactorsRequest, out *RemoveFactorsResponse) error
+		BeginPasskey(ctx context.Context, in *BeginPasskeyRequest, out *BeginPasskeyResponse) error
+		FinishPasskey(ctx context.Context, in *FinishPasskeyRequest, out *FinishPasskeyResponse) error
+		BeginPasswordless(ctx context.Context, in *BeginPasswordlessRequest, out *BeginPasswordlessResponse) error
+		CompletePasswordless(ctx context.Context, in *CompletePasswordlessRequest, out *AuthResponse) error
 	}
 	type User struct {
 		user
@@ -551,4 +623,20 @@ func (h *userHandler) RemoveFactor(ctx context.Context, in *RemoveFactorRequest,
 
 func (h *userHandler) RemoveFactors(ctx context.Context, in *RemoveFactorsRequest, out *RemoveFactorsResponse) error {
 	return h.UserHandler.RemoveFactors(ctx, in, out)
+}
+
+func (h *userHandler) BeginPasskey(ctx context.Context, in *BeginPasskeyRequest, out *BeginPasskeyResponse) error {
+	return h.UserHandler.BeginPasskey(ctx, in, out)
+}
+
+func (h *userHandler) FinishPasskey(ctx context.Context, in *FinishPasskeyRequest, out *FinishPasskeyResponse) error {
+	return h.UserHandler.FinishPasskey(ctx, in, out)
+}
+
+func (h *userHandler) BeginPasswordless(ctx context.Context, in *BeginPasswordlessRequest, out *BeginPasswordlessResponse) error {
+	return h.UserHandler.BeginPasswordless(ctx, in, out)
+}
+
+func (h *userHandler) CompletePasswordless(ctx context.Context, in *CompletePasswordlessRequest, out *AuthResponse) error {
+	return h.UserHandler.CompletePasswordless(ctx, in, out)
 }

@@ -86,3 +86,16 @@ func TestTOTPSecretUnreadableWithoutKey(t *testing.T) {
 		}
 	})
 }
+
+func TestPasskeysSQLite(t *testing.T) {
+	storetest.RunPasskeys(t, func(t *testing.T) storetest.PasskeyStore {
+		return openTest(t, "sqlite", sqliteTestDSN(t), true)
+	})
+}
+
+func TestPasskeysMySQL(t *testing.T) {
+	testenv.Need(t, mysqlEnv)
+	storetest.RunPasskeys(t, func(t *testing.T) storetest.PasskeyStore {
+		return openTest(t, "mysql", testenv.MySQLDSN(t), true)
+	})
+}

@@ -46,6 +46,11 @@ type Options struct {
 	Config user.Config
 }
 
+// PublicURL is the stack's public URL unless Options.Config has one: the
+// WebAuthn relying party (id "localhost") a test's software authenticator
+// answers as.
+const PublicURL = "http://localhost:8080"
+
 // Stack is a built user service and what it was built from.
 type Stack struct {
 	Service *flows.Service
@@ -123,6 +128,9 @@ func New(t testing.TB, o Options) *Stack {
 	deny, err := revocation.New(ctx, st, revocation.Options{Logger: log})
 	if err != nil {
 		t.Fatalf("denylist: %v", err)
+	}
+	if o.Config.PublicURL == "" {
+		o.Config.PublicURL = PublicURL
 	}
 	svc, err := flows.New(flows.Deps{Store: st, Hasher: hasher, Policy: password.DefaultPolicy(), Tokens: tokens,
 		MFAKeys: mfaKeys(t), Denylist: deny, PasswordAttempts: o.PasswordAttempts,

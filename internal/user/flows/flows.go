@@ -42,6 +42,9 @@ type Deps struct {
 	// Factors stores second factors; nil = Store's own when it has them
 	// (the SQL store does), else none.
 	Factors factor.Store
+	// Passkeys stores passkeys and WebAuthn ceremonies; nil = Store's own
+	// when it has them (the SQL store does), else none.
+	Passkeys factor.PasskeyStore
 	// MFAKeys seal TOTP secrets; nil = TOTP cannot be enrolled.
 	MFAKeys *seal.Keyring
 	Logger  *slog.Logger     // nil = slog.Default()
@@ -78,6 +81,10 @@ func New(d Deps, cfg user.Config) (*Service, error) {
 	if fs, ok := d.Store.(factor.Store); ok && factors == nil {
 		factors = fs
 	}
+	passkeys := d.Passkeys
+	if ps, ok := d.Store.(factor.PasskeyStore); ok && passkeys == nil {
+		passkeys = ps
+	}
 	// A removal runs in the factor store's own transaction when it has
 	// one (the SQL store under the cache), whose Repo removes the factors
 	// in it too; the cache's Atomic hands out a Repo that does not.
@@ -85,7 +92,7 @@ func New(d Deps, cfg user.Config) (*Service, error) {
 	if t, ok := factors.(mfa.Transactor); ok {
 		tx = t
 	}
-	second := mfa.New(mfa.Deps{Users: d.Store, Factors: factors, Tx: tx, Keys: d.MFAKeys,
+	second := mfa.New(mfa.Deps{Users: d.Store, Factors: factors, Passkeys: passkeys, Tx: tx, Keys: d.MFAKeys,
 		PasswordAttempts: d.PasswordAttempts, Logger: d.Logger, Clock: clock}, cfg)
 	sess, err := session.New(session.Deps{Store: d.Store, Hasher: d.Hasher, Tokens: d.Tokens, Accounts: accounts,
 		Denylist: d.Denylist, PasswordAttempts: d.PasswordAttempts, SecondFactor: second, Logger: d.Logger, Clock: clock,

@@ -25,6 +25,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/google/uuid"
 
 	"github.com/usersvc/usersvc/internal/factor"
@@ -54,6 +55,9 @@ type Deps struct {
 	// factors cannot be checked either, so configure the keys before
 	// anyone enrols).
 	Keys *seal.Keyring
+	// Passkeys stores passkeys and WebAuthn ceremonies; nil = passkeys
+	// are unavailable (so is a missing user.Config.PublicURL).
+	Passkeys factor.PasskeyStore
 	// PasswordAttempts is the per-account password budget; every code
 	// attempt spends it. nil = unlimited.
 	PasswordAttempts user.Limiter
@@ -77,6 +81,10 @@ type Flow struct {
 	// nextSweep is when, in Unix nanoseconds, a ticket issue next deletes
 	// the expired tickets (maybeSweepTickets).
 	nextSweep atomic.Int64
+	// rp is the WebAuthn relying party and passkeys its storage; either
+	// nil = passkeys are unavailable.
+	rp       *webauthn.WebAuthn
+	passkeys factor.PasskeyStore
 }
 
 // ticketSweepInterval is how often, at most, issuing a ticket also deletes
@@ -86,8 +94,10 @@ const ticketSweepInterval = time.Minute
 
 // New builds the flow; cfg must have its defaults (user.Config.WithDefaults).
 func New(d Deps, cfg user.Config) *Flow {
-	return &Flow{users: d.Users, factors: d.Factors, tx: d.Tx, keys: d.Keys, tries: d.PasswordAttempts,
+	f := &Flow{users: d.Users, factors: d.Factors, tx: d.Tx, keys: d.Keys, tries: d.PasswordAttempts,
 		log: user.LoggerOr(d.Logger), clock: d.Clock, cfg: cfg}
+	f.rp, f.passkeys = relyingParty(f.log, cfg, d.Passkeys, d.Factors)
+	return f
 }
 
 var (
@@ -186,6 +196,9 @@ func (f *Flow) ConfirmTOTP(ctx context.Context, actor user.Actor, userID, factor
 	}
 	if err != nil {
 		return nil, user.StoreErr("get factor", err)
+	}
+	if fac.Kind != factor.KindTOTP {
+		return nil, errPasskeyNeedsCredential
 	}
 	if fac.Active() {
 		return nil, errConfirmed
@@ -319,6 +332,9 @@ func (f *Flow) Challenge(ctx context.Context, u *user.User) (*user.MFAChallenge,
 	if err != nil || len(kinds) == 0 {
 		return nil, err
 	}
+	if f.rp == nil { // a passkey this service cannot check is not offered
+		kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == string(factor.KindWebAuthn) })
+	}
 	left, err := f.factors.RecoveryCodesLeft(ctx, u.ID)
 	if err != nil {
 		return nil, user.StoreErr("count recovery codes", err)
@@ -336,7 +352,13 @@ func (f *Flow) Challenge(ctx context.Context, u *user.User) (*user.MFAChallenge,
 		return nil, user.StoreErr("store mfa ticket", err)
 	}
 	f.maybeSweepTickets(ctx, now)
-	return &user.MFAChallenge{Ticket: plain, ExpiresAt: t.ExpiresAt, Factors: kinds}, nil
+	ch := &user.MFAChallenge{Ticket: plain, ExpiresAt: t.ExpiresAt, Factors: kinds}
+	if slices.Contains(kinds, string(factor.KindWebAuthn)) {
+		if ch.WebAuthn, err = f.beginSecondFactor(ctx, u, hash, now, t.ExpiresAt); err != nil {
+			return nil, err
+		}
+	}
+	return ch, nil
 }
 
 // maybeSweepTickets deletes the expired tickets, used or not, at most once
@@ -349,6 +371,11 @@ func (f *Flow) maybeSweepTickets(ctx context.Context, now time.Time) {
 	}
 	if _, err := f.factors.DeleteExpiredTickets(ctx, now); err != nil {
 		f.log.WarnContext(ctx, "mfa: sweeping expired tickets failed", "error", err)
+	}
+	if f.passkeys != nil {
+		if _, err := f.passkeys.DeleteExpiredCeremonies(ctx, now); err != nil {
+			f.log.WarnContext(ctx, "mfa: sweeping expired webauthn ceremonies failed", "error", err)
+		}
 	}
 }
 

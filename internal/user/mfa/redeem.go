@@ -10,7 +10,8 @@ import (
 )
 
 // Redeem completes a sign-in: the ticket a right password got, and a code
-// of one of the account's factors (kind "totp" or "recovery_code"). It
+// of one of the account's factors (kind "totp" or "recovery_code"; for
+// "webauthn" the code is the passkey's assertion response, JSON). It
 // spends the account's password budget, consumes the code (a TOTP step or
 // a recovery code, once) and then the ticket, and returns the user with
 // the sign-in's amr: the password, the factor, and "mfa".
@@ -59,6 +60,8 @@ func (f *Flow) Redeem(ctx context.Context, ticket, kind, code string) (*user.Use
 		amr, err = f.redeemTOTP(ctx, u, code)
 	case factor.KindRecoveryCode:
 		amr, err = f.redeemRecoveryCode(ctx, u, code)
+	case factor.KindWebAuthn:
+		amr, err = f.redeemPasskey(ctx, u, hash, code)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -82,8 +85,9 @@ func redeemInput(ticket, kind, code string) error {
 	if ticket == "" || len(ticket) > user.MaxTokenBytes {
 		fields["mfa_ticket"] = "is required"
 	}
-	if k := factor.Kind(kind); k != factor.KindTOTP && k != factor.KindRecoveryCode {
-		fields["factor"] = "must be totp or recovery_code"
+	k := factor.Kind(kind)
+	if k != factor.KindTOTP && k != factor.KindRecoveryCode && k != factor.KindWebAuthn {
+		fields["factor"] = "must be totp, recovery_code or webauthn"
 	}
 	if code == "" {
 		fields["code"] = "is required"
@@ -91,7 +95,9 @@ func redeemInput(ticket, kind, code string) error {
 	if len(fields) > 0 {
 		return user.Invalid(fields)
 	}
-	if len(code) > maxCodeLen {
+	// A passkey's "code" is its assertion (JSON, a few hundred bytes up
+	// to a few KiB); a typed code keeps the short bound.
+	if len(code) > maxCodeLen && (k != factor.KindWebAuthn || len(code) > maxCredentialLen) {
 		return user.ErrBadFactorCode
 	}
 	return nil

@@ -8,6 +8,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 
@@ -31,6 +32,9 @@ type SecondFactor interface {
 	// Redeem checks a ticket and a code and returns the user and the
 	// sign-in's amr values.
 	Redeem(ctx context.Context, ticket, kind, code string) (*user.User, []string, error)
+	// FinishPasswordless checks a passwordless passkey ceremony and its
+	// assertion and returns the user and the sign-in's amr values.
+	FinishPasswordless(ctx context.Context, ceremony string, credential json.RawMessage) (*user.User, []string, error)
 }
 
 // Deps are what the session flows are built from.

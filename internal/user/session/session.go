@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -87,8 +88,29 @@ func (s *Manager) CompleteMFA(ctx context.Context, ticket, kind, code string) (*
 	if err != nil {
 		return nil, err
 	}
-	// Checked again: the account may have been disabled in the minutes
-	// since the password.
+	return s.completeSignIn(ctx, u, amr)
+}
+
+// CompletePasswordless finishes a passwordless passkey sign-in (begun by
+// mfa.Flow.BeginPasswordless): the ceremony and the passkey's assertion
+// start a session as a completed second factor does, whose tokens carry
+// "hwk" and "mfa" as amr.
+func (s *Manager) CompletePasswordless(ctx context.Context, ceremony string, credential json.RawMessage) (*user.Session, error) {
+	if s.mfa == nil {
+		return nil, user.Invalid(map[string]string{"ceremony": "is unknown, expired or used; start the passkey sign-in again"})
+	}
+	u, amr, err := s.mfa.FinishPasswordless(ctx, ceremony, credential)
+	if err != nil {
+		return nil, err
+	}
+	return s.completeSignIn(ctx, u, amr)
+}
+
+// completeSignIn starts the session of a sign-in completed without a
+// password check in this call: the account's state is checked as Auth
+// checks it after the password (again, for a second factor: the account
+// may have been disabled in the minutes since the password).
+func (s *Manager) completeSignIn(ctx context.Context, u *user.User, amr []string) (*user.Session, error) {
 	if u.Status != user.StatusActive {
 		return nil, user.ErrAccountDisabled
 	}
