@@ -14,8 +14,14 @@ import (
 // factorStep is the sign-in's second step: the ticket a right password
 // got, and the factor kinds that may complete it.
 func factorStep(area string, mfa *user.MFAChallenge, errMsg string, fields map[string]string) pageData {
-	return pageData{Title: "Second factor", Area: area, Ticket: mfa.Ticket, FactorKinds: mfa.Factors,
-		Error: errMsg, Fields: fields}
+	d := pageData{Title: "Second factor", Area: area, Ticket: mfa.Ticket, FactorKinds: mfa.Factors,
+		WebAuthnOptions: string(mfa.WebAuthn), Error: errMsg, Fields: fields}
+	for _, k := range mfa.Factors {
+		if k != "webauthn" { // a passkey has its own form; the rest take a typed code
+			d.CodeKinds = append(d.CodeKinds, k)
+		}
+	}
+	return d
 }
 
 // signInFactor completes a sign-in with the ticket and a code: POST
@@ -33,6 +39,9 @@ func (p *Pages) signInFactor(area string) http.HandlerFunc {
 		}
 		ticket, kind := r.PostFormValue("ticket"), r.PostFormValue("factor")
 		code := strings.Join(strings.Fields(r.PostFormValue("code")), "")
+		if kind == "webauthn" {
+			code = string(credential(r)) // the authenticator's answer, as JSON
+		}
 		ctx, cancel := p.rpcContext(r, "")
 		defer cancel()
 		s, err := p.users.CompleteMFA(ctx, ticket, kind, code)
@@ -50,9 +59,16 @@ func (p *Pages) signInFactor(area string) http.HandlerFunc {
 					kinds = append(kinds, k)
 				}
 			}
-			step := factorStep(area, &user.MFAChallenge{Ticket: ticket, Factors: kinds}, "", nil)
+			var options []byte // the passkey's, as the first step gave them
+			if o := r.PostFormValue("webauthn_options"); len(o) <= maxCredentialBytes {
+				options = []byte(o)
+			}
+			step := factorStep(area, &user.MFAChallenge{Ticket: ticket, Factors: kinds, WebAuthn: options}, "", nil)
 			status := p.failure(r, "complete sign-in", err, &step)
-			if step.Fields == nil {
+			switch {
+			case kind == "webauthn":
+				step.Error, step.Fields = "The passkey did not confirm it is you. Try again, or type a code.", nil
+			case step.Fields == nil:
 				step.Fields = map[string]string{"code": "is wrong or was used already"}
 				step.Error = ""
 			}

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/usersvc/usersvc/internal/factor"
+	"github.com/usersvc/usersvc/internal/factor/webauthntest"
 	"github.com/usersvc/usersvc/internal/pages"
+	"github.com/usersvc/usersvc/internal/testenv/stack"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -262,5 +264,87 @@ func TestPagesAdminRemovesFactors(t *testing.T) {
 	}
 	if p = alice.signIn("/account", u.Email, userPassword); p.url != "/account" || !strings.Contains(p.body, "No second factor yet") {
 		t.Fatalf("the user's sign-in after the removal = %d %s:\n%s", p.status, p.url, p.body)
+	}
+}
+
+var (
+	optionsRE  = regexp.MustCompile(`data-options="([^"]+)"`)
+	ceremonyRE = regexp.MustCompile(`name="ceremony" value="([^"]+)"`)
+)
+
+// webauthnOptions is the options JSON a passkey form carries for pages.js.
+func webauthnOptions(t *testing.T, body string) []byte {
+	t.Helper()
+	m := optionsRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no passkey form with options:\n%s", body)
+	}
+	return []byte(html.UnescapeString(m[1]))
+}
+
+// TestPagesPasskeys: a passkey added on /account (the options the page
+// carries, answered by a software authenticator as pages.js would post
+// it), then used as the second factor after the password, then alone;
+// a replayed answer is refused. The browser test runs the same with
+// Chromium's authenticator and the real script.
+func TestPagesPasskeys(t *testing.T) {
+	e := newEnv(t, pages.Config{})
+	u := e.createUser("alice@example.com", "Alice")
+	key := webauthntest.New(stack.PublicURL)
+	b := e.browser()
+	b.signIn("/account", u.Email, userPassword)
+
+	p := b.post("/account/factors/passkey", url.Values{"passkey_name": {"laptop"}}, nil)
+	if p.status != http.StatusOK || !strings.Contains(p.body, `data-webauthn="create"`) {
+		t.Fatalf("add a passkey = %d:\n%s", p.status, p.body)
+	}
+	attestation, err := key.Register(webauthnOptions(t, p.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := formOf(p.body, "credential", string(attestation))
+	if p = b.post("/account/factors/passkey/confirm", f, nil); p.status != http.StatusOK || len(codeRE.FindAllString(p.body, -1)) != 10 {
+		t.Fatalf("finish the passkey = %d:\n%s", p.status, p.body)
+	}
+	b.post("/account/sign-out", nil, nil)
+
+	// The second factor after the password.
+	p = b.signIn("/account", u.Email, userPassword)
+	assertion, err := key.Assert(webauthnOptions(t, p.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = formOf(p.body, "credential", string(assertion))
+	f.Set("factor", "webauthn")
+	if p = b.post("/account/sign-in/factor", f, nil); p.url != "/account" || !strings.Contains(p.body, "laptop") {
+		t.Fatalf("password and passkey = %d %s:\n%s", p.status, p.url, p.body)
+	}
+	if c, _ := claimsOf(b.session().A); strings.Join(c.AMR, " ") != "pwd hwk mfa" {
+		t.Errorf("amr %q", c.AMR)
+	}
+	b.post("/account/sign-out", nil, nil)
+
+	// Alone, and the same answer again.
+	b.get("/account")
+	p = b.post("/account/sign-in/passkey", nil, nil)
+	ceremony := ceremonyRE.FindStringSubmatch(p.body)
+	if p.status != http.StatusOK || ceremony == nil {
+		t.Fatalf("passwordless start = %d:\n%s", p.status, p.body)
+	}
+	if assertion, err = key.Assert(webauthnOptions(t, p.body)); err != nil {
+		t.Fatal(err)
+	}
+	f = url.Values{"ceremony": {ceremony[1]}, "credential": {string(assertion)}}
+	if p = b.post("/account/sign-in/passkey/finish", f, nil); p.url != "/account" || !strings.Contains(p.body, "Alice") {
+		t.Fatalf("passwordless = %d %s:\n%s", p.status, p.url, p.body)
+	}
+	if c, _ := claimsOf(b.session().A); strings.Join(c.AMR, " ") != "hwk mfa" {
+		t.Errorf("passwordless amr %q", c.AMR)
+	}
+	b.post("/account/sign-out", nil, nil)
+	b.get("/account")
+	f.Del("csrf") // the new page's token
+	if p = b.post("/account/sign-in/passkey/finish", f, nil); p.status != http.StatusUnauthorized || b.session().A != "" {
+		t.Fatalf("a replayed passwordless answer = %d", p.status)
 	}
 }

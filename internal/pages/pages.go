@@ -67,6 +67,10 @@ type Users interface {
 	RegenerateRecoveryCodes(ctx context.Context, id string) ([]string, error)
 	RemoveFactor(ctx context.Context, id, factorID string) error
 	RemoveFactors(ctx context.Context, id string) error
+	BeginPasskey(ctx context.Context, id, name string) (*user.PasskeyRegistration, error)
+	FinishPasskey(ctx context.Context, id, factorID string, credential []byte) ([]string, error)
+	BeginPasswordless(ctx context.Context) (*user.PasswordlessChallenge, error)
+	CompletePasswordless(ctx context.Context, ceremony string, credential []byte) (*user.Session, error)
 }
 
 // Config tunes the pages.
@@ -224,6 +228,8 @@ func (p *Pages) routes() []route {
 		{"GET", "/admin", h(p.adminHome)},
 		{"POST", "/admin/sign-in", post(p.signIn("/admin"))},
 		{"POST", "/admin/sign-in/factor", post(p.signInFactor("/admin"))},
+		{"POST", "/admin/sign-in/passkey", post(p.signInPasskey("/admin"))},
+		{"POST", "/admin/sign-in/passkey/finish", post(p.signInPasskeyFinish("/admin"))},
 		{"POST", "/admin/sign-out", post(p.signOut("/admin"))},
 		{"GET", "/admin/users/:id", h(p.adminUser)},
 		{"POST", "/admin/users/:id", post(p.adminUpdate)},
@@ -234,6 +240,10 @@ func (p *Pages) routes() []route {
 		{"POST", "/account", post(p.accountUpdate)},
 		{"POST", "/account/sign-in", post(p.signIn("/account"))},
 		{"POST", "/account/sign-in/factor", post(p.signInFactor("/account"))},
+		{"POST", "/account/sign-in/passkey", post(p.signInPasskey("/account"))},
+		{"POST", "/account/sign-in/passkey/finish", post(p.signInPasskeyFinish("/account"))},
+		{"POST", "/account/factors/passkey", post(p.accountBeginPasskey)},
+		{"POST", "/account/factors/passkey/confirm", post(p.accountFinishPasskey)},
 		{"POST", "/account/factors/totp", post(p.accountEnrolTOTP)},
 		{"POST", "/account/factors/confirm", post(p.accountConfirmTOTP)},
 		{"POST", "/account/recovery-codes", post(p.accountRecoveryCodes)},

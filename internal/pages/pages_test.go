@@ -116,6 +116,12 @@ func postRoutes(userID string) map[string]url.Values {
 		"/account/recovery-codes":                    {},
 		"/account/factors/x/remove":                  {},
 		"/admin/users/" + userID + "/factors/remove": {},
+		"/account/factors/passkey":                   {"passkey_name": {"laptop"}},
+		"/account/factors/passkey/confirm":           {"factor_id": {"x"}, "credential": {"{}"}},
+		"/account/sign-in/passkey":                   {},
+		"/account/sign-in/passkey/finish":            {"ceremony": {"x"}, "credential": {"{}"}},
+		"/admin/sign-in/passkey":                     {},
+		"/admin/sign-in/passkey/finish":              {"ceremony": {"x"}, "credential": {"{}"}},
 	}
 }
 

@@ -37,11 +37,15 @@ type pageData struct {
 	// factors.
 	Ticket        string   // the MFA ticket, as a hidden field
 	FactorKinds   []string // the kinds the sign-in's second step accepts
+	CodeKinds     []string // those of them answered with a typed code
 	FactorList    []user.FactorInfo
 	CodesLeft     int                 // unused recovery codes
 	Enrolment     *user.TOTPEnrolment // a TOTP enrolment to confirm
 	QR            template.URL        // its QR code as a data: URL
 	RecoveryCodes []string            // new recovery codes, shown once
+	// WebAuthnOptions are the service's options for the browser's
+	// authenticator (JSON), which pages.js hands to navigator.credentials.
+	WebAuthnOptions string
 
 	Roles []user.Role
 	Stati []user.Status
