@@ -286,9 +286,9 @@ func (c *Core) build(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		// admin could enrol a factor, so none could administer.
 		return errors.New("config: USERSVC_REQUIRE_ADMIN_MFA needs USERSVC_MFA_KEYS (without them no admin can enrol a second factor)")
 	}
-	// Factors straight from the database: the cached store in front of it
+	// Factors and passkeys straight from the database: the cached store in front of it
 	// (sharedState) caches users, not factors.
-	deps := flows.Deps{Store: st, Factors: st, MFAKeys: mfaKeys, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
+	deps := flows.Deps{Store: st, Factors: st, Passkeys: st, MFAKeys: mfaKeys, Hasher: hasher, Policy: policy, Tokens: tokens, Logger: log}
 	if mode != ModeTool {
 		sh, err := sharedState(ctx, cfg, log, mode, st)
 		if err != nil {
