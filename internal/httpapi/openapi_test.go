@@ -22,13 +22,13 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 	}
 	// Every route of the API is described.
 	want := map[string][]string{
-		"/user":                          {"GET", "POST"},
-		"/user/{id}":                     {"DELETE", "GET", "PUT"},
-		"/user/{id}/sessions":            {"DELETE", "GET"},
-		"/user/{id}/factors":             {"DELETE", "GET"},
-		"/user/{id}/factors/{factor_id}": {"DELETE"},
-		"/user/{id}/factors/totp":        {"POST"},
-		"/user/{id}/factors/webauthn":    {"POST"},
+		"/user":                                       {"GET", "POST"},
+		"/user/{id}":                                  {"DELETE", "GET", "PUT"},
+		"/user/{id}/sessions":                         {"DELETE", "GET"},
+		"/user/{id}/factors":                          {"DELETE", "GET"},
+		"/user/{id}/factors/{factor_id}":              {"DELETE"},
+		"/user/{id}/factors/totp":                     {"POST"},
+		"/user/{id}/factors/webauthn":                 {"POST"},
 		"/user/{id}/factors/{factor_id}/confirmation": {"POST"},
 		"/user/{id}/recovery-codes":                   {"POST"},
 		"/user/token":                                 {"DELETE", "POST"},
