@@ -3,7 +3,8 @@
 // self-service
 // account page and an admin console. It is plain html/template over
 // net/http, embedded in the binary, and works without JavaScript (every
-// action is a form post); the API mounts its routes (httpapi.Config.Mount).
+// action is a form post) except passkeys, whose forms pages.js hands to
+// the browser's WebAuthn; the API mounts its routes (httpapi.Config.Mount).
 //
 // The pages hold no rules of their own. Every action is one call of the
 // same Users methods the JSON API makes, with the signed-in person's access
