@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -33,8 +32,7 @@ func factorStep(area string, mfa *user.MFAChallenge, errMsg string, fields map[s
 func (p *Pages) signInFactor(area string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		d := pageData{Title: "Sign in", Area: area}
-		if !p.allowClient(w, r, ratelimit.SignIn, &d) {
-			p.renderStatus(w, r, http.StatusTooManyRequests, "signin", d)
+		if !p.signInAllowed(w, r, &d) {
 			return
 		}
 		ticket, kind := r.PostFormValue("ticket"), r.PostFormValue("factor")

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/usersvc/usersvc/internal/ratelimit"
 	"github.com/usersvc/usersvc/internal/user"
 )
 
@@ -78,8 +77,7 @@ func (p *Pages) accountFinishPasskey(w http.ResponseWriter, r *http.Request) {
 func (p *Pages) signInPasskey(area string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		d := pageData{Title: "Sign in", Area: area}
-		if !p.allowClient(w, r, ratelimit.SignIn, &d) {
-			p.renderStatus(w, r, http.StatusTooManyRequests, "signin", d)
+		if !p.signInAllowed(w, r, &d) {
 			return
 		}
 		ctx, cancel := p.rpcContext(r, "")
@@ -101,8 +99,7 @@ func (p *Pages) signInPasskey(area string) http.HandlerFunc {
 func (p *Pages) signInPasskeyFinish(area string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		d := pageData{Title: "Sign in", Area: area}
-		if !p.allowClient(w, r, ratelimit.SignIn, &d) {
-			p.renderStatus(w, r, http.StatusTooManyRequests, "signin", d)
+		if !p.signInAllowed(w, r, &d) {
 			return
 		}
 		ctx, cancel := p.rpcContext(r, "")

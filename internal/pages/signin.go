@@ -19,8 +19,7 @@ func (p *Pages) signIn(area string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		email := strings.TrimSpace(r.PostFormValue("email"))
 		d := pageData{Title: "Sign in", Area: area, Form: map[string]string{"email": email}}
-		if !p.allowClient(w, r, ratelimit.SignIn, &d) {
-			p.renderStatus(w, r, http.StatusTooManyRequests, "signin", d)
+		if !p.signInAllowed(w, r, &d) {
 			return
 		}
 		ctx, cancel := p.rpcContext(r, "")
@@ -71,6 +70,17 @@ func (p *Pages) finishSignIn(w http.ResponseWriter, r *http.Request, area string
 func hasFactor(access string) bool {
 	c, ok := readClaims(access)
 	return ok && slices.Contains(c.AMR, "mfa")
+}
+
+// signInAllowed spends one of the client's sign-in attempts (a password,
+// a factor or a passkey each spend one), or shows the sign-in page with
+// d's area and why not, and returns false.
+func (p *Pages) signInAllowed(w http.ResponseWriter, r *http.Request, d *pageData) bool {
+	if p.allowClient(w, r, ratelimit.SignIn, d) {
+		return true
+	}
+	p.renderStatus(w, r, http.StatusTooManyRequests, "signin", *d)
+	return false
 }
 
 // allowClient spends one of the client's attempts at action, from the
