@@ -34,11 +34,16 @@ type UserService interface {
 	// Pagination lists users: page/page_size with a total, or keyset pages
 	// through an opaque cursor for deep pages.
 	Pagination(ctx context.Context, in *PaginationRequest, opts ...client.CallOption) (*PaginationResponse, error)
-	// Create registers a user.
+	// Create registers a user. An admin creating an account needs a recent
+	// sign-in (step-up: reauthentication_required otherwise).
 	Create(ctx context.Context, in *CreateRequest, opts ...client.CallOption) (*CreateResponse, error)
-	// Update changes name, email, password, role or status.
+	// Update changes name, email, password, role or status. A new email or
+	// password on one's own account, and any admin change of another's,
+	// need a recent sign-in with the caller's factor (step-up:
+	// reauthentication_required otherwise).
 	Update(ctx context.Context, in *UpdateRequest, opts ...client.CallOption) (*UpdateResponse, error)
-	// Delete removes a user; their tokens stop validating.
+	// Delete removes a user; their tokens stop validating. Needs a recent
+	// sign-in with the caller's factor (step-up), as Update.
 	Delete(ctx context.Context, in *DeleteRequest, opts ...client.CallOption) (*DeleteResponse, error)
 	// Auth checks email and password and issues an access and a refresh
 	// token, or checks a service account's client id and secret and issues a
@@ -72,7 +77,8 @@ type UserService interface {
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...client.CallOption) (*ListSessionsResponse, error)
 	// EndSessions signs a user out everywhere: every access token already
 	// issued stops validating and every refresh token is revoked. Who may:
-	// as ListSessions.
+	// as ListSessions; an admin ending another's sessions needs a recent
+	// sign-in (step-up).
 	EndSessions(ctx context.Context, in *EndSessionsRequest, opts ...client.CallOption) (*EndSessionsResponse, error)
 	// Revocations returns, oldest first, the token revocations still in
 	// force that were decided at or after since (at most one access-token
@@ -408,11 +414,16 @@ type UserHandler interface {
 	// Pagination lists users: page/page_size with a total, or keyset pages
 	// through an opaque cursor for deep pages.
 	Pagination(context.Context, *PaginationRequest, *PaginationResponse) error
-	// Create registers a user.
+	// Create registers a user. An admin creating an account needs a recent
+	// sign-in (step-up: reauthentication_required otherwise).
 	Create(context.Context, *CreateRequest, *CreateResponse) error
-	// Update changes name, email, password, role or status.
+	// Update changes name, email, password, role or status. A new email or
+	// password on one's own account, and any admin change of another's,
+	// need a recent sign-in with the caller's factor (step-up:
+	// reauthentication_required otherwise).
 	Update(context.Context, *UpdateRequest, *UpdateResponse) error
-	// Delete removes a user; their tokens stop validating.
+	// Delete removes a user; their tokens stop validating. Needs a recent
+	// sign-in with the caller's factor (step-up), as Update.
 	Delete(context.Context, *DeleteRequest, *DeleteResponse) error
 	// Auth checks email and password and issues an access and a refresh
 	// token, or checks a service account's client id and secret and issues a
@@ -446,7 +457,8 @@ type UserHandler interface {
 	ListSessions(context.Context, *ListSessionsRequest, *ListSessionsResponse) error
 	// EndSessions signs a user out everywhere: every access token already
 	// issued stops validating and every refresh token is revoked. Who may:
-	// as ListSessions.
+	// as ListSessions; an admin ending another's sessions needs a recent
+	// sign-in (step-up).
 	EndSessions(context.Context, *EndSessionsRequest, *EndSessionsResponse) error
 	// Revocations returns, oldest first, the token revocations still in
 	// force that were decided at or after since (at most one access-token
