@@ -15,6 +15,7 @@ package cluster
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -101,8 +102,36 @@ func Start(t TB, o Options) *Cluster {
 	if o.APIs <= 0 {
 		o.APIs = 2
 	}
-	bin := Build(t)
 	root := t.TempDir()
+	c := newCluster(t, Build(t), root, o)
+	// Keys and schema are an operator's steps before the first start.
+	run(t, c.bin, c.base, "", "keys", "generate")
+	run(t, c.bin, c.base, "", "migrate")
+
+	ps := &procSet{t: t, bin: c.bin, root: root}
+	t.Cleanup(ps.stop) // registered before any process starts
+	c.gateway = ps.start("gateway", "USERSVC_HTTP_ADDR", "gateway started", 1, c.base, nil)[0]
+	// Links in reset mails point at the gateway, the public entry point.
+	if _, ok := o.Env["USERSVC_PUBLIC_URL"]; !ok {
+		c.base["USERSVC_PUBLIC_URL"] = c.GatewayURL()
+	}
+	c.services = ps.start("service", "USERSVC_GRPC_ADDR", "user service started", o.Services, c.base, o.ServiceEnv)
+	c.apis = ps.start("api", "USERSVC_API_ADDR", "api started", o.APIs, c.base, nil)
+	if o.Workers > 0 {
+		c.workers = ps.start("worker", "USERSVC_OPS_ADDR", "worker started", o.Workers, c.base, nil)
+	}
+
+	if err := c.waitReady(); err != nil {
+		t.Fatalf("cluster: %v", err)
+	}
+	return c
+}
+
+// newCluster is a cluster with its directories made under root and the
+// settings every process gets: o's database and etcd, the test's fast
+// hashing and logging, the shared keys and mail directories, o.Env last.
+func newCluster(t TB, bin, root string, o Options) *Cluster {
+	t.Helper()
 	c := &Cluster{bin: bin, mailDir: filepath.Join(root, "mail"), keysDir: filepath.Join(root, "keys")}
 	c.base = map[string]string{
 		"USERSVC_ETCD_ENDPOINTS":    o.Etcd,
@@ -118,100 +147,86 @@ func Start(t TB, o Options) *Cluster {
 		// Many services on one host: not the fixed default health port.
 		"USERSVC_OPS_ADDR": "127.0.0.1:0",
 	}
-	for k, v := range unthrottled {
-		c.base[k] = v
-	}
-	for k, v := range o.Env {
-		c.base[k] = v
-	}
+	maps.Copy(c.base, unthrottled)
+	maps.Copy(c.base, o.Env)
 	forceLogging(c.base)
 	for _, dir := range []string{c.mailDir, c.keysDir, c.base["USERSVC_DATA_DIR"]} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatalf("cluster: %v", err)
 		}
 	}
-
-	// Keys and schema are an operator's steps before the first start.
-	run(t, bin, c.base, "", "keys", "generate")
-	run(t, bin, c.base, "", "migrate")
-
-	var (
-		mu    sync.Mutex
-		procs []*Proc
-	)
-	// One cleanup for all processes, registered before any starts: the
-	// gateway stops first so that no new requests come in, then the APIs,
-	// then the services they call.
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		var gw, apis, svcs []*Proc
-		for _, p := range procs {
-			switch p.role {
-			case "gateway":
-				gw = append(gw, p)
-			case "api":
-				apis = append(apis, p)
-			default:
-				svcs = append(svcs, p)
-			}
-		}
-		for _, group := range [][]*Proc{gw, apis, svcs} {
-			if err := stopAll(group); err != nil {
-				t.Errorf("cluster: %v", err)
-			}
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("cluster: log of %s (%s, %s):\n%s", p.name, p.role, p.addr, p.tail())
-			}
-		}
-	})
-	startGroup := func(role, addrKey, ready string, n int) []*Proc {
-		t.Helper()
-		out := make([]*Proc, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			spec := procSpec{name: fmt.Sprintf("%s-%d", role, i+1), role: role, bin: bin, dir: root,
-				env: c.base, addrKey: addrKey, ready: ready}
-			if role == "service" && i < len(o.ServiceEnv) {
-				spec.env = withEnv(c.base, o.ServiceEnv[i])
-			}
-			wg.Go(func() {
-				p, err := startProc(spec)
-				out[i], errs[i] = p, err
-				if p != nil {
-					mu.Lock()
-					procs = append(procs, p)
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				t.Fatalf("cluster: %v", err)
-			}
-		}
-		return out
-	}
-
-	c.gateway = startGroup("gateway", "USERSVC_HTTP_ADDR", "gateway started", 1)[0]
-	// Links in reset mails point at the gateway, the public entry point.
-	if _, ok := o.Env["USERSVC_PUBLIC_URL"]; !ok {
-		c.base["USERSVC_PUBLIC_URL"] = c.GatewayURL()
-	}
-	c.services = startGroup("service", "USERSVC_GRPC_ADDR", "user service started", o.Services)
-	c.apis = startGroup("api", "USERSVC_API_ADDR", "api started", o.APIs)
-	if o.Workers > 0 {
-		c.workers = startGroup("worker", "USERSVC_OPS_ADDR", "worker started", o.Workers)
-	}
-
-	if err := c.waitReady(); err != nil {
-		t.Fatalf("cluster: %v", err)
-	}
 	return c
+}
+
+// procSet is every process a cluster started, for the one cleanup that
+// stops them in order.
+type procSet struct {
+	t         TB
+	bin, root string
+	mu        sync.Mutex
+	procs     []*Proc
+}
+
+// start starts n processes of role at once, each with its own listen
+// address in addrKey, and waits until each logged ready; the i-th gets
+// envs[i] over env when there is one. A failure fails the test.
+func (ps *procSet) start(role, addrKey, ready string, n int, env map[string]string, envs []map[string]string) []*Proc {
+	ps.t.Helper()
+	out := make([]*Proc, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		spec := procSpec{name: fmt.Sprintf("%s-%d", role, i+1), role: role, bin: ps.bin, dir: ps.root,
+			env: env, addrKey: addrKey, ready: ready}
+		if i < len(envs) {
+			spec.env = withEnv(env, envs[i])
+		}
+		wg.Go(func() {
+			p, err := startProc(spec)
+			out[i], errs[i] = p, err
+			if p != nil {
+				ps.mu.Lock()
+				ps.procs = append(ps.procs, p)
+				ps.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			ps.t.Fatalf("cluster: %v", err)
+		}
+	}
+	return out
+}
+
+// stop stops the gateway first so that no new requests come in, then the
+// APIs, then the services they call (and the workers); on a failed test it
+// logs each process's tail.
+func (ps *procSet) stop() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	var gw, apis, svcs []*Proc
+	for _, p := range ps.procs {
+		switch p.role {
+		case "gateway":
+			gw = append(gw, p)
+		case "api":
+			apis = append(apis, p)
+		default:
+			svcs = append(svcs, p)
+		}
+	}
+	for _, group := range [][]*Proc{gw, apis, svcs} {
+		if err := stopAll(group); err != nil {
+			ps.t.Errorf("cluster: %v", err)
+		}
+	}
+	if ps.t.Failed() {
+		for _, p := range ps.procs {
+			ps.t.Logf("cluster: log of %s (%s, %s):\n%s", p.name, p.role, p.addr, p.tail())
+		}
+	}
 }
 
 // waitReady waits until the gateway routes to every API and a request
