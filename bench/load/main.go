@@ -196,34 +196,10 @@ func run(o *options) int {
 	prog := cluster.NewProgram(os.Stderr)
 	defer prog.Close()
 
-	// The first ^C or SIGTERM stops the phases and tears the target down
-	// in order; a second one exits at once (the kernel then kills the
-	// usersvc processes, which die with their parent, but a MariaDB
-	// database may be left behind; its name is printed).
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	leftover := make(chan string, 1) // what a forced exit leaves behind
-	go func() {
-		s, ok := <-sigs
-		if !ok {
-			return
-		}
-		fmt.Fprintf(os.Stderr, "load: %v: stopping (again to exit at once)\n", s)
-		cancel()
-		if _, ok := <-sigs; !ok {
-			return
-		}
-		select {
-		case what := <-leftover:
-			fmt.Fprintf(os.Stderr, "load: exiting at once; %s may be left behind\n", what)
-		default:
-			fmt.Fprintln(os.Stderr, "load: exiting at once")
-		}
-		os.Exit(130)
-	}()
+	leftover, stopSignals := cancelOnSignal(cancel)
+	defer stopSignals()
 
 	res := &result{
 		Mode: o.mode, Concurrency: o.concurrency, DurationS: o.duration.Seconds(), MaxRequests: o.maxRequests,
@@ -244,12 +220,9 @@ func run(o *options) int {
 	prog.Logf("load: one hash %s (min %s) → login ceiling %.1f/s on %d cores; measured with all cores hashing: %.1f/s",
 		fmtDur(h.Mean), fmtDur(h.Min), h.CeilingPerS, res.Cores, h.ParallelPerS)
 	if o.ceilingOnly {
-		res.finish()
-		printMarkdown(os.Stdout, res)
-		if o.json {
-			if err := printJSON(os.Stdout, res); err != nil {
-				prog.Fatalf("load: %v", err)
-			}
+		report(prog, o, res)
+		if prog.Failed() {
+			return 1
 		}
 		return 0
 	}
@@ -272,38 +245,8 @@ func run(o *options) int {
 	}
 	prog.Logf("load: target %s at %s", t.describe, t.url)
 
-	d := newDriver(o, t)
-	interrupted := false
-	for _, name := range o.phases {
-		if ctx.Err() != nil {
-			interrupted = true
-			break
-		}
-		prog.Logf("load: phase %s…", name)
-		pr, err := d.runPhase(ctx, name)
-		if err != nil {
-			if ctx.Err() != nil {
-				interrupted = true
-				break
-			}
-			prog.Errorf("load: phase %s: %v", name, err)
-			continue
-		}
-		res.Phases = append(res.Phases, pr)
-		prog.Logf("load: phase %s: %d requests, %.0f req/s, p99 %s%s", name, pr.Requests, pr.RPS,
-			fmtDur(pr.P99), errSummary(pr))
-		if pr.Interrupted {
-			interrupted = true
-			break
-		}
-	}
-	res.finish()
-	printMarkdown(os.Stdout, res)
-	if o.json {
-		if err := printJSON(os.Stdout, res); err != nil {
-			prog.Errorf("load: %v", err)
-		}
-	}
+	interrupted := runPhases(ctx, prog, newDriver(o, t), o.phases, res)
+	report(prog, o, res)
 	prog.Close() // stop the target before reporting how it went
 	switch {
 	case interrupted || ctx.Err() != nil:
@@ -312,6 +255,73 @@ func run(o *options) int {
 		return 1
 	}
 	return 0
+}
+
+// cancelOnSignal makes the first ^C or SIGTERM call cancel, which stops
+// the phases and tears the target down in order; a second one exits at
+// once (the kernel then kills the usersvc processes, which die with their
+// parent, but a MariaDB database may be left behind: what is sent on the
+// returned channel is printed). stop ends the watch.
+func cancelOnSignal(cancel context.CancelFunc) (leftover chan<- string, stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	left := make(chan string, 1)
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "load: %v: stopping (again to exit at once)\n", s)
+		cancel()
+		if _, ok := <-sigs; !ok {
+			return
+		}
+		select {
+		case what := <-left:
+			fmt.Fprintf(os.Stderr, "load: exiting at once; %s may be left behind\n", what)
+		default:
+			fmt.Fprintln(os.Stderr, "load: exiting at once")
+		}
+		os.Exit(130)
+	}()
+	return left, func() { signal.Stop(sigs); close(sigs) }
+}
+
+// runPhases runs the phases in order into res, and reports whether a
+// signal or a phase's own interruption cut them short.
+func runPhases(ctx context.Context, prog *cluster.Program, d *driver, phases []string, res *result) (interrupted bool) {
+	for _, name := range phases {
+		if ctx.Err() != nil {
+			return true
+		}
+		prog.Logf("load: phase %s…", name)
+		pr, err := d.runPhase(ctx, name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return true
+			}
+			prog.Errorf("load: phase %s: %v", name, err)
+			continue
+		}
+		res.Phases = append(res.Phases, pr)
+		prog.Logf("load: phase %s: %d requests, %.0f req/s, p99 %s%s", name, pr.Requests, pr.RPS,
+			fmtDur(pr.P99), errSummary(pr))
+		if pr.Interrupted {
+			return true
+		}
+	}
+	return false
+}
+
+// report prints the result as markdown, and as JSON with --json.
+func report(prog *cluster.Program, o *options, res *result) {
+	res.finish()
+	printMarkdown(os.Stdout, res)
+	if o.json {
+		if err := printJSON(os.Stdout, res); err != nil {
+			prog.Errorf("load: %v", err)
+		}
+	}
 }
 
 // targetEnv is the USERSVC_* settings every target process gets on top of
