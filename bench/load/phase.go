@@ -158,21 +158,7 @@ func (d *driver) runPhase(ctx context.Context, name string) (*phaseResult, error
 // preallocated for the cap; request n writes slot n, so no locking.
 func (d *driver) measure(ctx context.Context, spec phaseSpec) *phaseResult {
 	if spec.warmup && d.o.warmup > 0 {
-		var n atomic.Int64
-		deadline := time.Now().Add(d.o.warmup)
-		var wg sync.WaitGroup
-		for range d.o.concurrency {
-			wg.Go(func() {
-				for ctx.Err() == nil && time.Now().Before(deadline) {
-					i := n.Add(1) - 1
-					if i >= int64(d.o.maxRequests) {
-						return
-					}
-					spec.do(ctx, int(i))
-				}
-			})
-		}
-		wg.Wait()
+		d.warmup(ctx, spec)
 	}
 
 	limit := int64(d.o.maxRequests)
@@ -243,6 +229,26 @@ func (d *driver) measure(ctx context.Context, spec phaseSpec) *phaseResult {
 		r.CPU = &u
 	}
 	return r
+}
+
+// warmup runs spec unmeasured for -warmup (at most -max-requests), so the
+// measured phase starts on warm caches and connections.
+func (d *driver) warmup(ctx context.Context, spec phaseSpec) {
+	var n atomic.Int64
+	deadline := time.Now().Add(d.o.warmup)
+	var wg sync.WaitGroup
+	for range d.o.concurrency {
+		wg.Go(func() {
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				i := n.Add(1) - 1
+				if i >= int64(d.o.maxRequests) {
+					return
+				}
+				spec.do(ctx, int(i))
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // percentile is the nearest-rank percentile of sorted latencies.
