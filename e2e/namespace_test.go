@@ -79,18 +79,7 @@ func testNamespace(t *testing.T, amqpURL string) string {
 	if redisURL := os.Getenv("USERSVC_TEST_REDIS_URL"); redisURL != "" {
 		t.Cleanup(func() { deleteRedisKeys(t, redisURL, "usersvc:"+ns+":*") })
 	}
-	t.Cleanup(func() {
-		conn, err := amqp.Dial(amqpURL)
-		if err != nil {
-			t.Errorf("cleanup: dial RabbitMQ: %v", err)
-			return
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
+	testenv.RabbitMQCleanup(t, amqpURL, func(ch *amqp.Channel) {
 		for _, sub := range []events.Subscription{worker.MailerSubscription, worker.IndexerSubscription} {
 			q := ns + "." + sub.Queue
 			for _, name := range []string{q, rabbitmq.RetryQueue(q), rabbitmq.DeadLetterQueue(q)} {

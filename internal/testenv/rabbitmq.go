@@ -227,6 +227,21 @@ func tail(b []byte, n int) []byte {
 func RabbitMQExchange(t testing.TB, amqpURL, prefix string) string {
 	t.Helper()
 	name := prefix + RandomHex(6)
+	RabbitMQCleanup(t, amqpURL, func(ch *amqp.Channel) {
+		var ae *amqp.Error
+		if err := ch.ExchangeDelete(name, false, false); err != nil && !(errors.As(err, &ae) && ae.Code == amqp.NotFound) {
+			t.Errorf("cleanup: delete exchange %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// RabbitMQCleanup runs del on a channel of its own to the broker at
+// amqpURL when the test ends, to delete what the test left on the shared
+// broker. A channel is closed after a failed operation, so del should stop
+// at its first error.
+func RabbitMQCleanup(t testing.TB, amqpURL string, del func(ch *amqp.Channel)) {
+	t.Helper()
 	t.Cleanup(func() {
 		conn, err := amqp.Dial(amqpURL)
 		if err != nil {
@@ -239,10 +254,6 @@ func RabbitMQExchange(t testing.TB, amqpURL, prefix string) string {
 			t.Errorf("cleanup: %v", err)
 			return
 		}
-		var ae *amqp.Error
-		if err := ch.ExchangeDelete(name, false, false); err != nil && !(errors.As(err, &ae) && ae.Code == amqp.NotFound) {
-			t.Errorf("cleanup: delete exchange %s: %v", name, err)
-		}
+		del(ch)
 	})
-	return name
 }
