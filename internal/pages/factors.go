@@ -12,15 +12,9 @@ import (
 
 // factorStep is the sign-in's second step: the ticket a right password
 // got, and the factor kinds that may complete it.
-func factorStep(area string, mfa *user.MFAChallenge, errMsg string, fields map[string]string) pageData {
-	d := pageData{Title: "Second factor", Area: area, Ticket: mfa.Ticket, FactorKinds: mfa.Factors,
-		WebAuthnOptions: string(mfa.WebAuthn), Error: errMsg, Fields: fields}
-	for _, k := range mfa.Factors {
-		if k != "webauthn" { // a passkey has its own form; the rest take a typed code
-			d.CodeKinds = append(d.CodeKinds, k)
-		}
-	}
-	return d
+func factorStep(area string, mfa *user.MFAChallenge) pageData {
+	return pageData{Title: "Second factor", Area: area, Ticket: mfa.Ticket, FactorKinds: mfa.Factors,
+		WebAuthnOptions: string(mfa.WebAuthn)}
 }
 
 // signInFactor completes a sign-in with the ticket and a code: POST
@@ -61,7 +55,7 @@ func (p *Pages) signInFactor(area string) http.HandlerFunc {
 			if o := r.PostFormValue("webauthn_options"); len(o) <= maxCredentialBytes {
 				options = []byte(o)
 			}
-			step := factorStep(area, &user.MFAChallenge{Ticket: ticket, Factors: kinds, WebAuthn: options}, "", nil)
+			step := factorStep(area, &user.MFAChallenge{Ticket: ticket, Factors: kinds, WebAuthn: options})
 			status := p.failure(r, "complete sign-in", err, &step)
 			switch {
 			case kind == "webauthn":

@@ -35,9 +35,8 @@ type pageData struct {
 	Total          int64
 	// The second factor: the sign-in's second step, and the account's
 	// factors.
-	Ticket        string   // the MFA ticket, as a hidden field
+	Ticket        string   // the MFA ticket (or a passwordless ceremony), as a hidden field
 	FactorKinds   []string // the kinds the sign-in's second step accepts
-	CodeKinds     []string // those of them answered with a typed code
 	FactorList    []user.FactorInfo
 	CodesLeft     int                 // unused recovery codes
 	Enrolment     *user.TOTPEnrolment // a TOTP enrolment to confirm
@@ -49,6 +48,18 @@ type pageData struct {
 
 	Roles []user.Role
 	Stati []user.Status
+}
+
+// CodeKinds are the factor kinds of the sign-in's second step answered
+// with a typed code: all but the passkey, which has its own form.
+func (d pageData) CodeKinds() []string {
+	var out []string
+	for _, k := range d.FactorKinds {
+		if k != "webauthn" {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // render writes the page with status 200.

@@ -28,7 +28,7 @@ func (p *Pages) signIn(area string) http.HandlerFunc {
 		if err == nil && s.MFA != nil {
 			// The password was right; the factor is the second step,
 			// which carries the ticket (never the password) forward.
-			p.render(w, r, "signin-factor", factorStep(area, s.MFA, "", nil))
+			p.render(w, r, "signin-factor", factorStep(area, s.MFA))
 			return
 		}
 		p.finishSignIn(w, r, area, s, err, d)
